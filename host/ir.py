@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import UserError
 from .quant import quantize_multipliers
 
 
-class UnsupportedModel(Exception):
+class UnsupportedModel(UserError):
     """A model, operator, attribute or shape blockfuse cannot run. Its text is one line for users."""
 
 
