@@ -1,0 +1,412 @@
+"""Golden model: bit-exact integer execution of a :class:`host.ir.Graph` (DESIGN.md §4, §5).
+
+Every operator is computed on a *region* of its output map: ``(y0, y1, x0, x1)``.  The input
+window a region needs is cut from whatever part of the input has been computed, and anything
+outside the map's *bounds* is filled with padding (the input zero point for convolutions, −128
+for max pooling, excluded from the count for average pooling).  One code path thus serves the
+three schedules:
+
+* ``layer``  — every node on its whole map;
+* ``fused``  — a group of nodes per output block, each node computing just the region its
+  consumers need (overlapping halos, recomputed at block seams): identical to ``layer``;
+* ``block``  — block convolution (DATE 2018): every block of the group's input runs through the
+  group as its own image, padded at its own borders; the output blocks are stitched.
+
+Convolutions use float64 BLAS: int8 products summed over ≤ 2^30 terms stay far below 2^53, so
+the result is exact.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import UserError
+from .ir import (FC, Add, Clamp, Concat, Conv, Flatten, GlobalAvgPool, Graph, Node, Permute,
+                 Pool, Tensor, UnsupportedModel)
+from .plan import Group, Plan, PlanError, default_plan
+from .quant import (multiply_by_quantized_multiplier, quantize_multiplier, quantize_multipliers,
+                    requantize)
+
+ADD_LEFT_SHIFT = 20      # TFLite's headroom for the residual add
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernels on explicitly padded inputs
+# ---------------------------------------------------------------------------------------------
+
+def conv_acc_padded(weight: np.ndarray, xp: np.ndarray, stride=(1, 1), groups: int = 1) -> np.ndarray:
+    """Σ x·w for an already padded int8 input ``xp`` (C, Hp, Wp): int64 (O, Ho, Wo), no bias."""
+    o, i, kh, kw = weight.shape
+    c, hp, wp = xp.shape
+    sh, sw = stride
+    ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+    g = groups
+    og = o // g
+    xf = xp.astype(np.float64).reshape(g, i, hp, wp)
+    wf = weight.astype(np.float64).reshape(g, og, i, kh, kw)
+    acc = np.zeros((g, og, ho * wo), dtype=np.float64)
+    for ky in range(kh):
+        for kx in range(kw):
+            patch = xf[:, :, ky:ky + sh * (ho - 1) + 1:sh, kx:kx + sw * (wo - 1) + 1:sw]
+            patch = patch.reshape(g, i, ho * wo)
+            if i == 1:
+                acc += wf[:, :, 0, ky, kx][:, :, None] * patch       # depthwise: no GEMM needed
+            else:
+                acc += np.matmul(wf[:, :, :, ky, kx], patch)
+    return np.rint(acc).astype(np.int64).reshape(o, ho, wo)
+
+
+def conv_requant(node: Conv, acc: np.ndarray, zx: int, zy: int) -> np.ndarray:
+    """Add the folded bias and requantise int64 accumulators (O, H, W) to int8."""
+    acc = acc + node.folded_bias(zx)[:, None, None]
+    return requantize(acc, node.mult[:, None, None], node.shift[:, None, None], zy, node.lo, node.hi)
+
+
+def conv_layer(node: Conv, x: np.ndarray, zx: int, zy: int) -> np.ndarray:
+    """A whole convolution layer on an unpadded int8 map: pads with ``zx``, convolves, requantises."""
+    t, l, b, r = node.pads
+    xp = np.pad(x, ((0, 0), (t, b), (l, r)), constant_values=zx)
+    return conv_requant(node, conv_acc_padded(node.weight, xp, node.stride, node.groups), zx, zy)
+
+
+def fc_acc(node: FC, x: np.ndarray, zx: int) -> np.ndarray:
+    acc = node.weight.astype(np.float64) @ x.astype(np.float64)
+    return np.rint(acc).astype(np.int64) + node.folded_bias(zx)
+
+
+def fc_layer(node: FC, x: np.ndarray, zx: int, zy: int) -> np.ndarray:
+    return requantize(fc_acc(node, x, zx), node.mult, node.shift, zy, node.lo, node.hi)
+
+
+def _windows(xp: np.ndarray, kh, kw, sh, sw):
+    """All (kh·kw) strided views of a padded map, each (C, Ho, Wo)."""
+    c, hp, wp = xp.shape
+    ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+    for ky in range(kh):
+        for kx in range(kw):
+            yield xp[:, ky:ky + sh * (ho - 1) + 1:sh, kx:kx + sw * (wo - 1) + 1:sw]
+
+
+def maxpool_padded(node: Pool, xp: np.ndarray) -> np.ndarray:
+    kh, kw = node.kernel
+    out = None
+    for win in _windows(xp, kh, kw, *node.stride):
+        out = win.copy() if out is None else np.maximum(out, win)
+    return out.astype(np.int8)
+
+
+def avg_requant(total: np.ndarray, count: np.ndarray, s_in: float, s_out: float, zy: int,
+                lo: int = -128, hi: int = 127) -> np.ndarray:
+    """round(total · s_in / (s_out · count)) + zy with a fixed-point multiplier per count."""
+    out = np.empty(total.shape, dtype=np.int64)
+    for n in np.unique(count):
+        m, s = quantize_multiplier(s_in / (s_out * int(n)))
+        sel = count == n
+        out[sel] = multiply_by_quantized_multiplier(total[sel], m, s)
+    return np.clip(out + zy, lo, hi).astype(np.int8)
+
+
+def avgpool_padded(node: Pool, xp: np.ndarray, valid: np.ndarray, tin: Tensor, tout: Tensor) -> np.ndarray:
+    """Average pool of a padded map; ``valid`` (Hp, Wp) marks real (non-padding) pixels."""
+    kh, kw = node.kernel
+    centred = (xp.astype(np.int64) - tin.zero_point) * valid[None]
+    total = sum(w for w in _windows(centred, kh, kw, *node.stride))
+    if node.count_include_pad:
+        count = np.full(total.shape[1:], kh * kw)
+    else:
+        count = sum(w for w in _windows(valid[None].astype(np.int64), kh, kw, *node.stride))[0]
+    count = np.broadcast_to(count, total.shape)
+    return avg_requant(total, count, tin.scale, tout.scale, tout.zero_point)
+
+
+def global_avgpool(x: np.ndarray, tin: Tensor, tout: Tensor) -> np.ndarray:
+    c, h, w = x.shape
+    total = (x.astype(np.int64) - tin.zero_point).sum(axis=(1, 2)).reshape(c, 1, 1)
+    return avg_requant(total, np.full(total.shape, h * w), tin.scale, tout.scale, tout.zero_point)
+
+
+def add_int8(a: np.ndarray, b: np.ndarray, ta: Tensor, tb: Tensor, ty: Tensor, lo=-128, hi=127) -> np.ndarray:
+    """TFLite's quantised add: both inputs to a common scale with 20 bits of headroom."""
+    twice_max = 2.0 * max(ta.scale, tb.scale)
+    ma, sa = quantize_multiplier(ta.scale / twice_max)
+    mb, sb = quantize_multiplier(tb.scale / twice_max)
+    my, sy = quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * ty.scale))
+    xa = (a.astype(np.int64) - ta.zero_point) << ADD_LEFT_SHIFT
+    xb = (b.astype(np.int64) - tb.zero_point) << ADD_LEFT_SHIFT
+    total = multiply_by_quantized_multiplier(xa, ma, sa) + multiply_by_quantized_multiplier(xb, mb, sb)
+    y = multiply_by_quantized_multiplier(total, my, sy) + ty.zero_point
+    return np.clip(y, lo, hi).astype(np.int8)
+
+
+def rescale_int8(x: np.ndarray, tin: Tensor, tout: Tensor) -> np.ndarray:
+    """Move an int8 map to another scale/zero point (concat inputs); identity when they agree."""
+    if tin.scale == tout.scale and tin.zero_point == tout.zero_point:
+        return x
+    m, s = quantize_multiplier(tin.scale / tout.scale)
+    y = multiply_by_quantized_multiplier(x.astype(np.int64) - tin.zero_point, m, s) + tout.zero_point
+    return np.clip(y, -128, 127).astype(np.int8)
+
+
+# ---------------------------------------------------------------------------------------------
+# Region evaluation: one node, one output region, inputs available on regions
+# ---------------------------------------------------------------------------------------------
+
+def need_region(node: Node, out_region, in_index: int = 0):
+    """Input region (y0, y1, x0, x1), possibly extending past the map, an output region needs."""
+    y0, y1, x0, x1 = out_region
+    kh, kw, sh, sw, pt, pl, _, _ = node.window()
+    return (y0 * sh - pt, (y1 - 1) * sh - pt + kh, x0 * sw - pl, (x1 - 1) * sw - pl + kw)
+
+
+def _intersect(a, b):
+    return (max(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), min(a[3], b[3]))
+
+
+class Available:
+    """A computed part of a map: ``data`` covers ``region``; ``bounds`` is the map (or block)
+    extent outside which padding applies."""
+
+    def __init__(self, data: np.ndarray, region, bounds):
+        self.data, self.region, self.bounds = data, tuple(region), tuple(bounds)
+
+    def cut(self, want, pad_value):
+        """The window ``want`` with padding outside ``bounds`` and a validity mask."""
+        y0, y1, x0, x1 = want
+        c = self.data.shape[0]
+        out = np.full((c, y1 - y0, x1 - x0), pad_value, dtype=self.data.dtype)
+        valid = np.zeros((y1 - y0, x1 - x0), dtype=bool)
+        inside = _intersect(want, self.bounds)
+        if inside[1] > inside[0] and inside[3] > inside[2]:
+            r = self.region
+            if not (r[0] <= inside[0] and inside[1] <= r[1] and r[2] <= inside[2] and inside[3] <= r[3]):
+                raise AssertionError(f"window {want} not covered by computed region {r}")
+            out[:, inside[0] - y0:inside[1] - y0, inside[2] - x0:inside[3] - x0] = \
+                self.data[:, inside[0] - r[0]:inside[1] - r[0], inside[2] - r[2]:inside[3] - r[2]]
+            valid[inside[0] - y0:inside[1] - y0, inside[2] - x0:inside[3] - x0] = True
+        return out, valid
+
+
+def eval_region(graph: Graph, node: Node, ins: list, out_region, conv_fn=None) -> np.ndarray:
+    """Compute ``node`` on ``out_region`` from :class:`Available` inputs ``ins``."""
+    tins = [graph.tensors[i] for i in node.inputs]
+    tout = graph.tensors[node.output]
+    if isinstance(node, Conv):
+        zx = tins[0].zero_point
+        xp, _ = ins[0].cut(need_region(node, out_region), zx)
+        if conv_fn is not None:
+            return conv_fn(node, xp, zx, tout.zero_point)
+        acc = conv_acc_padded(node.weight, xp, node.stride, node.groups)
+        return conv_requant(node, acc, zx, tout.zero_point)
+    if isinstance(node, Pool):
+        want = need_region(node, out_region)
+        if node.kind == "max":
+            xp, _ = ins[0].cut(want, -128)
+            return maxpool_padded(node, xp)
+        xp, valid = ins[0].cut(want, tins[0].zero_point)
+        return avgpool_padded(node, xp, valid, tins[0], tout)
+    # point-wise nodes: the same region of every input
+    xs = [a.cut(out_region, 0)[0] for a in ins]
+    if isinstance(node, Add):
+        return add_int8(xs[0], xs[1], tins[0], tins[1], tout, node.lo, node.hi)
+    if isinstance(node, Concat):
+        return np.concatenate([rescale_int8(x, t, tout) for x, t in zip(xs, tins)], axis=0)
+    if isinstance(node, Permute):
+        return xs[0][np.asarray(node.perm)]
+    if isinstance(node, Clamp):
+        return np.clip(xs[0], node.lo, node.hi).astype(np.int8)
+    raise UnsupportedModel(f"{node.name}: {node.op} cannot run on a block")
+
+
+def eval_whole(graph: Graph, node: Node, xs: list, conv_fn=None, fc_fn=None) -> np.ndarray:
+    """Compute ``node`` on whole maps/vectors ``xs``."""
+    tins = [graph.tensors[i] for i in node.inputs]
+    tout = graph.tensors[node.output]
+    if isinstance(node, FC):
+        if fc_fn is not None:
+            return fc_fn(node, xs[0], tins[0].zero_point, tout.zero_point)
+        return fc_layer(node, xs[0], tins[0].zero_point, tout.zero_point)
+    if isinstance(node, GlobalAvgPool):
+        return global_avgpool(xs[0], tins[0], tout)
+    if isinstance(node, Flatten):
+        return xs[0].reshape(-1)
+    if isinstance(node, Clamp) and xs[0].ndim == 1:
+        return np.clip(xs[0], node.lo, node.hi).astype(np.int8)
+    h, w = tout.shape[1:]
+    full = (0, h, 0, w)
+    ins = [Available(x, (0, x.shape[1], 0, x.shape[2]), (0, x.shape[1], 0, x.shape[2])) for x in xs]
+    return eval_region(graph, node, ins, full, conv_fn)
+
+
+# ---------------------------------------------------------------------------------------------
+# Schedules
+# ---------------------------------------------------------------------------------------------
+
+def _group_io(graph: Graph, group: Group):
+    names = set(group.nodes)
+    nodes = [graph.node(n) for n in group.nodes]
+    produced = {n.output for n in nodes}
+    ext_inputs = []
+    for n in nodes:
+        for i in n.inputs:
+            if i not in produced and i not in ext_inputs:
+                ext_inputs.append(i)
+    outputs = [n.output for n in nodes
+               if n.output == graph.output or any(c.name not in names for c in graph.consumers(n.output))]
+    return nodes, ext_inputs, outputs
+
+
+def block_grid(size: int, block: int | None) -> list:
+    """Cut [0, size) into consecutive ranges of length ``block`` (the last may be shorter)."""
+    if block is None or block >= size:
+        return [(0, size)]
+    return [(s, min(s + block, size)) for s in range(0, size, block)]
+
+
+def _scale_range(rng, src: int, dst: int, what: str):
+    a, b = rng
+    if (a * dst) % src or (b * dst) % src:
+        raise PlanError(f"block edge {a}..{b} of a {src}-pixel map does not map onto the "
+                        f"{dst}-pixel map of {what}")
+    return a * dst // src, b * dst // src
+
+
+def run_group_fused(graph: Graph, group: Group, values: dict, conv_fn=None) -> None:
+    """Exact fusion with halos: for each output block, compute back-to-front the regions every
+    tensor of the group must provide, then front-to-back just those regions."""
+    nodes, ext_inputs, outputs = _group_io(graph, group)
+    first_in = graph.tensors[nodes[0].inputs[0]]
+    main_out = graph.tensors[nodes[-1].output]
+    _, H, W = first_in.shape
+    _, Ho, Wo = main_out.shape
+    bh, bw = group.block or (H, W)
+    # output block grid: the input grid shrunk by the group's total downsampling
+    oy = block_grid(Ho, max(1, -(-bh * Ho // H)))
+    ox = block_grid(Wo, max(1, -(-bw * Wo // W)))
+    results = {t: np.zeros(graph.tensors[t].shape, dtype=np.int8) for t in outputs}
+    for (ya, yb) in oy:
+        for (xa, xb) in ox:
+            need = {}
+            for t in outputs:
+                _, th, tw = graph.tensors[t].shape
+                need[t] = (ya * th // Ho, -(-yb * th // Ho), xa * tw // Wo, -(-xb * tw // Wo))
+            for n in reversed(nodes):
+                if n.output not in need:
+                    continue
+                out_r = need[n.output]
+                for k, i in enumerate(n.inputs):
+                    _, ih, iw = graph.tensors[i].shape
+                    r = need_region(n, out_r, k) if isinstance(n, (Conv, Pool)) else out_r
+                    r = _intersect(r, (0, ih, 0, iw))
+                    old = need.get(i)
+                    need[i] = r if old is None else (min(old[0], r[0]), max(old[1], r[1]),
+                                                     min(old[2], r[2]), max(old[3], r[3]))
+            avail = {}
+            for i in ext_inputs:
+                if i not in need:
+                    continue
+                _, ih, iw = graph.tensors[i].shape
+                r = need[i]
+                avail[i] = Available(values[i][:, r[0]:r[1], r[2]:r[3]], r, (0, ih, 0, iw))
+            for n in nodes:
+                if n.output not in need:
+                    continue
+                r = need[n.output]
+                _, th, tw = graph.tensors[n.output].shape
+                data = eval_region(graph, n, [avail[i] for i in n.inputs], r, conv_fn)
+                avail[n.output] = Available(data, r, (0, th, 0, tw))
+            for t in outputs:
+                a = avail[t]
+                r = need[t]
+                results[t][:, r[0]:r[1], r[2]:r[3]] = a.data
+    values.update(results)
+
+
+def run_group_block(graph: Graph, group: Group, values: dict, conv_fn=None) -> None:
+    """Block convolution: each input block runs through the group as its own image."""
+    nodes, ext_inputs, outputs = _group_io(graph, group)
+    first = nodes[0].inputs[0]
+    _, H, W = graph.tensors[first].shape
+    bh, bw = group.block or (H, W)
+    ys, xs = block_grid(H, bh), block_grid(W, bw)
+    pieces = {t: [[None] * len(xs) for _ in ys] for t in outputs}
+    for by, yr in enumerate(ys):
+        for bx, xr in enumerate(xs):
+            local = {}
+            for i in ext_inputs:
+                _, ih, iw = graph.tensors[i].shape
+                ry = _scale_range(yr, H, ih, i)
+                rx = _scale_range(xr, W, iw, i)
+                local[i] = values[i][:, ry[0]:ry[1], rx[0]:rx[1]]
+            for n in nodes:
+                local[n.output] = _eval_block_node(graph, n, [local[i] for i in n.inputs], conv_fn)
+            for t in outputs:
+                pieces[t][by][bx] = local[t]
+    for t in outputs:
+        grid = pieces[t]
+        try:
+            out = np.concatenate([np.concatenate(row, axis=2) for row in grid], axis=1)
+        except ValueError:
+            out = None
+        if out is None or out.shape != tuple(graph.tensors[t].shape):
+            raise PlanError(f"blocks of {bh}x{bw} do not tile the output {t} "
+                            f"{graph.tensors[t].shape} (pick a block size the strides divide)")
+        values[t] = out
+
+
+def _eval_block_node(graph: Graph, node: Node, xs: list, conv_fn=None) -> np.ndarray:
+    """A node on one block treated as a whole image (its borders padded like image borders)."""
+    tins = [graph.tensors[i] for i in node.inputs]
+    tout = graph.tensors[node.output]
+    ins = [Available(x, (0, x.shape[1], 0, x.shape[2]), (0, x.shape[1], 0, x.shape[2])) for x in xs]
+    if isinstance(node, (Conv, Pool)):
+        kh, kw, sh, sw, pt, pl, pb, pr = node.window()
+        h, w = xs[0].shape[1:]
+        ho, wo = (h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1
+        if ho < 1 or wo < 1:
+            raise PlanError(f"{node.name}: a {h}x{w} block is too small for its "
+                            f"{kh}x{kw} window (use larger blocks)")
+        return eval_region(graph, node, ins, (0, ho, 0, wo), conv_fn)
+    h, w = xs[0].shape[1:]
+    return eval_region(graph, node, ins, (0, h, 0, w), conv_fn)
+
+
+def run(graph: Graph, x: np.ndarray, plan: Plan | None = None, schedule: str = "layer",
+        block: tuple | None = None, conv_fn=None, fc_fn=None, keep: bool = False, progress=None):
+    """Run ``graph`` on the int8 input map ``x`` under ``plan`` (or the default plan for
+    ``schedule``/``block``).  Returns the int8 output, or every tensor when ``keep`` is set.
+
+    ``conv_fn(node, x_padded, zx, zy) -> int8`` and ``fc_fn(node, x, zx, zy) -> int8`` replace the
+    NumPy convolution / FC (used to run layers on the RTL engine with the same scheduling).
+    """
+    tin = graph.input_tensor
+    x = np.asarray(x)
+    if x.dtype != np.int8:
+        raise UserError(f"input must be int8, got {x.dtype}")
+    if tuple(x.shape) != tuple(tin.shape):
+        raise UserError(f"input shape {tuple(x.shape)} does not match the model's {tuple(tin.shape)}")
+    plan = (plan or default_plan(graph, schedule, block)).check(graph)
+    values = {graph.input: x}
+    remaining = {}
+    for n in graph.nodes:
+        for i in n.inputs:
+            remaining[i] = remaining.get(i, 0) + 1
+    for group in plan.groups:
+        nodes = [graph.node(name) for name in group.nodes]
+        spatial = all(n.spatial for n in nodes) and graph.tensors[nodes[0].inputs[0]].is_map
+        if len(nodes) == 1 and (not spatial or group.block is None):
+            n = nodes[0]
+            values[n.output] = eval_whole(graph, n, [values[i] for i in n.inputs], conv_fn, fc_fn)
+        elif not spatial:
+            raise PlanError(f"group starting at {nodes[0].name} mixes block-wise and whole-map layers")
+        elif plan.schedule == "block":
+            run_group_block(graph, group, values, conv_fn)
+        else:
+            run_group_fused(graph, group, values, conv_fn)
+        if not keep:
+            for n in nodes:
+                for i in n.inputs:
+                    remaining[i] -= 1
+                    if remaining[i] == 0 and i != graph.output:
+                        values.pop(i, None)
+        if progress is not None:
+            progress(len(nodes))
+    return values if keep else values[graph.output]
