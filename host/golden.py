@@ -96,12 +96,18 @@ def maxpool_padded(node: Pool, xp: np.ndarray) -> np.ndarray:
 
 def avg_requant(total: np.ndarray, count: np.ndarray, s_in: float, s_out: float, zy: int,
                 lo: int = -128, hi: int = 127) -> np.ndarray:
-    """round(total · s_in / (s_out · count)) + zy with a fixed-point multiplier per count."""
+    """round(total · s_in / (s_out · count)) + zy with a fixed-point multiplier per count.
+
+    The sum is first shifted left into the headroom int32 leaves it (up to 20 bits, as TFLite's
+    add), so the double rounding of the high multiply and the shift almost never shows."""
     out = np.empty(total.shape, dtype=np.int64)
+    n_max = int(np.max(count))
+    headroom = max(0, min(ADD_LEFT_SHIFT, 30 - int(np.ceil(np.log2(n_max * 256)))))
+    shifted = np.asarray(total, dtype=np.int64) << headroom
     for n in np.unique(count):
-        m, s = quantize_multiplier(s_in / (s_out * int(n)))
+        m, s = quantize_multiplier(s_in / (s_out * int(n)) / (1 << headroom))
         sel = count == n
-        out[sel] = multiply_by_quantized_multiplier(total[sel], m, s)
+        out[sel] = multiply_by_quantized_multiplier(shifted[sel], m, s)
     return np.clip(out + zy, lo, hi).astype(np.int8)
 
 
