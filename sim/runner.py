@@ -113,9 +113,21 @@ def _no_pytest_env():
 # Verilog and build
 # ---------------------------------------------------------------------------------------------
 def to_verilog(component, name: str = TOP) -> str:
-    """Verilog text of an Amaranth ``wiring.Component`` (ports from its signature)."""
+    """Verilog text of an Amaranth ``wiring.Component``; ports from its signature, except
+    constant members (e.g. ``ready`` of an always-ready stream), which cannot be ports."""
     from amaranth.back import verilog
-    return verilog.convert(component, name=name, emit_src=False)
+    from amaranth.hdl import Const, ValueCastable
+    from amaranth.lib import wiring
+    from amaranth.hdl._ir import PortDirection
+    ports = {}
+    for path, member, value in component.signature.flatten(component):
+        if isinstance(value, ValueCastable):
+            value = value.as_value()
+        if isinstance(value, Const):
+            continue
+        flow = PortDirection.Input if member.flow == wiring.In else PortDirection.Output
+        ports["__".join(map(str, path))] = (value, flow)
+    return verilog.convert(component, name=name, ports=ports, emit_src=False)
 
 
 def config_hash(verilog_text: str, top: str = TOP, build_args=BUILD_ARGS) -> str:
