@@ -22,7 +22,9 @@ The importer walks the nodes in topological order and tracks what every ONNX ten
 uint8 activations are converted exactly to int8 (value − 128, zero point − 128, DESIGN.md §4):
 ``QuantizeLinear`` to uint8 then −128 equals quantising to int8 with the zero point − 128, so the
 float input/output conversions of :func:`input_quant`/:func:`output_dequant` are the model's own.
-The graph remembers the original type in ``graph.activation_dtype`` (``"int8"``/``"uint8"``).
+The graph remembers the original type in ``graph.activation_dtype`` (``"int8"``/``"uint8"``),
+the ONNX input/output names in ``graph.onnx_io`` and, per IR tensor, the ONNX QuantizeLinear
+output holding its codes in ``graph.onnx_names`` (used for layer-by-layer cross-checks).
 
 Anything outside the supported set raises :class:`~host.ir.UnsupportedModel` with one line
 naming the node, e.g. ``node 'conv_7' (Conv): dilations [2, 2] are not supported``.
@@ -210,6 +212,7 @@ class _Importer:
         self.graph: Graph | None = None
         self.names: dict = {}
         self.act_dtypes: set = set()
+        self.onnx_names: dict = {}      # IR tensor -> ONNX QuantizeLinear output holding its codes
         self.uses: dict = {}
         for n in self.g.node:
             for i in n.input:
@@ -243,6 +246,8 @@ class _Importer:
         if len(self.act_dtypes) > 1:
             self.graph.activation_dtype = "mixed"
         self.graph.opset = opsets.get("", opsets.get("ai.onnx", 0))
+        self.graph.onnx_names = dict(self.onnx_names)
+        self.graph.onnx_io = (self.in_name, self.g.output[0].name)
         return self.graph
 
     def _input_shape(self, vi) -> tuple:
@@ -377,6 +382,7 @@ class _Importer:
             name = self._tensor("input", scale, zp, self.in_shape)
             self.graph.input = name
             self.values[out] = Act(name)
+            self.onnx_names[name] = out
             return
         v = self.values.get(x)
         if isinstance(v, Pending):
@@ -390,6 +396,8 @@ class _Importer:
             self.values[out] = v
         else:
             _fail(node, f"input {x!r} is not a float activation")
+        if isinstance(self.values[out], Act):
+            self.onnx_names.setdefault(self.values[out].ir, out)
 
     def op_DequantizeLinear(self, node):
         attrs = _attrs(node)
