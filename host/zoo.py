@@ -442,7 +442,7 @@ def info(name: str, resolution=None) -> dict:
         "params": sum(r["params"] for r in layers),
         "layers": layers,
         "published": published(name),
-        "description": (_entry(name)[0].__doc__ or "").strip().split("\n\n")[0].replace("\n", " "),
+        "description": " ".join((_entry(name)[0].__doc__ or "").strip().split("\n\n")[0].split()),
     }
 
 
