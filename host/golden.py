@@ -68,8 +68,12 @@ def conv_layer(node: Conv, x: np.ndarray, zx: int, zy: int) -> np.ndarray:
     return conv_requant(node, conv_acc_padded(node.weight, xp, node.stride, node.groups), zx, zy)
 
 
-def fc_acc(node: FC, x: np.ndarray, zx: int) -> np.ndarray:
-    acc = node.weight.astype(np.float64) @ x.astype(np.float64)
+def fc_acc(node: FC, x: np.ndarray, zx: int, rows: int = 512) -> np.ndarray:
+    """W·x + bias' in int64; the weight is widened to float64 a slice of rows at a time (a VGG
+    head is 100 M weights: widening it whole would take 800 MB)."""
+    xf = x.astype(np.float64)
+    acc = np.concatenate([node.weight[r:r + rows].astype(np.float64) @ xf
+                          for r in range(0, node.weight.shape[0], rows)])
     return np.rint(acc).astype(np.int64) + node.folded_bias(zx)
 
 

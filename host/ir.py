@@ -122,7 +122,7 @@ class Conv(Node):
 
     def folded_bias(self, x_zero_point: int) -> np.ndarray:
         """bias' = bias − zx·Σw, so padding with the zero point is exact (DESIGN.md §4)."""
-        wsum = self.weight.reshape(self.weight.shape[0], -1).astype(np.int64).sum(axis=1)
+        wsum = self.weight.reshape(self.weight.shape[0], -1).sum(axis=1, dtype=np.int64)
         return self.bias.astype(np.int64) - int(x_zero_point) * wsum
 
 
@@ -153,7 +153,7 @@ class FC(Node):
         return int(self.weight.size + self.bias.size)
 
     def folded_bias(self, x_zero_point: int) -> np.ndarray:
-        return self.bias.astype(np.int64) - int(x_zero_point) * self.weight.astype(np.int64).sum(axis=1)
+        return self.bias.astype(np.int64) - int(x_zero_point) * self.weight.sum(axis=1, dtype=np.int64)
 
 
 @dataclass
