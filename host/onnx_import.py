@@ -213,6 +213,8 @@ class _Importer:
         self.names: dict = {}
         self.act_dtypes: set = set()
         self.onnx_names: dict = {}      # IR tensor -> ONNX QuantizeLinear output holding its codes
+        self.passthrough: set = set()   # IR tensors written by max pool/flatten/permute/clamp
+        self.dequantised: set = set()   # IR tensors already read through a DequantizeLinear
         self.uses: dict = {}
         for n in self.g.node:
             for i in n.input:
@@ -411,8 +413,18 @@ class _Importer:
         scale, zp = self._qparams(node, attrs)
         t = self.graph.tensors[v.ir]
         if t.zero_point != zp or not _close(t.scale, scale):
-            _fail(node, "DequantizeLinear parameters differ from those of its QuantizeLinear")
+            self._reinterpret(node, v, t, scale, zp)
+        self.dequantised.add(v.ir)
         self.values[node.output[0]] = v
+
+    def _reinterpret(self, node, v, t: Tensor, scale: float, zp: int):
+        """DequantizeLinear in other parameters than its QuantizeLinear reinterprets the codes.
+        That is representable when the codes come fresh from a pass-through node (max pool,
+        flatten, permute, clamp: codes copied unchanged): its output tensor takes the new
+        parameters.  Anything else is rejected."""
+        if not isinstance(v, Act) or v.ir not in self.passthrough or v.ir in self.dequantised:
+            _fail(node, "DequantizeLinear parameters differ from those of its QuantizeLinear")
+        t.scale, t.zero_point = float(scale), int(zp)
 
     def _dequant_const(self, node, attrs):
         _check_attrs(node, attrs, {"axis", "block_size"})
@@ -462,22 +474,29 @@ class _Importer:
         def build(onnx_out, scale, zp, clips):
             x = self._requantize(node, src, scale, zp)
             out = self._tensor(onnx_out, scale, zp)
-            ir = make(self._unique(node.name or onnx_out), x, out)
-            if ir is None:                          # identity
+            name = self._unique(node.name or onnx_out)
+            ir = make(name, x, out)
+            if ir is None:                          # identity: release the names again
                 del self.graph.tensors[out]
-                return self._apply_clips(node, x, clips)
+                self.names["node"].discard(name)
+                self.names["tensor"].discard(out)
+                return self._apply_clips(node, x, clips, own=True)
             self._add_node(ir)
+            self.passthrough.add(out)
             return self._apply_clips(node, out, clips)
         self._pending(node, build)
 
-    def _apply_clips(self, node, ir: str, clips: list) -> str:
-        """Relu/Clip after an op without clamp bounds: a Clamp node in the same quantisation."""
+    def _apply_clips(self, node, ir: str, clips: list, own: bool = False) -> str:
+        """Relu/Clip after an op without clamp bounds: a Clamp node in the same quantisation
+        (``own``: ``node`` is the Relu/Clip itself and names the Clamp)."""
         if not clips:
             return ir
         t = self.graph.tensors[ir]
         lo, hi = _clip_bounds(t, clips)
-        out = self._tensor(f"{ir}_clamp", t.scale, t.zero_point)
-        self._add_node(Clamp(self._unique(f"{node.name or ir}_clamp"), [ir], out, lo=lo, hi=hi))
+        base = (node.name or ir) if own else f"{node.name or ir}_clamp"
+        out = self._tensor(base, t.scale, t.zero_point)
+        self._add_node(Clamp(self._unique(base), [ir], out, lo=lo, hi=hi))
+        self.passthrough.add(out)
         return out
 
     # ---- operators --------------------------------------------------------------------------

@@ -213,8 +213,13 @@ def net_flat_fc(seed=0, size=6):
     return n.model(x)
 
 
+def net_matmul(seed=0, size=8):
+    """As :func:`net_head` with a MatMul (no bias) classifier."""
+    return net_head(seed, size, head="matmul")
+
+
 NETS = {"convs": net_convs, "mobile": net_mobile, "shuffle": net_shuffle, "head": net_head,
-        "flatfc": net_flat_fc}
+        "matmul": net_matmul, "flatfc": net_flat_fc}
 
 
 # ---------------------------------------------------------------------------------------------
