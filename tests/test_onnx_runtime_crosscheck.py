@@ -207,3 +207,44 @@ def test_end_to_end_check_detects_a_wrong_layer():
     n.bias = n.bias + 40 * np.abs(n.weight).sum(axis=(1, 2, 3)).astype(np.int32)
     ours = golden.eval_whole(g, n, [codes[i] for i in n.inputs]).astype(np.int16)
     assert np.abs(ours - codes[n.output]).max() > 1
+
+
+# ---------------------------------------------------------------------------------------------
+# (c) IR graphs written as QDQ ONNX (random graphs and the model zoo) against ONNX Runtime
+# ---------------------------------------------------------------------------------------------
+
+def check_layers_against_ort(g, seed: int):
+    """Export ``g``, import it back (same integers), and compare every layer, fed ONNX
+    Runtime's own input codes, with ONNX Runtime's output codes: within 1 LSB."""
+    from host.onnx_export import to_onnx
+
+    model = to_onnx(g)
+    h = load_onnx(model, fold_clamps=False)
+    assert [n.name for n in h.nodes] == [n.name for n in g.nodes]
+    t = g.input_tensor
+    xi = np.random.default_rng(seed).integers(-128, 128, (1,) + t.shape).astype(np.int8)
+    x = ((xi.astype(np.float32) - t.zero_point) * np.float32(t.scale)).astype(np.float32)
+    codes, _ = ort_codes(model, h, x)
+    np.testing.assert_array_equal(codes[h.input], xi[0])
+    worst = 0
+    for n in h.nodes:
+        ours = golden.eval_whole(h, n, [codes[i] for i in n.inputs]).astype(np.int16)
+        diff = int(np.abs(ours - codes[n.output]).max())
+        assert diff <= 1, f"{n.name} ({n.op}): {diff} LSB from ONNX Runtime"
+        worst = max(worst, diff)
+    return worst
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_exported_random_graphs_layer_by_layer(seed):
+    from test_onnx_import import random_graph
+
+    check_layers_against_ort(random_graph(seed), seed)
+
+
+@pytest.mark.parametrize("name", ["digits", "mobilenet_v1", "shufflenet_v1", "squeezenet1_1", "igcv",
+                                  "resnet18", "vgg16"])
+def test_zoo_layer_by_layer(name):
+    zoo = pytest.importorskip("host.zoo")
+    g = zoo.get(name, None if name == "digits" else 32)
+    check_layers_against_ort(g, 5)
