@@ -1,0 +1,290 @@
+"""Convolution engine top: memories, address generation, systolic array, requantisation.
+
+Everything a layer needs is inside, so a simulation loads the memories once, pulses ``start``
+and waits for ``done`` with no per-cycle host activity.
+
+Memories (sizes are elaboration parameters; all written through the ``ld_*`` port):
+
+====  ===========  ==========================================  ====================================
+sel   name         word                                        address
+====  ===========  ==========================================  ====================================
+0     input map    ``lanes`` int8 (channels of one pixel)      ``(block·H + y)·W + x``
+1     weights      ``rows × cols`` int8 (one per PE)           ``ob·steps + step``
+2     step table   per row: ``dy, dx, en, delta``              ``step``
+3     block table  ``in_base`` + per column bias/mult/shift    ``ob`` (output-channel block)
+====  ===========  ==========================================  ====================================
+
+The output memory (``cols`` int8 per word, address ``ob·Ho·Wo + oy·Wo + ox``) is read back
+through ``rd_addr``/``rd_data``.
+
+The step table is the engine's micro-program: for step ``s`` of one output pixel, row ``r``
+reads the input word at ``in_base[ob] + delta + pix`` where ``pix = (oy·sh − pt)·W + (ox·sw −
+pl)``, if the tap ``(iy0+dy, ix0+dx)`` lies inside the map and ``en`` is set; otherwise it gets
+the input zero point (padding on any side, image or block borders alike).  Standard, grouped,
+1×1 and FC layers use one step per (ky, kx, input-channel block) with every row on the same
+address; depthwise layers use one step per block of ``rows`` kernel taps, one tap per row.
+
+Schedule: output-channel block ``ob`` → output row → output column → step; one step per cycle
+with no bubbles, so a layer takes ``n_ob·Ho·Wo·steps`` cycles plus the pipeline latency.
+"""
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .requant import Requant
+from .systolic import SystolicArray
+
+
+def layer_desc_layout(addr_width: int) -> data.StructLayout:
+    """The layer descriptor. ``pix0 = −pt·W − pl`` and ``row_step = sh·W`` are derived by the
+    host so the engine needs no multiplier outside the PEs."""
+    return data.StructLayout({
+        "h": 12, "w": 12, "ho": 12, "wo": 12,
+        "n_ob": 12, "steps": 12,
+        "stride_h": 4, "stride_w": 4,
+        "pad_t": 4, "pad_l": 4,
+        "row_step": addr_width,
+        "pix0": signed(addr_width + 2),
+        "depthwise": 1,
+        "x_zp": signed(8),
+        "y_zp": signed(9),
+        "lo": signed(8),
+        "hi": signed(8),
+    })
+
+
+def step_entry_layout(addr_width: int) -> data.StructLayout:
+    return data.StructLayout({"dy": 4, "dx": 4, "en": 1, "delta": addr_width})
+
+
+def block_entry_layout(addr_width: int, cols: int) -> data.StructLayout:
+    return data.StructLayout({
+        "in_base": addr_width,
+        "bias": data.ArrayLayout(signed(32), cols),
+        "mult": data.ArrayLayout(signed(32), cols),
+        "shift": data.ArrayLayout(signed(6), cols),
+    })
+
+
+def _bits(n: int) -> int:
+    return max(1, (n - 1).bit_length())
+
+
+class EngineConfig:
+    """Elaboration parameters of an engine instance (array shape and memory depths)."""
+
+    def __init__(self, rows=4, cols=4, in_depth=4096, w_depth=2048, step_depth=512,
+                 ob_depth=64, out_depth=4096):
+        self.rows, self.cols = rows, cols
+        self.lanes = max(rows, cols)
+        self.in_depth, self.w_depth, self.step_depth = in_depth, w_depth, step_depth
+        self.ob_depth, self.out_depth = ob_depth, out_depth
+        self.addr_width = _bits(max(in_depth, w_depth, out_depth, 2))
+
+    def as_dict(self):
+        return dict(rows=self.rows, cols=self.cols, in_depth=self.in_depth, w_depth=self.w_depth,
+                    step_depth=self.step_depth, ob_depth=self.ob_depth, out_depth=self.out_depth)
+
+    def __repr__(self):
+        return "EngineConfig(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
+
+
+class Engine(wiring.Component):
+    """One conv/FC layer per ``start``: ``done`` rises when the last output word is written;
+    ``cycles`` counts the cycles from ``start`` to ``done``."""
+
+    def __init__(self, cfg: EngineConfig):
+        self.cfg = cfg
+        A = cfg.addr_width
+        self.desc_layout = layer_desc_layout(A)
+        self.step_layout = step_entry_layout(A)
+        self.block_layout = block_entry_layout(A, cfg.cols)
+        self.ld_width = max(cfg.lanes * 8, cfg.rows * cfg.cols * 8,
+                            cfg.rows * self.step_layout.size, self.block_layout.size)
+        super().__init__({
+            "desc": In(self.desc_layout),
+            "start": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "cycles": Out(32),
+            "ld_en": In(1),
+            "ld_sel": In(2),
+            "ld_addr": In(A),
+            "ld_data": In(self.ld_width),
+            "rd_addr": In(A),
+            "rd_data": Out(cfg.cols * 8),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, A = self.cfg, self.cfg.addr_width
+        R, C, L = cfg.rows, cfg.cols, cfg.lanes
+        d = self.desc
+
+        # ---- memories --------------------------------------------------------------------
+        m.submodules.in_mem = in_mem = Memory(shape=L * 8, depth=cfg.in_depth, init=[])
+        m.submodules.out_mem = out_mem = Memory(shape=C * 8, depth=cfg.out_depth, init=[])
+        m.submodules.step_mem = step_mem = Memory(
+            shape=data.ArrayLayout(self.step_layout, R), depth=cfg.step_depth, init=[])
+        m.submodules.blk_mem = blk_mem = Memory(shape=self.block_layout, depth=cfg.ob_depth,
+                                                init=[])
+        w_mems = []
+        for r in range(R):
+            wm = Memory(shape=C * 8, depth=cfg.w_depth, init=[])
+            m.submodules[f"w_mem_{r}"] = wm
+            w_mems.append(wm)
+
+        def loader(mem, sel, width):
+            wp = mem.write_port()
+            m.d.comb += [wp.addr.eq(self.ld_addr), wp.data.eq(self.ld_data[:width]),
+                         wp.en.eq(self.ld_en & (self.ld_sel == sel))]
+        loader(in_mem, 0, L * 8)
+        for r, wm in enumerate(w_mems):
+            wp = wm.write_port()
+            m.d.comb += [wp.addr.eq(self.ld_addr), wp.data.eq(self.ld_data[r * C * 8:(r + 1) * C * 8]),
+                         wp.en.eq(self.ld_en & (self.ld_sel == 1))]
+        loader(step_mem, 2, R * self.step_layout.size)
+        loader(blk_mem, 3, self.block_layout.size)
+        rd = out_mem.read_port()
+        m.d.comb += [rd.addr.eq(self.rd_addr), self.rd_data.eq(rd.data)]
+
+        # ---- issue: loop counters ----------------------------------------------------------
+        run = Signal()
+        ob, oy, ox, s = Signal(12), Signal(12), Signal(12), Signal(12)
+        iy0, ix0 = Signal(signed(14)), Signal(signed(14))
+        pix, rowpix = Signal(signed(A + 3)), Signal(signed(A + 3))
+        waddr, wbase = Signal(A), Signal(A)
+        cycles = Signal(32)
+        m.d.comb += self.cycles.eq(cycles)
+
+        last_step = s + 1 == d.steps
+        last_x = ox + 1 == d.wo
+        last_y = oy + 1 == d.ho
+        last_ob = ob + 1 == d.n_ob
+
+        busy_r = Signal()
+        m.d.comb += self.busy.eq(busy_r)
+        with m.If(self.start & ~busy_r):
+            m.d.sync += [
+                run.eq(1), busy_r.eq(1), self.done.eq(0), cycles.eq(0),
+                ob.eq(0), oy.eq(0), ox.eq(0), s.eq(0),
+                iy0.eq(-d.pad_t), ix0.eq(-d.pad_l), pix.eq(d.pix0), rowpix.eq(d.pix0),
+                waddr.eq(0), wbase.eq(0),
+            ]
+        with m.Elif(busy_r):
+            m.d.sync += cycles.eq(cycles + 1)
+        with m.If(run):
+            with m.If(~last_step):
+                m.d.sync += [s.eq(s + 1), waddr.eq(waddr + 1)]
+            with m.Else():
+                m.d.sync += [s.eq(0), waddr.eq(wbase)]
+                with m.If(~last_x):
+                    m.d.sync += [ox.eq(ox + 1), ix0.eq(ix0 + d.stride_w), pix.eq(pix + d.stride_w)]
+                with m.Else():
+                    m.d.sync += ox.eq(0), ix0.eq(-d.pad_l)
+                    with m.If(~last_y):
+                        m.d.sync += [oy.eq(oy + 1), iy0.eq(iy0 + d.stride_h),
+                                     rowpix.eq(rowpix + d.row_step),
+                                     pix.eq(rowpix + d.row_step)]
+                    with m.Else():
+                        m.d.sync += [oy.eq(0), iy0.eq(-d.pad_t), rowpix.eq(d.pix0),
+                                     pix.eq(d.pix0), ob.eq(ob + 1),
+                                     wbase.eq(wbase + d.steps), waddr.eq(wbase + d.steps)]
+                        with m.If(last_ob):
+                            m.d.sync += run.eq(0)
+
+        # ---- stage A: per-row addresses and validity (registered) -------------------------
+        step_rd = step_mem.read_port(domain="comb")
+        blk_rd_issue = blk_mem.read_port(domain="comb")
+        m.d.comb += [step_rd.addr.eq(s), blk_rd_issue.addr.eq(ob)]
+        in_base = blk_rd_issue.data.in_base
+
+        a_go, a_first, a_last, a_final = Signal(), Signal(), Signal(), Signal()
+        a_ob, a_waddr = Signal(12), Signal(A)
+        a_addr = [Signal(A, name=f"a_addr_{r}") for r in range(R)]
+        a_ok = [Signal(name=f"a_ok_{r}") for r in range(R)]
+        m.d.sync += [a_go.eq(run), a_first.eq(s == 0), a_last.eq(last_step),
+                     a_final.eq(last_step & last_x & last_y & last_ob),
+                     a_ob.eq(ob), a_waddr.eq(waddr)]
+        for r in range(R):
+            e = step_rd.data[r]
+            iy = Signal(signed(15), name=f"iy_{r}")
+            ix = Signal(signed(15), name=f"ix_{r}")
+            m.d.comb += [iy.eq(iy0 + e.dy), ix.eq(ix0 + e.dx)]
+            ok = e.en & (iy >= 0) & (iy < d.h) & (ix >= 0) & (ix < d.w)
+            m.d.sync += [a_ok[r].eq(ok), a_addr[r].eq(in_base + e.delta + pix)]
+
+        # ---- skew: row r reads r cycles after row 0 ---------------------------------------
+        array = m.submodules.array = SystolicArray(R, C)
+        m.d.comb += array.dw.eq(d.depthwise)
+        for r in range(R):
+            addr, ok, wa = a_addr[r], a_ok[r], a_waddr
+            for k in range(r):
+                addr2 = Signal(A, name=f"skew_addr_{r}_{k}")
+                ok2 = Signal(name=f"skew_ok_{r}_{k}")
+                wa2 = Signal(A, name=f"skew_wa_{r}_{k}")
+                m.d.sync += [addr2.eq(addr), ok2.eq(ok), wa2.eq(wa)]
+                addr, ok, wa = addr2, ok2, wa2
+            xrp = in_mem.read_port()
+            wrp = w_mems[r].read_port()
+            ok_d = Signal(name=f"ok_d_{r}")
+            m.d.sync += ok_d.eq(ok)
+            m.d.comb += [xrp.addr.eq(addr), wrp.addr.eq(wa)]
+            for lane in range(L):
+                m.d.comb += array.x[r][lane].eq(
+                    Mux(ok_d, xrp.data[lane * 8:(lane + 1) * 8], d.x_zp))
+            for c in range(C):
+                m.d.comb += array.w[r][c].eq(wrp.data[c * 8:(c + 1) * 8])
+
+        # ---- beat flags follow the data down the array (R + 2 cycles after stage A) -------
+        flags = [(a_go, a_first, a_last, a_final, a_ob)]
+        for k in range(R + 2):
+            g, f, l, fin, o = flags[-1]
+            n = (Signal(name=f"b_go_{k}"), Signal(name=f"b_first_{k}"), Signal(name=f"b_last_{k}"),
+                 Signal(name=f"b_final_{k}"), Signal(12, name=f"b_ob_{k}"))
+            m.d.sync += [n[0].eq(g), n[1].eq(f), n[2].eq(l), n[3].eq(fin), n[4].eq(o)]
+            flags.append(n)
+        b_go, b_first, b_last, b_final, b_ob = flags[-1]
+
+        # ---- column accumulators and requantisation ---------------------------------------
+        blk_rd_drain = blk_mem.read_port(domain="comb")
+        m.d.comb += blk_rd_drain.addr.eq(b_ob)
+        prm = blk_rd_drain.data
+        lanes_out = []
+        for c in range(C):
+            acc = Signal(signed(32), name=f"acc_{c}")
+            total = Signal(signed(32), name=f"total_{c}")
+            m.d.comb += total.eq(Mux(b_first, 0, acc) + array.psum[c])
+            with m.If(b_go):
+                m.d.sync += acc.eq(total)
+            rq = Requant()
+            m.submodules[f"requant_{c}"] = rq
+            m.d.comb += [
+                rq.i.valid.eq(b_go & b_last),
+                rq.i.payload.acc.eq(total + prm.bias[c]),
+                rq.i.payload.mult.eq(prm.mult[c]),
+                rq.i.payload.shift.eq(prm.shift[c]),
+                rq.i.payload.zp.eq(d.y_zp), rq.i.payload.lo.eq(d.lo), rq.i.payload.hi.eq(d.hi),
+            ]
+            lanes_out.append(rq.o)
+
+        # final-beat marker travels beside the requant pipeline
+        fin = b_go & b_last & b_final
+        for k in range(Requant.LATENCY):
+            f2 = Signal(name=f"fin_{k}")
+            m.d.sync += f2.eq(fin)
+            fin = f2
+
+        wp = out_mem.write_port()
+        out_addr = Signal(A)
+        m.d.comb += [wp.addr.eq(out_addr), wp.en.eq(lanes_out[0].valid)]
+        for c in range(C):
+            m.d.comb += wp.data[c * 8:(c + 1) * 8].eq(lanes_out[c].payload)
+        with m.If(self.start & ~busy_r):
+            m.d.sync += out_addr.eq(0)
+        with m.Elif(lanes_out[0].valid):
+            m.d.sync += out_addr.eq(out_addr + 1)
+        with m.If(fin & busy_r):
+            m.d.sync += [busy_r.eq(0), self.done.eq(1)]
+        return m

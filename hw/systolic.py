@@ -1,0 +1,47 @@
+"""Systolic int8 PE array: ``rows`` × ``cols`` PEs (elaboration parameters), partial sums flowing
+down the columns.
+
+Dataflow (see docs/engine.md): every cycle each row receives one input word and one weight word.
+Row ``r`` must be fed ``r`` cycles after row 0 (the engine skews its control, not the data), so
+that PE(r, c) adds its product to the partial sum arriving from PE(r-1, c) in the same cycle.
+Column ``c`` then emits ``Σ_r x[r, c]·w[r][c]`` at ``psum[c]`` ``rows + 1`` cycles after row 0 saw
+its operands.
+
+Which input byte a PE multiplies depends on the layer kind (``dw``):
+
+* standard/grouped/1×1/FC (``dw=0``): rows are input channels, columns output channels;
+  PE(r, c) takes lane ``r`` of row ``r``'s word (the word is broadcast along the row);
+* depthwise (``dw=1``): rows are kernel taps, columns channels; PE(r, c) takes lane ``c`` of row
+  ``r``'s word (each row reads the pixel of its own tap), so all rows and columns stay busy.
+"""
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .pe import ACC, PE
+
+
+class SystolicArray(wiring.Component):
+    def __init__(self, rows: int, cols: int):
+        self.rows, self.cols = rows, cols
+        self.lanes = max(rows, cols)
+        super().__init__({
+            "dw": In(1),
+            "x": In(data.ArrayLayout(data.ArrayLayout(signed(8), self.lanes), rows)),
+            "w": In(data.ArrayLayout(data.ArrayLayout(signed(8), cols), rows)),
+            "psum": Out(data.ArrayLayout(ACC, cols)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        below = [0] * self.cols
+        for r in range(self.rows):
+            for c in range(self.cols):
+                pe = PE()
+                m.submodules[f"pe_{r}_{c}"] = pe
+                x = self.x[r][c] if c == r else Mux(self.dw, self.x[r][c], self.x[r][r])
+                m.d.comb += [pe.x.eq(x), pe.w.eq(self.w[r][c]), pe.psum_in.eq(below[c])]
+                below[c] = pe.psum_out
+        for c in range(self.cols):
+            m.d.comb += self.psum[c].eq(below[c])
+        return m

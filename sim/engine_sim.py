@@ -1,0 +1,311 @@
+"""Host side of the RTL engine: compile one conv/FC layer into the engine's memory images, run it
+under Verilator (``sim.tb_engine``) and unpack the int8 result and the measured cycle count.
+
+Public API (used by ``blockfuse run --target sim``)::
+
+    y, cycles = run_conv(node, x_int8, zx, zy=0, config=None, padded=False)
+    y, cycles = run_fc(node, x_int8, zx, zy=0, config=None)
+    sim = EngineSim(config)              # keeps per-layer statistics
+    golden.run(graph, x, ..., conv_fn=sim.conv_fn, fc_fn=sim.fc_fn)
+    sim.stats                            # [{"name", "macs", "cycles", "pes", "utilisation"}]
+
+``node`` is a :class:`host.ir.Conv` / :class:`host.ir.FC` after ``Graph.finalize()`` (it needs
+``mult``/``shift``).  ``x_int8`` is CHW (conv) or a vector (FC).  With ``padded=True`` the map
+is already padded (as ``golden.run`` hands it to ``conv_fn``) and the node's pads are ignored.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hw.engine import (Engine, EngineConfig, block_entry_layout, layer_desc_layout,
+                       step_entry_layout)
+
+#: The configuration the host uses by default: an 8×8 array (64 PEs) with memories big enough
+#: for VGG16-width layers at reduced height/width.
+DEFAULT_CONFIG = EngineConfig(rows=8, cols=8, in_depth=16384, w_depth=8192, step_depth=1024,
+                              ob_depth=64, out_depth=16384)
+
+
+class EngineCapacityError(ValueError):
+    """A layer does not fit the memories of the engine configuration."""
+
+
+@dataclass
+class LayerProgram:
+    """Memory images and descriptor of one layer, plus how to unpack the output."""
+    desc: dict
+    in_words: np.ndarray          # (n, lanes) int8
+    w_words: np.ndarray           # (n_ob*steps, rows, cols) int8
+    step_words: list              # n_steps × rows × (dy, dx, en, delta)
+    blocks: list                  # n_ob × (in_base, bias[cols], mult[cols], shift[cols])
+    out_channels: np.ndarray      # (n_ob, cols) output channel of each lane, -1 = unused
+    out_shape: tuple              # (O, Ho, Wo)
+    macs: int = 0
+    meta: dict = field(default_factory=dict)
+
+
+def _ceil(a, b):
+    return -(-a // b)
+
+
+def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int, hi: int,
+                 stride=(1, 1), pads=(0, 0, 0, 0), groups: int = 1,
+                 cfg: EngineConfig = DEFAULT_CONFIG) -> LayerProgram:
+    """Lay one convolution out for the engine (see hw/engine.py for the memory map).
+
+    Depthwise layers (one input and one output channel per group) put kernel taps on the rows
+    and channels on the columns; every other layer puts input channels of a group on the rows
+    and its output channels on the columns."""
+    R, C, L = cfg.rows, cfg.cols, cfg.lanes
+    weight = np.asarray(weight, dtype=np.int8)
+    x = np.asarray(x, dtype=np.int8)
+    o, ig, kh, kw = weight.shape
+    c, h, w = x.shape
+    g = groups
+    og = o // g
+    sh, sw = stride
+    pt, pl, pb, pr = pads
+    ho, wo = (h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1
+    if ho < 1 or wo < 1:
+        raise EngineCapacityError(f"conv output would be empty ({h}x{w}, kernel {kh}x{kw})")
+    if kh > 15 or kw > 15:
+        raise EngineCapacityError(f"kernel {kh}x{kw} larger than the engine's 15x15")
+    hw = h * w
+    depthwise = g > 1 and ig == 1 and og == 1
+    bias_folded = np.asarray(bias_folded, dtype=np.int64)
+    if np.any(bias_folded < -(1 << 31)) or np.any(bias_folded >= (1 << 31)):
+        raise EngineCapacityError("folded bias does not fit int32")
+    mult = np.asarray(mult, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+
+    if depthwise:
+        n_cb = _ceil(c, C)
+        xs = np.zeros((n_cb * C, h, w), dtype=np.int8)
+        xs[:c] = x
+        in_words = np.zeros((n_cb * hw, L), dtype=np.int8)
+        in_words[:, :C] = xs.reshape(n_cb, C, hw).transpose(0, 2, 1).reshape(-1, C)
+        taps = kh * kw
+        steps = _ceil(taps, R)
+        n_ob = n_cb
+        step_words = []
+        for s in range(steps):
+            row = []
+            for r in range(R):
+                t = s * R + r
+                if t < taps:
+                    dy, dx = divmod(t, kw)
+                    row.append((dy, dx, 1, dy * w + dx))
+                else:
+                    row.append((0, 0, 0, 0))
+            step_words.append(row)
+        w_words = np.zeros((n_ob, steps, R, C), dtype=np.int8)
+        wt = weight.reshape(o, taps)
+        for ob in range(n_ob):
+            for cc in range(C):
+                ch = ob * C + cc
+                if ch >= o:
+                    continue
+                for t in range(taps):
+                    w_words[ob, t // R, t % R, cc] = wt[ch, t]
+        out_channels = np.full((n_ob, C), -1, dtype=np.int64)
+        in_base = []
+        for ob in range(n_ob):
+            for cc in range(C):
+                if ob * C + cc < o:
+                    out_channels[ob, cc] = ob * C + cc
+            in_base.append(ob * hw)
+    else:
+        n_cbg = _ceil(ig, R)                 # input-channel blocks per group
+        n_obg = _ceil(og, C)                 # output-channel blocks per group
+        xs = np.zeros((g, n_cbg * R, h, w), dtype=np.int8)
+        xs[:, :ig] = x.reshape(g, ig, h, w)
+        in_words = np.zeros((g * n_cbg * hw, L), dtype=np.int8)
+        in_words[:, :R] = xs.reshape(g * n_cbg, R, hw).transpose(0, 2, 1).reshape(-1, R)
+        steps = kh * kw * n_cbg
+        n_ob = g * n_obg
+        step_words = []
+        for ky in range(kh):
+            for kx in range(kw):
+                for cb in range(n_cbg):
+                    e = (ky, kx, 1, cb * hw + ky * w + kx)
+                    step_words.append([e] * R)
+        wg = np.zeros((g, n_obg * C, n_cbg * R, kh, kw), dtype=np.int8)
+        wg[:, :og, :ig] = weight.reshape(g, og, ig, kh, kw)
+        # (g, obg, C, cbg, R, kh, kw) -> (g, obg, kh, kw, cbg, R, C)
+        w_words = (wg.reshape(g, n_obg, C, n_cbg, R, kh, kw)
+                   .transpose(0, 1, 5, 6, 3, 4, 2).reshape(n_ob, steps, R, C))
+        out_channels = np.full((n_ob, C), -1, dtype=np.int64)
+        in_base = []
+        for gi in range(g):
+            for j in range(n_obg):
+                ob = gi * n_obg + j
+                for cc in range(C):
+                    if j * C + cc < og:
+                        out_channels[ob, cc] = gi * og + j * C + cc
+                in_base.append(gi * n_cbg * hw)
+    blocks = []
+    for ob in range(n_ob):
+        ch = out_channels[ob]
+        sel = np.where(ch >= 0, ch, 0)
+        blocks.append((in_base[ob], np.where(ch >= 0, bias_folded[sel], 0),
+                       np.where(ch >= 0, mult[sel], 0), np.where(ch >= 0, shift[sel], 0)))
+    desc = dict(h=h, w=w, ho=ho, wo=wo, n_ob=n_ob, steps=steps, stride_h=sh, stride_w=sw,
+                pad_t=pt, pad_l=pl, row_step=sh * w, pix0=-pt * w - pl,
+                depthwise=int(depthwise), x_zp=int(zx), y_zp=int(zy), lo=int(lo), hi=int(hi))
+    prog = LayerProgram(desc=desc, in_words=in_words, w_words=w_words.reshape(n_ob * steps, R, C),
+                        step_words=step_words, blocks=blocks, out_channels=out_channels,
+                        out_shape=(o, ho, wo), macs=int(o * ig * kh * kw * ho * wo),
+                        meta=dict(depthwise=depthwise))
+    check_capacity(prog, cfg)
+    return prog
+
+
+def check_capacity(prog: LayerProgram, cfg: EngineConfig) -> None:
+    d = prog.desc
+    need = {
+        "input memory": (len(prog.in_words), cfg.in_depth),
+        "weight memory": (len(prog.w_words), cfg.w_depth),
+        "step table": (len(prog.step_words), cfg.step_depth),
+        "block table": (len(prog.blocks), cfg.ob_depth),
+        "output memory": (d["n_ob"] * d["ho"] * d["wo"], cfg.out_depth),
+    }
+    for what, (n, cap) in need.items():
+        if n > cap:
+            raise EngineCapacityError(f"layer needs {n} words of {what}, the engine has {cap}")
+    for k in ("h", "w", "ho", "wo", "n_ob", "steps"):
+        if d[k] >= 4096:
+            raise EngineCapacityError(f"layer {k}={d[k]} exceeds the descriptor's 12 bits")
+    if d["stride_h"] > 15 or d["stride_w"] > 15 or d["pad_t"] > 15 or d["pad_l"] > 15:
+        raise EngineCapacityError("stride or padding beyond 15")
+
+
+def unpack_output(prog: LayerProgram, out_words: np.ndarray) -> np.ndarray:
+    """(n_ob·Ho·Wo, cols) int8 words → (O, Ho, Wo) int8 map."""
+    o, ho, wo = prog.out_shape
+    n_ob, C = prog.out_channels.shape
+    words = np.asarray(out_words, dtype=np.int8).reshape(n_ob, ho, wo, C)
+    y = np.zeros((o, ho, wo), dtype=np.int8)
+    for ob in range(n_ob):
+        for cc in range(C):
+            ch = prog.out_channels[ob, cc]
+            if ch >= 0:
+                y[ch] = words[ob, :, :, cc]
+    return y
+
+
+# ---------------------------------------------------------------------------------------------
+# Packing into engine words (Python ints) for the testbench
+# ---------------------------------------------------------------------------------------------
+def _pack_fields(layout, values: dict) -> int:
+    word = 0
+    for name, f in layout:
+        word |= (int(values[name]) & ((1 << f.width) - 1)) << f.offset
+    return word
+
+
+def pack_program(prog: LayerProgram, cfg: EngineConfig) -> dict:
+    """Everything ``sim.tb_engine`` writes, as arrays of hexadecimal strings (npz-friendly)."""
+    R, C, L = cfg.rows, cfg.cols, cfg.lanes
+    step_layout = step_entry_layout(cfg.addr_width)
+    bl = block_entry_layout(cfg.addr_width, C)
+    desc_layout = layer_desc_layout(cfg.addr_width)
+
+    def bytes_word(a) -> int:
+        return int.from_bytes(np.asarray(a, dtype=np.int8).tobytes(), "little")
+
+    in_hex = [format(bytes_word(wd), "x") for wd in prog.in_words]
+    w_hex = [format(bytes_word(wd.reshape(-1)), "x") for wd in prog.w_words]   # row-major rows
+    ssz = step_layout.size
+    step_hex = []
+    for row in prog.step_words:
+        word = 0
+        for r, (dy, dx, en, delta) in enumerate(row):
+            word |= _pack_fields(step_layout, dict(dy=dy, dx=dx, en=en, delta=delta)) << (r * ssz)
+        step_hex.append(format(word, "x"))
+    blk_hex = []
+    for in_base, bias, mult, shift in prog.blocks:
+        word = int(in_base) << bl["in_base"].offset
+        for cc in range(C):
+            word |= (int(bias[cc]) & 0xFFFFFFFF) << (bl["bias"].offset + 32 * cc)
+            word |= (int(mult[cc]) & 0xFFFFFFFF) << (bl["mult"].offset + 32 * cc)
+            word |= (int(shift[cc]) & 0x3F) << (bl["shift"].offset + 6 * cc)
+        blk_hex.append(format(word, "x"))
+    desc = _pack_fields(desc_layout, prog.desc)
+    n_out = prog.desc["n_ob"] * prog.desc["ho"] * prog.desc["wo"]
+    return dict(in_hex=np.array(in_hex), w_hex=np.array(w_hex), step_hex=np.array(step_hex),
+                blk_hex=np.array(blk_hex), desc_hex=np.array([format(desc, "x")]),
+                n_out=np.array([n_out]), cols=np.array([C]))
+
+
+_VERILOG = {}
+
+
+def engine_verilog(cfg: EngineConfig) -> str:
+    """Verilog of the engine for ``cfg``, generated once per process (it takes seconds)."""
+    key = repr(cfg)
+    if key not in _VERILOG:
+        from sim.runner import to_verilog
+        _VERILOG[key] = to_verilog(Engine(cfg))
+    return _VERILOG[key]
+
+
+def simulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int, dict]:
+    """Run one compiled layer on the RTL; returns (int8 map, cycles, timing info)."""
+    from sim.runner import run_cocotb
+    out = run_cocotb(engine_verilog(cfg), "sim.tb_engine", inputs=pack_program(prog, cfg))
+    words = np.array([[(int(h, 16) >> (8 * c)) & 0xFF for c in range(cfg.cols)]
+                      for h in out["out_hex"]], dtype=np.uint8).view(np.int8)
+    info = dict(sim_seconds=float(out["sim_seconds"][0]))
+    return unpack_output(prog, words), int(out["cycles"][0]), info
+
+
+# ---------------------------------------------------------------------------------------------
+# Layer-level entry points
+# ---------------------------------------------------------------------------------------------
+def run_conv(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None,
+             padded: bool = False) -> tuple[np.ndarray, int]:
+    """One :class:`host.ir.Conv` on the RTL engine → (int8 (O, Ho, Wo), cycles)."""
+    cfg = config or DEFAULT_CONFIG
+    pads = (0, 0, 0, 0) if padded else tuple(node.pads)
+    prog = compile_conv(node.weight, node.folded_bias(zx), node.mult, node.shift, x, zx, zy,
+                        node.lo, node.hi, tuple(node.stride), pads, node.groups, cfg)
+    y, cycles, _ = simulate(prog, cfg)
+    return y, cycles
+
+
+def run_fc(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None) -> tuple[np.ndarray, int]:
+    """A :class:`host.ir.FC` as a 1×1 convolution on a 1×1 map → (int8 (O,), cycles)."""
+    cfg = config or DEFAULT_CONFIG
+    w = np.asarray(node.weight)
+    prog = compile_conv(w.reshape(w.shape[0], w.shape[1], 1, 1), node.folded_bias(zx), node.mult,
+                        node.shift, np.asarray(x).reshape(-1, 1, 1), zx, zy, node.lo, node.hi,
+                        cfg=cfg)
+    y, cycles, _ = simulate(prog, cfg)
+    return y.reshape(-1), cycles
+
+
+class EngineSim:
+    """Runs conv/FC layers on the RTL engine and records cycles and utilisation per layer.
+    ``conv_fn``/``fc_fn`` have the signatures ``host.golden.run`` expects."""
+
+    def __init__(self, config: EngineConfig | None = None):
+        self.config = config or DEFAULT_CONFIG
+        self.stats = []
+
+    def _record(self, node, macs, cycles):
+        pes = self.config.rows * self.config.cols
+        self.stats.append(dict(name=node.name, macs=int(macs), cycles=int(cycles), pes=pes,
+                               utilisation=macs / (pes * cycles) if cycles else 0.0))
+
+    def conv_fn(self, node, xp, zx, zy):
+        y, cycles = run_conv(node, xp, zx, zy, self.config, padded=True)
+        o, ig, kh, kw = node.weight.shape
+        self._record(node, y.shape[1] * y.shape[2] * o * ig * kh * kw, cycles)
+        return y
+
+    def fc_fn(self, node, x, zx, zy):
+        y, cycles = run_fc(node, x, zx, zy, self.config)
+        self._record(node, node.weight.size, cycles)
+        return y
