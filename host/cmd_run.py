@@ -1,0 +1,187 @@
+"""``blockfuse run MODEL --input IN.npy --output OUT.npy`` (DESIGN.md §6).
+
+MODEL is a QDQ-quantised ONNX file or ``zoo:NAME`` (optionally ``zoo:NAME@RES`` with RES = N or
+HxW for a reduced input size).  IN.npy holds float32 NCHW inputs; they are quantised as the
+model's first QuantizeLinear does, run image by image (N > 1 loops over the batch) on the
+chosen target under the chosen schedule, and the int8 outputs are dequantised as ONNX Runtime
+outputs them.  OUT.npy is written atomically (temporary file, then rename): on any error no
+output file appears.
+
+Targets:
+
+* ``golden`` — the NumPy golden model (default);
+* ``sim`` — conv/FC layers on the engine RTL under Verilator (``sim.engine_sim.EngineSim``);
+* ``serial:PORT`` — a board on a serial port through ``host.driver.open_device(PORT)``, an object
+  with ``conv_fn``/``fc_fn`` like ``EngineSim`` (and optionally ``close()``).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+from .errors import UserError
+from .plan import SCHEDULES
+
+
+def register(sub):
+    p = sub.add_parser("run", help="run a quantised ONNX model or zoo network on an input",
+                       description="Run a quantised ONNX model (QDQ) or zoo:NAME on IN.npy (float32 "
+                                   "NCHW) and write the dequantised float32 output to OUT.npy.")
+    p.add_argument("model", metavar="MODEL", help="quantised ONNX file, or zoo:NAME[@RES]")
+    p.add_argument("--input", required=True, metavar="IN.npy", help="float32 NCHW input")
+    p.add_argument("--output", required=True, metavar="OUT.npy", help="float32 output to write")
+    p.add_argument("--target", default="golden", metavar="golden|sim|serial:PORT",
+                   help="where to run (default: golden)")
+    p.add_argument("--schedule", default="fused", choices=SCHEDULES,
+                   help="layer-by-layer, exact fusion with halos, or block convolution (default: fused)")
+    p.add_argument("--block", nargs=2, type=int, metavar=("H", "W"),
+                   help="block size on each fused group's input map (default: whole map)")
+    p.set_defaults(func=handler)
+
+
+def handler(args) -> int:
+    target = parse_target(args.target)
+    if args.block is not None and min(args.block) < 1:
+        raise UserError(f"--block {args.block[0]} {args.block[1]}: block sizes must be positive")
+    graph = load_model(args.model)
+    x = read_input(args.input)
+    check_output_path(args.output)
+    y = run_batch(graph, x, target, args.schedule, tuple(args.block) if args.block else None)
+    write_npy_atomic(args.output, y)
+    print(f"{args.output}: {y.shape[0]} output(s) of shape {tuple(y.shape[1:])} "
+          f"(target {args.target}, schedule {args.schedule})")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Model, input, output
+# ---------------------------------------------------------------------------------------------
+
+def load_model(spec: str):
+    """An IR graph from an ONNX path or ``zoo:NAME[@RES]``."""
+    if spec.startswith("zoo:"):
+        return _load_zoo(spec[4:])
+    from .onnx_import import load_onnx
+
+    return load_onnx(spec)
+
+
+def _load_zoo(spec: str):
+    try:
+        from . import zoo
+    except ImportError as e:
+        raise UserError(f"the model zoo is not available ({e})")
+    name, _, res = spec.partition("@")
+    resolution = None
+    if res:
+        try:
+            parts = [int(v) for v in res.lower().split("x")]
+        except ValueError:
+            parts = []
+        if len(parts) not in (1, 2) or min(parts) < 1:
+            raise UserError(f"bad zoo resolution {res!r} (use zoo:NAME@N or zoo:NAME@HxW)")
+        resolution = parts[0] if len(parts) == 1 else tuple(parts)
+    if name not in zoo.names():
+        raise UserError(f"unknown zoo model {name!r} (available: {', '.join(zoo.names())})")
+    return zoo.get(name, resolution) if resolution is not None else zoo.get(name)
+
+
+def read_input(path: str) -> np.ndarray:
+    """Float input array (N, C, H, W) from a .npy file, with one-line errors."""
+    if not os.path.exists(path):
+        raise UserError(f"input file {path!r} does not exist")
+    try:
+        x = np.load(path, allow_pickle=False)
+    except Exception as e:          # ValueError (pickled/garbage), OSError, EOFError, …
+        raise UserError(f"cannot read input {path!r} as a .npy array: {' '.join(str(e).split())[:200]}")
+    if not isinstance(x, np.ndarray):
+        if hasattr(x, "close"):
+            x.close()
+        raise UserError(f"input {path!r} is an .npz archive; give one float32 NCHW array in a .npy file")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise UserError(f"input {path!r} has dtype {x.dtype}; expected float32 (NCHW)")
+    if x.ndim != 4 or x.shape[0] < 1:
+        raise UserError(f"input {path!r} has shape {tuple(x.shape)}; expected float32 NCHW (N, C, H, W)")
+    if np.isnan(x).any():
+        raise UserError(f"input {path!r} contains NaN values")
+    return x.astype(np.float32, copy=False)
+
+
+def check_output_path(path: str) -> None:
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise UserError(f"output directory {d!r} does not exist")
+    if os.path.isdir(path):
+        raise UserError(f"output {path!r} is a directory")
+
+
+def write_npy_atomic(path: str, arr: np.ndarray) -> None:
+    """Write ``arr`` to ``path`` exactly (no .npy appended) via a temporary file and a rename."""
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".blockfuse-", suffix=".npy.tmp", dir=d)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, arr)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise UserError(f"cannot write output {path!r}: {e.strerror or e}")
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# ---------------------------------------------------------------------------------------------
+# Targets
+# ---------------------------------------------------------------------------------------------
+
+def parse_target(target: str) -> tuple:
+    """('golden',) | ('sim',) | ('serial', PORT)."""
+    if target in ("golden", "sim"):
+        return (target,)
+    if target.startswith("serial:") and len(target) > len("serial:"):
+        return ("serial", target[len("serial:"):])
+    raise UserError(f"unknown target {target!r} (use golden, sim or serial:PORT)")
+
+
+def _engine_hooks(target: tuple):
+    """(conv_fn, fc_fn, close) for the sim/serial targets; (None, None, None) for golden."""
+    if target[0] == "golden":
+        return None, None, None
+    if target[0] == "sim":
+        try:
+            from sim.engine_sim import EngineSim
+        except ImportError as e:
+            raise UserError(f"the sim target is not available ({e})")
+        sim = EngineSim()
+        return sim.conv_fn, sim.fc_fn, None
+    try:
+        from . import driver
+    except ImportError as e:
+        raise UserError(f"the serial target is not available ({e})")
+    if not hasattr(driver, "open_device"):
+        raise UserError("the serial target is not available (host.driver has no open_device)")
+    dev = driver.open_device(target[1])
+    return dev.conv_fn, dev.fc_fn, getattr(dev, "close", None)
+
+
+def run_batch(graph, x: np.ndarray, target: tuple, schedule: str, block) -> np.ndarray:
+    """Quantise ``x`` (N, C, H, W), run every image on ``target``, dequantise the outputs."""
+    from . import golden
+    from .onnx_import import input_quant, output_dequant
+    from .plan import default_plan
+
+    q = input_quant(graph, x)
+    plan = default_plan(graph, schedule, block)
+    conv_fn, fc_fn, close = _engine_hooks(target)
+    try:
+        ys = [golden.run(graph, qi, plan=plan, conv_fn=conv_fn, fc_fn=fc_fn) for qi in q]
+    except (ValueError, RuntimeError) as e:
+        if target[0] == "golden":
+            raise
+        raise UserError(f"target {target[0]} failed: {' '.join(str(e).split())[:300]}")
+    finally:
+        if close is not None:
+            close()
+    return output_dequant(graph, np.stack(ys))

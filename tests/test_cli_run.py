@@ -1,0 +1,227 @@
+"""``blockfuse run``: outputs against ONNX Runtime and the golden model, batches, schedules, zoo
+models, and one-line errors that leave no output file."""
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import helper
+
+from host import golden
+from host.cli import main
+from host.onnx_import import input_quant, load_onnx, output_dequant
+
+import onnx_models as M
+
+logging.getLogger().setLevel(logging.ERROR)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Quantised test models on disk: {name: path}."""
+    d = tmp_path_factory.mktemp("models")
+    out = {}
+    for name, net, act in [("head_u8", "head", "uint8"), ("shuffle_i8", "shuffle", "int8"),
+                           ("convs_i8", "convs", "int8")]:
+        p = d / f"{name}.onnx"
+        onnx.save(M.quantize(M.NETS[net](), act), p)
+        out[name] = p
+    return out
+
+
+def _input(path: Path, model_path: Path, n=1, seed=0) -> np.ndarray:
+    m = onnx.load(model_path)
+    shape = [d.dim_value or 1 for d in m.graph.input[0].type.tensor_type.shape.dim]
+    x = np.random.default_rng(seed).normal(0, 1, [n] + shape[1:]).astype(np.float32)
+    np.save(path, x)
+    return x
+
+
+def _ort(model_path: Path, x: np.ndarray) -> np.ndarray:
+    s = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    return np.concatenate([s.run(None, {s.get_inputs()[0].name: xi[None]})[0] for xi in x])
+
+
+def _run(capsys, *argv):
+    code = main(["run", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("name", ["head_u8", "shuffle_i8"])
+def test_run_matches_onnx_runtime(models, tmp_path, capsys, name):
+    inp, outp = tmp_path / "x.npy", tmp_path / "y.npy"
+    x = _input(inp, models[name], seed=1)
+    code, _, err = _run(capsys, models[name], "--input", inp, "--output", outp)
+    assert code == 0, err
+    y = np.load(outp)
+    ref = _ort(models[name], x)
+    g = load_onnx(models[name])
+    assert y.dtype == np.float32 and y.shape == ref.shape
+    # exactly the golden model's result, and within 1 LSB per requantising layer of ONNX Runtime
+    np.testing.assert_array_equal(y, output_dequant(g, golden.run(g, input_quant(g, x)[0])))
+    assert np.abs(y - ref).max() / g.output_tensor.scale <= len(g.nodes) + 1e-3
+
+
+def test_batch_loops_over_images(models, tmp_path, capsys):
+    inp, outp = tmp_path / "x.npy", tmp_path / "y.npy"
+    x = _input(inp, models["head_u8"], n=3, seed=2)
+    assert _run(capsys, models["head_u8"], "--input", inp, "--output", outp)[0] == 0
+    y = np.load(outp)
+    assert y.shape[0] == 3
+    for i in range(3):
+        np.save(tmp_path / "one.npy", x[i:i + 1])
+        assert _run(capsys, models["head_u8"], "--input", tmp_path / "one.npy", "--output", tmp_path / "one_y.npy")[0] == 0
+        np.testing.assert_array_equal(np.load(tmp_path / "one_y.npy")[0], y[i])
+    assert not np.array_equal(y[0], y[1])
+
+
+def test_schedules(models, tmp_path, capsys):
+    inp = tmp_path / "x.npy"
+    x = _input(inp, models["convs_i8"], seed=3)
+    res = {}
+    for sched, block in [("layer", []), ("fused", []), ("fused", ["5", "3"]), ("block", ["4", "4"])]:
+        outp = tmp_path / f"y_{sched}_{len(block)}.npy"
+        code, _, err = _run(capsys, models["convs_i8"], "--input", inp, "--output", outp,
+                            "--schedule", sched, *(["--block", *block] if block else []))
+        assert code == 0, err
+        res[(sched, len(block))] = np.load(outp)
+    np.testing.assert_array_equal(res[("layer", 0)], res[("fused", 0)])
+    np.testing.assert_array_equal(res[("layer", 0)], res[("fused", 2)])
+    g = load_onnx(models["convs_i8"])
+    want = output_dequant(g, golden.run(g, input_quant(g, x)[0], schedule="block", block=(4, 4)))
+    np.testing.assert_array_equal(res[("block", 2)], want)
+
+
+def test_zoo_model(tmp_path, capsys):
+    zoo = pytest.importorskip("host.zoo")
+    g = zoo.get("digits")
+    inp, outp = tmp_path / "x.npy", tmp_path / "y.npy"
+    x = np.random.default_rng(4).normal(0, 1, (2,) + g.input_tensor.shape).astype(np.float32)
+    np.save(inp, x)
+    code, _, err = _run(capsys, "zoo:digits", "--input", inp, "--output", outp)
+    assert code == 0, err
+    want = output_dequant(g, np.stack([golden.run(g, q) for q in input_quant(g, x)]))
+    np.testing.assert_array_equal(np.load(outp), want)
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors: exit 1, one line on stderr, no output file
+# ---------------------------------------------------------------------------------------------
+
+def _expect_error(capsys, tmp_path, model, inp, *extra, fragment=""):
+    outp = tmp_path / "never.npy"
+    code, _, err = _run(capsys, model, "--input", inp, "--output", outp, *extra)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("blockfuse: error:"), err
+    assert fragment in lines[0], lines[0]
+    assert not outp.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".blockfuse-")]
+    return lines[0]
+
+
+def test_errors_in_the_input(models, tmp_path, capsys):
+    good = tmp_path / "x.npy"
+    x = _input(good, models["head_u8"])
+    m = models["head_u8"]
+    _expect_error(capsys, tmp_path, m, tmp_path / "missing.npy", fragment="does not exist")
+    (tmp_path / "junk.npy").write_bytes(b"\x93NUMPY garbage")
+    _expect_error(capsys, tmp_path, m, tmp_path / "junk.npy", fragment="cannot read input")
+    np.save(tmp_path / "wrongshape.npy", x[:, :, 1:])
+    _expect_error(capsys, tmp_path, m, tmp_path / "wrongshape.npy", fragment="shape")
+    np.save(tmp_path / "three_d.npy", x[0])
+    _expect_error(capsys, tmp_path, m, tmp_path / "three_d.npy", fragment="NCHW")
+    np.save(tmp_path / "ints.npy", x.astype(np.int32))
+    _expect_error(capsys, tmp_path, m, tmp_path / "ints.npy", fragment="dtype int32")
+    np.savez(tmp_path / "arch.npz", x=x)
+    os.replace(tmp_path / "arch.npz", tmp_path / "arch.npy")
+    _expect_error(capsys, tmp_path, m, tmp_path / "arch.npy", fragment=".npz")
+    nan = x.copy()
+    nan[0, 0, 0, 0] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    _expect_error(capsys, tmp_path, m, tmp_path / "nan.npy", fragment="NaN")
+
+
+def test_errors_in_the_model(models, tmp_path, capsys):
+    good = tmp_path / "x.npy"
+    _input(good, models["convs_i8"])
+    _expect_error(capsys, tmp_path, tmp_path / "nope.onnx", good, fragment="does not exist")
+    (tmp_path / "bad.onnx").write_bytes(b"\x01\x02 definitely not protobuf \xff" * 5)
+    _expect_error(capsys, tmp_path, tmp_path / "bad.onnx", good, fragment="ONNX")
+    m = onnx.load(models["convs_i8"])
+    conv = next(n for n in m.graph.node if n.op_type == "Conv")
+    conv.attribute.append(helper.make_attribute("dilations", [2, 2]))
+    onnx.save(m, tmp_path / "dil.onnx")
+    _expect_error(capsys, tmp_path, tmp_path / "dil.onnx", good,
+                  fragment=f"node '{conv.name}' (Conv): dilations [2, 2] are not supported")
+
+
+def test_errors_in_the_options(models, tmp_path, capsys):
+    good = tmp_path / "x.npy"
+    _input(good, models["convs_i8"])
+    _expect_error(capsys, tmp_path, "zoo:nosuchnet", good, fragment="unknown zoo model 'nosuchnet'")
+    _expect_error(capsys, tmp_path, models["convs_i8"], good, "--target", "fpga", fragment="unknown target")
+    _expect_error(capsys, tmp_path, models["convs_i8"], good, "--block", "0", "4", fragment="positive")
+    _expect_error(capsys, tmp_path, models["convs_i8"], good, "--schedule", "block", "--block", "5", "5",
+                  fragment="block")
+    try:
+        import host.driver  # noqa: F401
+    except ImportError:
+        _expect_error(capsys, tmp_path, models["convs_i8"], good, "--target", "serial:/dev/null",
+                      fragment="serial target is not available")
+    code, _, err = _run(capsys, models["convs_i8"], "--input", good, "--output", tmp_path / "no" / "y.npy")
+    assert code == 1 and "does not exist" in err and len(err.strip().splitlines()) == 1
+
+
+def test_error_keeps_an_existing_output(models, tmp_path, capsys):
+    outp = tmp_path / "y.npy"
+    np.save(outp, np.arange(3.0))
+    code, _, _ = _run(capsys, models["convs_i8"], "--input", tmp_path / "missing.npy", "--output", outp)
+    assert code == 1
+    np.testing.assert_array_equal(np.load(outp), np.arange(3.0))
+
+
+# ---------------------------------------------------------------------------------------------
+# The installed command
+# ---------------------------------------------------------------------------------------------
+
+def _blockfuse():
+    exe = Path(sys.executable).parent / "blockfuse"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "host.cli"]
+
+
+def test_installed_command(models, tmp_path):
+    inp, outp = tmp_path / "x.npy", tmp_path / "y.npy"
+    x = _input(inp, models["head_u8"], seed=5)
+    r = subprocess.run(_blockfuse() + ["run", str(models["head_u8"]), "--input", str(inp), "--output", str(outp)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stderr
+    g = load_onnx(models["head_u8"])
+    assert np.abs(np.load(outp) - _ort(models["head_u8"], x)).max() / g.output_tensor.scale <= len(g.nodes)
+    r = subprocess.run(_blockfuse() + ["run", str(models["head_u8"]), "--input", str(tmp_path / "none.npy"),
+                                       "--output", str(tmp_path / "z.npy")],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 1
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert not (tmp_path / "z.npy").exists()
+
+
+@pytest.mark.slow
+def test_sim_target_on_digits(tmp_path, capsys):
+    pytest.importorskip("sim.engine_sim")
+    zoo = pytest.importorskip("host.zoo")
+    g = zoo.get("digits")
+    inp, outp = tmp_path / "x.npy", tmp_path / "y.npy"
+    x = np.random.default_rng(6).normal(0, 1, (1,) + g.input_tensor.shape).astype(np.float32)
+    np.save(inp, x)
+    code, _, err = _run(capsys, "zoo:digits", "--input", inp, "--output", outp, "--target", "sim")
+    assert code == 0, err
+    np.testing.assert_array_equal(np.load(outp), output_dequant(g, golden.run(g, input_quant(g, x)[0])))
