@@ -1,0 +1,299 @@
+"""Block-fusion scheduler: choose fusion groups and block sizes under a board's on-chip budget.
+
+``plan_network(graph, board, schedule)`` returns ``(Plan, report)``: the :class:`host.plan.Plan`
+the golden model (and the engine) executes exactly, and a JSON-able report of what it costs
+(DESIGN.md §6: ``total_macs``, ``offchip_bytes``, ``onchip_peak_bytes``, ``cycles``, ``fps``,
+``layers``, ``groups``).
+
+Algorithm (``docs/scheduler.md``): dynamic programming over cut points.  ``best[j]`` is the least
+off-chip traffic (ties: fewest cycles) of running nodes ``[0, j)``; a group ``[i, j)`` of
+consecutive nodes costs what :mod:`host.cost` says for its best execution choice:
+
+* ``blocked`` on each candidate grid (``k × k`` blocks for k in :data:`GRID_CANDIDATES`, the
+  block size being the group output's size / k, mapped back to the group input) — with halos
+  under ``fused``, exact tiling without halos under ``block``;
+* ``streamed`` (single layers only): weight-outer passes with a line buffer.
+
+Groups are grown from their end towards the front so all groups ending at ``j`` share one
+back-propagation of block extents per candidate grid (:class:`host.cost.AxisExtents`); a grid
+whose buffers overflow the budget is dropped for every longer group (buffers only grow), and when
+the whole-map grid fits, the finer grids are not costed (one block is never worse: no halo, no
+weight re-reads).  Tensors consumed outside their group (residual and concat branches that are
+cut) are written off-chip once and read by every group that needs them.
+
+``layer`` is the baseline: one group per node, each with its cheapest execution choice (on the
+same cost model), plan blocks ``None``.
+"""
+from __future__ import annotations
+
+import time
+
+from .boards import Board, get_board
+from .cost import (AxisExtents, GroupAccumulator, GroupCost, NetInfo, blocked_cost, cdiv,
+                   streamed_cost)
+from .errors import UserError
+from .plan import SCHEDULES, Group, Plan, PlanError
+
+GRID_CANDIDATES = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32)
+MAX_GROUP_NODES = 64
+HUGE = 1 << 62
+
+
+def _grids(net: NetInfo, stop: int):
+    """Distinct (ob_y, ob_x) output-block sizes of the groups ending at ``stop``."""
+    out = net.nodes[stop - 1].output
+    ho, wo = net.dim(out, 0), net.dim(out, 1)
+    seen = []
+    for k in GRID_CANDIDATES:
+        ob = (cdiv(ho, k), cdiv(wo, k))
+        if ob not in seen:
+            seen.append(ob)
+    return seen
+
+
+def _single_options(net: NetInfo, k: int, budget: int, exact: bool, detail=False):
+    """Execution choices of node k alone: streamed, and blocked on every grid that fits."""
+    opts = []
+    sc = streamed_cost(net, k, budget, detail)
+    if sc is not None:
+        opts.append(sc)
+    ni = net.nodes[k]
+    if ni.spatial:
+        for ob in _grids(net, k + 1):
+            ay = AxisExtents(net, k + 1, 0, ob[0], exact)
+            ax = AxisExtents(net, k + 1, 1, ob[1], exact)
+            if ay.extend() and ax.extend():
+                gc = blocked_cost(net, k, ay, ax, budget, detail)
+                if gc is not None:
+                    opts.append(gc)
+    return opts
+
+
+def _overflow_option(net: NetInfo, k: int, detail=False) -> GroupCost:
+    """A layer that fits no way: streamed with an unlimited budget, flagged by its on-chip size."""
+    return streamed_cost(net, k, HUGE, detail)
+
+
+def _schedule_layer(net: NetInfo, budget: int):
+    groups = []
+    for k in range(len(net.nodes)):
+        opts = _single_options(net, k, budget, exact=False, detail=True)
+        groups.append(min(opts, key=GroupCost.key) if opts else _overflow_option(net, k, True))
+    return groups
+
+
+def _schedule_dp(net: NetInfo, budget: int, exact: bool):
+    n = len(net.nodes)
+    best = [(HUGE, HUGE)] * (n + 1)
+    best[0] = (0, 0)
+    choice: list = [None] * (n + 1)
+
+    def offer(i, j, gc, spec):
+        b = best[i]
+        cand = (b[0] + gc.offchip, b[1] + gc.cycles)
+        if cand < best[j]:
+            best[j] = cand
+            choice[j] = (i, spec)
+
+    for j in range(1, n + 1):
+        k = j - 1
+        sc = streamed_cost(net, k, budget)
+        if sc is not None:
+            offer(k, j, sc, ("streamed",))
+        if net.nodes[k].spatial:
+            alive = []
+            for ob in _grids(net, j):
+                ay = AxisExtents(net, j, 0, ob[0], exact)
+                ax = AxisExtents(net, j, 1, ob[1], exact)
+                alive.append([ob, ay, ax, GroupAccumulator(net, ay, ax, MAX_GROUP_NODES)])
+            i = j
+            wsum = 0
+            out_j = sum(net.size(t) for t in net.group_outputs(j))
+            while alive and i > max(0, j - MAX_GROUP_NODES):
+                i -= 1
+                if not net.nodes[i].spatial:
+                    break
+                wsum += 0 if net.preloaded else net.nodes[i].weight_bytes
+                # lower bound of any choice for [i, j): weights once, outputs once
+                hopeless = best[i][0] + wsum + out_j >= best[j][0]
+                whole_fits = False
+                keep = []
+                for entry in alive:
+                    ob, ay, ax, acc = entry
+                    if not (ay.extend() and ax.extend()):
+                        continue
+                    acc.add_front()
+                    if acc.act_peak() > budget:
+                        continue                      # buffers only grow towards the front
+                    nb = len(ay.grid) * len(ax.grid)
+                    if hopeless or (whole_fits and nb > 1):
+                        keep.append(entry)           # not costed here, still grown for shorter i
+                        continue
+                    gc = acc.cost(budget)
+                    if gc is None:
+                        continue
+                    keep.append(entry)
+                    if nb == 1:
+                        whole_fits = True
+                    offer(i, j, gc, ("blocked", ob))
+                alive = keep
+        if best[j][0] >= HUGE:                       # nothing fits: overflow, flagged in the report
+            gc = _overflow_option(net, k)
+            offer(k, j, gc, ("overflow",))
+    # reconstruct, recomputing the chosen groups with per-node detail
+    groups = []
+    j = n
+    while j > 0:
+        i, spec = choice[j]
+        if spec[0] == "streamed":
+            gc = streamed_cost(net, i, budget, detail=True)
+        elif spec[0] == "overflow":
+            gc = _overflow_option(net, i, detail=True)
+        else:
+            ob = spec[1]
+            ay = AxisExtents(net, j, 0, ob[0], exact)
+            ax = AxisExtents(net, j, 1, ob[1], exact)
+            for _ in range(j - i):
+                ay.extend()
+                ax.extend()
+            gc = blocked_cost(net, i, ay, ax, budget, detail=True)
+        groups.append(gc)
+        j = i
+    groups.reverse()
+    return groups
+
+
+def plan_network(graph, board, schedule: str = "block", budget: int | None = None):
+    """Plan ``graph`` for ``board`` (a name or :class:`host.boards.Board`) under ``schedule``.
+
+    Returns ``(plan, report)``.  ``budget`` overrides the board's on-chip byte budget.
+    """
+    if schedule not in SCHEDULES:
+        raise UserError(f"unknown schedule {schedule!r} (use one of {', '.join(SCHEDULES)})")
+    board = get_board(board)
+    budget = int(board.onchip_bytes if budget is None else budget)
+    t0 = time.perf_counter()
+    net = NetInfo(graph, board)
+    full_budget = budget
+    if not board.has_offchip and net.weights_total <= budget:
+        # no off-chip memory: the weights live on chip for good (loaded once over the host
+        # link, not per frame); activations get what is left
+        net.preloaded = True
+        budget -= net.weights_total
+    if schedule == "layer":
+        costs = _schedule_layer(net, budget)
+        plan = Plan("layer", [Group([net.nodes[g.start].name]) for g in costs])
+    else:
+        costs = _schedule_dp(net, budget, exact=(schedule == "block"))
+        plan = Plan(schedule, [Group([ni.name for ni in net.nodes[g.start:g.stop]], g.block)
+                               for g in costs])
+    plan.check(graph)
+    elapsed = time.perf_counter() - t0
+    report = make_report(net, board, full_budget, schedule, costs, elapsed)
+    return plan, report
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+
+def _traffic(weights, act_in, act_out) -> dict:
+    return {"weights": int(weights), "activations": int(act_in + act_out),
+            "activations_in": int(act_in), "activations_out": int(act_out),
+            "total": int(weights + act_in + act_out)}
+
+
+def make_report(net: NetInfo, board: Board, budget: int, schedule: str, costs: list,
+                elapsed: float = 0.0) -> dict:
+    g = net.graph
+    clk, bw, pes = board.clock_hz, board.offchip_bytes_per_s, board.pes
+    layers, groups = [], []
+    warnings = []
+    tot_w = tot_in = tot_out = tot_macs = tot_cyc = 0
+    seconds = compute_s = memory_s = 0.0
+    peak = 0
+    resident_all = net.weights_total if net.preloaded else 0
+    for gi, gc in enumerate(costs):
+        names = [ni.name for ni in net.nodes[gc.start:gc.stop]]
+        s_c = gc.cycles / clk
+        # no off-chip memory: maps between groups stay in on-chip SPRAM; only the network's
+        # input and output cross the host link (counted once below)
+        s_m = gc.offchip / bw if board.has_offchip else 0.0
+        secs = max(s_c, s_m)
+        seconds += secs
+        compute_s += s_c
+        memory_s += s_m
+        tot_w += gc.weights
+        tot_in += gc.act_in
+        tot_out += gc.act_out
+        tot_macs += gc.macs
+        tot_cyc += gc.cycles
+        peak = max(peak, gc.onchip + resident_all)
+        if gc.onchip + resident_all > budget:
+            warnings.append(f"{names[0]} needs {gc.onchip} bytes on chip, more than the "
+                            f"{budget}-byte budget of {board.name}")
+        groups.append({
+            "index": gi, "nodes": names, "block": list(gc.block) if gc.block else None,
+            "mode": gc.mode, "grid": list(gc.grid), "blocks": gc.nblocks, "passes": gc.passes,
+            "resident_weights": list(gc.resident), "macs": int(gc.macs), "cycles": int(gc.cycles),
+            "offchip_bytes": _traffic(gc.weights, gc.act_in, gc.act_out),
+            "onchip_peak_bytes": int(gc.onchip + resident_all), "seconds": secs,
+            "bound": "memory" if s_m > s_c else "compute",
+        })
+        for name in names:
+            d = gc.per_node[name]
+            ni = net.nodes[net.index[name]]
+            cyc = int(d["cycles"])
+            layers.append({
+                "name": name, "op": ni.op, "group": gi, "macs": int(d["macs"]),
+                "layer_macs": int(ni.macs), "cycles": cyc,
+                "utilisation": (d["macs"] / (cyc * pes)) if cyc else 0.0,
+                "offchip_bytes": _traffic(d["weights"], d["act_in"], d["act_out"]),
+                "onchip_peak_bytes": int(d["onchip"] + resident_all),
+                "out_shape": list(net.tshape[ni.output]),
+            })
+    weights_size = sum(ni.weight_bytes for ni in net.nodes)
+    io_bytes = net.size(g.input) + net.size(g.output)
+    offchip = _traffic(tot_w, tot_in, tot_out)
+    if not board.has_offchip:
+        # everything stays on chip: the maps passed between groups are held (in SPRAM) beside the
+        # running group's buffers and the preloaded weights
+        stored_peak = 0
+        for gc in costs:
+            held = sum(net.size(t) for t in net.tshape
+                       if net.producer_idx.get(t, HUGE) < gc.start and net.consumed_from(t, gc.start))
+            held += sum(net.size(ni.output) for ni in net.nodes[gc.start:gc.stop]
+                        if net.consumed_from(ni.output, gc.stop))
+            stored_peak = max(stored_peak, gc.onchip + held + resident_all)
+        peak = max(peak, stored_peak)
+        link_s = io_bytes / board.link_bytes_per_s
+        seconds += link_s
+        memory_s += link_s
+        if not net.preloaded:
+            warnings.append(f"{board.name} has no off-chip memory and the weights ({weights_size} "
+                            f"bytes) exceed its {budget}-byte on-chip memory: the network does not fit")
+        elif stored_peak > budget:
+            warnings.append(f"{board.name} has no off-chip memory: the feature maps held between "
+                            f"groups need {stored_peak} bytes on chip, more than its {budget} bytes: "
+                            f"the network does not fit")
+    if board.has_offchip and weights_size > board.offchip_bytes:
+        warnings.append(f"the weights ({weights_size} bytes) exceed the {board.offchip_bytes}-byte "
+                        f"off-chip memory of {board.name}")
+    return {
+        "model": g.name, "board": board.name, "schedule": schedule,
+        "input_shape": list(net.tshape[g.input]),
+        "total_macs": int(tot_macs), "network_macs": int(sum(ni.macs for ni in net.nodes)),
+        "weights_bytes": int(weights_size),
+        "offchip_bytes": offchip,
+        "onchip_peak_bytes": int(peak), "onchip_budget_bytes": int(budget),
+        "cycles": int(tot_cyc),
+        "utilisation": tot_macs / (tot_cyc * pes) if tot_cyc else 0.0,
+        "compute_seconds": compute_s, "memory_seconds": memory_s, "seconds": seconds,
+        "fps": 1.0 / seconds if seconds else float("inf"),
+        "fits": not warnings,
+        "weights_preloaded": net.preloaded,
+        "warnings": warnings,
+        "planning_seconds": elapsed,
+        "board_model": board.to_json(),
+        "layers": layers, "groups": groups,
+    }
