@@ -21,8 +21,10 @@ The step table is the engine's micro-program: for step ``s`` of one output pixel
 reads the input word at ``in_base[ob] + delta + pix`` where ``pix = (oy·sh − pt)·W + (ox·sw −
 pl)``, if the tap ``(iy0+dy, ix0+dx)`` lies inside the map and ``en`` is set; otherwise it gets
 the input zero point (padding on any side, image or block borders alike).  Standard, grouped,
-1×1 and FC layers use one step per (ky, kx, input-channel block) with every row on the same
-address; depthwise layers use one step per block of ``rows`` kernel taps, one tap per row.
+1×1 and FC layers flatten the reduction (kernel tap × input channel of the group) and pack it
+densely onto the rows, ``rows`` elements per step, each row naming its tap and its lane (channel
+within the word); depthwise layers use one step per block of ``rows`` kernel taps, one tap per
+row, and take lane ``c`` in column ``c``.
 
 Schedule: output-channel block ``ob`` → output row → output column → step; one step per cycle
 with no bubbles, so a layer takes ``n_ob·Ho·Wo·steps`` cycles plus the pipeline latency.
@@ -54,8 +56,9 @@ def layer_desc_layout(addr_width: int) -> data.StructLayout:
     })
 
 
-def step_entry_layout(addr_width: int) -> data.StructLayout:
-    return data.StructLayout({"dy": 4, "dx": 4, "en": 1, "delta": addr_width})
+def step_entry_layout(addr_width: int, lanes: int) -> data.StructLayout:
+    return data.StructLayout({"dy": 4, "dx": 4, "en": 1, "lane": range(lanes),
+                              "delta": addr_width})
 
 
 def block_entry_layout(addr_width: int, cols: int) -> data.StructLayout:
@@ -98,7 +101,7 @@ class Engine(wiring.Component):
         self.cfg = cfg
         A = cfg.addr_width
         self.desc_layout = layer_desc_layout(A)
-        self.step_layout = step_entry_layout(A)
+        self.step_layout = step_entry_layout(A, cfg.lanes)
         self.block_layout = block_entry_layout(A, cfg.cols)
         self.ld_width = max(cfg.lanes * 8, cfg.rows * cfg.cols * 8,
                             cfg.rows * self.step_layout.size, self.block_layout.size)
@@ -204,6 +207,7 @@ class Engine(wiring.Component):
         a_ob, a_waddr = Signal(12), Signal(A)
         a_addr = [Signal(A, name=f"a_addr_{r}") for r in range(R)]
         a_ok = [Signal(name=f"a_ok_{r}") for r in range(R)]
+        a_lane = [Signal(range(L), name=f"a_lane_{r}") for r in range(R)]
         m.d.sync += [a_go.eq(run), a_first.eq(s == 0), a_last.eq(last_step),
                      a_final.eq(last_step & last_x & last_y & last_ob),
                      a_ob.eq(ob), a_waddr.eq(waddr)]
@@ -213,23 +217,28 @@ class Engine(wiring.Component):
             ix = Signal(signed(15), name=f"ix_{r}")
             m.d.comb += [iy.eq(iy0 + e.dy), ix.eq(ix0 + e.dx)]
             ok = e.en & (iy >= 0) & (iy < d.h) & (ix >= 0) & (ix < d.w)
-            m.d.sync += [a_ok[r].eq(ok), a_addr[r].eq(in_base + e.delta + pix)]
+            m.d.sync += [a_ok[r].eq(ok), a_addr[r].eq(in_base + e.delta + pix),
+                         a_lane[r].eq(e.lane)]
 
         # ---- skew: row r reads r cycles after row 0 ---------------------------------------
         array = m.submodules.array = SystolicArray(R, C)
         m.d.comb += array.dw.eq(d.depthwise)
         for r in range(R):
-            addr, ok, wa = a_addr[r], a_ok[r], a_waddr
+            addr, ok, wa, ln = a_addr[r], a_ok[r], a_waddr, a_lane[r]
             for k in range(r):
                 addr2 = Signal(A, name=f"skew_addr_{r}_{k}")
                 ok2 = Signal(name=f"skew_ok_{r}_{k}")
                 wa2 = Signal(A, name=f"skew_wa_{r}_{k}")
-                m.d.sync += [addr2.eq(addr), ok2.eq(ok), wa2.eq(wa)]
-                addr, ok, wa = addr2, ok2, wa2
+                ln2 = Signal(range(L), name=f"skew_lane_{r}_{k}")
+                m.d.sync += [addr2.eq(addr), ok2.eq(ok), wa2.eq(wa), ln2.eq(ln)]
+                addr, ok, wa, ln = addr2, ok2, wa2, ln2
             xrp = in_mem.read_port()
             wrp = w_mems[r].read_port()
             ok_d = Signal(name=f"ok_d_{r}")
             m.d.sync += ok_d.eq(ok)
+            ln_d = Signal(range(L), name=f"lane_d_{r}")
+            m.d.sync += ln_d.eq(ln)
+            m.d.comb += array.lane[r].eq(ln_d)
             m.d.comb += [xrp.addr.eq(addr), wrp.addr.eq(wa)]
             for lane in range(L):
                 m.d.comb += array.x[r][lane].eq(

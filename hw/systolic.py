@@ -9,8 +9,9 @@ its operands.
 
 Which input byte a PE multiplies depends on the layer kind (``dw``):
 
-* standard/grouped/1×1/FC (``dw=0``): rows are input channels, columns output channels;
-  PE(r, c) takes lane ``r`` of row ``r``'s word (the word is broadcast along the row);
+* standard/grouped/1×1/FC (``dw=0``): rows are elements of the reduction (input channel ×
+  kernel tap, packed densely), columns output channels; every PE of row ``r`` takes lane
+  ``lane[r]`` of row ``r``'s word (broadcast along the row);
 * depthwise (``dw=1``): rows are kernel taps, columns channels; PE(r, c) takes lane ``c`` of row
   ``r``'s word (each row reads the pixel of its own tap), so all rows and columns stay busy.
 """
@@ -27,6 +28,7 @@ class SystolicArray(wiring.Component):
         self.lanes = max(rows, cols)
         super().__init__({
             "dw": In(1),
+            "lane": In(data.ArrayLayout(range(self.lanes), rows)),
             "x": In(data.ArrayLayout(data.ArrayLayout(signed(8), self.lanes), rows)),
             "w": In(data.ArrayLayout(data.ArrayLayout(signed(8), cols), rows)),
             "psum": Out(data.ArrayLayout(ACC, cols)),
@@ -36,10 +38,12 @@ class SystolicArray(wiring.Component):
         m = Module()
         below = [0] * self.cols
         for r in range(self.rows):
+            xr = Signal(signed(8), name=f"x_row_{r}")
+            m.d.comb += xr.eq(self.x[r].as_value().word_select(self.lane[r], 8))
             for c in range(self.cols):
                 pe = PE()
                 m.submodules[f"pe_{r}_{c}"] = pe
-                x = self.x[r][c] if c == r else Mux(self.dw, self.x[r][c], self.x[r][r])
+                x = Mux(self.dw, self.x[r][c], xr)
                 m.d.comb += [pe.x.eq(x), pe.w.eq(self.w[r][c]), pe.psum_in.eq(below[c])]
                 below[c] = pe.psum_out
         for c in range(self.cols):

@@ -38,7 +38,7 @@ class LayerProgram:
     desc: dict
     in_words: np.ndarray          # (n, lanes) int8
     w_words: np.ndarray           # (n_ob*steps, rows, cols) int8
-    step_words: list              # n_steps × rows × (dy, dx, en, delta)
+    step_words: list              # n_steps × rows × (dy, dx, en, lane, delta)
     blocks: list                  # n_ob × (in_base, bias[cols], mult[cols], shift[cols])
     out_channels: np.ndarray      # (n_ob, cols) output channel of each lane, -1 = unused
     out_shape: tuple              # (O, Ho, Wo)
@@ -56,8 +56,9 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
     """Lay one convolution out for the engine (see hw/engine.py for the memory map).
 
     Depthwise layers (one input and one output channel per group) put kernel taps on the rows
-    and channels on the columns; every other layer puts input channels of a group on the rows
-    and its output channels on the columns."""
+    and channels on the columns; every other layer packs its reduction (kernel tap × input
+    channel of the group) densely onto the rows and puts the group's output channels on the
+    columns."""
     R, C, L = cfg.rows, cfg.cols, cfg.lanes
     weight = np.asarray(weight, dtype=np.int8)
     x = np.asarray(x, dtype=np.int8)
@@ -96,9 +97,9 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
                 t = s * R + r
                 if t < taps:
                     dy, dx = divmod(t, kw)
-                    row.append((dy, dx, 1, dy * w + dx))
+                    row.append((dy, dx, 1, 0, dy * w + dx))
                 else:
-                    row.append((0, 0, 0, 0))
+                    row.append((0, 0, 0, 0, 0))
             step_words.append(row)
         w_words = np.zeros((n_ob, steps, R, C), dtype=np.int8)
         wt = weight.reshape(o, taps)
@@ -117,25 +118,33 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
                     out_channels[ob, cc] = ob * C + cc
             in_base.append(ob * hw)
     else:
-        n_cbg = _ceil(ig, R)                 # input-channel blocks per group
+        n_cbg = _ceil(ig, L)                 # input words (channel blocks) per group and pixel
         n_obg = _ceil(og, C)                 # output-channel blocks per group
-        xs = np.zeros((g, n_cbg * R, h, w), dtype=np.int8)
+        xs = np.zeros((g, n_cbg * L, h, w), dtype=np.int8)
         xs[:, :ig] = x.reshape(g, ig, h, w)
-        in_words = np.zeros((g * n_cbg * hw, L), dtype=np.int8)
-        in_words[:, :R] = xs.reshape(g * n_cbg, R, hw).transpose(0, 2, 1).reshape(-1, R)
-        steps = kh * kw * n_cbg
+        in_words = xs.reshape(g * n_cbg, L, hw).transpose(0, 2, 1).reshape(-1, L)
+        # the reduction (ky, kx, ci) of one group, packed densely onto the rows
+        n_el = kh * kw * ig
+        steps = _ceil(n_el, R)
         n_ob = g * n_obg
         step_words = []
-        for ky in range(kh):
-            for kx in range(kw):
-                for cb in range(n_cbg):
-                    e = (ky, kx, 1, cb * hw + ky * w + kx)
-                    step_words.append([e] * R)
-        wg = np.zeros((g, n_obg * C, n_cbg * R, kh, kw), dtype=np.int8)
-        wg[:, :og, :ig] = weight.reshape(g, og, ig, kh, kw)
-        # (g, obg, C, cbg, R, kh, kw) -> (g, obg, kh, kw, cbg, R, C)
-        w_words = (wg.reshape(g, n_obg, C, n_cbg, R, kh, kw)
-                   .transpose(0, 1, 5, 6, 3, 4, 2).reshape(n_ob, steps, R, C))
+        for s in range(steps):
+            row = []
+            for r in range(R):
+                e = s * R + r
+                if e < n_el:
+                    tap, ci = divmod(e, ig)
+                    ky, kx = divmod(tap, kw)
+                    row.append((ky, kx, 1, ci % L, (ci // L) * hw + ky * w + kx))
+                else:
+                    row.append((0, 0, 0, 0, 0))
+            step_words.append(row)
+        wg = np.zeros((g, n_obg * C, kh, kw, ig), dtype=np.int8)
+        wg[:, :og] = weight.reshape(g, og, ig, kh, kw).transpose(0, 1, 3, 4, 2)
+        wr = np.zeros((g, n_obg * C, steps * R), dtype=np.int8)
+        wr[:, :, :n_el] = wg.reshape(g, n_obg * C, n_el)
+        w_words = (wr.reshape(g, n_obg, C, steps, R).transpose(0, 1, 3, 4, 2)
+                   .reshape(n_ob, steps, R, C))
         out_channels = np.full((n_ob, C), -1, dtype=np.int64)
         in_base = []
         for gi in range(g):
@@ -208,7 +217,7 @@ def _pack_fields(layout, values: dict) -> int:
 def pack_program(prog: LayerProgram, cfg: EngineConfig) -> dict:
     """Everything ``sim.tb_engine`` writes, as arrays of hexadecimal strings (npz-friendly)."""
     R, C, L = cfg.rows, cfg.cols, cfg.lanes
-    step_layout = step_entry_layout(cfg.addr_width)
+    step_layout = step_entry_layout(cfg.addr_width, L)
     bl = block_entry_layout(cfg.addr_width, C)
     desc_layout = layer_desc_layout(cfg.addr_width)
 
@@ -221,8 +230,9 @@ def pack_program(prog: LayerProgram, cfg: EngineConfig) -> dict:
     step_hex = []
     for row in prog.step_words:
         word = 0
-        for r, (dy, dx, en, delta) in enumerate(row):
-            word |= _pack_fields(step_layout, dict(dy=dy, dx=dx, en=en, delta=delta)) << (r * ssz)
+        for r, (dy, dx, en, lane, delta) in enumerate(row):
+            word |= _pack_fields(step_layout, dict(dy=dy, dx=dx, en=en, lane=lane,
+                                                   delta=delta)) << (r * ssz)
         step_hex.append(format(word, "x"))
     blk_hex = []
     for in_base, bias, mult, shift in prog.blocks:

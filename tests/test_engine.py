@@ -1,6 +1,6 @@
 """The RTL engine (hw.engine) against an independent NumPy convolution, bit for bit.
 
-Shapes and data are seeded random; one small engine build (4×4 PEs) serves the CI set.  The
+Shapes and data are seeded random; one small engine build (5×3 PEs) serves the CI set.  The
 long sweep (more shapes, an 8×8 array, VGG16 channel counts) is marked slow."""
 import numpy as np
 import pytest
@@ -9,8 +9,8 @@ from host.quant import quantize_multipliers, requantize
 from hw.engine import EngineConfig
 from sim.engine_sim import compile_conv, simulate
 
-CI_CFG = EngineConfig(rows=4, cols=4, in_depth=4096, w_depth=2048, step_depth=256,
-                      ob_depth=64, out_depth=4096)
+CI_CFG = EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=256,
+                      ob_depth=64, out_depth=2048)      # non-square on purpose
 
 
 def reference_conv(x, weight, bias_folded, mult, shift, zx, zy, lo, hi, stride, pads, groups):
