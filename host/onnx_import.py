@@ -95,6 +95,7 @@ class Pending:
     build: object
     clips: list = field(default_factory=list)
     realized: tuple | None = None          # (scale, zero_point, ir name) once quantised
+    source: str | None = None              # pass-through ops: the IR tensor whose codes they move
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,10 +280,28 @@ class _Importer:
         if isinstance(v, Act):
             self.graph.output = v.ir
             return
+        if isinstance(v, Pending) and v.source is not None and self._exact_in_float(v):
+            # a trailing float max pool / flatten / Relu on dequantised codes is exactly the
+            # dequantised result of the same op on the codes
+            t = self.graph.tensors[v.source]
+            self.graph.output = self._realize(v, name, t.scale, t.zero_point)
+            return
         if isinstance(v, Pending):
             raise UnsupportedModel(f"model output {name!r} is not quantised (no QuantizeLinear after "
                                    f"{_node_desc(v.onnx_node)})")
         raise UnsupportedModel(f"model output {name!r} is not a quantised feature map or vector")
+
+    def _exact_in_float(self, p: Pending) -> bool:
+        """Whether every Relu/Clip bound of ``p`` lies on its source's quantisation grid."""
+        t = self.graph.tensors[p.source]
+        for bound in (b for clip in p.clips for b in clip):
+            if bound is None or not np.isfinite(bound):
+                continue
+            steps = bound / t.scale
+            if not (steps + t.zero_point < -128 or steps + t.zero_point > 127
+                    or abs(steps - round(steps)) < 1e-6):
+                return False
+        return True
 
     # ---- helpers ----------------------------------------------------------------------------
     @staticmethod
@@ -347,6 +366,11 @@ class _Importer:
             return self.graph.tensors[v.ir]
         if name == self.in_name:
             _fail(node, "the model input is used without QuantizeLinear (model is not quantised)")
+        if isinstance(v, Pending) and v.source is not None and self._exact_in_float(v):
+            # a float max pool / reshape / Relu of dequantised codes feeding another op: exactly
+            # the dequantised codes of the same op in its source's quantisation
+            t = self.graph.tensors[v.source]
+            return self.graph.tensors[self._realize(v, name, t.scale, t.zero_point)]
         if isinstance(v, Pending):
             _fail(node, f"input {name!r} is a float result that was never quantised")
         if isinstance(v, ConstQ) or name in self.consts:
@@ -445,7 +469,9 @@ class _Importer:
             s0, z0, ir = p.realized
             if z0 == zp and _close(s0, scale):
                 return ir
-            _fail(p.onnx_node, "output is quantised twice with different parameters")
+            if p.source is None:
+                _fail(p.onnx_node, "output is quantised twice with different parameters")
+            return self._rescale(p.onnx_node.name or onnx_name, ir, scale, zp)
         ir = p.build(p.onnx_node.name or onnx_name, scale, zp, p.clips)
         p.realized = (scale, zp, ir)
         return ir
@@ -461,8 +487,8 @@ class _Importer:
         """A one-input Concat moves a map to another scale/zero point."""
         t = self.graph.tensors[src]
         if not t.is_map:
-            raise UnsupportedModel(f"node {base!r}: requantising a vector (shape {t.shape}) "
-                                   f"is not supported")
+            raise UnsupportedModel(f"node {base!r}: requantising a flat vector (shape {list(t.shape)}) "
+                                   f"is not supported (quantise Relu/Clip together with the model)")
         out = self._tensor(f"{base}_rescale", scale, zp)
         self._add_node(Concat(self._unique(f"{base}_rescale"), [src], out))
         return out
@@ -485,6 +511,7 @@ class _Importer:
             self.passthrough.add(out)
             return self._apply_clips(node, out, clips)
         self._pending(node, build)
+        self.values[node.output[0]].source = src
 
     def _apply_clips(self, node, ir: str, clips: list, own: bool = False) -> str:
         """Relu/Clip after an op without clamp bounds: a Clamp node in the same quantisation
@@ -493,6 +520,8 @@ class _Importer:
             return ir
         t = self.graph.tensors[ir]
         lo, hi = _clip_bounds(t, clips)
+        if (lo, hi) == (-128, 127):                 # the int8 range already saturates there
+            return ir
         base = (node.name or ir) if own else f"{node.name or ir}_clamp"
         out = self._tensor(base, t.scale, t.zero_point)
         self._add_node(Clamp(self._unique(base), [ir], out, lo=lo, hi=hi))

@@ -231,9 +231,11 @@ def calibration_data(shape, n=8, seed=0):
     return [rng.normal(0, 1, shape).astype(np.float32) for _ in range(n)]
 
 
-def quantize(model: onnx.ModelProto, act: str = "int8", seed: int = 0, tmpdir=None) -> onnx.ModelProto:
+def quantize(model: onnx.ModelProto, act: str = "int8", seed: int = 0, tmpdir=None,
+             op_types=None) -> onnx.ModelProto:
     """QDQ-quantise ``model`` with ``quantize_static`` (per-channel int8 weights, int8/uint8
-    activations) calibrated on seeded random inputs; returns the quantised ModelProto."""
+    activations) calibrated on seeded random inputs; returns the quantised ModelProto.
+    ``op_types`` restricts the operator types quantised (e.g. leave Relu in float)."""
     import tempfile
     from pathlib import Path
 
@@ -255,5 +257,5 @@ def quantize(model: onnx.ModelProto, act: str = "int8", seed: int = 0, tmpdir=No
         onnx.save(model, src)
         quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QInt8 if act == "int8" else QuantType.QUInt8,
-                        weight_type=QuantType.QInt8)
+                        weight_type=QuantType.QInt8, op_types_to_quantize=op_types)
         return onnx.load(str(dst))
