@@ -177,10 +177,12 @@ def run_batch(graph, x: np.ndarray, target: tuple, schedule: str, block) -> np.n
     conv_fn, fc_fn, close = _engine_hooks(target)
     try:
         ys = [golden.run(graph, qi, plan=plan, conv_fn=conv_fn, fc_fn=fc_fn) for qi in q]
-    except (ValueError, RuntimeError) as e:
+    except UserError:
+        raise
+    except Exception as e:
         if target[0] == "golden":
             raise
-        raise UserError(f"target {target[0]} failed: {' '.join(str(e).split())[:300]}")
+        raise UserError(f"target {target[0]} failed: {type(e).__name__}: {' '.join(str(e).split())[:300]}")
     finally:
         if close is not None:
             close()

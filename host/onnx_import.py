@@ -243,7 +243,12 @@ class _Importer:
             for i in node.input:
                 if i and i not in self.values and i not in self.consts and i != self.in_name:
                     _fail(node, f"input {i!r} is not produced by an earlier node")
-            handler(node)
+            try:
+                handler(node)
+            except UserError:
+                raise
+            except Exception as e:          # malformed attribute/initializer the checks missed
+                _fail(node, f"cannot be imported ({type(e).__name__}: {_one_line(e)})")
         self._set_output(self.g.output[0].name)
         self.graph.activation_dtype = "uint8" if self.act_dtypes == {"uint8"} else "int8"
         if len(self.act_dtypes) > 1:
@@ -529,6 +534,14 @@ class _Importer:
         return out
 
     # ---- operators --------------------------------------------------------------------------
+    def op_Constant(self, node):
+        from onnx import numpy_helper
+
+        attrs = node.attribute
+        if len(attrs) != 1 or attrs[0].name != "value":
+            _fail(node, "only tensor constants ('value') are supported")
+        self.consts[node.output[0]] = numpy_helper.to_array(attrs[0].t)
+
     def op_Identity(self, node):
         self.values[node.output[0]] = self.values.get(node.input[0]) or self._fail_input(node)
 
@@ -810,6 +823,8 @@ class _Importer:
 
     def _window(self, node, attrs, t: Tensor, kernel=None):
         """(kernel, stride, pads) of a Conv/pool, resolving auto_pad; rejects dilation/ceil."""
+        if not t.is_map:
+            _fail(node, f"needs a feature map, got shape {list(t.shape)}")
         k = tuple(int(v) for v in (kernel or attrs.get("kernel_shape", ())))
         if len(k) != 2:
             _fail(node, f"kernel_shape {list(k)} is not 2-D")

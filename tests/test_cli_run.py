@@ -100,13 +100,16 @@ def test_schedules(models, tmp_path, capsys):
     np.testing.assert_array_equal(res[("block", 2)], want)
 
 
-def test_zoo_model(tmp_path, capsys):
+@pytest.mark.parametrize("spec", ["zoo:digits", "zoo:mobilenet_v1@32", "zoo:shufflenet_v1@24x32"])
+def test_zoo_model(tmp_path, capsys, spec):
     zoo = pytest.importorskip("host.zoo")
-    g = zoo.get("digits")
+    name, _, res = spec[4:].partition("@")
+    res = tuple(int(v) for v in res.split("x")) if res else None
+    g = zoo.get(name, res[0] if res and len(res) == 1 else res)
     inp, outp = tmp_path / "x.npy", tmp_path / "y.npy"
     x = np.random.default_rng(4).normal(0, 1, (2,) + g.input_tensor.shape).astype(np.float32)
     np.save(inp, x)
-    code, _, err = _run(capsys, "zoo:digits", "--input", inp, "--output", outp)
+    code, _, err = _run(capsys, spec, "--input", inp, "--output", outp)
     assert code == 0, err
     want = output_dequant(g, np.stack([golden.run(g, q) for q in input_quant(g, x)]))
     np.testing.assert_array_equal(np.load(outp), want)
@@ -168,6 +171,8 @@ def test_errors_in_the_options(models, tmp_path, capsys):
     good = tmp_path / "x.npy"
     _input(good, models["convs_i8"])
     _expect_error(capsys, tmp_path, "zoo:nosuchnet", good, fragment="unknown zoo model 'nosuchnet'")
+    _expect_error(capsys, tmp_path, "zoo:digits@x", good, fragment="bad zoo resolution")
+    _expect_error(capsys, tmp_path, "zoo:digits", good, fragment="shape")
     _expect_error(capsys, tmp_path, models["convs_i8"], good, "--target", "fpga", fragment="unknown target")
     _expect_error(capsys, tmp_path, models["convs_i8"], good, "--block", "0", "4", fragment="positive")
     _expect_error(capsys, tmp_path, models["convs_i8"], good, "--schedule", "block", "--block", "5", "5",

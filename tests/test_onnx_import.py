@@ -332,3 +332,24 @@ def test_rejects_missing_file(tmp_path):
         load_onnx(tmp_path / "nope.onnx")
     with pytest.raises(UserError, match="directory"):
         load_onnx(tmp_path)
+
+
+def test_constant_nodes_instead_of_initializers():
+    """Scales and zero points given by Constant nodes (as some exporters write them)."""
+    g = random_graph(2)
+    m = to_onnx(g)
+    moved = [i for i in m.graph.initializer if i.name.endswith(("_scale", "_zero_point"))]
+    for init in moved:
+        m.graph.initializer.remove(init)
+    consts = [helper.make_node("Constant", [], [i.name], name=f"const_{i.name}", value=i) for i in moved]
+    nodes = consts + list(m.graph.node)
+    del m.graph.node[:]
+    m.graph.node.extend(nodes)
+    h = load_onnx(m, fold_clamps=False)
+    assert_same_integers(g, h)
+
+
+def test_malformed_attribute_is_one_line_naming_the_node():
+    m = _small_model()
+    _set_attr(_node(m, "Conv"), "strides", [1])
+    _expect_one_line(m, "node 'conv_7' (Conv)", "strides [1]")
