@@ -1,0 +1,72 @@
+"""Board models: the names of DESIGN.md §6, budgets derived from ANCHORS.md resources."""
+import pytest
+
+from host.boards import BOARDS, DP16KD_BYTES, get_board, names, with_budget
+from host.errors import UserError
+
+
+def test_design_board_names():
+    assert {"ulx3s-12f", "ulx3s-25f", "ulx3s-45f", "ulx3s-85f", "icebreaker"} <= set(names())
+
+
+def test_unknown_board_lists_valid_names():
+    with pytest.raises(UserError) as e:
+        get_board("ulx3s-99f")
+    msg = str(e.value)
+    assert "\n" not in msg and "ulx3s-99f" in msg
+    for n in names():
+        assert n in msg
+
+
+def test_case_insensitive_and_passthrough():
+    b = get_board("ULX3S-85F")
+    assert b is get_board(b)
+
+
+@pytest.mark.parametrize("name,blocks,mults", [("ulx3s-85f", 208, 156), ("ulx3s-45f", 108, 72),
+                                               ("ulx3s-25f", 56, 28), ("ulx3s-12f", 56, 28)])
+def test_ecp5_resources(name, blocks, mults):
+    b = get_board(name)
+    assert b.bram_blocks == blocks and b.multipliers == mults        # ANCHORS.md
+    assert 0 < b.reserved_blocks < blocks
+    assert b.onchip_bytes == (blocks - b.reserved_blocks) * DP16KD_BYTES
+    assert b.pes <= mults
+    assert b.clock_hz == 100e6
+    assert b.has_offchip and b.offchip_bytes == 32 * 1024 * 1024
+    # 16-bit SDR SDRAM at the system clock, derated
+    assert b.offchip_bytes_per_s == pytest.approx(2 * 100e6 * b.offchip_efficiency)
+    assert 0.5 <= b.offchip_efficiency < 1
+
+
+def test_array_sizes():
+    assert (get_board("ulx3s-85f").pe_rows, get_board("ulx3s-85f").pe_cols) == (12, 12)
+    assert get_board("ulx3s-45f").pes == 64
+    assert get_board("ulx3s-25f").pes == 24
+    assert get_board("icebreaker").pes == 8
+
+
+def test_icebreaker():
+    b = get_board("icebreaker")
+    assert not b.has_offchip
+    assert b.onchip_bytes == (30 - b.reserved_blocks) * 512 + 128 * 1024
+    assert b.clock_hz == 40e6
+    assert b.offchip_bytes_per_s == b.link_bytes_per_s > 0
+
+
+def test_budgets_ordered():
+    order = ["ulx3s-25f", "icebreaker", "ulx3s-45f", "ulx3s-85f"]
+    assert [get_board(n).onchip_bytes for n in order] == sorted(get_board(n).onchip_bytes for n in order)
+
+
+@pytest.mark.parametrize("budget", [1, 1000, 4096, 50000, 200000])
+def test_with_budget_exact(budget):
+    for n in names():
+        b = with_budget(get_board(n), budget)
+        assert b.onchip_bytes == budget
+        assert b.pes == get_board(n).pes
+
+
+def test_to_json():
+    for b in BOARDS.values():
+        d = b.to_json()
+        assert d["onchip_bytes"] == b.onchip_bytes and d["name"] == b.name

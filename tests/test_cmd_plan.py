@@ -1,0 +1,70 @@
+"""``blockfuse plan``: table, JSON (DESIGN.md §6 keys), plot, one-line errors."""
+import json
+
+import numpy as np
+import pytest
+
+from host import golden, zoo
+from host.builder import smooth_input
+from host.cli import main
+from host.cmd_plan import plan_from_json
+from host.scheduler import plan_network
+
+
+@pytest.mark.parametrize("schedule", ["layer", "fused", "block"])
+def test_plan_json(tmp_path, capsys, schedule):
+    out = tmp_path / "plan.json"
+    rc = main(["plan", "zoo:mobilenet_v1@64", "--board", "ulx3s-25f", "--schedule", schedule,
+               "--json", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "conv2_dw" in text and "fps" in text and "on-chip peak" in text
+    d = json.loads(out.read_text())
+    for k in ("total_macs", "offchip_bytes", "onchip_peak_bytes", "cycles", "fps", "layers", "groups"):
+        assert k in d
+    assert {"weights", "activations", "total"} <= set(d["offchip_bytes"])
+    for lay in d["layers"]:
+        for k in ("name", "op", "group", "macs", "offchip_bytes", "onchip_peak_bytes", "cycles"):
+            assert k in lay
+        assert {"weights", "activations"} <= set(lay["offchip_bytes"])
+    for g in d["groups"]:
+        assert "nodes" in g and "block" in g
+    assert d["schedule"] == schedule and d["board"] == "ulx3s-25f"
+
+
+def test_plan_json_round_trip_runs_in_golden(tmp_path):
+    out = tmp_path / "plan.json"
+    assert main(["plan", "zoo:igcv", "--board", "ulx3s-25f", "--schedule", "fused", "--budget", "8000",
+                 "--json", str(out), "--quiet"]) == 0
+    g = zoo.get("igcv")
+    plan = plan_from_json(str(out), g)
+    ref_plan, _ = plan_network(g, "ulx3s-25f", "fused", budget=8000)
+    assert plan == ref_plan
+    assert any(grp.block for grp in plan.groups)
+    x = smooth_input(g, seed=4)
+    np.testing.assert_array_equal(golden.run(g, x, plan=plan), golden.run(g, x))
+
+
+def test_plot(tmp_path):
+    png = tmp_path / "plan.png"
+    assert main(["plan", "zoo:squeezenet1_1@64", "--board", "ulx3s-45f", "--plot", str(png), "--quiet"]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["plan", "zoo:nosuchnet"], "unknown zoo model"),
+    (["plan", "zoo:vgg16", "--board", "de10-nano"], "unknown board"),
+    (["plan", "/nonexistent/model.onnx"], "not found"),
+    (["plan", "zoo:vgg16@0"], "resolution"),
+    (["plan", "zoo:digits", "--json", "/nonexistent/dir/p.json"], "directory"),
+    (["plan", "zoo:digits", "--budget", "0"], "budget"),
+])
+def test_errors_are_one_line(capsys, argv, needle):
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("blockfuse: error:") and needle in err
+
+
+def test_icebreaker_warns(capsys):
+    assert main(["plan", "zoo:vgg16", "--board", "icebreaker", "--quiet"]) == 0
+    assert "does not fit" in capsys.readouterr().out
