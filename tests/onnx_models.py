@@ -213,13 +213,23 @@ def net_flat_fc(seed=0, size=6):
     return n.model(x)
 
 
+def net_onebyone(seed=0):
+    """Convolutions on 1×1 maps: a 1×1 input, a padded 3×3 and a 1×1 conv, then a Gemm."""
+    n = _Net("onebyone", (1, 5, 1, 1), seed)
+    x = n.conv("x", 8, 3, act="relu")
+    x = n.conv(x, 6, 1, act=None)
+    x = n.flatten(x)
+    x = n.gemm(x, 4)
+    return n.model(x)
+
+
 def net_matmul(seed=0, size=8):
     """As :func:`net_head` with a MatMul (no bias) classifier."""
     return net_head(seed, size, head="matmul")
 
 
 NETS = {"convs": net_convs, "mobile": net_mobile, "shuffle": net_shuffle, "head": net_head,
-        "matmul": net_matmul, "flatfc": net_flat_fc}
+        "matmul": net_matmul, "flatfc": net_flat_fc, "onebyone": net_onebyone}
 
 
 # ---------------------------------------------------------------------------------------------
