@@ -137,10 +137,14 @@ class _Counter:
         m.d.sync += self.value.eq(self._dec)
         self.ready = self.value == 0
 
-    def load(self, cond, cycles: int):
+    def load(self, cond, cycles: int, *, keep_longer: bool = False):
+        """``keep_longer``: the counter may hold a longer wait at this point (compare first);
+        otherwise the sequencing guarantees it does not and the load is unconditional."""
         if cycles <= 1:
             return
-        with self.m.If(cond & (self._dec < cycles - 1)):
+        if keep_longer:
+            cond = cond & (self._dec < cycles - 1)
+        with self.m.If(cond):
             self.m.d.sync += self.value.eq(cycles - 1)
 
 
@@ -240,17 +244,23 @@ class SDRAMController(wiring.Component):
         cmd_write = Signal()
         m.d.comb += cmd.eq(0b111)            # NOP unless a branch below issues something
 
-        def issue(name, ba=None, a=None):
+        # one flag per command, set by the branch that issues it (the counters and the bank
+        # state use the flags directly, not a decode of the command bits)
+        do = {name: Signal(name=f"do_{name.lower()}") for name in _CMD if name != "NOP"}
+        for name, flag in do.items():
             ras, cas, we = _CMD[name]
-            m.d.comb += cmd.eq(Cat(Const(we, 1), Const(cas, 1), Const(ras, 1)))
+            with m.If(flag):
+                m.d.comb += cmd.eq(Cat(Const(we, 1), Const(cas, 1), Const(ras, 1)))
+
+        def issue(name, ba=None, a=None):
+            m.d.comb += do[name].eq(1)
             if ba is not None:
                 m.d.comb += cmd_ba.eq(ba)
             if a is not None:
                 m.d.comb += cmd_a.eq(a)
 
         def is_cmd(name):
-            ras, cas, we = _CMD[name]
-            return cmd == Cat(Const(we, 1), Const(cas, 1), Const(ras, 1))
+            return do[name]
 
         m.d.sync += [
             pins.clk_en.eq(1),
@@ -266,8 +276,21 @@ class SDRAMController(wiring.Component):
         ]
         m.d.comb += cmd_write.eq(is_cmd("WRITE"))
 
-        # ---- request decode -------------------------------------------------------------
-        req = self.bus.req.payload
+        # ---- request decode (from a registered skid buffer: short paths into the FSM) ----
+        req_valid = Signal()
+        req = Signal.like(self.bus.req.payload)
+        req_ready = Signal()               # comb: the FSM takes ``req`` this cycle
+        skid_valid = Signal()
+        skid = Signal.like(self.bus.req.payload)
+        m.d.comb += self.bus.req.ready.eq(~skid_valid)
+        with m.If(~req_valid | req_ready):
+            with m.If(skid_valid):
+                m.d.sync += [req.eq(skid), req_valid.eq(1), skid_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [req.eq(self.bus.req.payload), req_valid.eq(self.bus.req.valid)]
+        with m.Elif(self.bus.req.valid & ~skid_valid):
+            m.d.sync += [skid.eq(self.bus.req.payload), skid_valid.eq(1)]
+
         col = req.addr[:chip.col_bits]
         bank = req.addr[chip.col_bits:chip.col_bits + chip.bank_bits]
         row = req.addr[chip.col_bits + chip.bank_bits:]
@@ -296,18 +319,23 @@ class SDRAMController(wiring.Component):
 
         is_act, is_rd, is_wr = is_cmd("ACTIVE"), is_cmd("READ"), is_cmd("WRITE")
         is_pre, is_ref, is_lmr = is_cmd("PRECHARGE"), is_cmd("REFRESH"), is_cmd("LMR")
-        pre_all = is_pre & cmd_a[10]
+        # Single-bank commands are only issued in RUN, for the request's bank; PRECHARGE ALL
+        # only by the init/refresh sequencer.
+        pre_all = Signal()
+        pre_one = Signal()
+        m.d.comb += [pre_all.eq(is_pre & cmd_a[10]), pre_one.eq(is_pre & ~cmd_a[10])]
+        assert t["RC"] <= t["RAS"] + t["RP"]   # so an ACTIVE's tRC never outlasts PRE's tRP
         for i in range(nbanks):
-            this = cmd_ba == i
+            this = bank == i
             act_wait[i].load(is_act & this, t["RC"])
-            act_wait[i].load(is_pre & (this | pre_all), t["RP"])
+            act_wait[i].load((pre_one & this) | pre_all, t["RP"])
             act_wait[i].load(is_ref, t["RFC"])
             rw_wait[i].load(is_act & this, t["RCD"])
             pre_wait[i].load(is_act & this, t["RAS"])
-            pre_wait[i].load(is_wr & this, t["WR"])
+            pre_wait[i].load(is_wr & this, t["WR"], keep_longer=True)
             with m.If(is_act & this):
-                m.d.sync += [open_[i].eq(1), rows[i].eq(cmd_a[:chip.row_bits])]
-            with m.If(is_pre & (this | pre_all)):
+                m.d.sync += [open_[i].eq(1), rows[i].eq(row)]
+            with m.If((pre_one & this) | pre_all):
                 m.d.sync += open_[i].eq(0)
         rrd_wait.load(is_act, t["RRD"])
         # a WRITE drives DQ; leave the read data of the last READ one idle cycle of turnaround
@@ -323,9 +351,7 @@ class SDRAMController(wiring.Component):
         m.d.sync += dq_in.eq(pins.dq_i)
         pipe = Signal(self.read_latency)
         m.d.sync += pipe.eq(Cat(is_rd, pipe[:-1]))
-        inflight = Signal(range(self.fifo_depth + 2))
         landing = pipe[-1]
-        m.d.sync += inflight.eq(inflight + is_rd - landing)
         m.d.comb += [
             rfifo.w_en.eq(landing),
             rfifo.w_data.eq(dq_in),
@@ -333,9 +359,11 @@ class SDRAMController(wiring.Component):
             self.bus.resp.payload.eq(rfifo.r_data),
             rfifo.r_en.eq(self.bus.resp.ready),
         ]
-        # conservative: the FIFO level may lag a write by a cycle
-        room = Signal()
-        m.d.comb += room.eq(rfifo.level + inflight < self.fifo_depth - 1)
+        # read credits: FIFO entries not yet promised to a READ in flight (a register, so the
+        # FSM's decision needs no adder)
+        credits = Signal(range(self.fifo_depth + 1), init=self.fifo_depth)
+        m.d.sync += credits.eq(credits - is_rd + (self.bus.resp.valid & self.bus.resp.ready))
+        room = credits != 0
 
         refi = Signal(range(t["REFI"] + 1), init=t["REFI"])
         refresh_due = Signal()
@@ -373,16 +401,16 @@ class SDRAMController(wiring.Component):
             with m.State("RUN"):
                 with m.If(refresh_due):
                     m.next = "REF_PRECHARGE"
-                with m.Elif(self.bus.req.valid):
+                with m.Elif(req_valid):
                     with m.If(row_hit):
                         with m.If(req.write):
                             with m.If(rw_ok & turn_wait.ready):
                                 issue("WRITE", ba=bank, a=col)
-                                m.d.comb += self.bus.req.ready.eq(1)
+                                m.d.comb += req_ready.eq(1)
                         with m.Else():
                             with m.If(rw_ok & room):
                                 issue("READ", ba=bank, a=col)
-                                m.d.comb += self.bus.req.ready.eq(1)
+                                m.d.comb += req_ready.eq(1)
                     with m.Elif(bank_open):
                         with m.If(pre_ok):
                             issue("PRECHARGE", ba=bank, a=0)
