@@ -78,8 +78,12 @@ class EngineConfig:
     """Elaboration parameters of an engine instance (array shape and memory depths)."""
 
     def __init__(self, rows=4, cols=4, in_depth=4096, w_depth=2048, step_depth=512,
-                 ob_depth=64, out_depth=4096):
+                 ob_depth=64, out_depth=4096, post_lanes=None):
         self.rows, self.cols = rows, cols
+        #: requantisation lanes (each has one 32×32 multiply); ``cols`` of them drain a pixel
+        #: in one cycle, fewer take ``ceil(cols / post_lanes)`` cycles per pixel
+        self.post_lanes = min(cols, post_lanes or cols)
+        self.drain = -(-cols // self.post_lanes)
         self.lanes = max(rows, cols)
         self.in_depth, self.w_depth, self.step_depth = in_depth, w_depth, step_depth
         self.ob_depth, self.out_depth = ob_depth, out_depth
@@ -87,7 +91,8 @@ class EngineConfig:
 
     def as_dict(self):
         return dict(rows=self.rows, cols=self.cols, in_depth=self.in_depth, w_depth=self.w_depth,
-                    step_depth=self.step_depth, ob_depth=self.ob_depth, out_depth=self.out_depth)
+                    step_depth=self.step_depth, ob_depth=self.ob_depth, out_depth=self.out_depth,
+                    post_lanes=self.post_lanes)
 
     def __repr__(self):
         return "EngineConfig(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
@@ -161,7 +166,15 @@ class Engine(wiring.Component):
         cycles = Signal(32)
         m.d.comb += self.cycles.eq(cycles)
 
+        # a pixel occupies max(steps, drain) cycles so the shared requant lanes keep up
         last_step = s + 1 == d.steps
+        wrap = Signal()
+        if cfg.drain > 1:
+            m.d.comb += wrap.eq(Mux(d.steps >= cfg.drain, last_step, s + 1 == cfg.drain))
+        else:
+            m.d.comb += wrap.eq(last_step)
+        issue = Signal()
+        m.d.comb += issue.eq(run & (s < d.steps))
         last_x = ox + 1 == d.wo
         last_y = oy + 1 == d.ho
         last_ob = ob + 1 == d.n_ob
@@ -178,7 +191,7 @@ class Engine(wiring.Component):
         with m.Elif(busy_r):
             m.d.sync += cycles.eq(cycles + 1)
         with m.If(run):
-            with m.If(~last_step):
+            with m.If(~wrap):
                 m.d.sync += [s.eq(s + 1), waddr.eq(waddr + 1)]
             with m.Else():
                 m.d.sync += [s.eq(0), waddr.eq(wbase)]
@@ -208,7 +221,7 @@ class Engine(wiring.Component):
         a_addr = [Signal(A, name=f"a_addr_{r}") for r in range(R)]
         a_ok = [Signal(name=f"a_ok_{r}") for r in range(R)]
         a_lane = [Signal(range(L), name=f"a_lane_{r}") for r in range(R)]
-        m.d.sync += [a_go.eq(run), a_first.eq(s == 0), a_last.eq(last_step),
+        m.d.sync += [a_go.eq(issue), a_first.eq(s == 0), a_last.eq(last_step),
                      a_final.eq(last_step & last_x & last_y & last_ob),
                      a_ob.eq(ob), a_waddr.eq(waddr)]
         for r in range(R):
@@ -256,43 +269,74 @@ class Engine(wiring.Component):
             flags.append(n)
         b_go, b_first, b_last, b_final, b_ob = flags[-1]
 
-        # ---- column accumulators and requantisation ---------------------------------------
+        # ---- column accumulators ------------------------------------------------------------
         blk_rd_drain = blk_mem.read_port(domain="comb")
         m.d.comb += blk_rd_drain.addr.eq(b_ob)
         prm = blk_rd_drain.data
-        lanes_out = []
+        P, D = cfg.post_lanes, cfg.drain
+        cap = b_go & b_last                       # the pixel's sums are complete this cycle
+        grp = data.ArrayLayout(data.ArrayLayout(signed(32), P), D)
+        sh_acc = Signal(grp, name="shadow_acc")
+        sh_mult = Signal(grp, name="shadow_mult")
+        sh_shift = Signal(data.ArrayLayout(data.ArrayLayout(signed(6), P), D), name="shadow_shift")
+        sh_fin = Signal()
         for c in range(C):
             acc = Signal(signed(32), name=f"acc_{c}")
             total = Signal(signed(32), name=f"total_{c}")
             m.d.comb += total.eq(Mux(b_first, 0, acc) + array.psum[c])
             with m.If(b_go):
                 m.d.sync += acc.eq(total)
+            with m.If(cap):
+                k, p = divmod(c, P)
+                m.d.sync += [sh_acc[k][p].eq(total + prm.bias[c]), sh_mult[k][p].eq(prm.mult[c]),
+                             sh_shift[k][p].eq(prm.shift[c])]
+        with m.If(cap):
+            m.d.sync += sh_fin.eq(b_final)
+
+        # ---- drain: P requant lanes take the C sums in D cycles ---------------------------
+        d_act, dk = Signal(), Signal(range(max(D, 2)))
+        with m.If(cap):
+            m.d.sync += [d_act.eq(1), dk.eq(0)]
+        with m.Elif(d_act):
+            m.d.sync += dk.eq(dk + 1)
+            with m.If(dk == D - 1):
+                m.d.sync += [d_act.eq(0), dk.eq(0)]
+        lanes_out = []
+        for p in range(P):
             rq = Requant()
-            m.submodules[f"requant_{c}"] = rq
+            m.submodules[f"requant_{p}"] = rq
             m.d.comb += [
-                rq.i.valid.eq(b_go & b_last),
-                rq.i.payload.acc.eq(total + prm.bias[c]),
-                rq.i.payload.mult.eq(prm.mult[c]),
-                rq.i.payload.shift.eq(prm.shift[c]),
+                rq.i.valid.eq(d_act),
+                rq.i.payload.acc.eq(sh_acc[dk][p]),
+                rq.i.payload.mult.eq(sh_mult[dk][p]),
+                rq.i.payload.shift.eq(sh_shift[dk][p]),
                 rq.i.payload.zp.eq(d.y_zp), rq.i.payload.lo.eq(d.lo), rq.i.payload.hi.eq(d.hi),
             ]
             lanes_out.append(rq.o)
 
-        # final-beat marker travels beside the requant pipeline
-        fin = b_go & b_last & b_final
+        # group index and final marker travel beside the requant pipeline
+        o_k, fin = dk, d_act & (dk == D - 1) & sh_fin
         for k in range(Requant.LATENCY):
-            f2 = Signal(name=f"fin_{k}")
-            m.d.sync += f2.eq(fin)
-            fin = f2
+            k2, f2 = Signal(range(max(D, 2)), name=f"ok_{k}"), Signal(name=f"fin_{k}")
+            m.d.sync += [k2.eq(o_k), f2.eq(fin)]
+            o_k, fin = k2, f2
+        o_valid = lanes_out[0].valid
+        held = Signal(data.ArrayLayout(data.ArrayLayout(signed(8), P), D), name="out_held")
+        with m.If(o_valid):
+            for p in range(P):
+                m.d.sync += held[o_k][p].eq(lanes_out[p].payload)
 
         wp = out_mem.write_port()
         out_addr = Signal(A)
-        m.d.comb += [wp.addr.eq(out_addr), wp.en.eq(lanes_out[0].valid)]
+        write = o_valid & (o_k == D - 1)
+        m.d.comb += [wp.addr.eq(out_addr), wp.en.eq(write)]
         for c in range(C):
-            m.d.comb += wp.data[c * 8:(c + 1) * 8].eq(lanes_out[c].payload)
+            k, p = divmod(c, P)
+            src = lanes_out[p].payload if k == D - 1 else held[k][p]
+            m.d.comb += wp.data[c * 8:(c + 1) * 8].eq(src)
         with m.If(self.start & ~busy_r):
             m.d.sync += out_addr.eq(0)
-        with m.Elif(lanes_out[0].valid):
+        with m.Elif(write):
             m.d.sync += out_addr.eq(out_addr + 1)
         with m.If(fin & busy_r):
             m.d.sync += [busy_r.eq(0), self.done.eq(1)]
