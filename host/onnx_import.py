@@ -85,6 +85,13 @@ class View:
 
 
 @dataclass
+class Padded:
+    """Map ``ir`` padded with its zero point (a constant-0 ``Pad``): folded into the next Conv."""
+    ir: str
+    pads: tuple             # top, left, bottom, right
+
+
+@dataclass
 class Pending:
     """The float output of an operator awaiting its QuantizeLinear.
 
@@ -380,6 +387,8 @@ class _Importer:
             _fail(node, f"input {name!r} is a float result that was never quantised")
         if isinstance(v, ConstQ) or name in self.consts:
             _fail(node, f"constant input {name!r} is not supported here")
+        if isinstance(v, Padded):
+            _fail(node, f"input {name!r} comes from a Pad, which is only supported directly before a Conv")
         _fail(node, f"input {name!r} is not a quantised activation")
 
     def _pending(self, node, build):
@@ -420,10 +429,11 @@ class _Importer:
             self.values[out] = Act(self._realize(v, x, scale, zp))
         elif isinstance(v, Act):
             self.values[out] = Act(self._requantize(node, v.ir, scale, zp))
-        elif isinstance(v, View):
+        elif isinstance(v, (View, Padded)):
             t = self.graph.tensors[v.ir]
-            if (t.scale, t.zero_point) != (scale, zp) and not _close(t.scale, scale):
-                _fail(node, "channel shuffle steps must keep one quantisation")
+            if t.zero_point != zp or not _close(t.scale, scale):
+                what = "channel shuffle steps" if isinstance(v, View) else "a Pad"
+                _fail(node, f"{what} must keep the quantisation of its input")
             self.values[out] = v
         else:
             _fail(node, f"input {x!r} is not a float activation")
@@ -437,7 +447,7 @@ class _Importer:
             self._dequant_const(node, attrs)
             return
         v = self.values.get(x)
-        if not isinstance(v, (Act, View)):
+        if not isinstance(v, (Act, View, Padded)):
             _fail(node, f"input {x!r} is neither a constant nor a quantised activation")
         scale, zp = self._qparams(node, attrs)
         t = self.graph.tensors[v.ir]
@@ -716,11 +726,39 @@ class _Importer:
             _fail(node, "only a channel permutation (axis 1, constant permutation indices) is supported")
         self._same_scale(node, t.name, lambda name, i, o: Permute(name, [i], o, perm=idx.copy()))
 
+    def op_Pad(self, node):
+        """Constant padding with real 0 (= the zero point's code) on H/W, folded into the Conv
+        that consumes it; reflect/edge modes and other values are rejected."""
+        attrs = _attrs(node)
+        _check_attrs(node, attrs, {"mode", "pads", "value"})
+        mode = attrs.get("mode", "constant")
+        if mode != "constant":
+            _fail(node, f"pads mode {mode!r} is not supported (only constant)")
+        t = self._act(node, node.input[0])
+        if not t.is_map:
+            _fail(node, f"needs a feature map, got shape {list(t.shape)}")
+        if len(node.input) > 3 and node.input[3]:
+            _fail(node, "the axes input is not supported")
+        pads = attrs.get("pads") if len(node.input) < 2 or not node.input[1] else \
+            self._const(node, node.input[1], "pads").astype(np.int64).tolist()
+        value = attrs.get("value", 0.0)
+        if len(node.input) > 2 and node.input[2]:
+            value = self._float_scalar(node, node.input[2])
+        if pads is None or len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or min(pads) < 0:
+            _fail(node, f"pads {pads} are not supported (only non-negative padding of H and W)")
+        if value != 0.0:
+            _fail(node, f"padding value {value} is not supported (only 0)")
+        self.values[node.output[0]] = Padded(t.name, (pads[2], pads[3], pads[6], pads[7]))
+
     # ---- Conv / Gemm / MatMul ---------------------------------------------------------------
     def op_Conv(self, node):
         attrs = _attrs(node)
         _check_attrs(node, attrs, {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"})
-        t = self._act(node, node.input[0])
+        v = self.values.get(node.input[0])
+        if isinstance(v, Padded):                   # Pad → Conv: the pads add up
+            t, pre = self.graph.tensors[v.ir], v.pads
+        else:
+            t, pre = self._act(node, node.input[0]), (0, 0, 0, 0)
         if not t.is_map:
             _fail(node, f"needs a feature map, got shape {list(t.shape)}")
         wq = self._weight(node, node.input[1], out_axis=0)
@@ -733,7 +771,10 @@ class _Importer:
         if t.shape[0] != wq.q.shape[1] * groups or wq.q.shape[0] % groups:
             _fail(node, f"weight {list(wq.q.shape)} with group {groups} does not fit "
                         f"{t.shape[0]} input channels")
-        k, stride, pads = self._window(node, attrs, t, kernel=tuple(wq.q.shape[2:]))
+        c, h, w = t.shape
+        padded = Tensor(t.name, (c, h + pre[0] + pre[2], w + pre[1] + pre[3]), t.scale, t.zero_point)
+        k, stride, pads = self._window(node, attrs, padded, kernel=tuple(wq.q.shape[2:]))
+        pads = tuple(a + b for a, b in zip(pads, pre))
         w_scale = _per_channel(wq, 0)
         bias = self._bias(node, node.input[2] if len(node.input) > 2 else "", t.scale, w_scale)
 

@@ -307,15 +307,14 @@ def test_rejects_unquantised_output():
     _expect_one_line(m, "not quantised")
 
 
-def test_rejects_pad_operator():
+def test_rejects_pad_not_before_conv():
     m = _small_model()
-    conv = _node(m, "Conv")
+    gap = _node(m, "GlobalAveragePool")
     m.graph.initializer.append(numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pp"))
-    pad = helper.make_node("Pad", [conv.input[0], "pp"], ["padded"], name="pad_0", mode="reflect")
-    idx = list(m.graph.node).index(conv)
-    m.graph.node.insert(idx, pad)
-    conv.input[0] = "padded"
-    _expect_one_line(m, "node 'pad_0' (Pad): operator Pad is not supported")
+    pad = helper.make_node("Pad", [gap.input[0], "pp"], ["padded"], name="pad_0")
+    m.graph.node.insert(list(m.graph.node).index(gap), pad)
+    gap.input[0] = "padded"
+    _expect_one_line(m, "(GlobalAveragePool)", "only supported directly before a Conv")
 
 
 @pytest.mark.parametrize("content", [b"", b"\x08\x07garbage\xff\xfe" * 10, b"not an onnx model at all"])
@@ -353,3 +352,53 @@ def test_malformed_attribute_is_one_line_naming_the_node():
     m = _small_model()
     _set_attr(_node(m, "Conv"), "strides", [1])
     _expect_one_line(m, "node 'conv_7' (Conv)", "strides [1]")
+
+
+def _with_pad_before_conv(m, pads_hw, mode="constant", value=None):
+    """Move the first Conv's padding into a Pad node (pads_hw: top, left, bottom, right)."""
+    conv = _node(m, "Conv")
+    t, l, b, r = pads_hw
+    m.graph.initializer.append(numpy_helper.from_array(np.array([0, 0, t, l, 0, 0, b, r], np.int64), "pp"))
+    ins = [conv.input[0], "pp"]
+    if value is not None:
+        m.graph.initializer.append(numpy_helper.from_array(np.array(value, np.float32), "pv"))
+        ins.append("pv")
+    pad = helper.make_node("Pad", ins, ["padded"], name="pad_0", mode=mode)
+    m.graph.node.insert(list(m.graph.node).index(conv), pad)
+    conv.input[0] = "padded"
+    _set_attr(conv, "pads", [0, 0, 0, 0])
+    return m
+
+
+def test_zero_pad_before_conv_is_folded():
+    b = GraphBuilder("padconv", (3, 7, 7), seed=6)
+    b.conv(b.input, 4, 3, pad=(1, 2, 2, 1), act=None, name="conv_7")
+    g = b.build()
+    h = load_onnx(_with_pad_before_conv(to_onnx(g), (1, 2, 2, 1)))
+    assert [n.op for n in h.nodes] == ["conv"] and h.nodes[0].pads == (1, 2, 2, 1)
+    x = smooth_input(g)
+    np.testing.assert_array_equal(golden.run(g, x), golden.run(h, x))
+
+
+def test_quantize_static_pad_conv_matches_onnx_runtime():
+    import onnxruntime as ort
+
+    n = M._Net("pad", (1, 3, 7, 7), 0)
+    n.nodes.append(helper.make_node("Pad", ["x", n._const("pads", np.array([0, 0, 1, 2, 0, 0, 2, 1], np.int64))],
+                                    ["xp"], name="pad_0", mode="constant"))
+    n.shapes["xp"] = (1, 3, 10, 10)
+    out = n.conv("xp", 4, 3, pad=(0, 0, 0, 0), act="relu")
+    m = M.quantize(n.model(out), "uint8")
+    g = load_onnx(m)
+    assert g.nodes[0].pads == (1, 2, 2, 1)
+    x = np.random.default_rng(2).normal(0, 1, (1, 3, 7, 7)).astype(np.float32)
+    ref = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    y = output_dequant(g, golden.run(g, input_quant(g, x)[0]))
+    assert np.abs(y - ref).max() <= g.output_tensor.scale * 1.001
+
+
+@pytest.mark.parametrize("mode,value,fragment", [("reflect", None, "pads mode 'reflect' is not supported"),
+                                                 ("constant", 0.5, "padding value 0.5")])
+def test_rejects_other_pads(mode, value, fragment):
+    m = _with_pad_before_conv(_small_model(), (1, 1, 1, 1), mode, value)
+    _expect_one_line(m, "node 'pad_0' (Pad)", fragment)
