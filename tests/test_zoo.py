@@ -333,3 +333,14 @@ def test_cli_zoo_info_text_and_errors(capsys):
     assert cli_main(["zoo", "info", "alexnet"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown zoo model 'alexnet'" in err[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", zoo.names())
+def test_full_resolution_layer_run(name):
+    """Published input size through the golden model (slow: VGG16 builds and calibrates once)."""
+    g = zoo.get(name)
+    y = golden.run(g, smooth_input(g, seed=4), schedule="layer")
+    assert y.shape == tuple(g.output_tensor.shape)
+    assert len(np.unique(y)) >= min(40, y.size // 2)
+    assert np.mean((y == -128) | (y == 127)) < 0.5
