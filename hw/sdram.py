@@ -181,7 +181,7 @@ class SDRAMController(wiring.Component):
 
     def __init__(self, clk_freq: float, *, chip: SDRAMChip = MT48LC16M16A2_6A,
                  cas_latency: int | None = None, extra_read_latency: int = 0,
-                 fifo_depth: int = 8, init_wait_us: float = 200.0, init_refreshes: int = 2):
+                 fifo_depth: int = 16, init_wait_us: float = 200.0, init_refreshes: int = 2):
         tck = 1e9 / clk_freq
         if tck < chip.tCK_cl3:
             raise ValueError(f"{chip.name}: {clk_freq / 1e6:.1f} MHz exceeds the chip's maximum "

@@ -10,7 +10,7 @@ conditions, see TOOLCHAIN.md).  Elaborated for simulation (``platform`` None or 
 one-cycle read latency, so tests exercise the same control logic.
 
 Reads return one beat each, in order, three cycles after the request (input register, RAM, output register); the
-response may stall: read data wait in a 4-entry output FIFO, and reads continue at one per cycle
+response may stall: read data wait in a 6-entry output FIFO, and reads continue at one per cycle
 while the response is consumed.  Writes are always accepted.
 """
 from __future__ import annotations
@@ -55,7 +55,7 @@ class SPRAMMemory(wiring.Component):
         # read data land in a small output FIFO (registered output: the RAM's slow
         # clock-to-out does not reach the consumer).  A read is accepted only if the FIFO will
         # have room for it (a credit counter, so the decision is one register compare).
-        depth = 4
+        depth = 6
         m.submodules.rbuf = rbuf = fifo.SyncFIFOBuffered(width=self.data_width, depth=depth)
         rdata = Signal(self.data_width)
         s_read = Signal()

@@ -207,3 +207,63 @@ def test_model_data_is_stored():
     s.cmd("ACTIVE", ba=3, a=100).nop(2).cmd("WRITE", ba=3, a=9, dq=0x1234).nop(3)
     s.cmd("PRECHARGE", ba=3).nop(2).cmd("ACTIVE", ba=3, a=100).nop(2).cmd("READ", ba=3, a=9)
     assert s.m.dq_for_edge(s.m.cycle + 2) == 0x1234
+
+
+def measure_efficiency(clk_freq, pattern, n=2000, io_delay=1, seed=11):
+    """Words per cycle for ``n`` back-to-back requests (producer always valid, consumer always
+    ready), from the first request to the last response/write, refreshes included."""
+    rng = random.Random(seed)
+    dut = SDRAMController(clk_freq, extra_read_latency=2 * io_delay)
+    model = SDRAMModel(clk_freq, seed=seed)
+    sim = Simulator(dut)
+    sim.add_clock(1 / clk_freq)
+    attach(sim, dut.pins, model, out_delay=io_delay, in_delay=io_delay)
+    if pattern == "seq":
+        addrs = list(range(n))
+    else:
+        addrs = [rng.randrange(1 << CHIP.addr_width) for _ in range(n)]
+    res = {}
+
+    async def tb(ctx):
+        await ctx.tick().until(dut.init_done)
+        ctx.set(dut.bus.resp.ready, 1)
+        for phase in ("w", "r"):
+            issued = got = cycles = 0
+            while (got if phase == "r" else issued) < n:
+                ctx.set(dut.bus.req.valid, issued < n)
+                ctx.set(dut.bus.req.payload.addr, addrs[min(issued, n - 1)])
+                ctx.set(dut.bus.req.payload.write, phase == "w")
+                ctx.set(dut.bus.req.payload.data, addrs[min(issued, n - 1)] & 0xFFFF)
+                _, _, rdy, rv, rd = await ctx.tick().sample(
+                    dut.bus.req.ready, dut.bus.resp.valid, dut.bus.resp.payload)
+                cycles += 1
+                if rdy and issued < n:
+                    issued += 1
+                if rv:
+                    assert rd == addrs[got] & 0xFFFF
+                    got += 1
+            ctx.set(dut.bus.req.valid, 0)
+            res[phase] = n / cycles
+            for _ in range(10):
+                await ctx.tick()
+
+    sim.add_testbench(tb)
+    sim.run()
+    return res
+
+
+def test_efficiency_sequential():
+    """Streaming in one row after another: close to one word per cycle (reads pay one CAS
+    latency once; row changes and refreshes cost the rest)."""
+    eff = measure_efficiency(50e6, "seq")
+    assert eff["w"] > 0.9 and eff["r"] > 0.85, eff
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("clk_freq", [50e6, 100e6])
+@pytest.mark.parametrize("pattern", ["seq", "random"])
+def test_efficiency_report(clk_freq, pattern):
+    eff = measure_efficiency(clk_freq, pattern)
+    print(f"\nSDRAM efficiency {clk_freq / 1e6:.0f} MHz {pattern}: writes {eff['w']:.3f}, "
+          f"reads {eff['r']:.3f} words/cycle")
+    assert eff["w"] > 0.05 and eff["r"] > 0.05
