@@ -46,6 +46,7 @@ from .quant import dequantize, quantize_float, relu_bounds
 SCALES_METADATA = "blockfuse.scales"
 
 ACT_TYPES = {3: "int8", 2: "uint8"}          # onnx.TensorProto.INT8 / UINT8
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")   # also accepted from ORT's com.microsoft domain
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,11 +243,14 @@ class _Importer:
         self.in_shape = self._input_shape(inputs[0])
         self.graph = Graph(self.g.name or "onnx", "", "")
         for node in self.g.node:
-            if node.domain not in ("", "ai.onnx"):
+            contrib_qdq = node.domain == "com.microsoft" and node.op_type in QDQ_OPS
+            if node.domain not in ("", "ai.onnx") and not contrib_qdq:
                 _fail(node, f"operator domain {node.domain!r} is not supported")
             handler = getattr(self, f"op_{node.op_type}", None)
             if handler is None:
-                _fail(node, f"operator {node.op_type} is not supported")
+                hint = " (quantise in QDQ format: quant_format=QuantFormat.QDQ)" \
+                    if node.op_type.startswith("QLinear") or node.op_type.endswith("Integer") else ""
+                _fail(node, f"operator {node.op_type} is not supported{hint}")
             for i in node.input:
                 if i and i not in self.values and i not in self.consts and i != self.in_name:
                     _fail(node, f"input {i!r} is not produced by an earlier node")

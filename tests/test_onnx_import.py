@@ -402,3 +402,26 @@ def test_quantize_static_pad_conv_matches_onnx_runtime():
 def test_rejects_other_pads(mode, value, fragment):
     m = _with_pad_before_conv(_small_model(), (1, 1, 1, 1), mode, value)
     _expect_one_line(m, "node 'pad_0' (Pad)", fragment)
+
+
+def test_rejects_qoperator_format_with_a_hint():
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static  # noqa: F401
+    import tempfile
+    from pathlib import Path
+
+    model = M.net_convs()
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = Path(d) / "f.onnx", Path(d) / "q.onnx"
+        onnx.save(model, src)
+
+        class Reader:
+            def __init__(self):
+                self.it = iter(M.calibration_data((1, 3, 12, 12)))
+
+            def get_next(self):
+                x = next(self.it, None)
+                return None if x is None else {"x": x}
+
+        quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QOperator,
+                        per_channel=True, weight_type=QuantType.QInt8)
+        _expect_one_line(onnx.load(str(dst)), "QLinearConv", "QuantFormat.QDQ")
