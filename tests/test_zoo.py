@@ -268,7 +268,7 @@ def test_network_runs_all_schedules(name):
     assert np.mean((y == -128) | (y == 127)) < 0.5
     for n in g.nodes:
         if isinstance(n, Conv):
-            assert len(np.unique(layer[n.output])) > 4, f"{n.name} output is (nearly) constant"
+            assert len(np.unique(layer[n.output])) >= 32, f"{n.name} output is (nearly) constant"
 
     # fused with halos == layer, bit for bit, even with ragged blocks
     fused = golden.run(g, x, plan=default_plan(g, "fused", FUSED_BLOCK[name]))
