@@ -7,6 +7,9 @@ chosen target under the chosen schedule, and the int8 outputs are dequantised as
 outputs them.  OUT.npy is written atomically (temporary file, then rename): on any error no
 output file appears.
 
+``blockfuse export MODEL OUT.onnx [--uint8]`` (registered here too) writes a model — typically a
+zoo network — as a QDQ ONNX file (:func:`host.onnx_export.to_onnx`).
+
 Targets:
 
 * ``golden`` — the NumPy golden model (default);
@@ -39,6 +42,27 @@ def register(sub):
     p.add_argument("--block", nargs=2, type=int, metavar=("H", "W"),
                    help="block size on each fused group's input map (default: whole map)")
     p.set_defaults(func=handler)
+    e = sub.add_parser("export", help="write a model (e.g. a zoo network) as a QDQ ONNX file",
+                       description="Write MODEL (zoo:NAME[@RES] or an ONNX file) as a QDQ-quantised "
+                                   "ONNX model that ONNX Runtime and Netron can open.")
+    e.add_argument("model", metavar="MODEL", help="zoo:NAME[@RES] or quantised ONNX file")
+    e.add_argument("output", metavar="OUT.onnx", help="ONNX file to write")
+    e.add_argument("--uint8", action="store_true", help="write uint8 activations (default: int8)")
+    e.set_defaults(func=export_handler)
+
+
+def export_handler(args) -> int:
+    """``blockfuse export``: the IR graph as QDQ ONNX, written atomically."""
+    from .onnx_export import to_onnx
+
+    graph = load_model(args.model)
+    check_output_path(args.output)
+    if args.uint8:
+        graph.activation_dtype = "uint8"
+    data = to_onnx(graph).SerializeToString()
+    write_bytes_atomic(args.output, data)
+    print(f"{args.output}: {graph.name}, {len(graph.nodes)} layers, {len(data) / 1e6:.1f} MB")
+    return 0
 
 
 def handler(args) -> int:
@@ -119,11 +143,20 @@ def check_output_path(path: str) -> None:
 
 def write_npy_atomic(path: str, arr: np.ndarray) -> None:
     """Write ``arr`` to ``path`` exactly (no .npy appended) via a temporary file and a rename."""
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
     d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".blockfuse-", suffix=".npy.tmp", dir=d)
+    fd, tmp = tempfile.mkstemp(prefix=".blockfuse-", suffix=".tmp", dir=d)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.save(f, arr)
+            f.write(data)
         os.replace(tmp, path)
     except OSError as e:
         raise UserError(f"cannot write output {path!r}: {e.strerror or e}")

@@ -230,3 +230,30 @@ def test_sim_target_on_digits(tmp_path, capsys):
     code, _, err = _run(capsys, "zoo:digits", "--input", inp, "--output", outp, "--target", "sim")
     assert code == 0, err
     np.testing.assert_array_equal(np.load(outp), output_dequant(g, golden.run(g, input_quant(g, x)[0])))
+
+
+@pytest.mark.parametrize("uint8", [False, True])
+def test_export_zoo_model_runs_the_same(tmp_path, capsys, uint8):
+    """``blockfuse export zoo:digits`` → ONNX; ``run`` on it equals ``run zoo:digits`` exactly and
+    ONNX Runtime within 1 LSB per requantising layer."""
+    zoo = pytest.importorskip("host.zoo")
+    g = zoo.get("digits")
+    path = tmp_path / "digits.onnx"
+    code = main(["export", "zoo:digits", str(path)] + (["--uint8"] if uint8 else []))
+    assert code == 0, capsys.readouterr().err
+    h = load_onnx(path)
+    assert h.activation_dtype == ("uint8" if uint8 else "int8")
+    inp = tmp_path / "x.npy"
+    x = np.random.default_rng(8).normal(0, 1, (2,) + g.input_tensor.shape).astype(np.float32)
+    np.save(inp, x)
+    assert _run(capsys, path, "--input", inp, "--output", tmp_path / "a.npy")[0] == 0
+    assert _run(capsys, "zoo:digits", "--input", inp, "--output", tmp_path / "b.npy")[0] == 0
+    a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - _ort(path, x)).max() / g.output_tensor.scale <= len(g.nodes)
+
+
+def test_export_errors(tmp_path, capsys):
+    code = main(["export", "zoo:nosuchnet", str(tmp_path / "m.onnx")])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.strip().splitlines()) == 1 and not (tmp_path / "m.onnx").exists()
