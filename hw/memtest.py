@@ -80,8 +80,13 @@ class MemTest(wiring.Component):
         chk_q = Signal()
         m.d.sync += [got_q.eq(resp.payload), exp_q.eq(expected),
                      chk_q.eq(resp.valid & resp.ready)]
-        with m.If(chk_q & (got_q != exp_q) & (self.errors != 0xFFFF)):
+        miss_q = Signal()
+        m.d.sync += miss_q.eq(chk_q & (got_q != exp_q))
+        with m.If(miss_q & ~self.errors.all()):
             m.d.sync += self.errors.eq(self.errors + 1)
+
+        # responses only exist in READ: always ready (no FSM logic on the ready path)
+        m.d.comb += resp.ready.eq(1)
 
         with m.FSM():
             with m.State("IDLE"):
@@ -100,7 +105,6 @@ class MemTest(wiring.Component):
                 m.d.comb += req.valid.eq(req_addr <= last)
                 with m.If(req.valid & req.ready):
                     m.d.sync += req_addr.eq(req_addr + 1)
-                m.d.comb += resp.ready.eq(1)
                 with m.If(resp.valid):
                     m.d.sync += chk_addr.eq(chk_addr + 1)
                     with m.If(chk_addr == last):
@@ -110,5 +114,5 @@ class MemTest(wiring.Component):
                         ]
                         m.next = "IDLE" if self.repeat else "DONE"
             with m.State("DONE"):
-                m.d.comb += self.done.eq(~chk_q)
+                m.d.comb += self.done.eq(~chk_q & ~miss_q)
         return m

@@ -150,7 +150,9 @@ class BoardTop(Elaboratable):
             m.submodules[f"initiator{i}"] = c
             inits.append(c)
 
-        m.submodules.arb = arb = MemPortArbiter(len(inits), aw, dw)
+        # enough read tags for every read the memory can have outstanding
+        m.submodules.arb = arb = MemPortArbiter(len(inits), aw, dw,
+                                                max_reads=16 if ecp5 else 8)
         wiring.connect(m, arb.out, mem.bus)
         for i, c in enumerate(inits):
             wiring.connect(m, c.bus, arb.bus(i))
