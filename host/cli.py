@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+# The golden model's many small matrix products are slowed down, not sped up, by BLAS threads
+# on a 2-core machine (and oversubscribe it under pytest-xdist): one thread unless the user says.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from .errors import UserError
 
@@ -55,6 +60,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("blockfuse: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:                      # e.g. `blockfuse zoo info vgg16 | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

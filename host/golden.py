@@ -33,8 +33,27 @@ ADD_LEFT_SHIFT = 20      # TFLite's headroom for the residual add
 # Kernels on explicitly padded inputs
 # ---------------------------------------------------------------------------------------------
 
-def conv_acc_padded(weight: np.ndarray, xp: np.ndarray, stride=(1, 1), groups: int = 1) -> np.ndarray:
-    """Σ x·w for an already padded int8 input ``xp`` (C, Hp, Wp): int64 (O, Ho, Wo), no bias."""
+def prepare_weight(weight: np.ndarray, groups: int) -> np.ndarray:
+    """float64 weights laid out (kh, kw, groups, O/groups, I) so every tap is one contiguous
+    matrix for BLAS."""
+    o, i, kh, kw = weight.shape
+    wf = weight.astype(np.float64).reshape(groups, o // groups, i, kh, kw)
+    return np.ascontiguousarray(wf.transpose(3, 4, 0, 1, 2))
+
+
+def _prepared(node: Conv) -> np.ndarray:
+    """The node's weights in :func:`prepare_weight` layout, computed once per node."""
+    cached = node.__dict__.get("_prepared_weight")
+    if cached is None or cached[0] is not node.weight:
+        cached = (node.weight, prepare_weight(node.weight, node.groups))
+        node.__dict__["_prepared_weight"] = cached
+    return cached[1]
+
+
+def conv_acc_padded(weight: np.ndarray, xp: np.ndarray, stride=(1, 1), groups: int = 1,
+                    prepared: np.ndarray | None = None) -> np.ndarray:
+    """Σ x·w for an already padded int8 input ``xp`` (C, Hp, Wp): int64 (O, Ho, Wo), no bias.
+    ``prepared`` is ``prepare_weight(weight, groups)`` when the caller has it cached."""
     o, i, kh, kw = weight.shape
     c, hp, wp = xp.shape
     sh, sw = stride
@@ -42,16 +61,16 @@ def conv_acc_padded(weight: np.ndarray, xp: np.ndarray, stride=(1, 1), groups: i
     g = groups
     og = o // g
     xf = xp.astype(np.float64).reshape(g, i, hp, wp)
-    wf = weight.astype(np.float64).reshape(g, og, i, kh, kw)
+    wf = prepare_weight(weight, groups) if prepared is None else prepared
     acc = np.zeros((g, og, ho * wo), dtype=np.float64)
     for ky in range(kh):
         for kx in range(kw):
             patch = xf[:, :, ky:ky + sh * (ho - 1) + 1:sh, kx:kx + sw * (wo - 1) + 1:sw]
             patch = patch.reshape(g, i, ho * wo)
             if i == 1:
-                acc += wf[:, :, 0, ky, kx][:, :, None] * patch       # depthwise: no GEMM needed
+                acc += wf[ky, kx, :, :, 0][:, :, None] * patch       # depthwise: no GEMM needed
             else:
-                acc += np.matmul(wf[:, :, :, ky, kx], patch)
+                acc += np.matmul(wf[ky, kx], patch)
     return np.rint(acc).astype(np.int64).reshape(o, ho, wo)
 
 
@@ -65,7 +84,8 @@ def conv_layer(node: Conv, x: np.ndarray, zx: int, zy: int) -> np.ndarray:
     """A whole convolution layer on an unpadded int8 map: pads with ``zx``, convolves, requantises."""
     t, l, b, r = node.pads
     xp = np.pad(x, ((0, 0), (t, b), (l, r)), constant_values=zx)
-    return conv_requant(node, conv_acc_padded(node.weight, xp, node.stride, node.groups), zx, zy)
+    acc = conv_acc_padded(node.weight, xp, node.stride, node.groups, _prepared(node))
+    return conv_requant(node, acc, zx, zy)
 
 
 def fc_acc(node: FC, x: np.ndarray, zx: int, rows: int = 512) -> np.ndarray:
@@ -204,7 +224,7 @@ def eval_region(graph: Graph, node: Node, ins: list, out_region, conv_fn=None) -
         xp, _ = ins[0].cut(need_region(node, out_region), zx)
         if conv_fn is not None:
             return conv_fn(node, xp, zx, tout.zero_point)
-        acc = conv_acc_padded(node.weight, xp, node.stride, node.groups)
+        acc = conv_acc_padded(node.weight, xp, node.stride, node.groups, _prepared(node))
         return conv_requant(node, acc, zx, tout.zero_point)
     if isinstance(node, Pool):
         want = need_region(node, out_region)
