@@ -2,12 +2,14 @@
 
 The model is deliberately small and stated in full in ``docs/scheduler.md``.  Its parts:
 
-**Engine dataflow** (weight-stationary): a ``rows × cols`` PE array holds a tile of weights with
-input channels on the rows and output channels on the columns; every cycle one input pixel's
-``rows`` channels enter and ``cols`` partial sums advance.  A convolution therefore takes
-``ceil(Cin_g/rows) · ceil(Cout_g/cols) · kh · kw · Ho · Wo`` cycles per group of channels, with
-groups packed block-diagonally into one tile where they fit (``min(rows//Cin_g, cols//Cout_g)``
-groups per tile); a depthwise convolution maps channels across the columns (one row used).
+**Engine dataflow** (weight-stationary, as ``hw/engine.py`` schedules it): a ``rows × cols`` PE
+array holds a tile of weights, the reduction (kernel tap × input channel of a group) packed densely
+on the rows and output channels on the columns; one step per cycle, no bubbles.  A convolution
+takes ``groups · ceil(Cout_g/cols) · ceil(kh·kw·Cin_g/rows) · Ho · Wo`` cycles; a depthwise one
+puts the taps on the rows and the channels across the columns:
+``ceil(C/cols) · ceil(kh·kw/rows) · Ho · Wo``; every engine run (a layer on one block, or one
+pass) adds ``rows + cols + 1`` cycles of pipeline fill and drain.  Calibrated on the RTL engine
+(8×8 array, six layer types): the formula plus that latency equals the measured cycle counts.
 Pooling, add, concat, permute and clamp run on a ``cols``-lane vector unit (one window tap per
 cycle per lane).  Fully connected layers are a 1×1 convolution on a 1×1 map.
 
@@ -37,6 +39,12 @@ from .ir import FC, Add, Clamp, Concat, Conv, Flatten, GlobalAvgPool, Graph, Per
 PARAM_BYTES_PER_CHANNEL = 8     # int32 folded bias + int32 requantisation multiplier/shift
 
 
+def ENGINE_LATENCY(rows: int, cols: int) -> int:
+    """Cycles one engine run adds to ``n_ob·Ho·Wo·steps``: measured on the RTL (8×8 array: 17 on
+    every layer type, ``docs/scheduler_calibration.json``) as rows + cols + 1."""
+    return rows + cols + 1
+
+
 def cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
@@ -64,6 +72,7 @@ class NodeInfo:
     weight_bytes: int            # int8 weights + per-channel parameters
     weight_tile: int             # bytes of one streamed cols-wide weight tile
     weight_per_cout: int         # bytes of weights per output channel
+    latency: int = 0             # engine pipeline fill/drain per run (conv/FC), cycles
 
 
 class NetInfo:
@@ -88,17 +97,16 @@ class NetInfo:
                 o, i, kh, kw = n.weight.shape
                 g = n.groups
                 og = o // g
-                pack = max(1, min(rows // i, cols // og)) if (i <= rows and og <= cols) else 1
-                if n.depthwise:
-                    cyc = cdiv(o, cols) * kh * kw * pix
-                else:
-                    cyc = cdiv(g, pack) * cdiv(i, rows) * cdiv(og, cols) * kh * kw * pix
+                if n.depthwise:        # taps on the rows, channels across the columns
+                    cyc = cdiv(o, cols) * cdiv(kh * kw, rows) * pix
+                else:                  # (tap, channel) reduction packed densely on the rows
+                    cyc = g * cdiv(og, cols) * cdiv(kh * kw * i, rows) * pix
                 wb = int(n.weight.size) + PARAM_BYTES_PER_CHANNEL * o
                 per_cout = i * kh * kw + PARAM_BYTES_PER_CHANNEL
                 tile = min(o, cols) * per_cout
             elif isinstance(n, FC):
                 o, i = n.weight.shape
-                cyc = cdiv(i, rows) * cdiv(o, cols)
+                cyc = cdiv(o, cols) * cdiv(i, rows)
                 wb = int(n.weight.size) + PARAM_BYTES_PER_CHANNEL * o
                 per_cout = i + PARAM_BYTES_PER_CHANNEL
                 tile = rows * cols
@@ -115,7 +123,8 @@ class NetInfo:
             window = n.window() if isinstance(n, (Conv, Pool)) else None
             info = NodeInfo(k, n.name, n.op, n, list(n.inputs), n.output,
                             bool(n.spatial and is_map_in and len(out_shape) == 3), window,
-                            int(st["macs"]), int(cyc), pix, wb, tile, per_cout)
+                            int(st["macs"]), int(cyc), pix, wb, tile, per_cout,
+                            ENGINE_LATENCY(rows, cols) if isinstance(n, (Conv, FC)) else 0)
             self.nodes.append(info)
             self.index[n.name] = k
             self.producer_idx[n.output] = k
@@ -186,8 +195,53 @@ class GroupCost:
 # alternatives)
 # ---------------------------------------------------------------------------------------------
 
-def streamed_cost(net: NetInfo, k: int, budget: int, detail: bool = False) -> GroupCost | None:
-    """One node run streamed: None if even one output-channel tile does not fit."""
+def stream_tail(net: NetInfo, k: int, stop: int) -> int | None:
+    """Bytes per output channel of the line buffers that pooling/clamp nodes ``[k+1, stop)``
+    need to consume conv ``k``'s output as it is produced (None if they cannot: not a chain of
+    channel-local nodes, or an intermediate map is needed elsewhere)."""
+    if not isinstance(net.nodes[k].node, Conv):
+        return None
+    extra = 0
+    for m in range(k + 1, stop):
+        prev, ni = net.nodes[m - 1], net.nodes[m]
+        if not isinstance(ni.node, (Pool, Clamp)) or ni.inputs != [prev.output]:
+            return None
+        if net.consumer_idx.get(prev.output) != [m] or prev.output == net.graph.output:
+            return None
+        if ni.window is not None:
+            kh, kw, sh, sw, pt, pl, pb, pr = ni.window
+            extra += (kh + sh) * (net.dim(prev.output, 1) + pl + pr)
+    return extra
+
+
+def streamed_cost(net: NetInfo, k: int, budget: int, detail: bool = False,
+                  stop: int | None = None) -> GroupCost | None:
+    """Node ``k`` run streamed (weight-outer passes), with the channel-local pooling/clamp nodes
+    ``[k+1, stop)`` applied to its output rows on the fly.  None if even one output-channel tile
+    does not fit (or the tail cannot be streamed)."""
+    if stop is not None and stop > k + 1:
+        extra = stream_tail(net, k, stop)
+        if extra is None:
+            return None
+        gc = _streamed_one(net, k, budget, detail, extra)
+        if gc is None:
+            return None
+        tail = net.nodes[k + 1:stop]
+        gc.stop = stop
+        gc.act_out = net.size(tail[-1].output)
+        gc.cycles += sum(t.cycles for t in tail)
+        if detail:
+            d = gc.per_node[net.nodes[k].name]
+            d["act_out"] = 0
+            for t in tail:
+                gc.per_node[t.name] = dict(macs=t.macs, cycles=t.cycles, weights=0, act_in=0,
+                                           act_out=0, onchip=gc.onchip)
+            gc.per_node[tail[-1].name]["act_out"] = gc.act_out
+        return gc
+    return _streamed_one(net, k, budget, detail, 0)
+
+
+def _streamed_one(net: NetInfo, k: int, budget: int, detail: bool, extra_per_channel: int):
     ni = net.nodes[k]
     n = ni.node
     cols = net.board.pe_cols
@@ -208,7 +262,7 @@ def streamed_cost(net: NetInfo, k: int, budget: int, detail: bool = False) -> Gr
         for cand in range(o, 0, -1):           # largest channel tile that fits
             if cand != o and cand % min(cols, o):
                 continue
-            need = line + 2 * wo * cand + cand * per_cout
+            need = line + 2 * wo * cand + cand * (per_cout + extra_per_channel)
             if need <= budget:
                 co_t = cand
                 break
@@ -218,14 +272,15 @@ def streamed_cost(net: NetInfo, k: int, budget: int, detail: bool = False) -> Gr
             # re-reads the input ceil(kh/sh) times (rows are not kept between channel tiles)
             rows = net.board.pe_rows
             wt = 0 if net.preloaded else 2 * min(rows, ni.node.weight.shape[1]) * min(cols, o) * kh * kw
-            onchip = (kh + sh) * (w + ni.window[5] + ni.window[7]) * min(c, rows) + wt + 4 * wo * min(cols, o)
+            onchip = ((kh + sh) * (w + ni.window[5] + ni.window[7]) * min(c, rows) + wt
+                      + (4 * wo + extra_per_channel) * min(cols, o))
             if onchip > budget:
                 return None
             passes = cdiv(o, min(cols, o))
             reread = (passes if n.groups == 1 else max(1, cdiv(passes, n.groups))) * cdiv(kh, sh)
             gc = GroupCost(k, k + 1, "streamed", None, weights=0 if net.preloaded else ni.weight_bytes,
                            act_in=in_bytes * reread, act_out=out_bytes, onchip=onchip,
-                           macs=ni.macs, cycles=ni.cycles, passes=passes)
+                           macs=ni.macs, cycles=ni.cycles + ni.latency * passes, passes=passes)
             if detail:
                 gc.per_node = {ni.name: dict(macs=gc.macs, cycles=gc.cycles, weights=gc.weights,
                                              act_in=gc.act_in, act_out=gc.act_out, onchip=gc.onchip)}
@@ -233,10 +288,10 @@ def streamed_cost(net: NetInfo, k: int, budget: int, detail: bool = False) -> Gr
         passes = cdiv(o, co_t)
         # grouped / depthwise: a pass only needs its own groups' input channels
         reread = passes if n.groups == 1 else max(1, cdiv(passes, n.groups))
-        onchip = line + 2 * wo * co_t + co_t * per_cout
+        onchip = line + 2 * wo * co_t + co_t * (per_cout + extra_per_channel)
         gc = GroupCost(k, k + 1, "streamed", None, weights=0 if net.preloaded else ni.weight_bytes,
                        act_in=in_bytes * reread, act_out=out_bytes, onchip=onchip,
-                       macs=ni.macs, cycles=ni.cycles, passes=passes)
+                       macs=ni.macs, cycles=ni.cycles + ni.latency * passes, passes=passes)
     elif isinstance(n, FC):
         i = net.size(ins[0])
         o = net.size(out)
@@ -247,7 +302,7 @@ def streamed_cost(net: NetInfo, k: int, budget: int, detail: bool = False) -> Gr
         passes = cdiv(o, o_t)
         gc = GroupCost(k, k + 1, "streamed", None, weights=0 if net.preloaded else ni.weight_bytes,
                        act_in=in_bytes * passes, act_out=out_bytes,
-                       onchip=i + 4 * o_t + tile, macs=ni.macs, cycles=ni.cycles,
+                       onchip=i + 4 * o_t + tile, macs=ni.macs, cycles=ni.cycles + ni.latency * passes,
                        passes=passes)
     else:
         shape = net.tshape[ins[0]]
@@ -441,6 +496,7 @@ def blocked_cost(net: NetInfo, start: int, ay: AxisExtents, ax: AxisExtents, bud
         area = my[ni.output][1] * mx[ni.output][1]
         m = ni.macs * area // ni.out_pixels if ni.out_pixels else ni.macs
         cy = ni.cycles * area // ni.out_pixels if ni.out_pixels else ni.cycles
+        cy += ni.latency * nb
         node_macs[ni.name] = (m, cy)
         macs += m
         cycles += cy
@@ -565,6 +621,7 @@ class GroupAccumulator:
         else:
             self.macs += ni.macs
             self.cycles += ni.cycles
+        self.cycles += ni.latency * len(self.ay.grid) * len(self.ax.grid)
 
     def act_peak(self) -> int:
         return int(self.steps.max())

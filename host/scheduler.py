@@ -32,6 +32,7 @@ from .boards import Board, get_board
 from .cost import (AxisExtents, GroupAccumulator, GroupCost, NetInfo, blocked_cost, cdiv,
                    streamed_cost)
 from .errors import UserError
+from .ir import Clamp, Conv, Pool
 from .plan import SCHEDULES, Group, Plan, PlanError
 
 GRID_CANDIDATES = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32)
@@ -100,6 +101,15 @@ def _schedule_dp(net: NetInfo, budget: int, exact: bool):
         sc = streamed_cost(net, k, budget)
         if sc is not None:
             offer(k, j, sc, ("streamed",))
+        # a conv streamed with the pooling/clamp nodes after it applied on the fly
+        for c in range(k - 1, max(-1, k - 4), -1):
+            if not isinstance(net.nodes[c].node, (Pool, Clamp, Conv)):
+                break
+            if isinstance(net.nodes[c].node, Conv):
+                sc = streamed_cost(net, c, budget, stop=j)
+                if sc is not None:
+                    offer(c, j, sc, ("streamed",))
+                break
         if net.nodes[k].spatial:
             alive = []
             for ob in _grids(net, j):
@@ -146,7 +156,7 @@ def _schedule_dp(net: NetInfo, budget: int, exact: bool):
     while j > 0:
         i, spec = choice[j]
         if spec[0] == "streamed":
-            gc = streamed_cost(net, i, budget, detail=True)
+            gc = streamed_cost(net, i, budget, detail=True, stop=j)
         elif spec[0] == "overflow":
             gc = _overflow_option(net, i, detail=True)
         else:
