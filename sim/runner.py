@@ -28,6 +28,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -127,7 +128,14 @@ def to_verilog(component, name: str = TOP) -> str:
             continue
         flow = PortDirection.Input if member.flow == wiring.In else PortDirection.Output
         ports["__".join(map(str, path))] = (value, flow)
-    return verilog.convert(component, name=name, ports=ports, emit_src=False)
+    text = verilog.convert(component, name=name, ports=ports, emit_src=False)
+    return _ZERO_INIT.sub("", text)
+
+
+# yosys writes one line per word of every memory's (all-zero) initial value: megabytes for a
+# large engine, and minutes of Verilator time.  Verilator starts memories at zero anyway.
+_ZERO_INIT = re.compile(r"^ *initial begin\n(?: *[\w\\$.]+\[\d+\] = \d+'[hdb]0+;\n)+ *end\n",
+                        re.MULTILINE)
 
 
 def config_hash(verilog_text: str, top: str = TOP, build_args=BUILD_ARGS) -> str:
