@@ -32,6 +32,9 @@ def register(sub):
                    help="layer-by-layer, exact fusion with halos, or block convolution (default: block)")
     p.add_argument("--budget", type=int, metavar="BYTES",
                    help="override the board's on-chip byte budget")
+    p.add_argument("--weight-cost", type=float, default=1.0, metavar="F",
+                   help="objective = activation bytes + F x weight bytes (default 1: total off-chip "
+                        "traffic; 0: keep feature maps on chip whatever the weight re-reads)")
     p.add_argument("--json", metavar="FILE", help="write the plan and its costs as JSON")
     p.add_argument("--plot", metavar="FILE.png",
                    help="plot per-layer off-chip traffic and on-chip use for the three schedules")
@@ -91,13 +94,16 @@ def handler(args) -> int:
         if path and os.path.dirname(os.path.abspath(path)) and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise UserError(f"{what} {path}: directory does not exist")
     graph = load_graph(args.model)
-    plan, report = plan_network(graph, board, args.schedule, budget=args.budget)
+    if args.weight_cost < 0:
+        raise UserError(f"--weight-cost {args.weight_cost}: must be >= 0")
+    plan, report = plan_network(graph, board, args.schedule, budget=args.budget, weight_cost=args.weight_cost)
     print(format_report(report, per_layer=not args.quiet))
     if args.json:
         write_json_atomic(args.json, report)
         print(f"wrote {args.json}")
     if args.plot:
-        reports = {s: (report if s == args.schedule else plan_network(graph, board, s, budget=args.budget)[1])
+        reports = {s: (report if s == args.schedule else
+                       plan_network(graph, board, s, budget=args.budget, weight_cost=args.weight_cost)[1])
                    for s in SCHEDULES}
         plot_schedules(reports, args.plot, title=f"{graph.name} on {board.name}")
         print(f"wrote {args.plot}")

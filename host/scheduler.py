@@ -83,15 +83,22 @@ def _schedule_layer(net: NetInfo, budget: int):
     return groups
 
 
-def _schedule_dp(net: NetInfo, budget: int, exact: bool):
+def _schedule_dp(net: NetInfo, budget: int, exact: bool, weight_cost: float = 1.0):
     n = len(net.nodes)
     best = [(HUGE, HUGE)] * (n + 1)
     best[0] = (0, 0)
     choice: list = [None] * (n + 1)
 
+    # objective: activation bytes + weight_cost × weight bytes (1: total off-chip traffic)
+    scale = 1 << 20
+    wc = int(round(weight_cost * scale))
+
+    def metric(weights, acts):
+        return acts * scale + weights * wc
+
     def offer(i, j, gc, spec):
         b = best[i]
-        cand = (b[0] + gc.offchip, b[1] + gc.cycles)
+        cand = (b[0] + metric(gc.weights, gc.act_in + gc.act_out), b[1] + gc.cycles)
         if cand < best[j]:
             best[j] = cand
             choice[j] = (i, spec)
@@ -125,7 +132,7 @@ def _schedule_dp(net: NetInfo, budget: int, exact: bool):
                     break
                 wsum += 0 if net.preloaded else net.nodes[i].weight_bytes
                 # lower bound of any choice for [i, j): weights once, outputs once
-                hopeless = best[i][0] + wsum + out_j >= best[j][0]
+                hopeless = best[i][0] + metric(wsum, out_j) >= best[j][0]
                 whole_fits = False
                 keep = []
                 for entry in alive:
@@ -173,11 +180,18 @@ def _schedule_dp(net: NetInfo, budget: int, exact: bool):
     return groups
 
 
-def plan_network(graph, board, schedule: str = "block", budget: int | None = None):
+def plan_network(graph, board, schedule: str = "block", budget: int | None = None,
+                 weight_cost: float = 1.0):
     """Plan ``graph`` for ``board`` (a name or :class:`host.boards.Board`) under ``schedule``.
 
     Returns ``(plan, report)``.  ``budget`` overrides the board's on-chip byte budget.
+    ``weight_cost`` weighs weight bytes against activation bytes in the objective: 1 (default)
+    minimises total off-chip traffic; 0 minimises activation traffic alone (weights re-read per
+    block at any price, as when feature maps must stay on chip); values between trace the
+    trade-off.
     """
+    if weight_cost < 0:
+        raise UserError(f"weight cost must be >= 0, got {weight_cost}")
     if schedule not in SCHEDULES:
         raise UserError(f"unknown schedule {schedule!r} (use one of {', '.join(SCHEDULES)})")
     board = get_board(board)
@@ -194,7 +208,7 @@ def plan_network(graph, board, schedule: str = "block", budget: int | None = Non
         costs = _schedule_layer(net, budget)
         plan = Plan("layer", [Group([net.nodes[g.start].name]) for g in costs])
     else:
-        costs = _schedule_dp(net, budget, exact=(schedule == "block"))
+        costs = _schedule_dp(net, budget, exact=(schedule == "block"), weight_cost=weight_cost)
         plan = Plan(schedule, [Group([ni.name for ni in net.nodes[g.start:g.stop]], g.block)
                                for g in costs])
     plan.check(graph)

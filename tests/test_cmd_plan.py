@@ -68,3 +68,16 @@ def test_errors_are_one_line(capsys, argv, needle):
 def test_icebreaker_warns(capsys):
     assert main(["plan", "zoo:vgg16", "--board", "icebreaker", "--quiet"]) == 0
     assert "does not fit" in capsys.readouterr().out
+
+
+def test_weight_cost_option(tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    assert main(["plan", "zoo:vgg16", "--quiet", "--json", str(a)]) == 0
+    assert main(["plan", "zoo:vgg16", "--quiet", "--weight-cost", "0.3", "--json", str(b)]) == 0
+    da, db = json.loads(a.read_text()), json.loads(b.read_text())
+    assert db["offchip_bytes"]["activations"] < da["offchip_bytes"]["activations"]
+
+
+def test_bad_weight_cost(capsys):
+    assert main(["plan", "zoo:digits", "--weight-cost", "-2"]) == 1
+    assert "weight-cost" in capsys.readouterr().err

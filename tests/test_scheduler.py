@@ -250,3 +250,16 @@ def test_cycle_model_matches_recorded_rtl_cycles():
         ni = net.nodes[net.index[e["name"]]]
         assert ni.cycles + ni.latency == e["rtl"], e
         assert ni.macs == e["macs"]
+
+
+def test_weight_cost_trades_weights_for_activations():
+    g = zoo.shape_graph("vgg16")
+    _, r1 = plan_network(g, "ulx3s-85f", "block", weight_cost=1.0)
+    _, r0 = plan_network(g, "ulx3s-85f", "block", weight_cost=0.1)
+    o1, o0 = r1["offchip_bytes"], r0["offchip_bytes"]
+    assert o1["total"] <= o0["total"]                    # weight cost 1 = least total traffic
+    assert o0["activations"] < o1["activations"] and o0["weights"] > o1["weights"]
+    for r in (r0, r1):
+        assert r["onchip_peak_bytes"] <= get_board("ulx3s-85f").onchip_bytes
+    with pytest.raises(UserError):
+        plan_network(g, "ulx3s-85f", "block", weight_cost=-1)
