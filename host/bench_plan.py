@@ -314,7 +314,7 @@ def render_markdown(d: dict) -> str:
     w("## Beside the published systems\n")
     w("| system | setting | feature-map traffic | on-chip | fps | source |")
     w("|---|---|---|---|---|---|")
-    w("| Fused-layer (MICRO 2016) | VGGNet-E first 5 conv layers, layer-by-layer → fused | 77 MB → 3.6 MB (32-bit values, −95%) | 362 KB | — | **published** |")
+    w("| Fused-layer (MICRO 2016) | VGGNet-E (VGG19) first 5 conv layers — the same shapes as VGG16's conv1_1…conv3_1 — layer-by-layer → fused | 77 MB → 3.6 MB (32-bit values, −95%) | 362 KB | — | **published** |")
     for label, m in d["micro2016"].items():
         la, fu, bl = m["layer"]["activations"], m["fused"]["activations"], m["block"]["activations"]
         w(f"| blockfuse `fused` / `block` | same 5 layers, int8, budget {label} | {_mb(la):.2f} MB → "
@@ -378,7 +378,9 @@ its input map. The `Plan` is what `host.golden.run(graph, x, plan=plan)` execute
 ## Algorithm: dynamic programming over cut points × block grids
 
 `best[j]` = least off-chip bytes (ties: fewest cycles) to run nodes `[0, j)`;
-`best[j] = min over i, choice of best[i] + cost(group [i, j), choice)`.
+`best[j] = min over i, choice of best[i] + cost(group [i, j), choice)`. The objective is the
+total off-chip traffic by default; `weight_cost` (`--weight-cost`) weighs weight bytes against
+activation bytes to trace the trade-off between re-reading weights per block and moving maps.
 For each end `j` the groups `[i, j)` are grown from the back, `i = j−1, j−2, …`, and for each
 candidate grid (`k × k` output blocks, `k ∈ {1…8, 10, 12, 14, 16, 20, 24, 28, 32}`, block = the
 group output size / k mapped back to the group input) the per-block extent of every tensor is
@@ -410,9 +412,11 @@ branch inside a group stays in the on-chip buffers for as long as it is live.
   trade-off the DP weighs against cutting the group.
 * **Weights** include 8 bytes per output channel (int32 folded bias, int32 multiplier/shift).
 
-*Streamed single layer* (weight-outer): output channels are split into passes whose weights fit
+*Streamed layer* (weight-outer): output channels are split into passes whose weights fit
 beside a line buffer of `kh + sh` padded input rows and two output rows; each pass reads the whole
-input (grouped/depthwise passes read only their own groups' channels). If not even one `cols`-wide
+input (grouped/depthwise passes read only their own groups' channels). Pooling and clamp nodes
+right after the convolution may join it: they consume its output rows on the fly (a line buffer per
+pass channel), so only the pooled map is written. If not even one `cols`-wide
 tile fits, a fine-grained variant tiles input channels too (`rows × cols` weight tiles, int32
 partial sums for one output row, the input re-read `ceil(kh/sh)` times per pass).
 

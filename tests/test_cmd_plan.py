@@ -81,3 +81,16 @@ def test_weight_cost_option(tmp_path):
 def test_bad_weight_cost(capsys):
     assert main(["plan", "zoo:digits", "--weight-cost", "-2"]) == 1
     assert "weight-cost" in capsys.readouterr().err
+
+
+def test_plan_onnx_model(tmp_path, capsys):
+    from host.onnx_export import save_onnx
+
+    g = zoo.get("igcv")
+    path = tmp_path / "igcv.onnx"
+    save_onnx(g, path)
+    out = tmp_path / "p.json"
+    assert main(["plan", str(path), "--board", "ulx3s-45f", "--schedule", "fused", "--json", str(out),
+                 "--quiet"]) == 0
+    d = json.loads(out.read_text())
+    assert d["total_macs"] >= zoo.shape_graph("igcv").total_macs
