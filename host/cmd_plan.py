@@ -140,7 +140,7 @@ def format_report(r: dict, per_layer: bool = True) -> str:
         blocks = {g["index"]: g for g in r["groups"]}
         for lay in r["layers"]:
             g = blocks[lay["group"]]
-            blk = ("x".join(str(v) for v in g["block"]) if g["block"] else
+            blk = ("x".join(str(v) for v in g["tile"]) if g["tile"] else
                    ("stream" if g["mode"] == "streamed" else "whole"))
             o = lay["offchip_bytes"]
             lines.append(f"{lay['name'][:18]:<18} {lay['op'][:8]:<8} {lay['group']:>3} {blk:>9} "

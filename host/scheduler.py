@@ -257,7 +257,11 @@ def make_report(net: NetInfo, board: Board, budget: int, schedule: str, costs: l
             warnings.append(f"{names[0]} needs {gc.onchip} bytes on chip, more than the "
                             f"{budget}-byte budget of {board.name}")
         groups.append({
-            "index": gi, "nodes": names, "block": list(gc.block) if gc.block else None,
+            "index": gi, "nodes": names,
+            # the plan's block (what the golden model runs); under `layer` a layer may still be
+            # tiled internally (`tile`) without changing the plan
+            "block": list(gc.block) if (gc.block and schedule != "layer") else None,
+            "tile": list(gc.block) if gc.block else None,
             "mode": gc.mode, "grid": list(gc.grid), "blocks": gc.nblocks, "passes": gc.passes,
             "resident_weights": list(gc.resident), "macs": int(gc.macs), "cycles": int(gc.cycles),
             "offchip_bytes": _traffic(gc.weights, gc.act_in, gc.act_out),

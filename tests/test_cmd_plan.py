@@ -94,3 +94,13 @@ def test_plan_onnx_model(tmp_path, capsys):
                  "--quiet"]) == 0
     d = json.loads(out.read_text())
     assert d["total_macs"] >= zoo.shape_graph("igcv").total_macs
+
+
+def test_json_groups_match_plan(tmp_path):
+    for schedule in ("layer", "fused", "block"):
+        out = tmp_path / f"{schedule}.json"
+        assert main(["plan", "zoo:resnet18@64", "--board", "ulx3s-25f", "--schedule", schedule,
+                     "--json", str(out), "--quiet"]) == 0
+        g = zoo.shape_graph("resnet18", 64)
+        plan, _ = plan_network(g, "ulx3s-25f", schedule)
+        assert plan_from_json(str(out), g) == plan
