@@ -79,7 +79,8 @@ def _schedule_layer(net: NetInfo, budget: int):
     groups = []
     for k in range(len(net.nodes)):
         opts = _single_options(net, k, budget, exact=False, detail=True)
-        groups.append(min(opts, key=GroupCost.key) if opts else _overflow_option(net, k, True))
+        key = lambda gc: (gc.offchip, gc.cycles, gc.nblocks, gc.onchip)   # noqa: E731
+        groups.append(min(opts, key=key) if opts else _overflow_option(net, k, True))
     return groups
 
 
