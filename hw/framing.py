@@ -1,0 +1,181 @@
+"""Frame layer of the host link: COBS decoder/encoder and CRC-32 (see ``host/protocol.py``).
+
+* :class:`COBSDecoder`: wire bytes in; decoded frame contents out as beats ``{data, end, error}``.
+  A zero byte ends a frame: it becomes one ``end`` beat (``error`` set if the last COBS block was
+  cut short).  Empty frames (zeros in a row) produce nothing, so a receiver that lost sync is
+  back in step at the next zero.
+* :class:`COBSEncoder`: frame contents in as ``{data, last}``; wire bytes out, each frame
+  terminated by ``0x00``.  It holds one COBS block (≤ 254 bytes) in a small memory.
+* :class:`CRCAppender`: ``{data, last}`` in, the same bytes followed by their CRC-32 out.
+* :func:`crc32_byte`: combinational CRC-32 step (reflected, polynomial 0xEDB88320, no final
+  inversion), matching ``host.protocol.crc32_update``.
+"""
+from amaranth.hdl import *
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+CRC32_POLY = 0xEDB88320
+
+#: decoded beat: a data byte, or (``end`` = 1) the end of a frame with its COBS ``error`` flag
+decoded_layout = data.StructLayout({"data": 8, "end": 1, "error": 1})
+#: frame content byte with ``last`` marking the final byte of a frame
+frame_byte_layout = data.StructLayout({"data": 8, "last": 1})
+
+
+def crc32_byte(reg, byte):
+    """Value expression: CRC-32 register ``reg`` after shifting in ``byte`` (LSB first)."""
+    r = reg ^ byte
+    for _ in range(8):
+        r = Mux(r[0], (r >> 1) ^ CRC32_POLY, r >> 1)
+    return r[:32]
+
+
+class COBSDecoder(wiring.Component):
+    """Streaming COBS decoder; one input byte gives at most one output beat."""
+
+    i: In(stream.Signature(8))
+    o: Out(stream.Signature(decoded_layout))
+    idle: Out(1)
+
+    def elaborate(self, platform):
+        m = Module()
+        count = Signal(8)        # data bytes still to come in the current block
+        pending_zero = Signal()  # the block just finished implies a zero if another block follows
+        started = Signal()       # at least one byte of the current frame seen
+
+        b = self.i.payload
+        m.d.comb += self.idle.eq(~started)
+        with m.If(b == 0):
+            m.d.comb += [
+                self.o.payload.end.eq(1),
+                self.o.payload.error.eq(count != 0),
+                self.o.valid.eq(self.i.valid & started),
+                self.i.ready.eq(self.o.ready | ~started),
+            ]
+            with m.If(self.i.valid & self.i.ready):
+                m.d.sync += [count.eq(0), pending_zero.eq(0), started.eq(0)]
+        with m.Elif(count == 0):
+            # code byte: emits the implied zero of the previous block, if any
+            m.d.comb += [
+                self.o.payload.data.eq(0),
+                self.o.valid.eq(self.i.valid & pending_zero),
+                self.i.ready.eq(self.o.ready | ~pending_zero),
+            ]
+            with m.If(self.i.valid & self.i.ready):
+                m.d.sync += [count.eq(b - 1), pending_zero.eq(b != 0xFF), started.eq(1)]
+        with m.Else():
+            m.d.comb += [
+                self.o.payload.data.eq(b),
+                self.o.valid.eq(self.i.valid),
+                self.i.ready.eq(self.o.ready),
+            ]
+            with m.If(self.i.valid & self.i.ready):
+                m.d.sync += [count.eq(count - 1), started.eq(1)]
+        return m
+
+
+class COBSEncoder(wiring.Component):
+    """Streaming COBS encoder producing exactly ``host.protocol.cobs_encode(frame) + b"\\0"``.
+
+    Bytes of a block are collected in a 254-byte memory, then the block's code byte and the
+    bytes are sent.  ``idle``: no frame in progress.
+    """
+
+    i: In(stream.Signature(frame_byte_layout))
+    o: Out(stream.Signature(8))
+    idle: Out(1)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.buf = buf = Memory(shape=8, depth=254, init=[])
+        wr = buf.write_port()
+        rd = buf.read_port(transparent_for=())
+
+        n = Signal(range(255))       # bytes in the block buffer
+        idx = Signal(range(255))     # next byte to send from it
+        final = Signal()             # this block ends the frame
+        closed = Signal()            # block closed by a zero or by being full (not by `last`)
+
+        m.d.comb += [rd.addr.eq(idx), wr.addr.eq(n), wr.data.eq(self.i.payload.data)]
+
+        with m.FSM():
+            with m.State("FILL"):
+                m.d.comb += [self.idle.eq(n == 0), self.i.ready.eq(1)]
+                with m.If(self.i.valid):
+                    byte, last = self.i.payload.data, self.i.payload.last
+                    is_zero = byte == 0
+                    full = ~is_zero & (n == 253)
+                    with m.If(~is_zero):
+                        m.d.comb += wr.en.eq(1)
+                        m.d.sync += n.eq(n + 1)
+                    m.d.sync += [final.eq(last), closed.eq(is_zero | full)]
+                    with m.If(is_zero | full | last):
+                        m.next = "CODE"
+            with m.State("CODE"):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(Mux(closed & (n == 254),
+                                                                       0xFF, n + 1))]
+                with m.If(self.o.ready):
+                    m.d.sync += idx.eq(0)
+                    with m.If(n == 0):
+                        m.next = "AFTER"
+                    with m.Else():
+                        m.next = "PREP"
+            with m.State("PREP"):          # memory read latency
+                m.next = "DATA"
+            with m.State("DATA"):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(rd.data)]
+                with m.If(self.o.ready):
+                    m.d.sync += idx.eq(idx + 1)
+                    with m.If(idx + 1 == n):
+                        m.next = "AFTER"
+                    with m.Else():
+                        m.next = "PREP"
+            with m.State("AFTER"):
+                m.d.sync += n.eq(0)
+                with m.If(~final):
+                    m.next = "FILL"
+                with m.Elif(closed):
+                    m.next = "TRAIL"     # a zero/full block at the end needs an empty block
+                with m.Else():
+                    m.next = "DELIM"
+            with m.State("TRAIL"):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(0x01)]
+                with m.If(self.o.ready):
+                    m.next = "DELIM"
+            with m.State("DELIM"):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(0x00)]
+                with m.If(self.o.ready):
+                    m.next = "FILL"
+        return m
+
+
+class CRCAppender(wiring.Component):
+    """Passes frame bytes through and appends their CRC-32 (little-endian) before ``last``."""
+
+    i: In(stream.Signature(frame_byte_layout))
+    o: Out(stream.Signature(frame_byte_layout))
+
+    def elaborate(self, platform):
+        m = Module()
+        crc = Signal(32, init=0xFFFFFFFF)
+        out_crc = Signal(32)
+        k = Signal(2)
+        with m.FSM():
+            with m.State("DATA"):
+                m.d.comb += [self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready),
+                             self.o.payload.data.eq(self.i.payload.data)]
+                with m.If(self.i.valid & self.o.ready):
+                    nxt = crc32_byte(crc, self.i.payload.data)
+                    m.d.sync += crc.eq(nxt)
+                    with m.If(self.i.payload.last):
+                        m.d.sync += [out_crc.eq(~nxt), k.eq(0), crc.eq(0xFFFFFFFF)]
+                        m.next = "CRC"
+            with m.State("CRC"):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.data.eq(out_crc.word_select(k, 8)),
+                             self.o.payload.last.eq(k == 3)]
+                with m.If(self.o.ready):
+                    m.d.sync += k.eq(k + 1)
+                    with m.If(k == 3):
+                        m.next = "DATA"
+        return m
