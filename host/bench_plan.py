@@ -382,13 +382,14 @@ its input map. The `Plan` is what `host.golden.run(graph, x, plan=plan)` execute
 total off-chip traffic by default; `weight_cost` (`--weight-cost`) weighs weight bytes against
 activation bytes to trace the trade-off between re-reading weights per block and moving maps.
 For each end `j` the groups `[i, j)` are grown from the back, `i = j−1, j−2, …`, and for each
-candidate grid (`k × k` output blocks, `k ∈ {1…8, 10, 12, 14, 16, 20, 24, 28, 32}`, block = the
-group output size / k mapped back to the group input) the per-block extent of every tensor is
+candidate grid (`k × k` output blocks and full-width bands of `k` rows, `k ∈ {1…8, 10, 12, 14, 16,
+20, 24, 28, 32}`, block = the group output size / k mapped back to the group input) the per-block extent of every tensor is
 propagated one node at a time (`host.cost.AxisExtents`): under `fused` back-to-front exactly as
 the golden model computes its regions (so the MACs with halo recomputation match the golden model's
 count — tested), under `block` as exact proportional tiling with each node's window checked
 (`(l + p0 + p1 − k) // s + 1` must map every input block onto its output block). Regions are
-separable in y and x, so a grid costs O(nodes × blocks per axis), not per block. A grid is dropped
+separable in y and x, so a grid costs O(nodes × blocks per axis), not per block, and the per-axis
+extents are shared between grids (and between y and x when every map is square). A grid is dropped
 for all longer groups once its buffers overflow (they only grow towards the front); when the
 whole-map grid fits, finer grids are not costed (one block is never worse); a lower bound (weights
 once + outputs once) skips hopeless groups. Non-spatial nodes (global pooling, flatten, FC) are

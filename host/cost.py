@@ -136,6 +136,11 @@ class NetInfo:
         self.weights_total = sum(ni.weight_bytes for ni in self.nodes)
         self.preloaded = bool(preload_weights)
         self.prop_cache: dict = {}
+        # y and x extents coincide when every map is square and every window symmetric
+        self.symmetric = all(s[1] == s[2] for s in self.tshape.values() if len(s) == 3) and all(
+            ni.window is None or (ni.window[0] == ni.window[1] and ni.window[2] == ni.window[3]
+                                  and ni.window[4] == ni.window[5] and ni.window[6] == ni.window[7])
+            for ni in self.nodes)
 
     # ---- tensors ------------------------------------------------------------------------
     def channels(self, t: str) -> int:

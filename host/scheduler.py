@@ -37,6 +37,7 @@ from .plan import SCHEDULES, Group, Plan, PlanError
 
 GRID_CANDIDATES = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32)
 MAX_GROUP_NODES = 64
+BANDS = True
 HUGE = 1 << 62
 
 
@@ -49,6 +50,11 @@ def _grids(net: NetInfo, stop: int):
         ob = (cdiv(ho, k), cdiv(wo, k))
         if ob not in seen:
             seen.append(ob)
+    if BANDS:
+        for k in GRID_CANDIDATES[1:]:
+            ob = (cdiv(ho, k), wo)                    # full-width bands of rows
+            if ob not in seen:
+                seen.append(ob)
     return seen
 
 
@@ -119,10 +125,19 @@ def _schedule_dp(net: NetInfo, budget: int, exact: bool, weight_cost: float = 1.
                     offer(c, j, sc, ("streamed",))
                 break
         if net.nodes[k].spatial:
+            # per-axis extents are shared between grids (and between y and x on square,
+            # symmetric networks); each is grown once per step
+            axes: dict = {}
+
+            def axis(a, ob_a):
+                key = (0 if net.symmetric else a, ob_a)
+                if key not in axes:
+                    axes[key] = AxisExtents(net, j, key[0], ob_a, exact)
+                return axes[key]
+
             alive = []
             for ob in _grids(net, j):
-                ay = AxisExtents(net, j, 0, ob[0], exact)
-                ax = AxisExtents(net, j, 1, ob[1], exact)
+                ay, ax = axis(0, ob[0]), axis(1, ob[1])
                 alive.append([ob, ay, ax, GroupAccumulator(net, ay, ax, MAX_GROUP_NODES)])
             i = j
             wsum = 0
@@ -136,9 +151,14 @@ def _schedule_dp(net: NetInfo, budget: int, exact: bool, weight_cost: float = 1.
                 hopeless = best[i][0] + metric(wsum, out_j) >= best[j][0]
                 whole_fits = False
                 keep = []
+                grown = {id(e[1]) for e in alive} | {id(e[2]) for e in alive}
+                ok_axis = {}
+                for a in axes.values():
+                    if id(a) in grown:
+                        ok_axis[id(a)] = a.extend()
                 for entry in alive:
                     ob, ay, ax, acc = entry
-                    if not (ay.extend() and ax.extend()):
+                    if not (ok_axis[id(ay)] and ok_axis[id(ax)]):
                         continue
                     acc.add_front()
                     if acc.act_peak() > budget:
@@ -155,6 +175,7 @@ def _schedule_dp(net: NetInfo, budget: int, exact: bool, weight_cost: float = 1.
                         whole_fits = True
                     offer(i, j, gc, ("blocked", ob))
                 alive = keep
+                axes = {key: a for key, a in axes.items() if any(a is e[1] or a is e[2] for e in alive)}
         if best[j][0] >= HUGE:                       # nothing fits: overflow, flagged in the report
             gc = _overflow_option(net, k)
             offer(k, j, gc, ("overflow",))
