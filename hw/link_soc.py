@@ -1,0 +1,191 @@
+"""The host-link SoC: UART + COBS framing + command processor + block RAM, with an engine port.
+
+Layers (each a small component with stream interfaces)::
+
+    rx pin → UARTRx → RX FIFO → COBSDecoder → CommandProcessor → CRCAppender → COBSEncoder
+           → TX FIFO → UARTTx → tx pin
+                                   CommandProcessor.mem ──► memory (BRAMTarget here)
+                                   CommandProcessor.engine ◄─► engine (EngineStub until the
+                                                                       real engine plugs in)
+
+* :class:`LinkCore`: everything between the two byte streams (no UART), reusable by board tops.
+* :class:`LinkSoC`: the link with its UART, FIFOs, the block-RAM memory and an engine.  Parameters:
+  clock, baud divisor, memory size, word size, max payload.  ``engine`` is any component with an
+  ``ctrl`` member of ``EngineControlSignature(n).flip()``; it defaults to :class:`EngineStub`.
+  Until the engine has a memory port of its own, the command processor owns the memory.
+* :class:`SimLinkTop` (simulation only): a ``LinkSoC`` plus a *host-side* UART pair joined to its
+  pins, so that a cocotb bench exchanges plain bytes with the host side while every byte still
+  crosses the SoC's real UART at the line level.
+"""
+from amaranth.hdl import *
+from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.wiring import In, Out, connect
+
+from host.protocol import DeviceInfo
+
+from .bram import BRAMTarget
+from .command import CommandProcessor, EngineControlSignature
+from .framing import COBSDecoder, COBSEncoder, CRCAppender
+from .uart import UARTRx, UARTTx
+
+
+class StreamFIFO(wiring.Component):
+    """``lib.fifo.SyncFIFOBuffered`` with stream ports; ``empty`` when it holds nothing."""
+
+    def __init__(self, width: int, depth: int):
+        self.width, self.depth = width, depth
+        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width)),
+                          "empty": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.fifo = f = fifo.SyncFIFOBuffered(width=self.width, depth=self.depth)
+        m.d.comb += [
+            f.w_data.eq(self.i.payload), f.w_en.eq(self.i.valid), self.i.ready.eq(f.w_rdy),
+            self.o.payload.eq(f.r_data), self.o.valid.eq(f.r_rdy), f.r_en.eq(self.o.ready),
+            self.empty.eq(f.level == 0),
+        ]
+        return m
+
+
+class LinkCore(wiring.Component):
+    """Wire bytes in (``rx``), wire bytes out (``tx``); memory and engine ports to the SoC."""
+
+    def __init__(self, info: DeviceInfo, addr_width: int | None = None):
+        self.info = info
+        self.cp = CommandProcessor(info, addr_width)
+        super().__init__({
+            "rx": In(stream.Signature(8)),
+            "tx": Out(stream.Signature(8)),
+            "mem": Out(self.cp.mem.signature),
+            "engine": Out(EngineControlSignature(info.n_perf)),
+            "rx_error": In(1),
+            "idle": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dec = dec = COBSDecoder()
+        m.submodules.cp = cp = self.cp
+        m.submodules.crc = crc = CRCAppender()
+        m.submodules.enc = enc = COBSEncoder()
+        connect(m, wiring.flipped(self.rx), dec.i)
+        connect(m, dec.o, cp.rx)
+        connect(m, cp.tx, crc.i)
+        connect(m, crc.o, enc.i)
+        connect(m, enc.o, wiring.flipped(self.tx))
+        connect(m, cp.mem, wiring.flipped(self.mem))
+        connect(m, cp.engine, wiring.flipped(self.engine))
+        m.d.comb += [cp.rx_error.eq(self.rx_error),
+                     self.idle.eq(dec.idle & cp.idle & enc.idle & ~crc.o.valid)]
+        return m
+
+
+class EngineStub(wiring.Component):
+    """Stand-in for the compute engine: START with program address ``a`` keeps it busy for
+    ``a & 0xFFFF`` cycles, then ``done``.  ``perf[0]`` counts starts, ``perf[1]`` the cycles of
+    the last run.  ``error`` is ``0xEE`` when started with bit 31 set (tests error reporting)."""
+
+    def __init__(self, n_perf: int = 2):
+        assert n_perf >= 2
+        super().__init__({"ctrl": In(EngineControlSignature(n_perf))})
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self.ctrl
+        left = Signal(16)
+        m.d.comb += [c.start.ready.eq(~c.busy)]
+        with m.If(c.start.valid & c.start.ready):
+            m.d.sync += [left.eq(c.start.payload[:16]), c.busy.eq(1), c.done.eq(0),
+                         c.error.eq(Mux(c.start.payload[31], 0xEE, 0)),
+                         c.perf[0].eq(c.perf[0] + 1), c.perf[1].eq(0)]
+        with m.Elif(c.busy):
+            with m.If(left == 0):
+                m.d.sync += [c.busy.eq(0), c.done.eq(1)]
+            with m.Else():
+                m.d.sync += [left.eq(left - 1), c.perf[1].eq(c.perf[1] + 1)]
+        return m
+
+
+class LinkSoC(wiring.Component):
+    """UART pins ``rx``/``tx``; ``idle`` when no byte or frame is anywhere in the link.
+
+    ``mem_bytes`` of block RAM in ``word_bytes``-byte words; ``divisor`` clocks per bit.
+    """
+
+    def __init__(self, *, divisor: int, mem_bytes: int = 16384, word_bytes: int = 4,
+                 max_payload: int = 1024, clock_hz: int = 0, board: str = "sim",
+                 rx_fifo: int = 64, tx_fifo: int = 16, engine=None, n_perf: int = 2,
+                 pe_rows: int = 0, pe_cols: int = 0, buffer_bytes: int = 0,
+                 version_hash: int | None = None):
+        from host.protocol import gateware_version_hash
+        self.divisor = divisor
+        self.info = DeviceInfo(
+            board=board, clock_hz=clock_hz, baud=(clock_hz // divisor) if clock_hz else 0,
+            mem_bytes=mem_bytes, word_bytes=word_bytes, max_payload=max_payload,
+            pe_rows=pe_rows, pe_cols=pe_cols, buffer_bytes=buffer_bytes, n_perf=n_perf,
+            version_hash=gateware_version_hash() if version_hash is None else version_hash)
+        self.rx_fifo, self.tx_fifo = rx_fifo, tx_fifo
+        self.engine = engine if engine is not None else EngineStub(n_perf)
+        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "idle": Out(1),
+                          "engine_busy": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        info = self.info
+        m.submodules.uart_rx = urx = UARTRx(self.divisor)
+        m.submodules.uart_tx = utx = UARTTx(self.divisor)
+        m.submodules.rx_fifo = rxf = StreamFIFO(8, self.rx_fifo)
+        m.submodules.tx_fifo = txf = StreamFIFO(8, self.tx_fifo)
+        m.submodules.core = core = LinkCore(info)
+        m.submodules.ram = ram = BRAMTarget(info.mem_bytes // info.word_bytes,
+                                            8 * info.word_bytes)
+        m.submodules.engine = eng = self.engine
+
+        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
+        connect(m, urx.data, rxf.i)
+        connect(m, rxf.o, core.rx)
+        connect(m, core.tx, txf.i)
+        connect(m, txf.o, utx.data)
+        connect(m, core.mem, ram.bus)
+        connect(m, core.engine, eng.ctrl)
+        m.d.comb += [
+            core.rx_error.eq(urx.overrun | urx.frame_error),
+            self.idle.eq(urx.idle & rxf.empty & core.idle & txf.empty & utx.idle),
+            self.engine_busy.eq(core.engine.busy),
+        ]
+        return m
+
+
+class SimLinkTop(wiring.Component):
+    """Simulation top: the SoC and a host-side UART pair at the same divisor.
+
+    ``h_in``: bytes the host sends (into a ``host_fifo``-deep FIFO, then the host UART TX, then
+    the SoC's rx pin).  ``h_out``: bytes the SoC sent, as the host UART RX received them.
+    ``quiet``: nothing in flight anywhere and the engine not busy — a bench may then stop
+    simulated time until the host sends something.
+    """
+
+    def __init__(self, soc: LinkSoC, host_fifo: int = 256):
+        self.soc = soc
+        self.host_fifo = host_fifo
+        super().__init__({"h_in": In(stream.Signature(8)), "h_out": Out(stream.Signature(8)),
+                          "quiet": Out(1), "line_rx": Out(1), "line_tx": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        d = self.soc.divisor
+        m.submodules.soc = soc = self.soc
+        m.submodules.h_fifo = hf = StreamFIFO(8, self.host_fifo)
+        m.submodules.h_tx = htx = UARTTx(d)
+        m.submodules.h_rx = hrx = UARTRx(d)
+        m.submodules.h_out_fifo = hof = StreamFIFO(8, self.host_fifo)
+        connect(m, wiring.flipped(self.h_in), hf.i)
+        connect(m, hf.o, htx.data)
+        connect(m, hrx.data, hof.i)
+        connect(m, hof.o, wiring.flipped(self.h_out))
+        m.d.comb += [soc.rx.eq(htx.tx), hrx.rx.eq(soc.tx),
+                     self.line_rx.eq(htx.tx), self.line_tx.eq(soc.tx),
+                     self.quiet.eq(hf.empty & htx.idle & soc.idle & hrx.idle & hof.empty
+                                   & ~soc.engine_busy)]
+        return m
