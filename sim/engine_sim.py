@@ -274,26 +274,84 @@ def simulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int, di
 # ---------------------------------------------------------------------------------------------
 # Layer-level entry points
 # ---------------------------------------------------------------------------------------------
+def _conv_chunks(o: int, groups: int, depthwise: bool, cfg: EngineConfig, fits) -> list:
+    """Output-channel ranges (aligned to groups) small enough for the engine's memories.
+    ``fits(o0, o1)`` says whether a range fits; halve until it does."""
+    unit = 1 if depthwise or groups == 1 else o // groups
+    chunks, start = [], 0
+    while start < o:
+        n = o - start
+        while n > unit and not fits(start, start + n):
+            n = max(unit, (n // 2) // unit * unit)
+        chunks.append((start, start + n))
+        start += n
+    return chunks
+
+
+def conv_chunks(weight, bias_folded, mult, shift, x, zx, zy, lo, hi, stride=(1, 1),
+                pads=(0, 0, 0, 0), groups=1, cfg: EngineConfig = DEFAULT_CONFIG) -> list:
+    """Compile a convolution as one or more :class:`LayerProgram` s, splitting its output
+    channels (whole groups; for depthwise layers channels with their inputs) when the layer
+    does not fit the engine's weight, block or output memories.  Returns (o0, o1, program)."""
+    weight = np.asarray(weight)
+    o, ig = weight.shape[:2]
+    depthwise = groups > 1 and ig == 1 and o == groups
+    og = o // groups
+    bias_folded, mult, shift = (np.asarray(a) for a in (bias_folded, mult, shift))
+
+    def part(o0, o1):
+        if depthwise:
+            xs, g = x[o0:o1], o1 - o0
+        elif groups > 1:
+            g0, g1 = o0 // og, o1 // og
+            xs, g = x[g0 * ig:g1 * ig], g1 - g0
+        else:
+            xs, g = x, 1
+        return compile_conv(weight[o0:o1], bias_folded[o0:o1], mult[o0:o1], shift[o0:o1], xs,
+                            zx, zy, lo, hi, stride, pads, g, cfg)
+
+    def fits(o0, o1):
+        try:
+            part(o0, o1)
+            return True
+        except EngineCapacityError:
+            return False
+
+    return [(o0, o1, part(o0, o1)) for o0, o1 in _conv_chunks(o, groups, depthwise, cfg, fits)]
+
+
 def run_conv(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None,
              padded: bool = False) -> tuple[np.ndarray, int]:
-    """One :class:`host.ir.Conv` on the RTL engine → (int8 (O, Ho, Wo), cycles)."""
+    """One :class:`host.ir.Conv` on the RTL engine → (int8 (O, Ho, Wo), cycles).
+
+    Layers too large for the configuration's memories run as several engine passes over
+    output-channel chunks; the cycles are summed.  A layer whose input map alone does not fit
+    raises :class:`EngineCapacityError`."""
     cfg = config or DEFAULT_CONFIG
     pads = (0, 0, 0, 0) if padded else tuple(node.pads)
-    prog = compile_conv(node.weight, node.folded_bias(zx), node.mult, node.shift, x, zx, zy,
+    x = np.asarray(x, dtype=np.int8)
+    parts = conv_chunks(node.weight, node.folded_bias(zx), node.mult, node.shift, x, zx, zy,
                         node.lo, node.hi, tuple(node.stride), pads, node.groups, cfg)
-    y, cycles, _ = simulate(prog, cfg)
-    return y, cycles
+    ys, total = [], 0
+    for _, _, prog in parts:
+        y, cycles, _ = simulate(prog, cfg)
+        ys.append(y)
+        total += cycles
+    return np.concatenate(ys, axis=0), total
 
 
 def run_fc(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None) -> tuple[np.ndarray, int]:
     """A :class:`host.ir.FC` as a 1×1 convolution on a 1×1 map → (int8 (O,), cycles)."""
     cfg = config or DEFAULT_CONFIG
     w = np.asarray(node.weight)
-    prog = compile_conv(w.reshape(w.shape[0], w.shape[1], 1, 1), node.folded_bias(zx), node.mult,
-                        node.shift, np.asarray(x).reshape(-1, 1, 1), zx, zy, node.lo, node.hi,
-                        cfg=cfg)
-    y, cycles, _ = simulate(prog, cfg)
-    return y.reshape(-1), cycles
+    ys, total = [], 0
+    for _, _, prog in conv_chunks(w.reshape(w.shape[0], w.shape[1], 1, 1), node.folded_bias(zx),
+                                  node.mult, node.shift, np.asarray(x, dtype=np.int8).reshape(-1, 1, 1),
+                                  zx, zy, node.lo, node.hi, cfg=cfg):
+        y, cycles, _ = simulate(prog, cfg)
+        ys.append(y.reshape(-1))
+        total += cycles
+    return np.concatenate(ys), total
 
 
 class EngineSim:
