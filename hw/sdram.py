@@ -181,7 +181,8 @@ class SDRAMController(wiring.Component):
 
     def __init__(self, clk_freq: float, *, chip: SDRAMChip = MT48LC16M16A2_6A,
                  cas_latency: int | None = None, extra_read_latency: int = 0,
-                 fifo_depth: int = 16, init_wait_us: float = 200.0, init_refreshes: int = 2):
+                 fifo_depth: int = 16, init_wait_us: float = 200.0, init_refreshes: int = 2,
+                 burst_length: int = 1):
         tck = 1e9 / clk_freq
         if tck < chip.tCK_cl3:
             raise ValueError(f"{chip.name}: {clk_freq / 1e6:.1f} MHz exceeds the chip's maximum "
@@ -194,6 +195,8 @@ class SDRAMController(wiring.Component):
             raise ValueError(f"CAS latency 2 needs tCK ≥ {chip.tCK_cl2} ns")
         if init_wait_us < chip.init_us:
             raise ValueError(f"init_wait_us must be ≥ {chip.init_us} µs")
+        if burst_length not in (1, 2, 4, 8):
+            raise ValueError("burst length must be 1, 2, 4 or 8")
         if init_refreshes < 2:
             raise ValueError("the power-up sequence needs at least 2 AUTO REFRESH commands")
         self.clk_freq = clk_freq
@@ -203,6 +206,9 @@ class SDRAMController(wiring.Component):
         self.fifo_depth = fifo_depth
         self.init_wait_us = init_wait_us
         self.init_refreshes = init_refreshes
+        self.burst_length = burst_length
+        self.data_width = chip.dq_bits * burst_length
+        self.addr_width = chip.addr_width - (burst_length.bit_length() - 1)
 
         c = lambda t: sdram_cycles(t, clk_freq)  # noqa: E731
         self.t = dict(
@@ -214,7 +220,7 @@ class SDRAMController(wiring.Component):
             RAS_MAX=int(chip.tRAS_max * 1e-9 * clk_freq),
         )
         super().__init__({
-            "bus": In(MemPortSignature(chip.addr_width, chip.dq_bits)),
+            "bus": In(MemPortSignature(self.addr_width, self.data_width)),
             "pins": Out(SDRAMPinsSignature(chip)),
             "init_done": Out(1),
             "refresh_count": Out(32),
@@ -224,11 +230,15 @@ class SDRAMController(wiring.Component):
     def read_latency(self) -> int:
         """Cycles from the decision to READ to the data entering the response FIFO."""
         # decision → output register (1) → chip CL → input register (1) → FIFO write.
+        return self._beat_latency + (self.burst_length if self.burst_length > 1 else 0)
+
+    @property
+    def _beat_latency(self) -> int:
         return 1 + self.cas_latency + 1 + self.extra_read_latency
 
     def mode_register(self) -> int:
-        """Mode register value: burst length 1, sequential, CAS latency, programmed burst."""
-        return (self.cas_latency << 4) | 0b000
+        """Mode register value: burst length, sequential, CAS latency, programmed burst."""
+        return (self.cas_latency << 4) | (self.burst_length.bit_length() - 1)
 
     def elaborate(self, platform):
         m = Module()
@@ -274,7 +284,11 @@ class SDRAMController(wiring.Component):
             pins.dq_oe.eq(cmd_write),
             pins.dqm.eq(Mux(self.init_done, 0, (1 << len(pins.dqm)) - 1)),
         ]
-        m.d.comb += cmd_write.eq(is_cmd("WRITE"))
+        # write bursts: beat 0 goes out with the WRITE, the others in the next BL-1 cycles
+        bl = self.burst_length
+        w_left = Signal(range(bl))
+        w_rest = Signal(chip.dq_bits * max(bl - 1, 1))
+        m.d.comb += cmd_write.eq(is_cmd("WRITE") | (w_left != 0))
 
         # ---- request decode (from a registered skid buffer: short paths into the FSM) ----
         req_valid = Signal()
@@ -291,10 +305,19 @@ class SDRAMController(wiring.Component):
         with m.Elif(self.bus.req.valid & ~skid_valid):
             m.d.sync += [skid.eq(self.bus.req.payload), skid_valid.eq(1)]
 
-        col = req.addr[:chip.col_bits]
-        bank = req.addr[chip.col_bits:chip.col_bits + chip.bank_bits]
-        row = req.addr[chip.col_bits + chip.bank_bits:]
-        m.d.comb += cmd_wdata.eq(req.data)
+        lb = bl.bit_length() - 1
+        col = Cat(Const(0, lb), req.addr[:chip.col_bits - lb]) if lb else req.addr[:chip.col_bits]
+        bank = req.addr[chip.col_bits - lb:chip.col_bits - lb + chip.bank_bits]
+        row = req.addr[chip.col_bits - lb + chip.bank_bits:]
+        with m.If(w_left != 0):
+            m.d.comb += cmd_wdata.eq(w_rest[:chip.dq_bits])
+        with m.Else():
+            m.d.comb += cmd_wdata.eq(req.data[:chip.dq_bits])
+        if bl > 1:
+            with m.If(is_cmd("WRITE")):
+                m.d.sync += [w_left.eq(bl - 1), w_rest.eq(req.data[chip.dq_bits:])]
+            with m.Elif(w_left != 0):
+                m.d.sync += [w_left.eq(w_left - 1), w_rest.eq(w_rest >> chip.dq_bits)]
 
         open_ = Signal(nbanks)
         rows = Array(Signal(chip.row_bits, name=f"row{i}") for i in range(nbanks))
@@ -306,10 +329,11 @@ class SDRAMController(wiring.Component):
         act_wait = [_Counter(m, max(t["RP"], t["RC"], t["RFC"]), f"act_wait{i}")
                     for i in range(nbanks)]
         rw_wait = [_Counter(m, t["RCD"], f"rw_wait{i}") for i in range(nbanks)]
-        pre_wait = [_Counter(m, max(t["RAS"], t["WR"] + 1), f"pre_wait{i}")
+        pre_wait = [_Counter(m, max(t["RAS"], t["WR"] + bl, bl), f"pre_wait{i}")
                     for i in range(nbanks)]
         rrd_wait = _Counter(m, t["RRD"], "rrd_wait")
-        turn_wait = _Counter(m, self.cas_latency + 2, "turn_wait")
+        turn_wait = _Counter(m, self.cas_latency + bl + 1, "turn_wait")
+        col_wait = _Counter(m, bl, "col_wait")
         seq_wait = _Counter(m, max(t["RP"], t["RFC"], t["MRD"], 2), "seq_wait")
 
         act_ok = Array(c.ready for c in act_wait)[bank]
@@ -332,29 +356,53 @@ class SDRAMController(wiring.Component):
             act_wait[i].load(is_ref, t["RFC"])
             rw_wait[i].load(is_act & this, t["RCD"])
             pre_wait[i].load(is_act & this, t["RAS"])
-            pre_wait[i].load(is_wr & this, t["WR"], keep_longer=True)
+            # tWR counts from the last beat of the write burst
+            pre_wait[i].load(is_wr & this, t["WR"] + bl - 1, keep_longer=True)
+            # a PRECHARGE must not cut a read burst short
+            pre_wait[i].load(is_rd & this, bl, keep_longer=True)
             with m.If(is_act & this):
                 m.d.sync += [open_[i].eq(1), rows[i].eq(row)]
             with m.If((pre_one & this) | pre_all):
                 m.d.sync += open_[i].eq(0)
         rrd_wait.load(is_act, t["RRD"])
         # a WRITE drives DQ; leave the read data of the last READ one idle cycle of turnaround
-        turn_wait.load(is_rd, self.cas_latency + 2)
+        turn_wait.load(is_rd, self.cas_latency + bl + 1)
+        col_wait.load(is_rd | is_wr, bl)      # bursts are never interrupted
         seq_wait.load(is_pre & pre_all, t["RP"])
         seq_wait.load(is_ref, t["RFC"])
         seq_wait.load(is_lmr, t["MRD"])
 
         # ---- read data path -------------------------------------------------------------
-        m.submodules.rfifo = rfifo = fifo.SyncFIFOBuffered(width=chip.dq_bits,
+        m.submodules.rfifo = rfifo = fifo.SyncFIFOBuffered(width=self.data_width,
                                                            depth=self.fifo_depth)
         dq_in = Signal(chip.dq_bits)
         m.d.sync += dq_in.eq(pins.dq_i)
-        pipe = Signal(self.read_latency)
-        m.d.sync += pipe.eq(Cat(is_rd, pipe[:-1]))
-        landing = pipe[-1]
+        # one pipe bit per beat; the beat that lands last completes a word
+        pipe = Signal(self._beat_latency)
+        r_left = Signal(range(bl))
+        beat_in = Signal()
+        last_in = Signal()
+        m.d.comb += [beat_in.eq(is_rd | (r_left != 0)),
+                     last_in.eq(Mux(is_rd, bl == 1, r_left == 1))]
+        if bl > 1:
+            with m.If(is_rd):
+                m.d.sync += r_left.eq(bl - 1)
+            with m.Elif(r_left != 0):
+                m.d.sync += r_left.eq(r_left - 1)
+        lastpipe = Signal(self._beat_latency)
+        m.d.sync += [pipe.eq(Cat(beat_in, pipe[:-1])), lastpipe.eq(Cat(last_in, lastpipe[:-1]))]
+        rword = Signal(self.data_width)
+        if bl > 1:
+            with m.If(pipe[-1]):
+                m.d.sync += rword.eq(Cat(rword[chip.dq_bits:], dq_in))
+            landing = Signal()
+            m.d.sync += landing.eq(pipe[-1] & lastpipe[-1])
+        else:
+            m.d.comb += rword.eq(dq_in)
+            landing = pipe[-1]
         m.d.comb += [
             rfifo.w_en.eq(landing),
-            rfifo.w_data.eq(dq_in),
+            rfifo.w_data.eq(rword),
             self.bus.resp.valid.eq(rfifo.r_rdy),
             self.bus.resp.payload.eq(rfifo.r_data),
             rfifo.r_en.eq(self.bus.resp.ready),
@@ -404,11 +452,11 @@ class SDRAMController(wiring.Component):
                 with m.Elif(req_valid):
                     with m.If(row_hit):
                         with m.If(req.write):
-                            with m.If(rw_ok & turn_wait.ready):
+                            with m.If(rw_ok & turn_wait.ready & col_wait.ready):
                                 issue("WRITE", ba=bank, a=col)
                                 m.d.comb += req_ready.eq(1)
                         with m.Else():
-                            with m.If(rw_ok & room):
+                            with m.If(rw_ok & room & col_wait.ready):
                                 issue("READ", ba=bank, a=col)
                                 m.d.comb += req_ready.eq(1)
                     with m.Elif(bank_open):

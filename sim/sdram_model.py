@@ -11,14 +11,16 @@ Checked rules
 -------------
 * power-up: no command during the first ``init_us``; then PRECHARGE ALL, ≥ 2 AUTO REFRESH,
   LOAD MODE REGISTER, in that order, before any ACTIVE/READ/WRITE; CKE must stay high;
-* mode register: burst length 1, sequential, CAS latency 2 or 3 and allowed at this tCK;
+* mode register: burst length 1/2/4/8, sequential, CAS latency 2 or 3 and allowed at this tCK;
 * tMRD after LOAD MODE REGISTER, tRFC after AUTO REFRESH (no command but NOP meanwhile);
 * ACTIVE: bank idle, tRP after its PRECHARGE, tRC after its last ACTIVE, tRRD after an ACTIVE
   of another bank;
 * READ/WRITE: row open in the bank (no command to a closed bank), tRCD after ACTIVE, no
-  auto-precharge; WRITE at least CL + 2 cycles after a READ (one idle cycle of DQ turnaround);
-* PRECHARGE: tRAS after ACTIVE, tWR after the bank's last WRITE; rows never open longer than
-  tRAS(max);
+  auto-precharge, no interrupted bursts (next column command ≥ BL cycles later); WRITE at least
+  CL + BL + 1 cycles after a READ (one idle cycle of DQ turnaround); every beat of a write burst
+  driven on DQ;
+* PRECHARGE: tRAS after ACTIVE, tWR after the bank's last write beat, not during a write burst
+  and not truncating a read burst; rows never open longer than tRAS(max);
 * AUTO REFRESH and LOAD MODE REGISTER only with all banks idle and tRP elapsed;
 * refresh interval: from the end of initialisation, at least ``floor(t / tREFI) - 8`` refreshes
   at every time ``t`` (JEDEC lets a controller postpone up to 8).
@@ -46,7 +48,8 @@ class _Bank:
     open_row: int | None = None
     t_act: int = NEG          # cycle of the last ACTIVE
     t_pre: int = NEG          # cycle of the last PRECHARGE
-    t_write: int = NEG        # cycle of the last WRITE
+    t_write: int = NEG        # cycle of the last write data beat
+    t_read: int = NEG         # cycle of the last READ
 
 
 @dataclass
@@ -77,6 +80,9 @@ class SDRAMModel:
         self.phase = "power-up"        # → precharged → refreshed → ready
         self.init_refreshes = 0
         self.cas_latency: int | None = None
+        self.burst_length = 1
+        self.wburst = None             # (bank, row, column base, next beat) of a write burst
+        self.t_col = NEG               # cycle of the last READ/WRITE
         self.t_ready: int | None = None
         self.refreshes = 0             # since t_ready
         self.t_ref = NEG
@@ -123,6 +129,13 @@ class SDRAMModel:
             self._fail("DQ contention", "controller drives DQ while the chip outputs read data")
         self._check_open_rows()
         self._check_refresh_rate()
+        if self.wburst is not None:                            # write burst data beat
+            bank, row, base, beat = self.wburst
+            if not dq_oe:
+                self._fail("write burst", f"beat {beat} of a WRITE burst not driven on DQ")
+            self._store(bank, row, base, beat, dq, dqm)
+            self.banks[bank].t_write = self.cycle
+            self.wburst = (bank, row, base, beat + 1) if beat + 1 < self.burst_length else None
         if cs_n or (ras_n, cas_n, we_n) == (1, 1, 1):
             return                                              # DESELECT / NOP
         name = {(0, 1, 1): "ACTIVE", (1, 0, 1): "READ", (1, 0, 0): "WRITE",
@@ -151,6 +164,12 @@ class SDRAMModel:
             if b.open_row is not None:
                 self._need(b.t_act, self.chip.tRAS, "tRAS", f"PRECHARGE of bank {i} after ACTIVE")
                 self._need(b.t_write, self.chip.tWR, "tWR", f"PRECHARGE of bank {i} after WRITE")
+                if self.wburst is not None and self.wburst[0] == i:
+                    self._fail("write burst", f"PRECHARGE of bank {i} during a WRITE burst")
+                if self.cycle - b.t_read < self.burst_length:
+                    self._fail("read burst", f"PRECHARGE of bank {i} {self.cycle - b.t_read} "
+                                             f"cycles after READ truncates the burst of "
+                                             f"{self.burst_length}")
             b.open_row = None
             b.t_pre = self.cycle
 
@@ -171,15 +190,16 @@ class SDRAMModel:
             self._fail("power-up", "LOAD MODE REGISTER before PRECHARGE ALL and 2 AUTO REFRESH")
         self._all_idle("LOAD MODE REGISTER")
         bl, bt, cl, op, wb = a & 7, (a >> 3) & 1, (a >> 4) & 7, (a >> 7) & 3, (a >> 9) & 1
-        if bl != 0 or bt != 0 or op != 0:
-            self._fail("mode register", f"value {a:#x}: this model supports burst length 1, "
-                                        "sequential, standard operation only")
+        if bl > 3 or bt != 0 or op != 0 or wb != 0:
+            self._fail("mode register", f"value {a:#x}: this model supports burst length "
+                                        "1/2/4/8, sequential, programmed-burst writes only")
         if cl not in (2, 3):
             self._fail("mode register", f"CAS latency {cl} reserved")
         need = self.chip.tCK_cl2 if cl == 2 else self.chip.tCK_cl3
         if self.tck < need - 1e-9:
             self._fail("CAS latency", f"CL{cl} needs tCK ≥ {need} ns, clock is {self.tck:.2f} ns")
         self.cas_latency = cl
+        self.burst_length = 1 << bl
         self.t_lmr = self.cycle
         if self.phase == "refreshed":
             self.phase = "ready"
@@ -212,29 +232,46 @@ class SDRAMModel:
         self._need(b.t_act, self.chip.tRCD, "tRCD", f"{name} to bank {ba} after ACTIVE")
         if (a >> 10) & 1:
             self._fail("auto precharge", f"{name} with auto-precharge is not used by this design")
+        if self.cycle - self.t_col < self.burst_length or self.wburst is not None:
+            self._fail("burst", f"{name} {self.cycle - self.t_col} cycles after the last column "
+                                f"command interrupts its burst of {self.burst_length}")
+        self.t_col = self.cycle
         return (ba, b.open_row, a & ((1 << self.chip.col_bits) - 1))
 
-    def _cmd_read(self, ba, a, dq, dqm):
-        key = self._column("READ", ba, a)
-        value = self.mem.get(key)
-        if value is None:
-            value = self.rng.getrandbits(self.chip.dq_bits)
-        self.read_data[self.cycle + self.cas_latency] = value
-        self.t_read = self.cycle
-        self.stats.reads += 1
+    def _burst_col(self, base, i):
+        n = self.burst_length
+        return (base & ~(n - 1)) | ((base + i) & (n - 1))
 
-    def _cmd_write(self, ba, a, dq, dqm):
-        key = self._column("WRITE", ba, a)
-        if self.cycle - self.t_read < self.cas_latency + 2:
-            self._fail("DQ turnaround", f"WRITE {self.cycle - self.t_read} cycles after READ "
-                                        f"needs ≥ CL + 2 = {self.cas_latency + 2}")
+    def _store(self, bank, row, base, beat, dq, dqm):
+        key = (bank, row, self._burst_col(base, beat))
         old = self.mem.get(key, 0)
         mask = 0
         for byte in range(self.chip.dq_bits // 8):
             if not (dqm >> byte) & 1:
                 mask |= 0xFF << (8 * byte)
         self.mem[key] = (old & ~mask) | (dq & mask)
+
+    def _cmd_read(self, ba, a, dq, dqm):
+        bank, row, base = self._column("READ", ba, a)
+        for i in range(self.burst_length):
+            value = self.mem.get((bank, row, self._burst_col(base, i)))
+            if value is None:
+                value = self.rng.getrandbits(self.chip.dq_bits)
+            self.read_data[self.cycle + self.cas_latency + i] = value
+        self.t_read = self.cycle
+        self.banks[ba].t_read = self.cycle
+        self.stats.reads += 1
+
+    def _cmd_write(self, ba, a, dq, dqm):
+        bank, row, base = self._column("WRITE", ba, a)
+        need = self.cas_latency + self.burst_length + 1
+        if self.cycle - self.t_read < need:
+            self._fail("DQ turnaround", f"WRITE {self.cycle - self.t_read} cycles after READ "
+                                        f"needs ≥ CL + BL + 1 = {need} (one idle DQ cycle)")
+        self._store(bank, row, base, 0, dq, dqm)
         self.banks[ba].t_write = self.cycle
+        if self.burst_length > 1:
+            self.wburst = (bank, row, base, 1)
         self.stats.writes += 1
 
     def _cmd_burst_terminate(self, ba, a, dq, dqm):

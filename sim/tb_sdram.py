@@ -2,7 +2,8 @@
 
 Inputs (``sim.runner.load_inputs``): ``clk_freq``, ``io_delay`` (I/O register stages emulated
 on each side, as in the board top), ``ops`` (N × 3: kind 0=read 1=write, addr, data), ``ready_p``,
-``seed``, ``model_chip`` (optional timing overrides, see tests).  Everything is sampled and
+``seed``, ``aw`` (address width, for burst configurations), ``model_tRCD`` (optional: the
+model's tRCD, to make a mismatch with the controller).  Everything is sampled and
 driven at the falling clock edge (mid-cycle), so the model sees what the chip samples at the next
 rising edge.  Outputs: ``reads`` (data of every read, in order), ``cycles``, model statistics.
 A timing violation raises in the model and fails the test.
@@ -31,6 +32,7 @@ async def sdram_traffic(dut):
     ops = d["ops"]
     ready_p = float(d["ready_p"])
     rng = random.Random(int(d["seed"]))
+    aw = int(d["aw"]) if "aw" in d else AW
     chip = MT48LC16M16A2_6A
     if "model_tRCD" in d:
         chip = dataclasses.replace(chip, tRCD=float(d["model_tRCD"]))
@@ -78,7 +80,7 @@ async def sdram_traffic(dut):
         want = i < len(ops) and rng.random() < 0.85
         if want:
             kind, addr, data = (int(x) for x in ops[i])
-            dut.bus__req__payload.value = addr | (kind << AW) | (data << (AW + 1))
+            dut.bus__req__payload.value = addr | (kind << aw) | (data << (aw + 1))
         dut.bus__req__valid.value = int(want)
         if want and req_ready:
             i += 1

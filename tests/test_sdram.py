@@ -18,7 +18,7 @@ CHIP = MT48LC16M16A2_6A
 
 
 def run_traffic(clk_freq, ops, *, seed=0, ready_p=1.0, req_p=1.0, io_delay=0,
-                extra_cycles=10, **kw):
+                extra_cycles=60, **kw):
     """Run ``ops`` (list of ("w", addr, data) / ("r", addr)) through a controller + model.
 
     Returns (read results, model, cycles from init_done to the last response)."""
@@ -42,7 +42,8 @@ def run_traffic(clk_freq, ops, *, seed=0, ready_p=1.0, req_p=1.0, io_delay=0,
             ctx.set(dut.bus.req.valid, 1)
             ctx.set(dut.bus.req.payload.addr, op[1])
             ctx.set(dut.bus.req.payload.write, op[0] == "w")
-            ctx.set(dut.bus.req.payload.data, op[2] if op[0] == "w" else rng.getrandbits(16))
+            ctx.set(dut.bus.req.payload.data,
+                    op[2] if op[0] == "w" else rng.getrandbits(dut.data_width))
             await ctx.tick().until(dut.bus.req.ready)
             ctx.set(dut.bus.req.valid, 0)
         for _ in range(extra_cycles):
@@ -66,17 +67,17 @@ def run_traffic(clk_freq, ops, *, seed=0, ready_p=1.0, req_p=1.0, io_delay=0,
     return got, model, dut
 
 
-def random_ops(rng, n, *, addr_space, p_write=0.5):
+def random_ops(rng, n, *, addr_space, p_write=0.5, data_width=16):
     """Random traffic over a few hot rows plus random addresses; reads only of written words."""
     ops, written = [], {}
-    hot = [rng.randrange(1 << CHIP.addr_width) & ~0x1FF for _ in range(6)]
+    hot = [rng.randrange(addr_space) & ~0x1FF for _ in range(6)]
     for _ in range(n):
         if rng.random() < 0.7:
-            addr = rng.choice(hot) + rng.randrange(512)
+            addr = (rng.choice(hot) + rng.randrange(512)) % addr_space
         else:
             addr = rng.randrange(addr_space)
         if not written or rng.random() < p_write:
-            data = rng.getrandbits(16)
+            data = rng.getrandbits(data_width)
             ops.append(("w", addr, data))
             written[addr] = data
         else:
@@ -108,6 +109,24 @@ def test_random_traffic(clk_freq, io_delay, ready_p, seed):
                                 io_delay=io_delay)
     assert got == reference(ops)
     assert model.stats.reads == sum(op[0] == "r" for op in ops)
+    assert model.stats.writes == sum(op[0] == "w" for op in ops)
+
+
+@pytest.mark.parametrize("clk_freq,io_delay,bl,seed", [
+    (50e6, 1, 2, 31),
+    (100e6, 1, 4, 32),
+    (25e6, 0, 8, 33),
+])
+def test_random_traffic_bursts(clk_freq, io_delay, bl, seed):
+    """Burst mode: one memory-port word = a burst of BL columns (16·BL-bit words)."""
+    rng = random.Random(seed)
+    aw = CHIP.addr_width - (bl.bit_length() - 1)
+    ops = random_ops(rng, 500, addr_space=1 << aw, data_width=16 * bl)
+    got, model, dut = run_traffic(clk_freq, ops, seed=seed, ready_p=0.7, req_p=0.8,
+                                  io_delay=io_delay, burst_length=bl)
+    assert dut.data_width == 16 * bl and dut.addr_width == aw
+    assert model.burst_length == bl
+    assert got == reference(ops)
     assert model.stats.writes == sum(op[0] == "w" for op in ops)
 
 
@@ -150,11 +169,11 @@ class Seq:
             self.cmd("NOP")
         return self
 
-    def init(self, cl=2):
+    def init(self, cl=2, bl=1):
         self.nop(int(100e3 / self.tck) + 1)
         self.cmd("PRECHARGE", a=1 << 10).nop(2)
         self.cmd("REFRESH").nop(6).cmd("REFRESH").nop(6)
-        self.cmd("LMR", a=cl << 4).nop(2)
+        self.cmd("LMR", a=(cl << 4) | (bl.bit_length() - 1)).nop(2)
         return self
 
 
@@ -188,6 +207,14 @@ VIOLATIONS = {
     "turnaround": lambda s: s.init().cmd("ACTIVE").nop(2).cmd("READ").nop(1).cmd("WRITE"),
     "contention": lambda s: s.init().cmd("ACTIVE").nop(2).cmd("READ").nop(1)
         .cmd("NOP", dq_oe=1),
+    "burst-interrupted": lambda s: s.init(bl=4).cmd("ACTIVE").nop(2).cmd("READ").nop(1)
+        .cmd("READ", a=4),
+    "read-burst-truncated": lambda s: s.init(bl=4).cmd("ACTIVE").nop(5).cmd("READ")
+        .cmd("PRECHARGE"),
+    "write-beat-missing": lambda s: s.init(bl=2).cmd("ACTIVE").nop(2).cmd("WRITE")
+        .cmd("NOP", dq_oe=0),
+    "write-burst-turnaround": lambda s: s.init(bl=2).cmd("ACTIVE").nop(2).cmd("READ").nop(3)
+        .cmd("WRITE"),
     "refresh-starved": lambda s: s.init().nop(int(9 * 7812.5 / 10) + 10),
     "tRAS-max": lambda s: s.init().cmd("ACTIVE").nop(int(120e3 / 10) + 2),
 }
@@ -200,6 +227,16 @@ def test_model_detects_violation(name):
         s.m.postpone = 10**6          # isolate the rule from refresh starvation
     with pytest.raises(SDRAMTimingError):
         VIOLATIONS[name](s)
+
+
+def test_model_burst_data():
+    s = Seq().init(bl=4)
+    s.cmd("ACTIVE", ba=2, a=9).nop(2).cmd("WRITE", ba=2, a=8, dq=1)
+    for v in (2, 3, 4):
+        s.cmd("NOP", dq=v, dq_oe=1)
+    s.nop(2).cmd("READ", ba=2, a=10)          # wraps inside the aligned burst: 10, 11, 8, 9
+    e = s.m.cycle + 2
+    assert [s.m.dq_for_edge(e + i) for i in range(4)] == [3, 4, 1, 2]
 
 
 def test_model_data_is_stored():

@@ -13,16 +13,17 @@ from sim.runner import SimulationError, run_cocotb
 CHIP = MT48LC16M16A2_6A
 
 
-def make_ops(seed, n):
+def make_ops(seed, n, bl=1):
     rng = random.Random(seed)
+    aw = CHIP.addr_width - (bl.bit_length() - 1)
     written = {}
     ops = []
     hot = [rng.randrange(1 << CHIP.addr_width) & ~0x1FF for _ in range(5)]
     for _ in range(n):
         if not written or rng.random() < 0.5:
-            a = rng.choice(hot) + rng.randrange(512) if rng.random() < 0.7 \
-                else rng.randrange(1 << CHIP.addr_width)
-            d = rng.getrandbits(16)
+            a = (rng.choice(hot) + rng.randrange(512)) % (1 << aw) if rng.random() < 0.7 \
+                else rng.randrange(1 << aw)
+            d = rng.getrandbits(min(16 * bl, 62))
             written[a] = d
             ops.append((1, a, d))
         else:
@@ -40,15 +41,17 @@ def expected_reads(ops):
     return out
 
 
-@pytest.mark.parametrize("clk_freq,io_delay,ready_p,seed", [
-    (25e6, 0, 0.6, 21),
-    (100e6, 1, 0.8, 22),
+@pytest.mark.parametrize("clk_freq,io_delay,ready_p,seed,bl", [
+    (25e6, 0, 0.6, 21, 1),
+    (100e6, 1, 0.8, 22, 1),
+    (50e6, 1, 0.7, 23, 2),
 ])
-def test_rtl_random_traffic(clk_freq, io_delay, ready_p, seed):
-    ops = make_ops(seed, 1500)
-    dut = SDRAMController(clk_freq, extra_read_latency=2 * io_delay)
+def test_rtl_random_traffic(clk_freq, io_delay, ready_p, seed, bl):
+    ops = make_ops(seed, 1500, bl)
+    dut = SDRAMController(clk_freq, extra_read_latency=2 * io_delay, burst_length=bl)
     out = run_cocotb(dut, "sim.tb_sdram", inputs=dict(
-        clk_freq=clk_freq, io_delay=io_delay, ops=ops, ready_p=ready_p, seed=seed))
+        clk_freq=clk_freq, io_delay=io_delay, ops=ops, ready_p=ready_p, seed=seed,
+        aw=dut.addr_width))
     assert list(out["reads"]) == expected_reads(ops)
     assert int(out["model_writes"]) == int(np.sum(ops[:, 0] == 1))
     assert int(out["model_reads"]) == int(np.sum(ops[:, 0] == 0))
