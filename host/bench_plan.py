@@ -242,6 +242,13 @@ def render_markdown(d: dict) -> str:
           f"{b.pe_rows}×{b.pe_cols} | {b.clock_hz / 1e6:.0f} MHz | {off} | "
           f"{b.offchip_bytes_per_s / 1e6:.1f} MB/s{'' if b.has_offchip else ' (host link)'} |")
     w("")
+    w("Assumptions (named fields in `host/boards.py`): ECP5 DP16KD blocks hold 2048 int8 bytes each "
+      "(9-bit wide, 9th bit unused); the reserve covers UART and SDRAM FIFOs, the per-channel "
+      "requantisation tables, descriptors and accumulator spill. The SDRAM (`hw/sdram.py`: x16, "
+      "open-row, one word per cycle within a 1 KB row) runs at the system clock; 70% of its 200 MB/s "
+      "peak is assumed for interleaved read/write streams (row switches, refresh, turnaround). 100 MHz "
+      "is the design target; the naive 12×12 probe of ANCHORS.md closed at 71-78 MHz, so 85F figures "
+      "may need scaling by ~0.75 once `blockfuse build` reports the real Fmax.\n")
 
     # VGG16 targets
     v = d["vgg16"]["ulx3s-85f"]
@@ -452,7 +459,11 @@ partial sums for one output row, the input re-read `ceil(kh/sh)` times per pass)
 *Cycles* follow the RTL engine's schedule (`hw/engine.py`): the (tap × input channel) reduction of a
 group packed densely on the `rows`, output channels on the `cols`, one step per cycle:
 `groups · ceil(Cout_g/cols) · ceil(kh·kw·Cin_g/rows) · Ho·Wo`; depthwise: taps on the rows,
-channels on the columns, `ceil(C/cols) · ceil(kh·kw/rows) · Ho·Wo`; FC as a 1×1 conv. Pooling,
+channels on the columns, `ceil(C/cols) · ceil(kh·kw/rows) · Ho·Wo`; FC as a 1×1 conv; plus
+`rows + cols + 1` cycles of pipeline fill/drain per engine run (a layer on one block, or a pass).
+Calibrated on the RTL engine (8×8, Verilator, `host.bench_plan.calibrate`): this reproduces the
+measured cycles exactly on a 3×3, a 3×3/s2, a depthwise, a grouped 1×1, a 1×1 and an FC layer
+(`docs/scheduler_calibration.json`, checked by `tests/test_scheduler.py`). Pooling,
 add, concat, permute and clamp: a `cols`-lane vector unit, one window tap per lane per cycle.
 *Time* per group = `max(cycles / f_clk, off-chip bytes / bandwidth)` (double-buffered DMA overlaps
 compute); fps = 1 / Σ groups. Boards without off-chip memory (iCEBreaker) keep all weights on chip
