@@ -267,7 +267,7 @@ def simulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int, di
     out = run_cocotb(engine_verilog(cfg), "sim.tb_engine", inputs=pack_program(prog, cfg))
     words = np.array([[(int(h, 16) >> (8 * c)) & 0xFF for c in range(cfg.cols)]
                       for h in out["out_hex"]], dtype=np.uint8).view(np.int8)
-    info = dict(sim_seconds=float(out["sim_seconds"][0]))
+    info = dict(sim_seconds=float(out["sim_seconds"][0]), cpu_seconds=float(out["cpu_seconds"][0]))
     return unpack_output(prog, words), int(out["cycles"][0]), info
 
 

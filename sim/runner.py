@@ -138,9 +138,28 @@ _ZERO_INIT = re.compile(r"^ *initial begin\n(?: *[\w\\$.]+\[\d+\] = \d+'[hdb]0+;
                         re.MULTILINE)
 
 
+#: Verilator control file: only the top module's signals are visible to cocotb.  cocotb's
+#: runner passes ``--public-flat-rw`` (every signal public), which keeps Verilator from
+#: optimising the design; testbenches here touch top-level ports only.
+PUBLIC_TOP_VLT = '`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n'
+
+
+def _runner():
+    """cocotb's Verilator runner without the blanket ``--public-flat-rw``."""
+    from cocotb_tools.runner import Verilator
+
+    class _Runner(Verilator):
+        def _build_command(self):
+            cmds = super()._build_command()
+            cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
+            return cmds
+    return _Runner()
+
+
 def config_hash(verilog_text: str, top: str = TOP, build_args=BUILD_ARGS) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps({"top": top, "args": list(build_args), "tools": tool_versions()},
+    h.update(json.dumps({"top": top, "args": list(build_args), "tools": tool_versions(),
+                         "vlt": PUBLIC_TOP_VLT},
                         sort_keys=True).encode())
     h.update(verilog_text.encode())
     return h.hexdigest()[:16]
@@ -162,13 +181,15 @@ def build(verilog_text: str, top: str = TOP, build_args=BUILD_ARGS) -> Path:
             bdir.mkdir(parents=True)
             src = bdir / f"{top}.v"
             src.write_text(verilog_text)
-            from cocotb_tools.runner import get_runner
-            runner = get_runner("verilator")
+            vlt = bdir / "public.vlt"
+            vlt.write_text(PUBLIC_TOP_VLT.format(top=top))
+            from cocotb_tools.runner import VerilatorControlFile
+            runner = _runner()
             log = bdir / "build.log"
             t0 = time.time()
             try:
                 with verilator_env(), _no_pytest_env():
-                    runner.build(sources=[src], hdl_toplevel=top, build_dir=bdir,
+                    runner.build(sources=[VerilatorControlFile(vlt), src], hdl_toplevel=top, build_dir=bdir,
                                  build_args=list(build_args), log_file=log)
             except (RuntimeError, SystemExit) as e:
                 raise SimulationError(f"Verilator build failed ({e}); see {log}") from None
@@ -198,8 +219,8 @@ def run_cocotb(design, test_module: str, *, inputs: dict | None = None,
         env.update({k: str(v) for k, v in (extra_env or {}).items()})
         results = tdir / "results.xml"
         log = tdir / "sim.log"
-        from cocotb_tools.runner import get_results, get_runner
-        runner = get_runner("verilator")
+        from cocotb_tools.runner import get_results
+        runner = _runner()
         try:
             with verilator_env(), _no_pytest_env():
                 runner.test(test_module=test_module, hdl_toplevel=top, hdl_toplevel_lang="verilog",

@@ -32,9 +32,10 @@ async def engine_layer(dut):
     dut.start.value = 1
     await RisingEdge(dut.clk)
     dut.start.value = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     await RisingEdge(dut.done)            # one wake-up for the whole layer
     sim_seconds = time.perf_counter() - t0
+    cpu_seconds = time.process_time() - c0
     await ReadOnly()
     cycles = int(dut.cycles.value)
     await RisingEdge(dut.clk)
@@ -46,4 +47,4 @@ async def engine_layer(dut):
         out.append(format(int(dut.rd_data.value), "x"))
         dut.rd_addr.value = a + 1 if a + 1 < n_out else 0
     save_outputs(out_hex=np.array(out), cycles=np.array([cycles]),
-                 sim_seconds=np.array([sim_seconds]))
+                 sim_seconds=np.array([sim_seconds]), cpu_seconds=np.array([cpu_seconds]))
