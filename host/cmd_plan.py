@@ -35,6 +35,8 @@ def register(sub):
     p.add_argument("--weight-cost", type=float, default=1.0, metavar="F",
                    help="objective = activation bytes + F x weight bytes (default 1: total off-chip "
                         "traffic; 0: keep feature maps on chip whatever the weight re-reads)")
+    p.add_argument("--objective", default="traffic", choices=("traffic", "time"),
+                   help="minimise off-chip traffic (default) or the estimated time per frame")
     p.add_argument("--json", metavar="FILE", help="write the plan and its costs as JSON")
     p.add_argument("--plot", metavar="FILE.png",
                    help="plot per-layer off-chip traffic and on-chip use for the three schedules")
@@ -96,14 +98,16 @@ def handler(args) -> int:
     graph = load_graph(args.model)
     if args.weight_cost < 0:
         raise UserError(f"--weight-cost {args.weight_cost}: must be >= 0")
-    plan, report = plan_network(graph, board, args.schedule, budget=args.budget, weight_cost=args.weight_cost)
+    plan, report = plan_network(graph, board, args.schedule, budget=args.budget,
+                                weight_cost=args.weight_cost, objective=args.objective)
     print(format_report(report, per_layer=not args.quiet))
     if args.json:
         write_json_atomic(args.json, report)
         print(f"wrote {args.json}")
     if args.plot:
         reports = {s: (report if s == args.schedule else
-                       plan_network(graph, board, s, budget=args.budget, weight_cost=args.weight_cost)[1])
+                       plan_network(graph, board, s, budget=args.budget, weight_cost=args.weight_cost,
+                                    objective=args.objective)[1])
                    for s in SCHEDULES}
         plot_schedules(reports, args.plot, title=f"{graph.name} on {board.name}")
         print(f"wrote {args.plot}")

@@ -37,6 +37,7 @@ from .plan import SCHEDULES, Group, Plan, PlanError
 
 GRID_CANDIDATES = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32)
 MAX_GROUP_NODES = 64
+OBJECTIVES = ("traffic", "time")
 BANDS = True
 HUGE = 1 << 62
 
@@ -81,16 +82,24 @@ def _overflow_option(net: NetInfo, k: int, detail=False) -> GroupCost:
     return streamed_cost(net, k, HUGE, detail)
 
 
-def _schedule_layer(net: NetInfo, budget: int):
+def _schedule_layer(net: NetInfo, budget: int, objective: str = "traffic"):
     groups = []
+    b = net.board
     for k in range(len(net.nodes)):
         opts = _single_options(net, k, budget, exact=False, detail=True)
-        key = lambda gc: (gc.offchip, gc.cycles, gc.nblocks, gc.onchip)   # noqa: E731
+        if objective == "time":
+            def key(gc):
+                mem = gc.offchip / b.offchip_bytes_per_s if b.has_offchip else 0.0
+                return (max(gc.cycles / b.clock_hz, mem), gc.offchip, gc.nblocks, gc.onchip)
+        else:
+            def key(gc):
+                return (gc.offchip, gc.cycles, gc.nblocks, gc.onchip)
         groups.append(min(opts, key=key) if opts else _overflow_option(net, k, True))
     return groups
 
 
-def _schedule_dp(net: NetInfo, budget: int, exact: bool, weight_cost: float = 1.0):
+def _schedule_dp(net: NetInfo, budget: int, exact: bool, weight_cost: float = 1.0,
+                 objective: str = "traffic"):
     n = len(net.nodes)
     best = [(HUGE, HUGE)] * (n + 1)
     best[0] = (0, 0)
@@ -103,9 +112,22 @@ def _schedule_dp(net: NetInfo, budget: int, exact: bool, weight_cost: float = 1.
     def metric(weights, acts):
         return acts * scale + weights * wc
 
+    # time objective, in 1/1024 cycles: max(compute, transfer) per group (transfers overlap)
+    board = net.board
+    per_byte = (board.clock_hz * 1024 / board.offchip_bytes_per_s) if board.has_offchip else 0.0
+
+    def group_time(cycles, nbytes):
+        return max(cycles * 1024, int(nbytes * per_byte + 0.5))
+
+    timed = objective == "time"
+
     def offer(i, j, gc, spec):
         b = best[i]
-        cand = (b[0] + metric(gc.weights, gc.act_in + gc.act_out), b[1] + gc.cycles)
+        traffic = metric(gc.weights, gc.act_in + gc.act_out)
+        if timed:
+            cand = (b[0] + group_time(gc.cycles, gc.offchip), b[1] + traffic)
+        else:
+            cand = (b[0] + traffic, b[1] + gc.cycles)
         if cand < best[j]:
             best[j] = cand
             choice[j] = (i, spec)
@@ -140,15 +162,19 @@ def _schedule_dp(net: NetInfo, budget: int, exact: bool, weight_cost: float = 1.
                 ay, ax = axis(0, ob[0]), axis(1, ob[1])
                 alive.append([ob, ay, ax, GroupAccumulator(net, ay, ax, MAX_GROUP_NODES)])
             i = j
-            wsum = 0
+            wsum = csum = 0
             out_j = sum(net.size(t) for t in net.group_outputs(j))
             while alive and i > max(0, j - MAX_GROUP_NODES):
                 i -= 1
                 if not net.nodes[i].spatial:
                     break
                 wsum += 0 if net.preloaded else net.nodes[i].weight_bytes
-                # lower bound of any choice for [i, j): weights once, outputs once
-                hopeless = best[i][0] + metric(wsum, out_j) >= best[j][0]
+                csum += net.nodes[i].cycles
+                # lower bound of any choice for [i, j): weights once, outputs once, no halo
+                if timed:
+                    hopeless = best[i][0] + group_time(csum, wsum + out_j) >= best[j][0]
+                else:
+                    hopeless = best[i][0] + metric(wsum, out_j) >= best[j][0]
                 whole_fits = False
                 keep = []
                 grown = {id(e[1]) for e in alive} | {id(e[2]) for e in alive}
@@ -203,15 +229,18 @@ def _schedule_dp(net: NetInfo, budget: int, exact: bool, weight_cost: float = 1.
 
 
 def plan_network(graph, board, schedule: str = "block", budget: int | None = None,
-                 weight_cost: float = 1.0):
+                 weight_cost: float = 1.0, objective: str = "traffic"):
     """Plan ``graph`` for ``board`` (a name or :class:`host.boards.Board`) under ``schedule``.
 
     Returns ``(plan, report)``.  ``budget`` overrides the board's on-chip byte budget.
     ``weight_cost`` weighs weight bytes against activation bytes in the objective: 1 (default)
     minimises total off-chip traffic; 0 minimises activation traffic alone (weights re-read per
     block at any price, as when feature maps must stay on chip); values between trace the
-    trade-off.
+    trade-off.  ``objective="time"`` minimises the estimated time per frame instead (each group
+    takes max(compute, transfer)), off-chip traffic breaking ties.
     """
+    if objective not in OBJECTIVES:
+        raise UserError(f"unknown objective {objective!r} (use one of {', '.join(OBJECTIVES)})")
     if weight_cost < 0:
         raise UserError(f"weight cost must be >= 0, got {weight_cost}")
     if schedule not in SCHEDULES:
@@ -227,15 +256,16 @@ def plan_network(graph, board, schedule: str = "block", budget: int | None = Non
         net.preloaded = True
         budget -= net.weights_total
     if schedule == "layer":
-        costs = _schedule_layer(net, budget)
+        costs = _schedule_layer(net, budget, objective)
         plan = Plan("layer", [Group([net.nodes[g.start].name]) for g in costs])
     else:
-        costs = _schedule_dp(net, budget, exact=(schedule == "block"), weight_cost=weight_cost)
+        costs = _schedule_dp(net, budget, exact=(schedule == "block"), weight_cost=weight_cost,
+                             objective=objective)
         plan = Plan(schedule, [Group([ni.name for ni in net.nodes[g.start:g.stop]], g.block)
                                for g in costs])
     plan.check(graph)
     elapsed = time.perf_counter() - t0
-    report = make_report(net, board, full_budget, schedule, costs, elapsed)
+    report = make_report(net, board, full_budget, schedule, costs, elapsed, objective)
     return plan, report
 
 
@@ -250,7 +280,7 @@ def _traffic(weights, act_in, act_out) -> dict:
 
 
 def make_report(net: NetInfo, board: Board, budget: int, schedule: str, costs: list,
-                elapsed: float = 0.0) -> dict:
+                elapsed: float = 0.0, objective: str = "traffic") -> dict:
     g = net.graph
     clk, bw, pes = board.clock_hz, board.offchip_bytes_per_s, board.pes
     layers, groups = [], []
@@ -340,6 +370,7 @@ def make_report(net: NetInfo, board: Board, budget: int, schedule: str, costs: l
         "utilisation": tot_macs / (tot_cyc * pes) if tot_cyc else 0.0,
         "compute_seconds": compute_s, "memory_seconds": memory_s, "seconds": seconds,
         "fps": 1.0 / seconds if seconds else float("inf"),
+        "objective": objective,
         "fits": not warnings,
         "weights_preloaded": net.preloaded,
         "warnings": warnings,

@@ -267,3 +267,16 @@ def test_weight_cost_trades_weights_for_activations():
         assert r["onchip_peak_bytes"] <= get_board("ulx3s-85f").onchip_bytes
     with pytest.raises(UserError):
         plan_network(g, "ulx3s-85f", "block", weight_cost=-1)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v1", "resnet18", "shufflenet_v1"])
+def test_time_objective(name):
+    g = zoo.shape_graph(name)
+    for schedule in ("layer", "fused", "block"):
+        _, rt = plan_network(g, "ulx3s-25f", schedule, objective="time")
+        _, rb = plan_network(g, "ulx3s-25f", schedule)
+        assert rt["seconds"] <= rb["seconds"] * (1 + 1e-9)
+        assert rt["offchip_bytes"]["total"] >= rb["offchip_bytes"]["total"]
+        assert rt["onchip_peak_bytes"] <= get_board("ulx3s-25f").onchip_bytes
+    with pytest.raises(UserError, match="objective"):
+        plan_network(g, "ulx3s-25f", "fused", objective="energy")
