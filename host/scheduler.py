@@ -326,6 +326,7 @@ def make_report(net: NetInfo, board: Board, budget: int, schedule: str, costs: l
             cyc = int(d["cycles"])
             layers.append({
                 "name": name, "op": ni.op, "group": gi, "macs": int(d["macs"]),
+                "total_macs": int(d["macs"]),           # the top level's key, per layer
                 "layer_macs": int(ni.macs), "cycles": cyc,
                 "utilisation": (d["macs"] / (cyc * pes)) if cyc else 0.0,
                 "offchip_bytes": _traffic(d["weights"], d["act_in"], d["act_out"]),

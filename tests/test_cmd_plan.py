@@ -24,7 +24,7 @@ def test_plan_json(tmp_path, capsys, schedule):
         assert k in d
     assert {"weights", "activations", "total"} <= set(d["offchip_bytes"])
     for lay in d["layers"]:
-        for k in ("name", "op", "group", "macs", "offchip_bytes", "onchip_peak_bytes", "cycles"):
+        for k in ("name", "op", "group", "macs", "total_macs", "offchip_bytes", "onchip_peak_bytes", "cycles"):
             assert k in lay
         assert {"weights", "activations"} <= set(lay["offchip_bytes"])
     for g in d["groups"]:
