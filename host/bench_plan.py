@@ -527,3 +527,6 @@ def calibrate(outdir) -> list:
     path = Path(outdir) / "scheduler_calibration.json"
     path.write_text(json.dumps(rows, indent=1))
     return [path]
+
+
+bench_plan = bench          # the name the brief gave the `blockfuse bench plan` entry point
