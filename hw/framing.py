@@ -23,12 +23,44 @@ decoded_layout = data.StructLayout({"data": 8, "end": 1, "error": 1})
 frame_byte_layout = data.StructLayout({"data": 8, "last": 1})
 
 
+def _crc32_matrix():
+    """For each bit of the next CRC register: the register bits and byte bits it XORs together.
+
+    The byte step is linear over GF(2), so it is found by stepping each unit vector through the
+    bit-serial reference (``host.protocol.crc32_update``).
+    """
+    from host.protocol import crc32_update
+    taps = [([], []) for _ in range(32)]
+    for i in range(32):
+        out = crc32_update(1 << i, 0)
+        for j in range(32):
+            if out >> j & 1:
+                taps[j][0].append(i)
+    for i in range(8):
+        out = crc32_update(0, 1 << i)
+        for j in range(32):
+            if out >> j & 1:
+                taps[j][1].append(i)
+    return taps
+
+
+_CRC32_TAPS = _crc32_matrix()
+
+
 def crc32_byte(reg, byte):
-    """Value expression: CRC-32 register ``reg`` after shifting in ``byte`` (LSB first)."""
-    r = reg ^ byte
-    for _ in range(8):
-        r = Mux(r[0], (r >> 1) ^ CRC32_POLY, r >> 1)
-    return r[:32]
+    """Value expression: CRC-32 register ``reg`` after shifting in ``byte`` (LSB first).
+
+    Built as one flat XOR per output bit (a naive unrolled loop of ``Mux``es duplicates the
+    register expression 3**8 times in the netlist).
+    """
+    bits = []
+    for reg_taps, byte_taps in _CRC32_TAPS:
+        terms = [reg[i] for i in reg_taps] + [byte[i] for i in byte_taps]
+        acc = terms[0]
+        for t in terms[1:]:
+            acc = acc ^ t
+        bits.append(acc)
+    return Cat(*bits)
 
 
 class COBSDecoder(wiring.Component):

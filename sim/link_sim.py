@@ -1,0 +1,145 @@
+"""The simulated device: the link SoC under Verilator, reachable over a loopback TCP socket.
+
+``SimDevice`` builds :class:`hw.link_soc.SimLinkTop` (once per configuration: ``sim/runner.py``
+caches Verilator builds by hash), then starts the simulator in a child process running the
+cocotb bench ``sim.link_bench.serve``.  The bench connects back to a socket the host side
+listens on and moves bytes both ways: bytes from the host go into the host-side UART, which
+drives the SoC's rx pin bit by bit; what the SoC's UART sends comes back the same way.  Simulated
+time stands still while the link is quiet and the host sends nothing, so figures measured in
+simulated time (bit times) do not depend on how fast the host process is.
+
+``SimConfig`` fixes the simulated SoC (divisor 4 clocks per bit by default, for speed).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+#: clock of the simulated SoC as reported by INFO (the simulation itself has no real time)
+SIM_CLOCK_HZ = 48_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class SimConfig:
+    divisor: int = 4
+    mem_bytes: int = 16384
+    word_bytes: int = 4
+    max_payload: int = 1024
+    rx_fifo: int = 64
+    tx_fifo: int = 16
+    host_fifo: int = 256
+
+    def soc(self):
+        from hw.link_soc import LinkSoC
+        return LinkSoC(divisor=self.divisor, mem_bytes=self.mem_bytes,
+                       word_bytes=self.word_bytes, max_payload=self.max_payload,
+                       clock_hz=SIM_CLOCK_HZ, board="sim", rx_fifo=self.rx_fifo,
+                       tx_fifo=self.tx_fifo)
+
+    def top(self):
+        from hw.link_soc import SimLinkTop
+        return SimLinkTop(self.soc(), host_fifo=self.host_fifo)
+
+
+def build(config: SimConfig = SimConfig()) -> Path:
+    """Verilate the sim top for ``config`` (cached) and return its build directory."""
+    from sim import runner
+    return runner.build(runner.to_verilog(config.top()))
+
+
+def run_bench(config: SimConfig, test: str, env: dict, log: Path, results: Path,
+              bdir: Path | None = None):
+    """Run cocotb test ``test`` of ``sim.link_bench`` (blocking); returns (ntests, nfail)."""
+    from cocotb_tools.runner import get_results, get_runner
+
+    from sim import runner
+    bdir = bdir or build(config)
+    tdir = Path(tempfile.mkdtemp(prefix="link-", dir=bdir))
+    env = {k: str(v) for k, v in env.items()} | {"BLOCKFUSE_LINK_DIVISOR": str(config.divisor)}
+    with runner.verilator_env(), runner._no_pytest_env():
+        get_runner("verilator").test(test_module="sim.link_bench", testcase=test,
+                                     hdl_toplevel=runner.TOP, hdl_toplevel_lang="verilog",
+                                     build_dir=bdir, test_dir=tdir,
+                                     extra_env=env, results_xml=str(results), log_file=log)
+    return get_results(results)
+
+
+class SimDevice:
+    """A running simulated device; ``sock`` is connected to it.  Use as a context manager.
+
+    ``stop_after``: the simulated device stops sending after this many reply bytes (a device
+    that dies mid-transfer, for the driver's robustness tests).
+    """
+
+    def __init__(self, config: SimConfig = SimConfig(), stop_after: int | None = None,
+                 connect_timeout: float = 600.0):
+        self.config = config
+        bdir = build(config)
+        lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(1)
+        lsock.settimeout(1.0)
+        port = lsock.getsockname()[1]
+        self.logdir = Path(tempfile.mkdtemp(prefix="blockfuse-sim-"))
+        self.log = self.logdir / "sim.log"
+        args = [sys.executable, "-m", "sim.link_sim", str(bdir), str(port),
+                str(stop_after if stop_after is not None else -1), str(self.logdir),
+                *map(str, dataclasses.astuple(config))]
+        self.proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.logdir / "launcher.log", "wb"),
+                                     start_new_session=True)
+        t0 = time.time()
+        try:
+            while True:
+                try:
+                    self.sock, _ = lsock.accept()
+                    break
+                except socket.timeout:
+                    if self.proc.poll() is not None or time.time() - t0 > connect_timeout:
+                        raise RuntimeError(f"simulator did not start; see {self.logdir}")
+        finally:
+            lsock.close()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def kill(self):
+        """End the simulator abruptly (a device that disappears)."""
+        self.proc.kill()
+        self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _main(argv):
+    bdir, port, stop_after, logdir, *cfg = argv
+    config = SimConfig(*map(int, cfg))
+    logdir = Path(logdir)
+    env = {"BLOCKFUSE_LINK_PORT": port, "BLOCKFUSE_LINK_STOP_AFTER": stop_after}
+    n, fail = run_bench(config, "serve", env, logdir / "sim.log", logdir / "results.xml",
+                        Path(bdir))
+    return 1 if (fail or not n) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
