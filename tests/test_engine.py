@@ -85,3 +85,31 @@ CI_CASES = [
 def test_engine_conv(case):
     rng = np.random.default_rng(100 + case)
     check(random_layer(rng, *CI_CASES[case]), CI_CFG)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(12))
+def test_engine_random_sweep(seed):
+    """Random kernel 1..7, stride 1/2, padding on any side, groups/depthwise, odd and 1×1 maps."""
+    rng = np.random.default_rng(1000 + seed)
+    k = int(rng.integers(1, 8))
+    stride = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+    pads = tuple(int(v) for v in rng.integers(0, k, 4))
+    kind = rng.choice(["std", "grouped", "dw"])
+    g = {"std": 1, "grouped": int(rng.integers(2, 4)), "dw": int(rng.integers(2, 9))}[kind]
+    c = g * (1 if kind == "dw" else int(rng.integers(1, 6)))
+    o = g * (1 if kind == "dw" else int(rng.integers(1, 6)))
+    h = int(rng.integers(1, 10))
+    w = int(rng.integers(1, 10))
+    if (h + pads[0] + pads[2] - k) < 0 or (w + pads[1] + pads[3] - k) < 0:
+        pads = (k - 1, k - 1, k - 1, k - 1)
+    check(random_layer(rng, c, o, h, w, k, stride, pads, g), CI_CFG)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cin,cout", [(64, 64), (128, 256), (256, 128)])
+def test_engine_vgg16_channels(cin, cout):
+    """VGG16 3×3 layers with their real channel counts at 3×3 height/width (8×8 PE engine)."""
+    from sim.engine_sim import DEFAULT_CONFIG
+    rng = np.random.default_rng(cin + cout)
+    check(random_layer(rng, cin, cout, 3, 3, 3, (1, 1), (1, 1, 1, 1), 1), DEFAULT_CONFIG)
