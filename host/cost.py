@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .ir import FC, Add, Clamp, Concat, Conv, Flatten, GlobalAvgPool, Graph, Permute, Pool
+from .ir import FC, Clamp, Conv, Flatten, GlobalAvgPool, Graph, Pool
 
 PARAM_BYTES_PER_CHANNEL = 8     # int32 folded bias + int32 requantisation multiplier/shift
 
@@ -259,7 +259,7 @@ def _streamed_one(net: NetInfo, k: int, budget: int, detail: bool, extra_per_cha
         gc = GroupCost(k, k + 1, "streamed", None, onchip=0, macs=0, cycles=0)
     elif isinstance(n, Conv):
         c, h, w = net.tshape[ins[0]]
-        o, _, ho, wo = (net.tshape[out][0], None, *net.tshape[out][1:])
+        o, wo = net.tshape[out][0], net.tshape[out][2]
         kh, kw, sh, sw = ni.window[:4]
         line = (kh + sh) * (w + ni.window[5] + ni.window[7]) * c
         co_t = None

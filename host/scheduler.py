@@ -9,10 +9,14 @@ Algorithm (``docs/scheduler.md``): dynamic programming over cut points.  ``best[
 off-chip traffic (ties: fewest cycles) of running nodes ``[0, j)``; a group ``[i, j)`` of
 consecutive nodes costs what :mod:`host.cost` says for its best execution choice:
 
-* ``blocked`` on each candidate grid (``k × k`` blocks for k in :data:`GRID_CANDIDATES`, the
-  block size being the group output's size / k, mapped back to the group input) — with halos
-  under ``fused``, exact tiling without halos under ``block``;
-* ``streamed`` (single layers only): weight-outer passes with a line buffer.
+* ``blocked`` on each candidate grid (``k × k`` blocks, or full-width bands of ``k`` rows, for k
+  in :data:`GRID_CANDIDATES`, the block size being the group output's size / k, mapped back to
+  the group input) — with halos under ``fused``, exact tiling without halos under ``block``;
+* ``streamed`` (a layer, or a conv with the pooling/clamp nodes right after it): weight-outer
+  passes with a line buffer.
+
+``weight_cost`` weighs weight bytes against activation bytes (default 1: total traffic);
+``objective="time"`` minimises the estimated time per frame instead.
 
 Groups are grown from their end towards the front so all groups ending at ``j`` share one
 back-propagation of block extents per candidate grid (:class:`host.cost.AxisExtents`); a grid
@@ -33,7 +37,7 @@ from .cost import (AxisExtents, GroupAccumulator, GroupCost, NetInfo, blocked_co
                    streamed_cost)
 from .errors import UserError
 from .ir import Clamp, Conv, Pool
-from .plan import SCHEDULES, Group, Plan, PlanError
+from .plan import SCHEDULES, Group, Plan
 
 GRID_CANDIDATES = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32)
 MAX_GROUP_NODES = 64
