@@ -269,7 +269,7 @@ def test_weight_cost_trades_weights_for_activations():
         plan_network(g, "ulx3s-85f", "block", weight_cost=-1)
 
 
-@pytest.mark.parametrize("name", ["mobilenet_v1", "resnet18", "shufflenet_v1"])
+@pytest.mark.parametrize("name", ["mobilenet_v1", "resnet18", "igcv"])
 def test_time_objective(name):
     g = zoo.shape_graph(name)
     for schedule in ("layer", "fused", "block"):
