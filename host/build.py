@@ -191,20 +191,32 @@ def build(board: str, *, out_root: Path | None = None, build_root: Path | None =
     t0 = time.monotonic()
 
     with stage("elaborate"):
-        platform = make_platform(board)
         clk = clk_mhz * 1e6 if clk_mhz else None
-        if top_factory is not None:
-            top = top_factory(board, clk)
-        else:
-            top = BoardTop(board, clk_freq=clk, memtest_words=memtest_words)
+        try:
+            import hw.link_soc  # noqa: F401  (the link is part of the top when present)
+        except ImportError:
+            pass
         opts = {}
         if spec.family == "ice40":
             opts["synth_opts"] = "-dsp"
         # finish (and report) even when timing fails; the report and exit status say so
         opts["nextpnr_opts"] = "--report top.report.json --timing-allow-fail"
-        plan = platform.prepare(top, name="top", **opts)
+        # The INFO record carries the first 64 bits of the source hash; if elaboration loads
+        # more hw modules than were loaded before, hash again and elaborate once more.
         srcs = source_files()
-        src_hash = source_hash(srcs)
+        for _ in range(2):
+            src_hash = source_hash(srcs)
+            platform = make_platform(board)
+            vhash = int(src_hash[:16], 16)
+            if top_factory is not None:
+                top = top_factory(board, clk)
+            else:
+                top = BoardTop(board, clk_freq=clk, memtest_words=memtest_words,
+                               version_hash=vhash)
+            plan = platform.prepare(top, name="top", **opts)
+            if source_files() == srcs:
+                break
+            srcs = source_files()
         if build_dir.exists():
             shutil.rmtree(build_dir)
         plan.extract(str(build_dir))
@@ -241,6 +253,7 @@ def build(board: str, *, out_root: Path | None = None, build_root: Path | None =
             "source_hash": src_hash,
             "source_files": [p.relative_to(ROOT).as_posix() for p in srcs],
             "host_link": bool(getattr(top, "has_link", False)),
+            "version_hash": f"{int(src_hash[:16], 16):016x}",
         }
         bit = build_dir / bit_name
         report["bitstream_sha256"] = hashlib.sha256(bit.read_bytes()).hexdigest()

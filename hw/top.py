@@ -6,12 +6,13 @@
   iCEBreaker: 12 MHz → SB_PLL40_PAD → ``sync`` (48 MHz by default).  Reset held until lock.
 * **memory** — ULX3S: :class:`hw.sdram.SDRAMController` (32 MB, 16-bit words, 24-bit word
   addresses) behind ECP5 I/O registers, SDRAM clock = inverted system clock from an ODDR;
-  iCEBreaker: :class:`hw.spram.SPRAMMemory` (128 KB as 32 K × 32-bit words).
+  (bursts of 2: 32-bit words, 23-bit word addresses); iCEBreaker: :class:`hw.spram.SPRAMMemory`
+  (128 KB as 32 K × 32-bit words).
 * **initiators** on a :class:`hw.memarb.MemPortArbiter`: port 0 = power-up self-test
   (:class:`hw.memtest.MemTest`, runs once over the memory then hands it over); port 1 = the host
-  link (``link_factory``, see :func:`default_link_factory`) — **the hook where the UART command
-  processor plugs in**; further ports (``extra_initiators``) are where the engine's controller
-  plugs in.
+  link (:class:`BoardLink`: UART + the link core of ``hw/link_soc.py``; ``link_factory``
+  replaces it); further ports (``extra_initiators``) are where the engine's memory traffic
+  plugs in, and ``BoardLink(engine=…)`` is where its control port plugs in.
 * **LEDs** — ULX3S: 0 heartbeat, 1 memory initialised, 2 self-test passed, 3 self-test failed,
   4 link activity, 7 PLL locked.  iCEBreaker: green = self-test passed (blinks while running),
   red = self-test failed.
@@ -21,7 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from amaranth.hdl import Elaboratable, Module, Signal
-from amaranth.lib import io, wiring
+from amaranth.lib import io, stream, wiring
+from amaranth.lib.wiring import In, Out
 
 from .memarb import MemPortArbiter
 from .memtest import MemTest
@@ -60,24 +62,114 @@ def make_platform(board: str):
     return getattr(mod, spec.platform)()
 
 
-def default_link_factory(*, board: BoardSpec, clk_freq: float, mem_signature, uart):
-    """The host link, if its gateware exists: returns an Elaboratable with a ``bus``
-    memory-port initiator (``mem_signature``) and an ``activity`` signal, wired to ``uart``
-    (a platform UART pin group), or ``None``.
+class StreamSlice(wiring.Component):
+    """Stream pipeline register with a skid buffer: registered ``valid``/``payload`` and
+    ``ready``, full throughput; cuts combinational paths between stream stages.
+    ``empty``: nothing held."""
 
-    LINK HOOK: the command processor (``hw/link_soc.py``) is expected to provide
-    ``LinkSoC(clk_freq=, baud=, mem_signature=, board=)`` with ports ``bus`` (initiator),
-    ``tx`` (Out 1), ``rx`` (In 1) and optionally ``activity`` (Out 1).
+    def __init__(self, shape):
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape)),
+                          "empty": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        skid_valid = Signal()
+        skid = Signal.like(self.i.payload)
+        m.d.comb += [self.i.ready.eq(~skid_valid),
+                     self.empty.eq(~self.o.valid & ~skid_valid)]
+        with m.If(~self.o.valid | self.o.ready):
+            with m.If(skid_valid):
+                m.d.sync += [self.o.payload.eq(skid), self.o.valid.eq(1), skid_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
+        with m.Elif(self.i.valid & ~skid_valid):
+            m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
+        return m
+
+
+class BoardLink(wiring.Component):
+    """The host link on a board: UART → FIFO → COBS decoder → command processor → CRC appender
+    → COBS encoder → FIFO → UART (the stages of :class:`hw.link_soc.LinkCore`, here with a
+    :class:`StreamSlice` between every two of them so the link runs at the board's system
+    clock), with the command processor's memory port brought out as
+    ``bus`` (an initiator on the board memory) and its engine control port on ``engine``
+    (default :class:`hw.link_soc.EngineStub`; **the engine's controller plugs in here**).
+
+    Ports: ``bus: Out(mem_signature)``, ``rx: In(1)``, ``tx: Out(1)``, ``activity: Out(1)``
+    (a frame or byte is in flight).  INFO reports ``board``, the clock, the actual baud rate,
+    ``mem_bytes`` and the word size of ``mem_signature``, and ``version_hash``.
     """
+
+    def __init__(self, *, clk_freq: float, baud: int, mem_signature, board: str,
+                 mem_bytes: int, version_hash: int = 0, engine=None, n_perf: int = 2,
+                 max_payload: int = 1024):
+        from host.protocol import DeviceInfo
+
+        from .command import CommandProcessor
+        from .link_soc import EngineStub
+        from .uart import divisor_for
+        self.divisor = divisor_for(int(clk_freq), baud)
+        self.info = DeviceInfo(
+            board=board, clock_hz=int(clk_freq), baud=int(clk_freq) // self.divisor,
+            mem_bytes=mem_bytes, word_bytes=mem_signature.data_width // 8,
+            max_payload=max_payload, n_perf=n_perf, version_hash=version_hash)
+        self.cp = CommandProcessor(self.info, mem_signature.addr_width)
+        self.engine = engine if engine is not None else EngineStub(n_perf)
+        super().__init__({"bus": Out(mem_signature), "rx": In(1, init=1), "tx": Out(1, init=1),
+                          "activity": Out(1)})
+
+    def elaborate(self, platform):
+        from .framing import COBSDecoder, COBSEncoder, CRCAppender, decoded_layout, \
+            frame_byte_layout
+        from .link_soc import StreamFIFO
+        from .uart import UARTRx, UARTTx
+        m = Module()
+        m.submodules.uart_rx = urx = UARTRx(self.divisor)
+        m.submodules.uart_tx = utx = UARTTx(self.divisor)
+        m.submodules.rx_fifo = rxf = StreamFIFO(8, 64)
+        m.submodules.tx_fifo = txf = StreamFIFO(8, 16)
+        m.submodules.dec = dec = COBSDecoder()
+        m.submodules.cp = cp = self.cp
+        m.submodules.crc = crc = CRCAppender()
+        m.submodules.enc = enc = COBSEncoder()
+        m.submodules.s_dec = s_dec = StreamSlice(decoded_layout)
+        m.submodules.s_cp = s_cp = StreamSlice(frame_byte_layout)
+        m.submodules.s_crc = s_crc = StreamSlice(frame_byte_layout)
+        m.submodules.engine = eng = self.engine
+        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
+        wiring.connect(m, urx.data, rxf.i)
+        wiring.connect(m, rxf.o, dec.i)
+        wiring.connect(m, dec.o, s_dec.i)
+        wiring.connect(m, s_dec.o, cp.rx)
+        wiring.connect(m, cp.tx, s_cp.i)
+        wiring.connect(m, s_cp.o, crc.i)
+        wiring.connect(m, crc.o, s_crc.i)
+        wiring.connect(m, s_crc.o, enc.i)
+        wiring.connect(m, enc.o, txf.i)
+        wiring.connect(m, txf.o, utx.data)
+        wiring.connect(m, cp.mem, wiring.flipped(self.bus))
+        wiring.connect(m, cp.engine, eng.ctrl)
+        idle = (urx.idle & rxf.empty & dec.idle & s_dec.empty & cp.idle & s_cp.empty
+                & ~crc.o.valid & s_crc.empty & enc.idle & txf.empty & utx.idle)
+        m.d.comb += [
+            cp.rx_error.eq(urx.overrun | urx.frame_error),
+            self.activity.eq(~idle),
+        ]
+        return m
+
+
+def default_link_factory(*, board: BoardSpec, clk_freq: float, mem_signature, mem_bytes: int,
+                         version_hash: int = 0):
+    """LINK HOOK: the host link (:class:`BoardLink`) if its gateware (``hw/link_soc.py``) is
+    present, else ``None`` (the top then idles the UART).  Any replacement must return a
+    component with ``bus`` (memory-port initiator of ``mem_signature``), ``rx``, ``tx`` and
+    ``activity``."""
     try:
-        from . import link_soc
+        from . import link_soc  # noqa: F401
     except ImportError:
         return None
-    cls = getattr(link_soc, "LinkSoC", None)
-    if cls is None:
-        return None
-    return cls(clk_freq=clk_freq, baud=board.baud, mem_signature=mem_signature,
-               board=board.name)
+    return BoardLink(clk_freq=clk_freq, baud=board.baud, mem_signature=mem_signature,
+                     board=board.name, mem_bytes=mem_bytes, version_hash=version_hash)
 
 
 class BoardTop(Elaboratable):
@@ -91,7 +183,8 @@ class BoardTop(Elaboratable):
     """
 
     def __init__(self, board: str, *, clk_freq: float | None = None, link_factory=None,
-                 extra_initiators=(), memtest_words: int | None = None):
+                 extra_initiators=(), memtest_words: int | None = None,
+                 version_hash: int = 0, sdram_burst: int = 2):
         if board not in BOARDS:
             raise ValueError(f"unknown board {board!r}")
         self.spec = BOARDS[board]
@@ -105,6 +198,8 @@ class BoardTop(Elaboratable):
         self.link_factory = link_factory or default_link_factory
         self.extra_initiators = list(extra_initiators)
         self.memtest_words = memtest_words
+        self.version_hash = version_hash
+        self.sdram_burst = sdram_burst
         self.has_link = None        # set at elaboration
 
     def elaborate(self, platform):
@@ -123,19 +218,22 @@ class BoardTop(Elaboratable):
 
         # ---- memory -----------------------------------------------------------------------
         if ecp5:
-            m.submodules.mem = mem = SDRAMController(self.clk_freq, extra_read_latency=2)
+            m.submodules.mem = mem = SDRAMController(self.clk_freq, extra_read_latency=2,
+                                                     burst_length=self.sdram_burst)
             self._sdram_pins(m, platform, mem)
             mem_ready = mem.init_done
+            mem_bytes = 1 << (mem.chip.addr_width + 1)
         else:
             m.submodules.mem = mem = SPRAMMemory(32)
             mem_ready = Signal(init=1)
+            mem_bytes = mem.depth * 4
         sig = mem.bus.signature.flip()
         aw, dw = sig.addr_width, sig.data_width
 
         # ---- initiators -------------------------------------------------------------------
         uart = platform.request("uart", 0, dir="-")
         link = self.link_factory(board=spec, clk_freq=self.clk_freq, mem_signature=sig,
-                                 uart=uart)
+                                 mem_bytes=mem_bytes, version_hash=self.version_hash)
         self.has_link = link is not None
         inits = []
         words = self.memtest_words or (1 << aw)
@@ -162,9 +260,7 @@ class BoardTop(Elaboratable):
         m.submodules.uart_rx = rx_buf = io.Buffer("i", uart.rx)
         activity = Signal()
         if link is not None:
-            m.d.comb += [tx_buf.o.eq(link.tx), link.rx.eq(rx_buf.i)]
-            if hasattr(link, "activity"):
-                m.d.comb += activity.eq(link.activity)
+            m.d.comb += [tx_buf.o.eq(link.tx), link.rx.eq(rx_buf.i), activity.eq(link.activity)]
         else:
             m.d.comb += tx_buf.o.eq(1)
         if ecp5:
