@@ -402,6 +402,21 @@ def render_markdown(d: dict) -> str:
 
 
 ALGORITHM = """
+## Use
+
+```
+blockfuse plan zoo:vgg16 --board ulx3s-85f --schedule block --json plan.json --plot plan.png
+blockfuse plan model.onnx --board ulx3s-25f --schedule fused            # table on stdout
+blockfuse plan zoo:vgg16 --schedule block --weight-cost 0.3             # favour on-chip maps
+blockfuse plan zoo:mobilenet_v1@112 --board icebreaker --objective time --budget 100000
+blockfuse bench plan                                                     # regenerates this page
+```
+```python
+from host.scheduler import plan_network
+plan, report = plan_network(graph, "ulx3s-85f", "block")     # host.plan.Plan, dict as the JSON
+y = host.golden.run(graph, x, plan=plan)                      # executes exactly that plan
+```
+
 ## What the scheduler decides
 
 `plan_network(graph, board, schedule) -> (Plan, report)` (`host/scheduler.py`) cuts the network's
