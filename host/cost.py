@@ -526,26 +526,32 @@ def blocked_cost(net: NetInfo, start: int, ay: AxisExtents, ax: AxisExtents, bud
 
 
 def _finish(net: NetInfo, start: int, ay, ax, budget: int, act_peak: int, act_in: int,
-            act_out: int, macs: int, cycles: int) -> GroupCost | None:
-    """Weights (residency) and the plan block of a blocked group whose activations are known."""
-    nodes = net.nodes[start:ay.stop]
+            act_out: int, macs: int, cycles: int, agg=None) -> GroupCost | None:
+    """Weights (residency) and the plan block of a blocked group whose activations are known.
+    ``agg`` = (weighted nodes sorted by decreasing weight bytes, their sum, largest tile), kept
+    by :class:`GroupAccumulator`; computed here when absent."""
     nby, nbx = len(ay.grid), len(ax.grid)
     nb = nby * nbx
+    if agg is None:
+        weighted = sorted((ni for ni in net.nodes[start:ay.stop] if ni.weight_bytes),
+                          key=lambda ni: (-ni.weight_bytes, ni.idx))
+        agg = (weighted, sum(ni.weight_bytes for ni in weighted),
+               max((ni.weight_tile for ni in weighted), default=0))
+    weighted, wsum, tile_max = agg
     # weights: with one block everything streams once; else keep the largest resident that fit
     # beside the block buffers and a streaming tile buffer (greedy, largest first)
-    weighted = [ni for ni in nodes if ni.weight_bytes]
     resident = set()
     wres = 0
     if net.preloaded:
         wbuf = wtraffic = 0
     elif nb == 1:
-        wbuf = 2 * max((ni.weight_tile for ni in weighted), default=0)
-        wtraffic = sum(ni.weight_bytes for ni in weighted)
+        wbuf = 2 * tile_max
+        wtraffic = wsum
     else:
-        wbuf_all = 2 * max((ni.weight_tile for ni in weighted), default=0)
+        wbuf_all = 2 * tile_max
         room = budget - act_peak - wbuf_all
         if room > 0:
-            for ni in sorted(weighted, key=lambda ni: -ni.weight_bytes):
+            for ni in weighted:
                 if ni.weight_bytes <= room:
                     resident.add(ni.name)
                     room -= ni.weight_bytes
@@ -555,7 +561,7 @@ def _finish(net: NetInfo, start: int, ay, ax, budget: int, act_peak: int, act_in
     onchip = act_peak + wres + wbuf
     if onchip > budget:
         return None
-    t_in = nodes[0].inputs[0]
+    t_in = net.nodes[start].inputs[0]
     block = None
     if nb > 1:
         bh = ay.plan_block(t_in) or net.dim(t_in, 0)
@@ -581,6 +587,8 @@ class GroupAccumulator:
         self.produced: dict = {}     # tensor -> [producer, last_use, buffer bytes]
         self.act_in = self.act_out = self.macs = self.cycles = 0
         self.start = self.stop
+        self.weighted: list = []     # sorted by decreasing weight bytes (then index)
+        self.wsum = self.tile_max = 0
 
     def _add(self, s0: int, s1: int, v: int):
         # idx range [s0, s1] -> positions [stop-1-s1, stop-1-s0]
@@ -627,6 +635,12 @@ class GroupAccumulator:
             self.macs += ni.macs
             self.cycles += ni.cycles
         self.cycles += ni.latency * len(self.ay.grid) * len(self.ax.grid)
+        if ni.weight_bytes:
+            import bisect
+            keys = [(-w.weight_bytes, w.idx) for w in self.weighted]
+            self.weighted.insert(bisect.bisect(keys, (-ni.weight_bytes, ni.idx)), ni)
+            self.wsum += ni.weight_bytes
+            self.tile_max = max(self.tile_max, ni.weight_tile)
 
     def act_peak(self) -> int:
         return int(self.steps.max())
@@ -636,4 +650,5 @@ class GroupAccumulator:
         if peak > budget:
             return None
         return _finish(self.net, self.start, self.ay, self.ax, budget, peak, self.act_in,
-                       self.act_out, self.macs, self.cycles)
+                       self.act_out, self.macs, self.cycles,
+                       (self.weighted, self.wsum, self.tile_max))
