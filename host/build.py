@@ -173,7 +173,7 @@ class _Stage:
 
 def build(board: str, *, out_root: Path | None = None, build_root: Path | None = None,
           clk_mhz: float | None = None, quiet: bool = False, top_factory=None,
-          memtest_words: int | None = None) -> dict:
+          memtest_words: int | None = None, link: bool = True) -> dict:
     """Build ``board``; returns the report (also written to ``bitstreams/BOARD/report.json``).
 
     ``top_factory(board, clk_freq)`` replaces the SoC top (used by the smoke test to build a
@@ -212,7 +212,7 @@ def build(board: str, *, out_root: Path | None = None, build_root: Path | None =
                 top = top_factory(board, clk)
             else:
                 top = BoardTop(board, clk_freq=clk, memtest_words=memtest_words,
-                               version_hash=vhash)
+                               version_hash=vhash, link=link)
             plan = platform.prepare(top, name="top", **opts)
             if source_files() == srcs:
                 break
@@ -253,6 +253,7 @@ def build(board: str, *, out_root: Path | None = None, build_root: Path | None =
             "source_hash": src_hash,
             "source_files": [p.relative_to(ROOT).as_posix() for p in srcs],
             "host_link": bool(getattr(top, "has_link", False)),
+            "host_link_baud": _link_baud(top),
             "version_hash": f"{int(src_hash[:16], 16):016x}",
         }
         bit = build_dir / bit_name
@@ -270,6 +271,14 @@ def build(board: str, *, out_root: Path | None = None, build_root: Path | None =
               f"{r['ffs']['used']}, DSPs {r['dsps']['used']}, block RAMs "
               f"{r['block_rams']['used']} → {out_dir / bit_name}", file=sys.stderr)
     return report
+
+
+def _link_baud(top):
+    if not getattr(top, "has_link", False):
+        return None
+    from hw.top import BOARDS as SPECS, pick_baud
+    spec = SPECS.get(getattr(getattr(top, "spec", None), "name", ""), None)
+    return pick_baud(top.clk_freq, spec.baud) if spec else None
 
 
 def _failure_line(proc, build_dir: Path) -> str:

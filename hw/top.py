@@ -41,17 +41,35 @@ class BoardSpec:
     platform: str            # amaranth_boards class name
     module: str              # amaranth_boards module
     osc_hz: float
-    clk_hz: float            # default system clock
-    baud: int                # host link
+    clk_hz: float            # default system clock (with the host link; see BOARDS)
+    baud: int                # fastest host-link baud rate of the board's USB-UART
 
 
+# Default clocks are those at which the whole SoC, host link included, meets timing (the link's
+# command processor is the slowest part: ~84 MHz on ECP5-85F, ~23-25 MHz on the UP5K, measured
+# 2026-11).  The memory system alone meets 100 MHz (ECP5) and 48 MHz (UP5K): build with
+# ``--clock 100`` / ``--clock 48`` and ``--no-link`` to see it.
 BOARDS = {
     **{f"ulx3s-{s}": BoardSpec(f"ulx3s-{s}", "ecp5", f"ULX3S_{s.upper()}_Platform", "ulx3s",
-                               25e6, 100e6, 3_000_000)
+                               25e6, 75e6, 3_000_000)
        for s in ("12f", "25f", "45f", "85f")},
     "icebreaker": BoardSpec("icebreaker", "ice40", "ICEBreakerPlatform", "icebreaker",
-                            12e6, 48e6, 12_000_000),
+                            12e6, 20e6, 12_000_000),
 }
+
+_BAUDS = (12_000_000, 6_000_000, 4_000_000, 3_000_000, 2_000_000, 1_000_000, 921_600,
+          460_800, 230_400, 115_200)
+
+
+def pick_baud(clk_freq: float, max_baud: int) -> int:
+    """Fastest standard baud rate ≤ ``max_baud`` with ≥ 4 clocks per bit, within 2 %."""
+    for baud in _BAUDS:
+        if baud > max_baud:
+            continue
+        div = round(clk_freq / baud)
+        if div >= 4 and abs(clk_freq / div - baud) / baud <= 0.02:
+            return baud
+    raise ValueError(f"no UART baud rate fits a {clk_freq / 1e6:.2f} MHz clock")
 
 
 def make_platform(board: str):
@@ -168,7 +186,8 @@ def default_link_factory(*, board: BoardSpec, clk_freq: float, mem_signature, me
         from . import link_soc  # noqa: F401
     except ImportError:
         return None
-    return BoardLink(clk_freq=clk_freq, baud=board.baud, mem_signature=mem_signature,
+    return BoardLink(clk_freq=clk_freq, baud=pick_baud(clk_freq, board.baud),
+                     mem_signature=mem_signature,
                      board=board.name, mem_bytes=mem_bytes, version_hash=version_hash)
 
 
@@ -183,6 +202,7 @@ class BoardTop(Elaboratable):
     """
 
     def __init__(self, board: str, *, clk_freq: float | None = None, link_factory=None,
+                 link: bool = True,
                  extra_initiators=(), memtest_words: int | None = None,
                  version_hash: int = 0, sdram_burst: int = 2):
         if board not in BOARDS:
@@ -196,6 +216,8 @@ class BoardTop(Elaboratable):
             from .pll import ice40_pll_params
             self.clk_freq = ice40_pll_params(self.spec.osc_hz, want).f_out
         self.link_factory = link_factory or default_link_factory
+        if not link:
+            self.link_factory = lambda **kw: None
         self.extra_initiators = list(extra_initiators)
         self.memtest_words = memtest_words
         self.version_hash = version_hash
