@@ -277,6 +277,7 @@ class Engine(wiring.Component):
         cap = b_go & b_last                       # the pixel's sums are complete this cycle
         grp = data.ArrayLayout(data.ArrayLayout(signed(32), P), D)
         sh_acc = Signal(grp, name="shadow_acc")
+        sh_bias = Signal(grp, name="shadow_bias")
         sh_mult = Signal(grp, name="shadow_mult")
         sh_shift = Signal(data.ArrayLayout(data.ArrayLayout(signed(6), P), D), name="shadow_shift")
         sh_fin = Signal()
@@ -288,7 +289,8 @@ class Engine(wiring.Component):
                 m.d.sync += acc.eq(total)
             with m.If(cap):
                 k, p = divmod(c, P)
-                m.d.sync += [sh_acc[k][p].eq(total + prm.bias[c]), sh_mult[k][p].eq(prm.mult[c]),
+                m.d.sync += [sh_acc[k][p].eq(total), sh_bias[k][p].eq(prm.bias[c]),
+                             sh_mult[k][p].eq(prm.mult[c]),
                              sh_shift[k][p].eq(prm.shift[c])]
         with m.If(cap):
             m.d.sync += sh_fin.eq(b_final)
@@ -308,6 +310,7 @@ class Engine(wiring.Component):
             m.d.comb += [
                 rq.i.valid.eq(d_act),
                 rq.i.payload.acc.eq(sh_acc[dk][p]),
+                rq.i.payload.bias.eq(sh_bias[dk][p]),
                 rq.i.payload.mult.eq(sh_mult[dk][p]),
                 rq.i.payload.shift.eq(sh_shift[dk][p]),
                 rq.i.payload.zp.eq(d.y_zp), rq.i.payload.lo.eq(d.lo), rq.i.payload.hi.eq(d.hi),

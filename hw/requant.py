@@ -1,26 +1,32 @@
-"""Post-processing: int32 accumulator → int8, bit-exact with ``host.quant.requantize``.
+"""Post-processing: int32 accumulator (+ bias) → int8, bit-exact with ``host.quant.requantize``.
 
 gemmlowp/TFLite fixed point (DESIGN.md §4): saturating left shift, saturating rounding doubling
 high multiply by the Q31 multiplier, rounding right shift (half away from zero), ``+ zero
-point``, clamp to [lo, hi] (ReLU/ReLU6/Clip bounds).  Bias is already in the accumulator (the
-engine starts each output with the folded bias).
+point``, clamp to [lo, hi] (ReLU/ReLU6/Clip bounds).
 
-One lane is a 5-stage pipeline with an always-ready ``lib.stream`` in and out (the engine never
-back-pressures it): one accumulator per cycle, fixed latency :attr:`Requant.LATENCY`.  The
-32×32 multiply is the only wide multiplier; it is shared by all columns of the array (see
-``hw.engine``), so its cost does not scale with the PE count.
+The lane works in sign–magnitude, which turns gemmlowp's sign-dependent nudges into plain
+round-half-up on magnitudes:
+
+* ``q = SRDHM(x, m)`` with ``m ≥ 0``: ``|q| = (|x|·m + 2^30 − [x<0]) >> 31``, sign of ``x``;
+* ``RoundingDivideByPOT(q, e)``: ``|r| = (|q| + (2^e >> 1)) >> e``, sign of ``q``.
+
+so the 32×31 product splits into four unsigned 16×16 partial products (one DSP tile each: ECP5
+MULT18X18D, iCE40 SB_MAC16) and no carry chain in the lane is longer than ~34 bits — the
+pipeline is 12 stages deep so a small FPGA can clock it fast. The multiplier must be in
+[0, 2^31) (what :func:`host.quant.quantize_multiplier` produces).
+
+One lane takes one accumulator per cycle through always-ready ``lib.stream`` in/out (the engine
+never back-pressures it), fixed latency :attr:`Requant.LATENCY`.
 """
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
-
-INT32_MIN = -(1 << 31)
-INT32_MAX = (1 << 31) - 1
 
 #: Per-channel parameters and the accumulator of one output value.
 RequantIn = data.StructLayout({
     "acc": signed(32),
-    "mult": signed(32),    # Q31 multiplier m (>= 0 from quantize_multiplier; any int32 works)
+    "bias": signed(32),    # added first (int32 wrap-around, as the accumulator itself)
+    "mult": unsigned(31),  # Q31 multiplier m in [0, 2^31)
     "shift": signed(6),    # -31..30: left shift if > 0, rounding right shift if < 0
     "zp": signed(9),       # output zero point
     "lo": signed(8),
@@ -29,8 +35,8 @@ RequantIn = data.StructLayout({
 
 
 class Requant(wiring.Component):
-    """One requantisation lane: ``o.payload = requantize(acc, mult, shift, zp, lo, hi)``."""
-    LATENCY = 5
+    """One requantisation lane: ``o.payload = requantize(acc + bias, mult, shift, zp, lo, hi)``."""
+    LATENCY = 12
 
     i: In(stream.Signature(RequantIn, always_ready=True))
     o: Out(stream.Signature(signed(8), always_ready=True))
@@ -38,66 +44,116 @@ class Requant(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p = self.i.payload
+        stage = [0]
 
-        # ---- stage 1: split the shift, saturating left shift ------------------------------
-        v1, x1, m1, r1, zp1, lo1, hi1 = (Signal(name="v1"), Signal(signed(32), name="x1"),
-                                         Signal(signed(32), name="m1"), Signal(5, name="r1"),
-                                         Signal(signed(9), name="zp1"), Signal(signed(8), name="lo1"),
-                                         Signal(signed(8), name="hi1"))
-        left = Signal(5)
-        m.d.comb += left.eq(Mux(p.shift > 0, p.shift, 0))
-        wide = Signal(signed(64))
-        m.d.comb += wide.eq(p.acc << left)
-        m.d.sync += [
-            v1.eq(self.i.valid),
-            x1.eq(Mux(wide > INT32_MAX, INT32_MAX, Mux(wide < INT32_MIN, INT32_MIN, wide))),
-            m1.eq(p.mult),
-            r1.eq(Mux(p.shift < 0, -p.shift, 0)),
-            zp1.eq(p.zp), lo1.eq(p.lo), hi1.eq(p.hi),
-        ]
+        def reg(value_shape, value, name):
+            s = Signal(value_shape, name=f"s{stage[0]}_{name}")
+            m.d.sync += s.eq(value)
+            return s
 
-        # ---- stage 2: 32×32 product (one wide multiplier) --------------------------------
-        v2, ab2, ovf2 = Signal(name="v2"), Signal(signed(64), name="ab2"), Signal(name="ovf2")
-        r2, zp2, lo2, hi2 = (Signal(5, name="r2"), Signal(signed(9), name="zp2"),
-                             Signal(signed(8), name="lo2"), Signal(signed(8), name="hi2"))
-        m.d.sync += [
-            v2.eq(v1), ab2.eq(x1 * m1),
-            ovf2.eq((x1 == INT32_MIN) & (m1 == INT32_MIN)),
-            r2.eq(r1), zp2.eq(zp1), lo2.eq(lo1), hi2.eq(hi1),
-        ]
+        def carry(**kw):
+            """Register the side-band fields into the next stage."""
+            return {k: reg(len(v) if not v.shape().signed else v.shape(), v, k) for k, v in kw.items()}
 
-        # ---- stage 3: rounding doubling high half (truncating division by 2^31) -----------
-        t = Signal(signed(66))
-        m.d.comb += t.eq(ab2 + Mux(ab2 >= 0, 1 << 30, 1 - (1 << 30)))
-        q_trunc = Signal(signed(66))
-        m.d.comb += q_trunc.eq((t + Mux(t < 0, (1 << 31) - 1, 0)) >> 31)
-        v3, q3 = Signal(name="v3"), Signal(signed(32), name="q3")
-        r3, zp3, lo3, hi3 = (Signal(5, name="r3"), Signal(signed(9), name="zp3"),
-                             Signal(signed(8), name="lo3"), Signal(signed(8), name="hi3"))
-        m.d.sync += [
-            v3.eq(v2), q3.eq(Mux(ovf2, INT32_MAX, q_trunc)),
-            r3.eq(r2), zp3.eq(zp2), lo3.eq(lo2), hi3.eq(hi2),
-        ]
+        # S0: bias add
+        stage[0] = 0
+        v = reg(1, self.i.valid, "v")
+        a = reg(signed(32), p.acc + p.bias, "a")
+        sb = carry(m=p.mult, sh=p.shift, zp=p.zp, lo=p.lo, hi=p.hi)
 
-        # ---- stage 4: rounding divide by 2^right (half away from zero) --------------------
-        mask = Signal(32)
-        m.d.comb += mask.eq((Const(1, 33) << r3) - 1)
-        rem = Signal(32)
-        m.d.comb += rem.eq(q3.as_unsigned() & mask)
-        thr = Signal(33)
-        m.d.comb += thr.eq((mask >> 1) + (q3 < 0))
-        v4, y4 = Signal(name="v4"), Signal(signed(33), name="y4")
-        zp4, lo4, hi4 = Signal(signed(9), name="zp4"), Signal(signed(8), name="lo4"), Signal(signed(8), name="hi4")
-        m.d.sync += [
-            v4.eq(v3), y4.eq((q3 >> r3) + (rem > thr)),
-            zp4.eq(zp3), lo4.eq(lo3), hi4.eq(hi3),
-        ]
+        # S1: sign, magnitude, split shift
+        stage[0] = 1
+        v1 = reg(1, v, "v")
+        neg = reg(1, a < 0, "neg")
+        mag = reg(unsigned(32), Mux(a < 0, -a, a), "mag")          # |INT32_MIN| = 2^31 fits
+        left = reg(unsigned(5), Mux(sb["sh"] > 0, sb["sh"], 0), "left")
+        right = reg(unsigned(5), Mux(sb["sh"] < 0, -sb["sh"], 0), "right")
+        sb = carry(m=sb["m"], zp=sb["zp"], lo=sb["lo"], hi=sb["hi"])
 
-        # ---- stage 5: + zero point, clamp ------------------------------------------------
-        z = Signal(signed(34))
-        m.d.comb += z.eq(y4 + zp4)
+        # S2: left shift (barrel)
+        stage[0] = 2
+        v2 = reg(1, v1, "v")
+        wide = reg(unsigned(63), mag << left, "wide")
+        neg2 = reg(1, neg, "neg")
+        right2 = reg(unsigned(5), right, "right")
+        sb = carry(**sb)
+
+        # S3: saturate the magnitude to 2^31 − 1 (positive) or 2^31 (negative)
+        stage[0] = 3
+        v3 = reg(1, v2, "v")
+        big = wide[31:] != 0                                       # wide ≥ 2^31
+        over_neg = (wide[32:] != 0) | (wide[31] & (wide[:31] != 0))  # wide > 2^31
+        sat = Mux(neg2, Mux(over_neg, 1 << 31, wide[:32]), Mux(big, (1 << 31) - 1, wide[:31]))
+        x = reg(unsigned(32), sat, "x")
+        neg3 = reg(1, neg2, "neg")
+        right3 = reg(unsigned(5), right2, "right")
+        sb = carry(**sb)
+
+        # S4: four unsigned 16×16 partial products of |x|·m
+        stage[0] = 4
+        v4 = reg(1, v3, "v")
+        mm = sb["m"]
+        hh = reg(unsigned(32), x[16:32] * mm[16:31], "hh")
+        hl = reg(unsigned(32), x[16:32] * mm[:16], "hl")
+        lh = reg(unsigned(32), x[:16] * mm[16:31], "lh")
+        ll = reg(unsigned(32), x[:16] * mm[:16], "ll")
+        neg4 = reg(1, neg3, "neg")
+        right4 = reg(unsigned(5), right3, "right")
+        sb = carry(zp=sb["zp"], lo=sb["lo"], hi=sb["hi"])
+
+        # S5: middle sum
+        stage[0] = 5
+        v5 = reg(1, v4, "v")
+        mid = reg(unsigned(33), hl + lh, "mid")
+        hh5 = reg(unsigned(32), hh, "hh")
+        ll5 = reg(unsigned(32), ll, "ll")
+        neg5 = reg(1, neg4, "neg")
+        right5 = reg(unsigned(5), right4, "right")
+        sb = carry(**sb)
+
+        # S6: low part with the rounding nudge, high part  (P + c) >> 31 = 2(hh + mid_hi) + L >> 31
+        stage[0] = 6
+        v6 = reg(1, v5, "v")
+        low = reg(unsigned(35), ll5 + (mid[:16] << 16) + (1 << 30) - neg5, "low")
+        high = reg(unsigned(34), hh5 + mid[16:], "high")
+        neg6 = reg(1, neg5, "neg")
+        right6 = reg(unsigned(5), right5, "right")
+        sb = carry(**sb)
+
+        # S7: |q|
+        stage[0] = 7
+        v7 = reg(1, v6, "v")
+        q = reg(unsigned(33), (high << 1) + low[31:], "q")
+        neg7 = reg(1, neg6, "neg")
+        right7 = reg(unsigned(5), right6, "right")
+        sb = carry(**sb)
+
+        # S8: + half for round-half-away-from-zero on the magnitude
+        stage[0] = 8
+        v8 = reg(1, v7, "v")
+        half = Signal(unsigned(32))
+        m.d.comb += half.eq((1 << right7) >> 1)
+        qh = reg(unsigned(34), q + half, "qh")
+        neg8 = reg(1, neg7, "neg")
+        right8 = reg(unsigned(5), right7, "right")
+        sb = carry(**sb)
+
+        # S9: right shift (barrel)
+        stage[0] = 9
+        v9 = reg(1, v8, "v")
+        r = reg(unsigned(34), qh >> right8, "r")
+        neg9 = reg(1, neg8, "neg")
+        sb = carry(**sb)
+
+        # S10: apply the sign and add the zero point
+        stage[0] = 10
+        v10 = reg(1, v9, "v")
+        y = reg(signed(36), Mux(neg9, sb["zp"] - r, sb["zp"] + r), "y")
+        sb = carry(lo=sb["lo"], hi=sb["hi"])
+
+        # S11: clamp
         m.d.sync += [
-            self.o.valid.eq(v4),
-            self.o.payload.eq(Mux(z < lo4, lo4, Mux(z > hi4, hi4, z))),
+            self.o.valid.eq(v10),
+            self.o.payload.eq(Mux(y < sb["lo"], sb["lo"], Mux(y > sb["hi"], sb["hi"], y))),
         ]
         return m

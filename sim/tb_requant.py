@@ -27,12 +27,12 @@ async def requant_stream(dut):
     await RisingEdge(dut.clk)
     dut.rst.value = 0
     got = []
-    for i in range(n + 8):
+    for i in range(n + 16):
         await FallingEdge(dut.clk)
         if i < n:
             dut.i__valid.value = 1
             dut.i__payload.value = pack(RequantIn, {k: d[k][i] for k in
-                                                    ("acc", "mult", "shift", "zp", "lo", "hi")})
+                                                    ("acc", "bias", "mult", "shift", "zp", "lo", "hi")})
         else:
             dut.i__valid.value = 0
         await RisingEdge(dut.clk)

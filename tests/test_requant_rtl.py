@@ -27,22 +27,27 @@ def cases(seed: int, n: int):
         (INT32_MIN, 1 << 30, 0), (INT32_MIN, (1 << 31) - 1, 0), (INT32_MAX, (1 << 31) - 1, 0),
         (INT32_MIN, 1 << 30, 5), (INT32_MAX, 1 << 30, 30), (-1, 1 << 30, -31), (1, 1 << 30, -31),
         (-(1 << 20), (1 << 31) - 1, -1), (12345, 0, 0), (-12345, 1 << 30, -1), (0, 1 << 30, 0),
-        (-3, 1 << 30, 0), (3, 1 << 30, 0), (-2, 1 << 30, -1), (2, 1 << 30, -1), (INT32_MIN, INT32_MIN, 0),
-        (INT32_MIN, INT32_MIN, -3),
+        (-3, 1 << 30, 0), (3, 1 << 30, 0), (-2, 1 << 30, -1), (2, 1 << 30, -1), (INT32_MIN, 0, 0),
+        (INT32_MIN, (1 << 31) - 1, -31), (INT32_MAX, (1 << 31) - 1, 30), (-(1 << 30), 1 << 30, 1),
+        (-1, (1 << 31) - 1, 0), (1, (1 << 31) - 1, 0),
     ]
+    bias = rng.integers(-(1 << 24), 1 << 24, n, dtype=np.int64)
+    bias[rng.random(n) < 0.5] = 0
+    bias[:20] = rng.integers(INT32_MIN, INT32_MAX, 20)        # acc + bias wraps around int32
     for k, (a, mm, s) in enumerate(edges):
-        acc[n - 1 - k], mult[n - 1 - k], shift[n - 1 - k] = a, mm, s
-    return dict(acc=acc, mult=mult, shift=shift, zp=zp, lo=lo, hi=hi)
+        acc[n - 1 - k], mult[n - 1 - k], shift[n - 1 - k], bias[n - 1 - k] = a, mm, s, 0
+    return dict(acc=acc, bias=bias, mult=mult, shift=shift, zp=zp, lo=lo, hi=hi)
 
 
 def test_requant_bit_exact():
     d = cases(7, 3000)
+    total = (d["acc"] + d["bias"] + (1 << 31)) % (1 << 32) - (1 << 31)     # int32 wrap
     want = np.array([requantize(np.array([a]), np.array([mm]), np.array([s]), int(z), int(l), int(h))[0]
-                     for a, mm, s, z, l, h in zip(*(d[k] for k in ("acc", "mult", "shift", "zp", "lo", "hi")))],
+                     for a, mm, s, z, l, h in zip(total, *(d[k] for k in ("mult", "shift", "zp", "lo", "hi")))],
                     dtype=np.int64)
     got = run_cocotb(Requant(), "sim.tb_requant", inputs=d)["y"]
     assert len(got) == len(want)
     bad = np.nonzero(got != want)[0]
     assert bad.size == 0, f"{bad.size} mismatches, first at {bad[:5]}: " + str(
-        [(int(d['acc'][i]), int(d['mult'][i]), int(d['shift'][i]), int(got[i]), int(want[i])) for i in bad[:5]])
+        [(int(total[i]), int(d['mult'][i]), int(d['shift'][i]), int(got[i]), int(want[i])) for i in bad[:5]])
     assert len(np.unique(want)) > 100       # the data exercise the whole int8 range
