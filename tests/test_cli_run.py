@@ -257,3 +257,17 @@ def test_export_errors(tmp_path, capsys):
     code = main(["export", "zoo:nosuchnet", str(tmp_path / "m.onnx")])
     err = capsys.readouterr().err
     assert code == 1 and len(err.strip().splitlines()) == 1 and not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.slow
+def test_sim_target_on_quantize_static_model(models, tmp_path, capsys):
+    """A quantize_static model (group conv, shuffle, depthwise, add, concat) on the engine RTL:
+    bit-exact with the golden target."""
+    pytest.importorskip("sim.engine_sim")
+    inp = tmp_path / "x.npy"
+    _input(inp, models["shuffle_i8"], seed=9)
+    for target in ("golden", "sim"):
+        code, _, err = _run(capsys, models["shuffle_i8"], "--input", inp, "--output", tmp_path / f"{target}.npy",
+                            "--target", target)
+        assert code == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "sim.npy"), np.load(tmp_path / "golden.npy"))
