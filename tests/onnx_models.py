@@ -242,7 +242,7 @@ def calibration_data(shape, n=8, seed=0):
 
 
 def quantize(model: onnx.ModelProto, act: str = "int8", seed: int = 0, tmpdir=None,
-             op_types=None) -> onnx.ModelProto:
+             op_types=None, per_channel: bool = True, extra_options=None) -> onnx.ModelProto:
     """QDQ-quantise ``model`` with ``quantize_static`` (per-channel int8 weights, int8/uint8
     activations) calibrated on seeded random inputs; returns the quantised ModelProto.
     ``op_types`` restricts the operator types quantised (e.g. leave Relu in float)."""
@@ -265,7 +265,8 @@ def quantize(model: onnx.ModelProto, act: str = "int8", seed: int = 0, tmpdir=No
     with tempfile.TemporaryDirectory(dir=tmpdir) as d:
         src, dst = Path(d) / "float.onnx", Path(d) / "q.onnx"
         onnx.save(model, src)
-        quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+        quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                         activation_type=QuantType.QInt8 if act == "int8" else QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, op_types_to_quantize=op_types)
+                        weight_type=QuantType.QInt8, op_types_to_quantize=op_types,
+                        extra_options=extra_options)
         return onnx.load(str(dst))

@@ -425,3 +425,10 @@ def test_rejects_qoperator_format_with_a_hint():
         quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QOperator,
                         per_channel=True, weight_type=QuantType.QInt8)
         _expect_one_line(onnx.load(str(dst)), "QLinearConv", "QuantFormat.QDQ")
+
+
+def test_rejects_asymmetric_weights():
+    m = _small_model()
+    zp = next(i for i in m.graph.initializer if i.name == "conv_7_w_zero_point")
+    zp.CopyFrom(numpy_helper.from_array(np.full(6, 3, np.int8), zp.name))
+    _expect_one_line(m, "node 'conv_7' (Conv)", "weights must be symmetric")

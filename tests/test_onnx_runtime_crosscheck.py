@@ -131,12 +131,15 @@ FLOAT_ACT_OPS = ["Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "Add", "
 
 
 def quantised(name: str, act: str):
-    """Cached quantize_static result for a test network (deterministic).  ``act`` is "int8",
-    "uint8", or either with "+float_relu" (Relu/Clip not quantised)."""
+    """Cached quantize_static result for a test network (deterministic).  ``act`` is "int8" or
+    "uint8", optionally with "+float_relu" (Relu/Clip not quantised), "+per_tensor" (one weight
+    scale per layer) or "+symmetric" (activation zero points 0)."""
     if act not in _MODELS.setdefault(name, {}):
         base, _, variant = act.partition("+")
         ops = FLOAT_ACT_OPS if variant == "float_relu" else None
-        _MODELS[name][act] = M.quantize(M.NETS[name](), base, op_types=ops)
+        extra = {"ActivationSymmetric": True} if variant == "symmetric" else None
+        _MODELS[name][act] = M.quantize(M.NETS[name](), base, op_types=ops,
+                                        per_channel=variant != "per_tensor", extra_options=extra)
     return _MODELS[name][act]
 
 
@@ -166,7 +169,8 @@ def requantising_layers(graph) -> int:
 
 CASES = [(n, a) for n in M.NETS for a in ("int8", "uint8")] + \
     [("convs", "uint8+float_relu"), ("shuffle", "int8+float_relu"), ("flatfc", "uint8+float_relu"),
-     ("convs", "int8+float_relu")]
+     ("convs", "int8+float_relu"), ("mobile", "uint8+per_tensor"), ("head", "int8+per_tensor"),
+     ("shuffle", "int8+symmetric")]
 
 
 @pytest.mark.parametrize("name,act", CASES)
