@@ -140,12 +140,17 @@ def input_quant(graph: Graph, x) -> np.ndarray:
 
 def output_dequant(graph: Graph, y) -> np.ndarray:
     """int8 output codes (N, *shape) or (*shape) → float32 (N, *shape) as ONNX Runtime outputs
-    them after the model's last DequantizeLinear."""
+    them after the model's last DequantizeLinear (or, for a model whose output is the int8/uint8
+    QuantizeLinear result itself, those codes as float32)."""
     t = graph.output_tensor
     y = np.asarray(y)
     if y.ndim == len(t.shape):
         y = y[None]
-    return dequantize(y, t.scale, t.zero_point).reshape((y.shape[0],) + tuple(t.shape))
+    shape = (y.shape[0],) + tuple(t.shape)
+    codes = getattr(graph, "output_codes", None)
+    if codes is not None:      # the model outputs its QuantizeLinear's codes: so does ORT
+        return (y.astype(np.float32) + (128 if codes == "uint8" else 0)).reshape(shape)
+    return dequantize(y, t.scale, t.zero_point).reshape(shape)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,6 +244,7 @@ class _Importer:
             raise UnsupportedModel(f"model must have exactly one input, it has {len(inputs)}")
         if len(self.g.output) != 1:
             raise UnsupportedModel(f"model must have exactly one output, it has {len(self.g.output)}")
+        self.q_outputs: dict = {}       # ONNX QuantizeLinear output -> "int8" | "uint8"
         self.in_name = inputs[0].name
         self.in_shape = self._input_shape(inputs[0])
         self.graph = Graph(self.g.name or "onnx", "", "")
@@ -295,6 +301,8 @@ class _Importer:
         v = self.values.get(name)
         if isinstance(v, Act):
             self.graph.output = v.ir
+            if name in self.q_outputs:
+                self.graph.output_codes = self.q_outputs[name]
             return
         if isinstance(v, Pending) and v.source is not None and self._exact_in_float(v):
             # a trailing float max pool / flatten / Relu on dequantised codes is exactly the
@@ -413,6 +421,7 @@ class _Importer:
         if ztype not in ACT_TYPES:
             _fail(node, f"activations must be int8 or uint8, not ONNX type {ztype}")
         self.act_dtypes.add(ACT_TYPES[ztype])
+        self._last_act_type = ACT_TYPES[ztype]
         zp = int(z.reshape(-1)[0]) - (128 if ztype == 2 else 0)
         return float(s.reshape(-1)[0]), zp
 
@@ -420,6 +429,7 @@ class _Importer:
         attrs = _attrs(node)
         scale, zp = self._qparams(node, attrs)
         x, out = node.input[0], node.output[0]
+        self.q_outputs[out] = self._last_act_type
         if x == self.in_name:
             if self.graph.input:
                 _fail(node, "the model input is quantised twice")

@@ -432,3 +432,21 @@ def test_rejects_asymmetric_weights():
     zp = next(i for i in m.graph.initializer if i.name == "conv_7_w_zero_point")
     zp.CopyFrom(numpy_helper.from_array(np.full(6, 3, np.int8), zp.name))
     _expect_one_line(m, "node 'conv_7' (Conv)", "weights must be symmetric")
+
+
+@pytest.mark.parametrize("act", ["int8", "uint8"])
+def test_model_with_quantised_output_gives_codes_like_onnx_runtime(act):
+    """A model whose output is the last QuantizeLinear (int codes, no DequantizeLinear)."""
+    import onnxruntime as ort
+
+    m = M.quantize(M.net_flat_fc(), act)
+    last_dq = [n for n in m.graph.node if n.op_type == "DequantizeLinear"][-1]
+    m.graph.node.remove(last_dq)
+    m.graph.output[0].name = last_dq.input[0]
+    m.graph.output[0].type.tensor_type.elem_type = onnx.TensorProto.UINT8 if act == "uint8" else onnx.TensorProto.INT8
+    g = load_onnx(m)
+    x = np.random.default_rng(1).normal(0, 1, (1, 2, 6, 6)).astype(np.float32)
+    ref = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    y = output_dequant(g, golden.run(g, input_quant(g, x)[0]))
+    assert y.dtype == np.float32 and np.abs(y - ref.astype(np.float32)).max() <= 1
+    assert ref.dtype == (np.uint8 if act == "uint8" else np.int8)
