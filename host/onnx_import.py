@@ -420,6 +420,8 @@ class _Importer:
                                     attrs.get("output_dtype") or 2)
         if ztype not in ACT_TYPES:
             _fail(node, f"activations must be int8 or uint8, not ONNX type {ztype}")
+        if z.size != 1:
+            _fail(node, "per-channel activation zero points are not supported")
         self.act_dtypes.add(ACT_TYPES[ztype])
         self._last_act_type = ACT_TYPES[ztype]
         zp = int(z.reshape(-1)[0]) - (128 if ztype == 2 else 0)
@@ -567,10 +569,10 @@ class _Importer:
         self.consts[node.output[0]] = numpy_helper.to_array(attrs[0].t)
 
     def op_Identity(self, node):
-        self.values[node.output[0]] = self.values.get(node.input[0]) or self._fail_input(node)
-
-    def _fail_input(self, node):
-        _fail(node, f"input {node.input[0]!r} is not supported here")
+        v = self.values.get(node.input[0])
+        if v is None:
+            _fail(node, f"input {node.input[0]!r} is not supported here")
+        self.values[node.output[0]] = v
 
     def op_Relu(self, node):
         self._activation(node, (0.0, None))
