@@ -29,13 +29,21 @@ def cases(seed: int, n: int):
         (-(1 << 20), (1 << 31) - 1, -1), (12345, 0, 0), (-12345, 1 << 30, -1), (0, 1 << 30, 0),
         (-3, 1 << 30, 0), (3, 1 << 30, 0), (-2, 1 << 30, -1), (2, 1 << 30, -1), (INT32_MIN, 0, 0),
         (INT32_MIN, (1 << 31) - 1, -31), (INT32_MAX, (1 << 31) - 1, 30), (-(1 << 30), 1 << 30, 1),
-        (-1, (1 << 31) - 1, 0), (1, (1 << 31) - 1, 0),
+        (-1, (1 << 31) - 1, 0), (1, (1 << 31) - 1, 0), (-1, 1 << 30, 0), (1, 1 << 30, 0),
+        (-5, 1 << 30, 0), (-7, 3 << 29, 0), (-12, 1 << 30, -1), (-20, 1 << 30, -2),
     ]
     bias = rng.integers(-(1 << 24), 1 << 24, n, dtype=np.int64)
     bias[rng.random(n) < 0.5] = 0
     bias[:20] = rng.integers(INT32_MIN, INT32_MAX, 20)        # acc + bias wraps around int32
+    # exact ties of the doubling high multiply (|x|·m ≡ 2^30 mod 2^31) and of the right shift
+    ties = slice(n - 200, n - 100)
+    acc[ties] = rng.integers(-1000, 1000, 100) * 2 + 1
+    mult[ties] = 1 << 30
+    shift[ties] = rng.integers(-3, 1, 100)
     for k, (a, mm, s) in enumerate(edges):
         acc[n - 1 - k], mult[n - 1 - k], shift[n - 1 - k], bias[n - 1 - k] = a, mm, s, 0
+    for r in (ties, slice(n - len(edges), n)):              # no clamping hides these
+        zp[r], lo[r], hi[r], bias[r] = 0, -128, 127, 0
     return dict(acc=acc, bias=bias, mult=mult, shift=shift, zp=zp, lo=lo, hi=hi)
 
 
