@@ -194,8 +194,11 @@ def calibrate_graph(g: Graph, acts: dict, x: np.ndarray, percentile: float = 99.
             # common output scale: the coarsest input's; zero point from the joint range
             tout.scale = max(t.scale for t in tins)
             tout.zero_point = -128 if all(t.zero_point == -128 for t in tins) else 0
-        elif isinstance(n, Clamp):
-            n.lo, n.hi = relu_bounds(tout.zero_point, tout.scale, act)
+        else:
+            # pooling, permutation, flatten and clamp keep their input's quantisation
+            tout.scale, tout.zero_point = tins[0].scale, tins[0].zero_point
+            if isinstance(n, Clamp):
+                n.lo, n.hi = relu_bounds(tout.zero_point, tout.scale, act)
         values[n.output] = golden.eval_whole(g, n, xs) if out is None else out
 
 

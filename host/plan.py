@@ -48,8 +48,9 @@ class Plan:
 
 def default_plan(graph, schedule: str = "fused", block: tuple | None = None) -> Plan:
     """The simplest valid plan: ``layer`` → one group per node; ``fused``/``block`` → maximal runs
-    of spatial nodes (conv, pooling, add, concat, permute, clamp) fused, with the given block size
-    (None = whole map); non-spatial nodes (global pooling, flatten, FC) run alone."""
+    of spatial nodes on maps (conv, pooling, add, concat, permute, clamp) fused, with the given
+    block size (None = whole map); other nodes (global pooling, flatten, FC, clamps of vectors)
+    run alone."""
     if schedule not in SCHEDULES:
         raise PlanError(f"unknown schedule {schedule!r} (use one of {', '.join(SCHEDULES)})")
     groups: list[Group] = []
@@ -57,7 +58,7 @@ def default_plan(graph, schedule: str = "fused", block: tuple | None = None) -> 
         return Plan("layer", [Group([n.name]) for n in graph.nodes])
     run: list[str] = []
     for n in graph.nodes:
-        if n.spatial:
+        if n.spatial and graph.tensors[n.inputs[0]].is_map:
             run.append(n.name)
             continue
         if run:

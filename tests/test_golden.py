@@ -239,3 +239,26 @@ def test_fc_head_and_gap():
     assert np.array_equal(v[g.output], requantize(acc, fc.mult, fc.shift, g.output_tensor.zero_point, fc.lo, fc.hi))
     for sched in ("fused", "block"):
         assert np.array_equal(golden.run(g, xin, schedule=sched), v[g.output])
+
+
+def test_calibration_carries_quantisation_through_pass_through_layers():
+    b = GraphBuilder("q", (3, 8, 8), seed=1)
+    c = b.conv(b.input, 4, 3)
+    p = b.maxpool(c, 2)
+    s = b.shuffle(p, 2)
+    a = b.avgpool(s, 2)
+    f = b.flatten(a)
+    r = b.relu(f)
+    g = b.build()
+    for t in (p, s, a, f, r):
+        assert (g.tensors[t].scale, g.tensors[t].zero_point) == (g.tensors[c].scale, g.tensors[c].zero_point)
+
+
+def test_vector_clamps_run_alone_under_fused():
+    b = GraphBuilder("v", (2, 4, 4), seed=0)
+    x = b.flatten(b.conv(b.input, 2, 3))
+    x = b.relu(b.relu(b.fc(x, 6, act=None)))
+    b.fc(x, 3)
+    g = b.build()
+    xin = smooth_input(g, 0)
+    assert np.array_equal(golden.run(g, xin, schedule="fused"), golden.run(g, xin, schedule="layer"))

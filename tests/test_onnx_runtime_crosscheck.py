@@ -238,7 +238,10 @@ def check_layers_against_ort(g, seed: int):
 
     model = to_onnx(g)
     h = load_onnx(model, fold_clamps=False)
-    assert [n.name for n in h.nodes] == [n.name for n in g.nodes]
+    # a clamp over the whole int8 range (e.g. ReLU of a zero-point −128 tensor) is a no-op the
+    # importer drops; every other node comes back under its own name
+    from test_onnx_import import without_noop_clamps
+    assert [n.name for n in h.nodes] == [n.name for n in without_noop_clamps(g).nodes]
     t = g.input_tensor
     xi = np.random.default_rng(seed).integers(-128, 128, (1,) + t.shape).astype(np.int8)
     x = ((xi.astype(np.float32) - t.zero_point) * np.float32(t.scale)).astype(np.float32)
