@@ -78,12 +78,14 @@ class EngineConfig:
     """Elaboration parameters of an engine instance (array shape and memory depths)."""
 
     def __init__(self, rows=4, cols=4, in_depth=4096, w_depth=2048, step_depth=512,
-                 ob_depth=64, out_depth=4096, post_lanes=None):
+                 ob_depth=64, out_depth=4096, post_lanes=None, lut_requant=False):
         self.rows, self.cols = rows, cols
         #: requantisation lanes (each has one 32×32 multiply); ``cols`` of them drain a pixel
         #: in one cycle, fewer take ``ceil(cols / post_lanes)`` cycles per pixel
         self.post_lanes = min(cols, post_lanes or cols)
         self.drain = -(-cols // self.post_lanes)
+        #: requant multipliers in logic (all hard multipliers go to the PEs)
+        self.lut_requant = bool(lut_requant)
         self.lanes = max(rows, cols)
         self.in_depth, self.w_depth, self.step_depth = in_depth, w_depth, step_depth
         self.ob_depth, self.out_depth = ob_depth, out_depth
@@ -92,7 +94,7 @@ class EngineConfig:
     def as_dict(self):
         return dict(rows=self.rows, cols=self.cols, in_depth=self.in_depth, w_depth=self.w_depth,
                     step_depth=self.step_depth, ob_depth=self.ob_depth, out_depth=self.out_depth,
-                    post_lanes=self.post_lanes)
+                    post_lanes=self.post_lanes, lut_requant=self.lut_requant)
 
     def __repr__(self):
         return "EngineConfig(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
@@ -305,7 +307,8 @@ class Engine(wiring.Component):
                 m.d.sync += [d_act.eq(0), dk.eq(0)]
         lanes_out = []
         for p in range(P):
-            rq = Requant()
+            rq = Requant(lut_mul=cfg.lut_requant)
+            latency = rq.LATENCY
             m.submodules[f"requant_{p}"] = rq
             m.d.comb += [
                 rq.i.valid.eq(d_act),
@@ -319,7 +322,7 @@ class Engine(wiring.Component):
 
         # group index and final marker travel beside the requant pipeline
         o_k, fin = dk, d_act & (dk == D - 1) & sh_fin
-        for k in range(Requant.LATENCY):
+        for k in range(latency):
             k2, f2 = Signal(range(max(D, 2)), name=f"ok_{k}"), Signal(name=f"fin_{k}")
             m.d.sync += [k2.eq(o_k), f2.eq(fin)]
             o_k, fin = k2, f2

@@ -35,11 +35,19 @@ RequantIn = data.StructLayout({
 
 
 class Requant(wiring.Component):
-    """One requantisation lane: ``o.payload = requantize(acc + bias, mult, shift, zp, lo, hi)``."""
-    LATENCY = 12
+    """One requantisation lane: ``o.payload = requantize(acc + bias, mult, shift, zp, lo, hi)``.
 
-    i: In(stream.Signature(RequantIn, always_ready=True))
-    o: Out(stream.Signature(signed(8), always_ready=True))
+    ``lut_mul=True`` builds the four 16×16 partial products as pipelined shift-add trees in
+    logic instead of hard multipliers (one more stage), so the FPGA's multipliers all go to the
+    PE array."""
+
+    def __init__(self, lut_mul: bool = False):
+        self.lut_mul = lut_mul
+        self.LATENCY = 13 if lut_mul else 12
+        super().__init__({
+            "i": In(stream.Signature(RequantIn, always_ready=True)),
+            "o": Out(stream.Signature(signed(8), always_ready=True)),
+        })
 
     def elaborate(self, platform):
         m = Module()
@@ -91,12 +99,38 @@ class Requant(wiring.Component):
 
         # S4: four unsigned 16×16 partial products of |x|·m
         stage[0] = 4
-        v4 = reg(1, v3, "v")
         mm = sb["m"]
-        hh = reg(unsigned(32), x[16:32] * mm[16:31], "hh")
-        hl = reg(unsigned(32), x[16:32] * mm[:16], "hl")
-        lh = reg(unsigned(32), x[:16] * mm[16:31], "lh")
-        ll = reg(unsigned(32), x[:16] * mm[:16], "ll")
+        pairs = {"hh": (x[16:32], mm[16:31]), "hl": (x[16:32], mm[:16]),
+                 "lh": (x[:16], mm[16:31]), "ll": (x[:16], mm[:16])}
+        if not self.lut_mul:
+            v4 = reg(1, v3, "v")
+            prods = {k: reg(unsigned(32), a * b, k) for k, (a, b) in pairs.items()}
+        else:
+            # shift-add: groups of 4 rows summed (2 adder levels), registered, then 2 more
+            v4a = reg(1, v3, "v")
+            groups = {}
+            for k, (a, b) in pairs.items():
+                gs = []
+                for g0 in range(0, len(b), 4):
+                    rows = [Mux(b[i], a << (i - g0), 0) for i in range(g0, min(g0 + 4, len(b)))]
+                    while len(rows) > 1:
+                        rows = [rows[j] + rows[j + 1] if j + 1 < len(rows) else rows[j]
+                                for j in range(0, len(rows), 2)]
+                    gs.append((reg(unsigned(20), rows[0], f"{k}_g{g0}"), g0))
+                groups[k] = gs
+            neg3 = reg(1, neg3, "neg")
+            right3 = reg(unsigned(5), right3, "right")
+            sb = carry(zp=sb["zp"], lo=sb["lo"], hi=sb["hi"])
+            stage[0] = 40
+            v4 = reg(1, v4a, "v")
+            prods = {}
+            for k, gs in groups.items():
+                terms = [g << g0 for g, g0 in gs]
+                while len(terms) > 1:
+                    terms = [terms[j] + terms[j + 1] if j + 1 < len(terms) else terms[j]
+                             for j in range(0, len(terms), 2)]
+                prods[k] = reg(unsigned(32), terms[0], k)
+        hh, hl, lh, ll = prods["hh"], prods["hl"], prods["lh"], prods["ll"]
         neg4 = reg(1, neg3, "neg")
         right4 = reg(unsigned(5), right3, "right")
         sb = carry(zp=sb["zp"], lo=sb["lo"], hi=sb["hi"])

@@ -25,16 +25,16 @@ from .engine import Engine, EngineConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: Engine configurations per board: the array takes the multipliers (ECP5: 144 of 156
-#: MULT18X18D as PEs + 2 requant lanes × 4 = 152; iCE40 UP5K: 4 SB_MAC16 as PEs + 1 requant
-#: lane × 4 = 8), memories sized to the device's block RAM and LUT budget.
+#: Engine configurations per board: every hard multiplier is a PE (ECP5-85F: 144 of 156
+#: MULT18X18D; iCE40 UP5K: all 8 SB_MAC16), the requantisation multipliers are shift-add trees
+#: in logic (``lut_requant``); memories sized to the device's block RAM and LUT budget.
 CONFIGS = {
-    "ulx3s-85f": EngineConfig(rows=9, cols=16, post_lanes=2, in_depth=512, w_depth=512,
-                              step_depth=32, ob_depth=8, out_depth=512),
-    "ulx3s-45f": EngineConfig(rows=8, cols=8, post_lanes=2, in_depth=512, w_depth=512,
-                              step_depth=32, ob_depth=8, out_depth=512),
-    "icebreaker": EngineConfig(rows=2, cols=2, post_lanes=1, in_depth=512, w_depth=256,
-                               step_depth=8, ob_depth=2, out_depth=256),
+    "ulx3s-85f": EngineConfig(rows=9, cols=16, post_lanes=8, lut_requant=True, in_depth=512,
+                              w_depth=512, step_depth=32, ob_depth=8, out_depth=512),
+    "ulx3s-45f": EngineConfig(rows=8, cols=8, post_lanes=4, lut_requant=True, in_depth=512,
+                              w_depth=512, step_depth=32, ob_depth=8, out_depth=512),
+    "icebreaker": EngineConfig(rows=2, cols=4, post_lanes=1, lut_requant=True, in_depth=512,
+                               w_depth=256, step_depth=8, ob_depth=2, out_depth=256),
 }
 
 

@@ -83,7 +83,8 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="a few layers only")
     ap.add_argument("--out", default=str(DOCS / "engine_bench"))
     a = ap.parse_args(argv)
-    cfg = EngineConfig(rows=a.rows, cols=a.cols, post_lanes=a.post_lanes, in_depth=4096,
+    cfg = EngineConfig(rows=a.rows, cols=a.cols, post_lanes=a.post_lanes, lut_requant=True,
+                       in_depth=4096,
                        w_depth=32768, step_depth=1024, ob_depth=256, out_depth=8192)
     rng = np.random.default_rng(2018)
     rows = []
@@ -100,7 +101,8 @@ def main(argv=None):
     out.with_suffix(".json").write_text(json.dumps(dict(meta=meta, layers=rows), indent=1))
     lines = [
         "# Engine benchmark (RTL, Verilator)", "",
-        f"Engine: {cfg.rows}×{cfg.cols} PEs ({cfg.rows * cfg.cols}), {cfg.post_lanes} requant lanes; "
+        f"Engine: {cfg.rows}×{cfg.cols} PEs ({cfg.rows * cfg.cols}), {cfg.post_lanes} requant lanes "
+        "(multipliers in logic, as in the ECP5-85F synthesis of `hw/synth_engine.py`); "
         f"every layer at {a.size}×{a.size} input with its real channel counts, seeded random int8 "
         "data. Cycles are counted by the RTL (`start` to `done`, pipeline fill included); "
         "utilisation = MACs / (PEs × cycles); *bit-exact* compares with the golden model; "

@@ -113,3 +113,13 @@ def test_engine_vgg16_channels(cin, cout):
     from sim.engine_sim import DEFAULT_CONFIG
     rng = np.random.default_rng(cin + cout)
     check(random_layer(rng, cin, cout, 3, 3, 3, (1, 1), (1, 1, 1, 1), 1), DEFAULT_CONFIG)
+
+
+@pytest.mark.slow
+def test_engine_lut_requant_variant():
+    """The synthesis variant (requant multipliers in logic, one more pipeline stage)."""
+    cfg = EngineConfig(rows=3, cols=4, in_depth=1024, w_depth=512, step_depth=128, ob_depth=16,
+                       out_depth=1024, post_lanes=3, lut_requant=True)
+    rng = np.random.default_rng(77)
+    check(random_layer(rng, 7, 9, 5, 6, 3, (1, 2), (1, 1, 0, 1), 1), cfg)
+    check(random_layer(rng, 8, 8, 5, 5, 3, (1, 1), (1, 1, 1, 1), 8), cfg)

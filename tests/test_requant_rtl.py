@@ -1,5 +1,6 @@
 """hw.requant.Requant against host.quant.requantize, bit for bit, incl. edge cases."""
 import numpy as np
+import pytest
 
 from host.quant import INT32_MAX, INT32_MIN, quantize_multiplier, requantize
 from hw.requant import Requant
@@ -47,13 +48,14 @@ def cases(seed: int, n: int):
     return dict(acc=acc, bias=bias, mult=mult, shift=shift, zp=zp, lo=lo, hi=hi)
 
 
-def test_requant_bit_exact():
+@pytest.mark.parametrize("lut_mul", [False, True])
+def test_requant_bit_exact(lut_mul):
     d = cases(7, 3000)
     total = (d["acc"] + d["bias"] + (1 << 31)) % (1 << 32) - (1 << 31)     # int32 wrap
     want = np.array([requantize(np.array([a]), np.array([mm]), np.array([s]), int(z), int(l), int(h))[0]
                      for a, mm, s, z, l, h in zip(total, *(d[k] for k in ("mult", "shift", "zp", "lo", "hi")))],
                     dtype=np.int64)
-    got = run_cocotb(Requant(), "sim.tb_requant", inputs=d)["y"]
+    got = run_cocotb(Requant(lut_mul=lut_mul), "sim.tb_requant", inputs=d)["y"]
     assert len(got) == len(want)
     bad = np.nonzero(got != want)[0]
     assert bad.size == 0, f"{bad.size} mismatches, first at {bad[:5]}: " + str(
