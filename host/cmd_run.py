@@ -40,7 +40,12 @@ def register(sub):
     p.add_argument("--schedule", default="fused", choices=SCHEDULES,
                    help="layer-by-layer, exact fusion with halos, or block convolution (default: fused)")
     p.add_argument("--block", nargs=2, type=int, metavar=("H", "W"),
-                   help="block size on each fused group's input map (default: whole map)")
+                   help="one block size for every fused group's input map, instead of the "
+                        "scheduler's choice")
+    p.add_argument("--board", default="ulx3s-85f", metavar="BOARD",
+                   help="board whose on-chip budget the scheduler plans for (default: ulx3s-85f)")
+    p.add_argument("--plan", metavar="PLAN.json",
+                   help="run exactly this plan (from `blockfuse plan --json`)")
     p.set_defaults(func=handler)
     e = sub.add_parser("export", help="write a model (e.g. a zoo network) as a QDQ ONNX file",
                        description="Write MODEL (zoo:NAME[@RES] or an ONNX file) as a QDQ-quantised "
@@ -72,11 +77,31 @@ def handler(args) -> int:
     graph = load_model(args.model)
     x = read_input(args.input)
     check_output_path(args.output)
-    y = run_batch(graph, x, target, args.schedule, tuple(args.block) if args.block else None)
+    plan, how = choose_plan(graph, args.schedule, tuple(args.block) if args.block else None,
+                            args.board, args.plan)
+    y = run_batch(graph, x, target, plan.schedule, None, plan=plan)
     write_npy_atomic(args.output, y)
     print(f"{args.output}: {y.shape[0]} output(s) of shape {tuple(y.shape[1:])} "
-          f"(target {args.target}, schedule {args.schedule})")
+          f"(target {args.target}, schedule {plan.schedule}, {how})")
     return 0
+
+
+def choose_plan(graph, schedule: str, block, board: str, plan_file: str | None):
+    """The plan ``run`` executes, and a few words on where it came from: a plan file, one block
+    size for every group (``--block``), or — by default — the scheduler's plan for ``board``, so
+    that ``run`` executes what ``blockfuse plan`` reports."""
+    from .plan import default_plan
+
+    if plan_file:
+        from .cmd_plan import plan_from_json
+
+        return plan_from_json(plan_file, graph).check(graph), f"plan {plan_file}"
+    if block is not None or schedule == "layer":
+        return default_plan(graph, schedule, block), (f"blocks {block[0]}x{block[1]}" if block else "no blocks")
+    from .scheduler import plan_network
+
+    plan, report = plan_network(graph, board, schedule)
+    return plan, f"scheduler plan for {board}: {len(plan.groups)} groups"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,14 +224,15 @@ def _engine_hooks(target: tuple):
     return dev.conv_fn, dev.fc_fn, getattr(dev, "close", None)
 
 
-def run_batch(graph, x: np.ndarray, target: tuple, schedule: str, block) -> np.ndarray:
-    """Quantise ``x`` (N, C, H, W), run every image on ``target``, dequantise the outputs."""
+def run_batch(graph, x: np.ndarray, target: tuple, schedule: str, block, plan=None) -> np.ndarray:
+    """Quantise ``x`` (N, C, H, W), run every image on ``target`` under ``plan`` (default: the
+    simple plan for ``schedule``/``block``), dequantise the outputs."""
     from . import golden
     from .onnx_import import input_quant, output_dequant
     from .plan import default_plan
 
     q = input_quant(graph, x)
-    plan = default_plan(graph, schedule, block)
+    plan = plan or default_plan(graph, schedule, block)
     conv_fn, fc_fn, close = _engine_hooks(target)
     try:
         ys = [golden.run(graph, qi, plan=plan, conv_fn=conv_fn, fc_fn=fc_fn) for qi in q]

@@ -271,3 +271,34 @@ def test_sim_target_on_quantize_static_model(models, tmp_path, capsys):
                             "--target", target)
         assert code == 0, err
     np.testing.assert_array_equal(np.load(tmp_path / "sim.npy"), np.load(tmp_path / "golden.npy"))
+
+
+@pytest.mark.parametrize("schedule", ["fused", "block"])
+def test_run_executes_the_schedulers_plan(tmp_path, capsys, schedule):
+    """Without --block, `run` executes exactly the plan `blockfuse plan` reports for the board;
+    `--plan FILE` runs a saved plan."""
+    from host import zoo
+    from host.builder import smooth_input
+    from host.scheduler import plan_network
+
+    graph = zoo.get("resnet18", 96)
+    x = smooth_input(graph, seed=3)
+    t = graph.input_tensor
+    xf = ((x.astype(np.float32) - t.zero_point) * np.float32(t.scale))[None]
+    np.save(tmp_path / "x.npy", xf)
+    budget_board = "ulx3s-12f"
+    plan, _ = plan_network(graph, budget_board, schedule)
+    assert any(g.block for g in plan.groups)          # a plan that really cuts blocks
+    want = output_dequant(graph, golden.run(graph, x, plan=plan)[None])
+    code, out, err = _run(capsys, "zoo:resnet18@96", "--input", tmp_path / "x.npy", "--output",
+                          tmp_path / "y.npy", "--schedule", schedule, "--board", budget_board)
+    assert code == 0, err
+    assert "scheduler plan for ulx3s-12f" in out
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), want)
+    assert main(["plan", "zoo:resnet18@96", "--board", budget_board, "--schedule", schedule,
+                 "--json", str(tmp_path / "p.json"), "--quiet"]) == 0
+    capsys.readouterr()
+    code, out, err = _run(capsys, "zoo:resnet18@96", "--input", tmp_path / "x.npy", "--output",
+                          tmp_path / "y2.npy", "--plan", tmp_path / "p.json")
+    assert code == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "y2.npy"), want)
