@@ -118,17 +118,27 @@ class LinkSoC(wiring.Component):
                  rx_fifo: int = 64, tx_fifo: int = 16, engine=None, n_perf: int = 2,
                  pe_rows: int = 0, pe_cols: int = 0, buffer_bytes: int = 0,
                  version_hash: int | None = None):
-        from host.protocol import gateware_version_hash
         self.divisor = divisor
-        self.info = DeviceInfo(
-            board=board, clock_hz=clock_hz, baud=(clock_hz // divisor) if clock_hz else 0,
-            mem_bytes=mem_bytes, word_bytes=word_bytes, max_payload=max_payload,
-            pe_rows=pe_rows, pe_cols=pe_cols, buffer_bytes=buffer_bytes, n_perf=n_perf,
-            version_hash=gateware_version_hash() if version_hash is None else version_hash)
+        self.info = self.make_info(
+            divisor=divisor, board=board, clock_hz=clock_hz, mem_bytes=mem_bytes,
+            word_bytes=word_bytes, max_payload=max_payload, pe_rows=pe_rows, pe_cols=pe_cols,
+            buffer_bytes=buffer_bytes, n_perf=n_perf, version_hash=version_hash)
         self.rx_fifo, self.tx_fifo = rx_fifo, tx_fifo
         self.engine = engine if engine is not None else EngineStub(n_perf)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "idle": Out(1),
                           "engine_busy": Out(1)})
+
+    @staticmethod
+    def make_info(*, divisor, board="sim", clock_hz=0, mem_bytes=16384, word_bytes=4,
+                  max_payload=1024, pe_rows=0, pe_cols=0, buffer_bytes=0, n_perf=2,
+                  version_hash=None) -> DeviceInfo:
+        """The INFO record of a ``LinkSoC`` built with these parameters."""
+        from host.protocol import gateware_version_hash
+        return DeviceInfo(
+            board=board, clock_hz=clock_hz, baud=(clock_hz // divisor) if clock_hz else 0,
+            mem_bytes=mem_bytes, word_bytes=word_bytes, max_payload=max_payload,
+            pe_rows=pe_rows, pe_cols=pe_cols, buffer_bytes=buffer_bytes, n_perf=n_perf,
+            version_hash=gateware_version_hash() if version_hash is None else version_hash)
 
     def elaborate(self, platform):
         m = Module()

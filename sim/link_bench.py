@@ -132,6 +132,7 @@ async def wire(dut):
     chunks = [bytes.fromhex(c) for c in json.loads((wdir / "chunks.json").read_text())]
     expect_replies = json.loads((wdir / "expect.json").read_text())  # replies per chunk
     wait = os.environ.get("BLOCKFUSE_LINK_WAIT") == "1"
+    budget_ns = float(os.environ.get("BLOCKFUSE_LINK_BUDGET_NS", "inf"))
     out = bytearray()
     t_start = get_sim_time("ns")
     port.t_last_out = t_start
@@ -150,6 +151,8 @@ async def wire(dut):
             continue
         idle_rounds = 0
         while pending or out.count(0) < want:
+            assert get_sim_time("ns") - t_start < budget_ns, \
+                f"link hung: chunk {k}, {out.count(0)} of {want} replies"
             await port.exchange(pending, out)
             if not pending and await port.quiet():
                 idle_rounds += 1

@@ -43,6 +43,12 @@ class SimConfig:
                        clock_hz=SIM_CLOCK_HZ, board="sim", rx_fifo=self.rx_fifo,
                        tx_fifo=self.tx_fifo)
 
+    def info(self):
+        from hw.link_soc import LinkSoC
+        return LinkSoC.make_info(divisor=self.divisor, mem_bytes=self.mem_bytes,
+                                 word_bytes=self.word_bytes, max_payload=self.max_payload,
+                                 clock_hz=SIM_CLOCK_HZ, board="sim")
+
     def top(self):
         from hw.link_soc import SimLinkTop
         return SimLinkTop(self.soc(), host_fifo=self.host_fifo)
@@ -116,12 +122,16 @@ class SimDevice:
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            self.kill()
 
     def kill(self):
-        """End the simulator abruptly (a device that disappears)."""
-        self.proc.kill()
+        """End the simulator abruptly (a device that disappears): the launcher and the
+        simulator it started share the process group created for the launcher."""
+        import signal
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self.proc.wait()
 
     def __enter__(self):
