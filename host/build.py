@@ -173,7 +173,7 @@ class _Stage:
 
 def build(board: str, *, out_root: Path | None = None, build_root: Path | None = None,
           clk_mhz: float | None = None, quiet: bool = False, top_factory=None,
-          memtest_words: int | None = None, link: bool = True) -> dict:
+          memtest_words: int | None = None, link: bool = True, seed: int | None = None) -> dict:
     """Build ``board``; returns the report (also written to ``bitstreams/BOARD/report.json``).
 
     ``top_factory(board, clk_freq)`` replaces the SoC top (used by the smoke test to build a
@@ -200,7 +200,8 @@ def build(board: str, *, out_root: Path | None = None, build_root: Path | None =
         if spec.family == "ice40":
             opts["synth_opts"] = "-dsp"
         # finish (and report) even when timing fails; the report and exit status say so
-        opts["nextpnr_opts"] = "--report top.report.json --timing-allow-fail"
+        opts["nextpnr_opts"] = "--report top.report.json --timing-allow-fail" + (
+            f" --seed {seed}" if seed is not None else "")
         # The INFO record carries the first 64 bits of the source hash; if elaboration loads
         # more hw modules than were loaded before, hash again and elaborate once more.
         srcs = source_files()
@@ -252,6 +253,7 @@ def build(board: str, *, out_root: Path | None = None, build_root: Path | None =
             "tools": tool_versions(spec.family, env),
             "source_hash": src_hash,
             "source_files": [p.relative_to(ROOT).as_posix() for p in srcs],
+            "nextpnr_seed": seed,
             "host_link": bool(getattr(top, "has_link", False)),
             "host_link_baud": _link_baud(top),
             "version_hash": f"{int(src_hash[:16], 16):016x}",
