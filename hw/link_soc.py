@@ -12,7 +12,8 @@ Layers (each a small component with stream interfaces)::
 * :class:`LinkSoC`: the link with its UART, FIFOs, the block-RAM memory and an engine.  Parameters:
   clock, baud divisor, memory size, word size, max payload.  ``engine`` is any component with an
   ``ctrl`` member of ``EngineControlSignature(n).flip()``; it defaults to :class:`EngineStub`.
-  Until the engine has a memory port of its own, the command processor owns the memory.
+  An engine that also has a ``mem`` member (a ``MemPortSignature`` initiator) shares the memory
+  with the command processor through a :class:`hw.memarbiter.MemPortArbiter` (link first).
 * :class:`SimLinkTop` (simulation only): a ``LinkSoC`` plus a *host-side* UART pair joined to its
   pins, so that a cocotb bench exchanges plain bytes with the host side while every byte still
   crosses the SoC's real UART at the line level.
@@ -20,12 +21,15 @@ Layers (each a small component with stream interfaces)::
 from amaranth.hdl import *
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
+from amaranth.utils import ceil_log2
 
 from host.protocol import DeviceInfo
 
 from .bram import BRAMTarget
 from .command import CommandProcessor, EngineControlSignature
 from .framing import COBSDecoder, COBSEncoder, CRCAppender
+from .memarbiter import MemPortArbiter
+from .memport import MemPortSignature
 from .uart import UARTRx, UARTTx
 
 
@@ -82,28 +86,94 @@ class LinkCore(wiring.Component):
 
 
 class EngineStub(wiring.Component):
-    """Stand-in for the compute engine: START with program address ``a`` keeps it busy for
-    ``a & 0xFFFF`` cycles, then ``done``.  ``perf[0]`` counts starts, ``perf[1]`` the cycles of
-    the last run.  ``error`` is ``0xEE`` when started with bit 31 set (tests error reporting)."""
+    """Stand-in for the compute engine, to exercise the engine port end to end.
 
-    def __init__(self, n_perf: int = 2):
+    START with program address ``a``:
+
+    * bit 30 clear: busy for ``(a & 0xFFFF) + 1`` cycles, then ``done``;
+    * bit 30 set and a memory port present (``mem_addr_width`` given): a "sum" program at byte
+      address ``p = a & 0x3FFFFFFF``: reads word ``n`` at ``p``, adds the ``n`` words after it
+      (modulo 2**32) and writes the sum into the word after those;
+    * bit 31 set: also reports error code ``0xEE``.
+
+    ``perf[0]`` counts starts, ``perf[1]`` the busy cycles of the last run.
+    """
+
+    def __init__(self, n_perf: int = 2, mem_addr_width: int | None = None, word_bytes: int = 4):
         assert n_perf >= 2
-        super().__init__({"ctrl": In(EngineControlSignature(n_perf))})
+        self.word_bytes = word_bytes
+        members = {"ctrl": In(EngineControlSignature(n_perf))}
+        if mem_addr_width is not None:
+            members["mem"] = Out(MemPortSignature(mem_addr_width, 8 * word_bytes))
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
         c = self.ctrl
         left = Signal(16)
-        m.d.comb += [c.start.ready.eq(~c.busy)]
-        with m.If(c.start.valid & c.start.ready):
+        m.d.comb += c.start.ready.eq(~c.busy)
+        with m.If(c.busy):
+            m.d.sync += c.perf[1].eq(c.perf[1] + 1)
+        started = c.start.valid & c.start.ready
+        with m.If(started):
             m.d.sync += [left.eq(c.start.payload[:16]), c.busy.eq(1), c.done.eq(0),
                          c.error.eq(Mux(c.start.payload[31], 0xEE, 0)),
                          c.perf[0].eq(c.perf[0] + 1), c.perf[1].eq(0)]
-        with m.Elif(c.busy):
-            with m.If(left == 0):
-                m.d.sync += [c.busy.eq(0), c.done.eq(1)]
-            with m.Else():
-                m.d.sync += [left.eq(left - 1), c.perf[1].eq(c.perf[1] + 1)]
+        has_mem = hasattr(self, "mem")
+        if has_mem:
+            mem = self.mem
+            aw = len(mem.req.payload.addr)
+            wshift = (self.word_bytes - 1).bit_length()
+            ptr = Signal(aw)
+            count = Signal(32)
+            total = Signal(32)
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(started):
+                    if has_mem:
+                        m.d.sync += ptr.eq(c.start.payload[:30] >> wshift)
+                        with m.If(c.start.payload[30]):
+                            m.next = "N_REQ"
+                        with m.Else():
+                            m.next = "COUNT"
+                    else:
+                        m.next = "COUNT"
+            with m.State("COUNT"):
+                with m.If(left == 0):
+                    m.d.sync += [c.busy.eq(0), c.done.eq(1)]
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += left.eq(left - 1)
+            if has_mem:
+                with m.State("N_REQ"):
+                    m.d.comb += [mem.req.valid.eq(1), mem.req.payload.addr.eq(ptr)]
+                    with m.If(mem.req.ready):
+                        m.d.sync += ptr.eq(ptr + 1)
+                        m.next = "N_RESP"
+                with m.State("N_RESP"):
+                    m.d.comb += mem.resp.ready.eq(1)
+                    with m.If(mem.resp.valid):
+                        m.d.sync += [count.eq(mem.resp.payload), total.eq(0)]
+                        m.next = "SUM_REQ"
+                with m.State("SUM_REQ"):
+                    with m.If(count == 0):
+                        m.next = "WRITE"
+                    with m.Else():
+                        m.d.comb += [mem.req.valid.eq(1), mem.req.payload.addr.eq(ptr)]
+                        with m.If(mem.req.ready):
+                            m.d.sync += [ptr.eq(ptr + 1), count.eq(count - 1)]
+                            m.next = "SUM_RESP"
+                with m.State("SUM_RESP"):
+                    m.d.comb += mem.resp.ready.eq(1)
+                    with m.If(mem.resp.valid):
+                        m.d.sync += total.eq(total + mem.resp.payload)
+                        m.next = "SUM_REQ"
+                with m.State("WRITE"):
+                    m.d.comb += [mem.req.valid.eq(1), mem.req.payload.write.eq(1),
+                                 mem.req.payload.addr.eq(ptr), mem.req.payload.data.eq(total)]
+                    with m.If(mem.req.ready):
+                        m.d.sync += [c.busy.eq(0), c.done.eq(1)]
+                        m.next = "IDLE"
         return m
 
 
@@ -124,7 +194,9 @@ class LinkSoC(wiring.Component):
             word_bytes=word_bytes, max_payload=max_payload, pe_rows=pe_rows, pe_cols=pe_cols,
             buffer_bytes=buffer_bytes, n_perf=n_perf, version_hash=version_hash)
         self.rx_fifo, self.tx_fifo = rx_fifo, tx_fifo
-        self.engine = engine if engine is not None else EngineStub(n_perf)
+        self.addr_width = max(1, ceil_log2(mem_bytes // word_bytes))
+        self.engine = engine if engine is not None else EngineStub(
+            n_perf, mem_addr_width=self.addr_width, word_bytes=word_bytes)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "idle": Out(1),
                           "engine_busy": Out(1)})
 
@@ -147,7 +219,7 @@ class LinkSoC(wiring.Component):
         m.submodules.uart_tx = utx = UARTTx(self.divisor)
         m.submodules.rx_fifo = rxf = StreamFIFO(8, self.rx_fifo)
         m.submodules.tx_fifo = txf = StreamFIFO(8, self.tx_fifo)
-        m.submodules.core = core = LinkCore(info)
+        m.submodules.core = core = LinkCore(info, self.addr_width)
         m.submodules.ram = ram = BRAMTarget(info.mem_bytes // info.word_bytes,
                                             8 * info.word_bytes)
         m.submodules.engine = eng = self.engine
@@ -157,8 +229,15 @@ class LinkSoC(wiring.Component):
         connect(m, rxf.o, core.rx)
         connect(m, core.tx, txf.i)
         connect(m, txf.o, utx.data)
-        connect(m, core.mem, ram.bus)
         connect(m, core.engine, eng.ctrl)
+        if "mem" in eng.signature.members:
+            # the link has priority; the engine gets every cycle the link leaves
+            m.submodules.arbiter = arb = MemPortArbiter(2, self.addr_width, 8 * info.word_bytes)
+            connect(m, core.mem, arb.i0)
+            connect(m, eng.mem, arb.i1)
+            connect(m, arb.o, ram.bus)
+        else:
+            connect(m, core.mem, ram.bus)
         m.d.comb += [
             core.rx_error.eq(urx.overrun | urx.frame_error),
             self.idle.eq(urx.idle & rxf.empty & core.idle & txf.empty & utx.idle),
