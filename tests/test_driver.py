@@ -26,7 +26,7 @@ class PtyModelDevice:
     """The reference model behind a pseudo-terminal.  ``corrupt``: probability that a byte the
     device receives is flipped; ``stop_after``: stop answering after that many replies."""
 
-    def __init__(self, info, corrupt=0.0, stop_after=None, seed=0):
+    def __init__(self, info, corrupt=0.0, stop_after=None, seed=0, silent=()):
         self.model = P.DeviceModel(info)
         self.master, slave = os.openpty()
         import tty
@@ -35,6 +35,8 @@ class PtyModelDevice:
         self.path = os.ttyname(slave)
         self._slave = slave
         self.corrupt, self.stop_after = corrupt, stop_after
+        self.silent = range(*silent) if silent else range(0)
+        self.handled = 0
         self.rng = random.Random(seed)
         self.replies = 0
         self.running = True
@@ -62,7 +64,10 @@ class PtyModelDevice:
                 buf.clear()
                 if reply is None:
                     continue
+                self.handled += 1
                 if self.stop_after is not None and self.replies >= self.stop_after:
+                    continue
+                if self.handled - 1 in self.silent:      # a stretch of silence
                     continue
                 self.replies += 1
                 os.write(self.master, P.frame(reply))
@@ -183,6 +188,22 @@ def test_device_stops_answering_serial():
             dev.write(0, bytes(16384))
         assert time.monotonic() - t0 < 5
         assert "no reply" in str(e.value) and "\n" not in str(e.value)
+        dev.close()
+    finally:
+        fake.close()
+
+
+def test_device_pauses_mid_transfer_then_resumes():
+    """Requests 3..7 get no reply (their effects still happen): the driver resends them and the
+    transfer completes; the replies that do come late are not mistaken for others."""
+    fake = PtyModelDevice(model_info(), silent=(3, 8))
+    try:
+        dev = Device(SerialTransport(fake.path), timeout=0.3, retries=3)
+        data = random.Random(4).randbytes(12288)
+        dev.write(0, data)
+        assert dev.read(0, 12288) == data
+        assert dev.stats["resent"] >= 4
+        assert dev.info().board == "sim"
         dev.close()
     finally:
         fake.close()
