@@ -350,3 +350,23 @@ class Device:
         return {"bytes": nbytes, "write_s": t1 - t0, "read_s": t2 - t1,
                 "resent": self.stats["resent"], "frames_ok": st["frames_ok"],
                 "frames_bad": st["frames_bad"], "rx_errors": st["rx_errors"]}
+
+
+def open_device(port: str):
+    """Entry point of ``blockfuse run --target serial:PORT`` (``host/cmd_run.py``).
+
+    Opens and identifies the board; running layers needs the engine's program format over the
+    link, which the gateware does not implement yet, so this ends in a one-line error naming what
+    the board reported.
+    """
+    dev = Device.open(f"serial:{port}")
+    try:
+        info = dev.info()
+    except BaseException:
+        dev.close()
+        raise
+    dev.close()
+    what = (f"a {info.pe_rows}x{info.pe_cols} engine" if info.pe_rows
+            else "no convolution engine (link-only gateware)")
+    raise DeviceError(f"serial:{port} is a {info.board} board with {what}; running networks over "
+                      f"the link is not implemented yet (use --target sim)")

@@ -269,3 +269,14 @@ def test_engine_port_sum_program_on_sim(sim_device):
     got = struct.unpack("<I", sim_device.read(base + 4 * (len(words) + 1), 4))[0]
     assert got == sum(words) & 0xFFFFFFFF
     assert sim_device.read(base, 4) == struct.pack("<I", len(words))   # program intact
+
+
+def test_run_entry_point_reports_missing_engine():
+    from host.driver import open_device
+    fake = PtyModelDevice(model_info())
+    try:
+        with pytest.raises(DeviceError, match="no convolution engine") as e:
+            open_device(fake.path)
+        assert "\n" not in str(e.value)
+    finally:
+        fake.close()
