@@ -246,11 +246,11 @@ def test_model_data_is_stored():
     assert s.m.dq_for_edge(s.m.cycle + 2) == 0x1234
 
 
-def measure_efficiency(clk_freq, pattern, n=2000, io_delay=1, seed=11):
+def measure_efficiency(clk_freq, pattern, n=2000, io_delay=1, seed=11, bl=1):
     """Words per cycle for ``n`` back-to-back requests (producer always valid, consumer always
     ready), from the first request to the last response/write, refreshes included."""
     rng = random.Random(seed)
-    dut = SDRAMController(clk_freq, extra_read_latency=2 * io_delay)
+    dut = SDRAMController(clk_freq, extra_read_latency=2 * io_delay, burst_length=bl)
     model = SDRAMModel(clk_freq, seed=seed)
     sim = Simulator(dut)
     sim.add_clock(1 / clk_freq)
@@ -258,7 +258,7 @@ def measure_efficiency(clk_freq, pattern, n=2000, io_delay=1, seed=11):
     if pattern == "seq":
         addrs = list(range(n))
     else:
-        addrs = [rng.randrange(1 << CHIP.addr_width) for _ in range(n)]
+        addrs = [rng.randrange(1 << dut.addr_width) for _ in range(n)]
     res = {}
 
     async def tb(ctx):
@@ -296,11 +296,19 @@ def test_efficiency_sequential():
     assert eff["w"] > 0.9 and eff["r"] > 0.85, eff
 
 
+def test_efficiency_burst2_sequential():
+    """32-bit words as bursts of 2: close to one word per two cycles (DQ busy every cycle)."""
+    eff = measure_efficiency(50e6, "seq", n=1000, bl=2)
+    assert eff["w"] > 0.45 and eff["r"] > 0.43, eff
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("bl", [1, 2])
 @pytest.mark.parametrize("clk_freq", [50e6, 100e6])
 @pytest.mark.parametrize("pattern", ["seq", "random"])
-def test_efficiency_report(clk_freq, pattern):
-    eff = measure_efficiency(clk_freq, pattern)
-    print(f"\nSDRAM efficiency {clk_freq / 1e6:.0f} MHz {pattern}: writes {eff['w']:.3f}, "
-          f"reads {eff['r']:.3f} words/cycle")
+def test_efficiency_report(clk_freq, pattern, bl):
+    eff = measure_efficiency(clk_freq, pattern, bl=bl)
+    print(f"\nSDRAM efficiency BL{bl} {clk_freq / 1e6:.0f} MHz {pattern}: writes "
+          f"{eff['w']:.3f}, reads {eff['r']:.3f} words/cycle "
+          f"(DQ utilisation {eff['w'] * bl:.3f} / {eff['r'] * bl:.3f})")
     assert eff["w"] > 0.05 and eff["r"] > 0.05
