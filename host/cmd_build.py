@@ -1,4 +1,6 @@
-"""``blockfuse build --board BOARD``: bitstream and report into ``bitstreams/BOARD/``."""
+"""``blockfuse build --board BOARD``: bitstream and report into ``bitstreams/BOARD/``;
+``blockfuse synth-engine --board BOARD``: the convolution engine alone through the same flow
+(``hw/synth_engine.py``), report in ``docs/engine_synth_BOARD.json``."""
 from __future__ import annotations
 
 import json
@@ -26,6 +28,26 @@ def register(subparsers):
                         "meets timing is kept")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=handle)
+
+    q = subparsers.add_parser(
+        "synth-engine", help="synthesise the convolution engine alone (resource/Fmax report)",
+        description="Synthesise, place and route the convolution engine alone behind a pin "
+                    "wrapper; writes docs/engine_synth_BOARD.json (never touches bitstreams/).")
+    q.add_argument("--board", default="ulx3s-85f", help="target board (default ulx3s-85f)")
+    q.add_argument("--json", metavar="FILE", help="report file")
+    q.set_defaults(func=handle_synth_engine)
+
+
+def handle_synth_engine(args) -> int:
+    try:
+        from hw import synth_engine
+    except ImportError as e:
+        raise UserError(f"the engine synthesis is not available ({e.name} missing)")
+    if args.board not in synth_engine.CONFIGS:
+        raise UserError(f"no engine configuration for {args.board!r} "
+                        f"(choose one of {', '.join(sorted(synth_engine.CONFIGS))})")
+    argv = ["--board", args.board] + (["--json", args.json] if args.json else [])
+    return synth_engine.main(argv)
 
 
 def handle(args) -> int:

@@ -34,3 +34,33 @@ def test_unknown_board_is_one_line_error():
     from host.errors import UserError
     with pytest.raises(UserError, match="unknown board"):
         build("nexys", quiet=True)
+
+
+def test_cli_errors_are_one_line(capsys, tmp_path):
+    from host.cli import main
+    assert main(["build"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--board" in err[0]
+    assert main(["build", "--check", str(tmp_path / "missing.json")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot read" in err[0]
+    bad = tmp_path / "report.json"
+    bad.write_text('{"source_files": ["hw/memport.py"], "source_hash": "0"}')
+    assert main(["build", "--check", str(bad)]) == 1
+    assert "other sources" in capsys.readouterr().err
+
+
+def test_committed_reports_are_complete():
+    """The committed bitstream reports carry every field the README promises."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent / "bitstreams"
+    for board, bit in (("icebreaker", "top.bin"), ("ulx3s-85f", "top.bit")):
+        rep = json.loads((root / board / "report.json").read_text())
+        assert (root / board / bit).exists()
+        for key in ("resources", "fmax", "tools", "source_hash", "source_files",
+                    "bitstream_sha256", "system_clock_mhz", "timing_met"):
+            assert key in rep, (board, key)
+        assert rep["timing_met"] and rep["host_link"]
+        import hashlib
+        assert hashlib.sha256((root / board / bit).read_bytes()).hexdigest() == \
+            rep["bitstream_sha256"]
