@@ -3,7 +3,8 @@
 The solvers search the documented ranges (ECP5: PFD 3.125-400 MHz, VCO 400-800 MHz; iCE40:
 PFD 10-133 MHz, VCO 533-1066 MHz) for the output closest to the request, preferring the exact
 frequency.  :class:`ECP5ClockGen` / :class:`ICE40ClockGen` create the ``sync`` domain from the
-board oscillator, held in reset until the PLL locks and for a few cycles after.
+board oscillator, held in reset until the PLL locks and for a few cycles after.  The domain
+itself (a ``ClockDomain`` given to the constructor) is defined by the top-level.
 """
 from __future__ import annotations
 
@@ -76,10 +77,11 @@ def ice40_pll_params(f_in: float, f_out: float) -> ICE40PLL:
 
 
 class ECP5ClockGen(Elaboratable):
-    """``sync`` domain at ``f_out`` from an ECP5 input clock (``clk_in``, e.g. the ULX3S's 25 MHz
+    """Drives ``cd`` at ``f_out`` from an ECP5 input clock (``clk_in``, e.g. the ULX3S's 25 MHz
     oscillator) through EHXPLLL, with a reset held until lock."""
 
-    def __init__(self, clk_in, f_in: float, f_out: float):
+    def __init__(self, clk_in, f_in: float, f_out: float, cd: ClockDomain):
+        self.cd = cd
         self.clk_in = clk_in
         self.f_in = f_in
         self.params = ecp5_pll_params(f_in, f_out)
@@ -89,7 +91,7 @@ class ECP5ClockGen(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         p = self.params
-        m.domains.sync = cd_sync = ClockDomain("sync")
+        cd_sync = self.cd
         clk = Signal()
         m.submodules.pll = Instance(
             "EHXPLLL",
@@ -108,17 +110,18 @@ class ECP5ClockGen(Elaboratable):
             o_CLKOP=clk, o_LOCK=self.locked,
         )
         m.d.comb += cd_sync.clk.eq(clk)
-        m.submodules.rst = ResetSynchronizer(~self.locked, domain="sync")
+        m.submodules.rst = ResetSynchronizer(~self.locked, domain=cd_sync.name)
         if platform is not None:
             platform.add_clock_constraint(cd_sync.clk, self.f_out)
         return m
 
 
 class ICE40ClockGen(Elaboratable):
-    """``sync`` domain at ``f_out`` from the iCE40 input clock pin (``pad``, an I/O port of a
+    """Drives ``cd`` at ``f_out`` from the iCE40 input clock pin (``pad``, an I/O port of a
     PLL-capable pin) through SB_PLL40_PAD, with a reset held until lock."""
 
-    def __init__(self, pad, f_in: float, f_out: float):
+    def __init__(self, pad, f_in: float, f_out: float, cd: ClockDomain):
+        self.cd = cd
         self.pad = pad
         self.f_in = f_in
         self.params = ice40_pll_params(f_in, f_out)
@@ -128,7 +131,7 @@ class ICE40ClockGen(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         p = self.params
-        m.domains.sync = cd_sync = ClockDomain("sync")
+        cd_sync = self.cd
         clk = Signal()
         m.submodules.pll = Instance(
             "SB_PLL40_PAD",
@@ -138,7 +141,7 @@ class ICE40ClockGen(Elaboratable):
             o_PLLOUTGLOBAL=clk, o_LOCK=self.locked,
         )
         m.d.comb += cd_sync.clk.eq(clk)
-        m.submodules.rst = ResetSynchronizer(~self.locked, domain="sync")
+        m.submodules.rst = ResetSynchronizer(~self.locked, domain=cd_sync.name)
         if platform is not None:
             platform.add_clock_constraint(cd_sync.clk, self.f_out)
         return m

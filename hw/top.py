@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal
 from amaranth.lib import io, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -231,13 +231,16 @@ class BoardTop(Elaboratable):
         ecp5 = spec.family == "ecp5"
 
         # ---- clock and reset --------------------------------------------------------------
+        m.domains.sync = cd_sync = ClockDomain("sync")
         if ecp5:
             osc = platform.request("clk25", dir="-")
             m.submodules.osc_buf = osc_buf = io.Buffer("i", osc)
-            m.submodules.clkgen = clkgen = ECP5ClockGen(osc_buf.i, spec.osc_hz, self.clk_freq)
+            m.submodules.clkgen = clkgen = ECP5ClockGen(osc_buf.i, spec.osc_hz, self.clk_freq,
+                                                        cd_sync)
         else:
             osc = platform.request("clk12", dir="-")
-            m.submodules.clkgen = clkgen = ICE40ClockGen(osc.io, spec.osc_hz, self.clk_freq)
+            m.submodules.clkgen = clkgen = ICE40ClockGen(osc.io, spec.osc_hz, self.clk_freq,
+                                                         cd_sync)
 
         # ---- memory -----------------------------------------------------------------------
         if ecp5:
