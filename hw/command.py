@@ -27,7 +27,7 @@ from amaranth.utils import ceil_log2
 from host.protocol import (CRC32_RESIDUE, REQUEST_ARGS, STATUS_FIELDS, WRITE_HEADER, Cmd,
                            DeviceInfo, Status)
 
-from .framing import crc32_byte, decoded_layout, frame_byte_layout
+from .framing import StreamPipe, crc32_byte, decoded_layout, frame_byte_layout
 from .memport import MemPortSignature
 
 
@@ -113,7 +113,12 @@ class CommandProcessor(wiring.Component):
         frames_ok = Signal(32)
         frames_bad = Signal(32)
         rx_errors = Signal(32)
-        m.d.sync += uptime.eq(uptime + 1)
+        # 64-bit uptime as two 32-bit halves (a 64-bit carry chain is slow on iCE40); the high
+        # half steps one cycle after the low half wraps
+        lo_wrap = Signal()
+        m.d.sync += [uptime[:32].eq(uptime[:32] + 1), lo_wrap.eq(uptime[:32] == 0xFFFFFFFE)]
+        with m.If(lo_wrap):
+            m.d.sync += uptime[32:].eq(uptime[32:] + 1)
         with m.If(self.engine.busy):
             m.d.sync += engine_cycles.eq(engine_cycles + 1)
         with m.If(self.rx_error):
@@ -130,24 +135,36 @@ class CommandProcessor(wiring.Component):
             for c, nargs in REQUEST_ARGS.items():
                 with m.Case(c):
                     m.d.comb += len_ok.eq(n == 2 + nargs + 4)
-        is_mem = (cmd == Cmd.WRITE) | (cmd == Cmd.READ)
+        # The checks are registered over two cycles (CHECK, CHECK2) before DECIDE: the address
+        # range carry chains and the status priority must not share one clock period.
+        is_mem = Signal()
         end_addr = Signal(33)
-        m.d.comb += end_addr.eq(addr + length)
-        range_bad = ((length == 0) | (length > info.max_payload) | (addr[:wshift] != 0 if wshift
-                     else 0) | (length[:wshift] != 0 if wshift else 0)
-                     | (end_addr > info.mem_bytes))
+        f_short, f_long, f_crc, f_known, f_len, f_small, f_range = (Signal(name=f"f_{x}") for x in
+            ("short", "long", "crc", "known", "len", "small", "range"))
+        check = [
+            is_mem.eq((cmd == Cmd.WRITE) | (cmd == Cmd.READ)),
+            end_addr.eq(addr + length),
+            f_short.eq(cobs_err | (n < 6)),
+            f_long.eq(n > max_frame),
+            f_crc.eq(crc == CRC32_RESIDUE),
+            f_known.eq(known),
+            f_len.eq(len_ok),
+            f_small.eq((length == 0) | (length > info.max_payload)
+                       | ((addr[:wshift] != 0) | (length[:wshift] != 0) if wshift else 0)),
+        ]
+        check2 = [f_range.eq(f_small | (end_addr > info.mem_bytes))]
         decided = Signal(8)
-        with m.If(cobs_err | (n < 6)):
+        with m.If(f_short):
             m.d.comb += decided.eq(Status.BAD_FRAME)
-        with m.Elif(n > max_frame):
+        with m.Elif(f_long):
             m.d.comb += decided.eq(Status.TOO_LONG)
-        with m.Elif(crc != CRC32_RESIDUE):
+        with m.Elif(~f_crc):
             m.d.comb += decided.eq(Status.BAD_CRC)
-        with m.Elif(~known):
+        with m.Elif(~f_known):
             m.d.comb += decided.eq(Status.UNKNOWN_CMD)
-        with m.Elif(~len_ok):
+        with m.Elif(~f_len):
             m.d.comb += decided.eq(Status.BAD_LENGTH)
-        with m.Elif(is_mem & range_bad):
+        with m.Elif(is_mem & f_range):
             m.d.comb += decided.eq(Status.BAD_ADDRESS)
         with m.Elif((cmd == Cmd.START) & self.engine.busy):
             m.d.comb += decided.eq(Status.BUSY)
@@ -174,15 +191,22 @@ class CommandProcessor(wiring.Component):
         m.d.comb += [frd.addr.eq(ridx), rom_rd.addr.eq(k)]
 
         req, resp = self.mem.req, self.mem.resp
-        tx = self.tx
+        # replies leave through a register stage: the payload multiplexers below do not reach
+        # into the CRC appender's logic (this path limited the UP5K to ~22 MHz)
+        m.submodules.tx_pipe = tx_pipe = StreamPipe(frame_byte_layout)
+        wiring.connect(m, tx_pipe.o, wiring.flipped(self.tx))
+        tx = tx_pipe.i
+        has_payload = Signal()      # decoded once per frame in DECIDE (timing)
+        is_read = Signal()
+        is_info = Signal()
         frame_reset = [n.eq(0), crc.eq(0xFFFFFFFF), cmd.eq(0), tag.eq(0)]
 
         with m.FSM():
             with m.State("RECV"):
-                m.d.comb += [self.rx.ready.eq(1), self.idle.eq(n == 0)]
+                m.d.comb += [self.rx.ready.eq(1), self.idle.eq((n == 0) & ~tx_pipe.o.valid)]
                 with m.If(self.rx.valid & rxp.end):
                     m.d.sync += cobs_err.eq(rxp.error)
-                    m.next = "DECIDE"
+                    m.next = "CHECK"
                 with m.Elif(self.rx.valid):
                     with m.If(n <= max_frame):
                         m.d.sync += n.eq(n + 1)
@@ -202,11 +226,20 @@ class CommandProcessor(wiring.Component):
                         m.d.sync += word.eq(gathered)
                         with m.If(bidx[:wshift] == wb - 1 if wshift else 1):
                             m.d.comb += fwr.en.eq(1)
+            with m.State("CHECK"):
+                m.d.sync += check
+                m.next = "CHECK2"
+            with m.State("CHECK2"):
+                m.d.sync += check2
+                m.next = "DECIDE"
             with m.State("DECIDE"):
                 m.d.sync += [status.eq(decided), uptime_snap.eq(uptime), k.eq(0),
                              words_left.eq(length >> wshift), waddr.eq(addr >> wshift),
                              ridx.eq(0)]
-                with m.If(decided == Status.OK):
+                ok = decided == Status.OK
+                m.d.sync += [has_payload.eq(ok & cmd.matches(Cmd.READ, Cmd.INFO, Cmd.STATUS)),
+                             is_read.eq(cmd == Cmd.READ), is_info.eq(cmd == Cmd.INFO)]
+                with m.If(ok):
                     m.d.sync += frames_ok.eq(frames_ok + 1)
                     with m.If(cmd == Cmd.WRITE):
                         m.next = "W_FETCH"
@@ -238,7 +271,6 @@ class CommandProcessor(wiring.Component):
                     m.next = "HEADER"
 
             # reply header: cmd, tag, status
-            has_payload = (status == Status.OK) & cmd.matches(Cmd.READ, Cmd.INFO, Cmd.STATUS)
             with m.State("HEADER"):
                 m.d.comb += [tx.valid.eq(1),
                              tx.payload.data.eq(Array([cmd, tag, status])[k[:2]]),
@@ -250,9 +282,9 @@ class CommandProcessor(wiring.Component):
                         with m.If(~has_payload):
                             m.d.sync += frame_reset
                             m.next = "RECV"
-                        with m.Elif(cmd == Cmd.READ):
+                        with m.Elif(is_read):
                             m.next = "R_REQ"
-                        with m.Elif(cmd == Cmd.INFO):
+                        with m.Elif(is_info):
                             m.next = "I_FETCH"
                         with m.Else():
                             m.next = "S_EMIT"

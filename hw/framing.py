@@ -63,8 +63,36 @@ def crc32_byte(reg, byte):
     return Cat(*bits)
 
 
+class StreamPipe(wiring.Component):
+    """Register stage on a stream (a two-entry skid buffer): ``o.valid``, ``o.payload`` and
+    ``i.ready`` all come from flip-flops, so neither the data path nor the ``ready`` path
+    crosses it combinationally.  Full throughput."""
+
+    def __init__(self, shape):
+        self.shape = shape
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+
+    def elaborate(self, platform):
+        m = Module()
+        skid = Signal(self.shape)
+        skid_valid = Signal()
+        m.d.comb += self.i.ready.eq(~skid_valid)
+        take = self.i.valid & self.i.ready
+        with m.If(~self.o.valid | self.o.ready):
+            with m.If(skid_valid):
+                m.d.sync += [self.o.payload.eq(skid), self.o.valid.eq(1), skid_valid.eq(0)]
+            with m.Elif(take):
+                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(1)]
+            with m.Else():
+                m.d.sync += self.o.valid.eq(0)
+        with m.Elif(take):
+            m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
+        return m
+
+
 class COBSDecoder(wiring.Component):
-    """Streaming COBS decoder; one input byte gives at most one output beat."""
+    """Streaming COBS decoder; one input byte gives at most one output beat.  The output is
+    registered (:class:`StreamPipe`): no combinational path from its input to its consumer."""
 
     i: In(stream.Signature(8))
     o: Out(stream.Signature(decoded_layout))
@@ -72,35 +100,38 @@ class COBSDecoder(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        m.submodules.pipe = pipe = StreamPipe(decoded_layout)
+        wiring.connect(m, pipe.o, wiring.flipped(self.o))
+        o = pipe.i
         count = Signal(8)        # data bytes still to come in the current block
         pending_zero = Signal()  # the block just finished implies a zero if another block follows
         started = Signal()       # at least one byte of the current frame seen
 
         b = self.i.payload
-        m.d.comb += self.idle.eq(~started)
+        m.d.comb += self.idle.eq(~started & ~pipe.o.valid)
         with m.If(b == 0):
             m.d.comb += [
-                self.o.payload.end.eq(1),
-                self.o.payload.error.eq(count != 0),
-                self.o.valid.eq(self.i.valid & started),
-                self.i.ready.eq(self.o.ready | ~started),
+                o.payload.end.eq(1),
+                o.payload.error.eq(count != 0),
+                o.valid.eq(self.i.valid & started),
+                self.i.ready.eq(o.ready | ~started),
             ]
             with m.If(self.i.valid & self.i.ready):
                 m.d.sync += [count.eq(0), pending_zero.eq(0), started.eq(0)]
         with m.Elif(count == 0):
             # code byte: emits the implied zero of the previous block, if any
             m.d.comb += [
-                self.o.payload.data.eq(0),
-                self.o.valid.eq(self.i.valid & pending_zero),
-                self.i.ready.eq(self.o.ready | ~pending_zero),
+                o.payload.data.eq(0),
+                o.valid.eq(self.i.valid & pending_zero),
+                self.i.ready.eq(o.ready | ~pending_zero),
             ]
             with m.If(self.i.valid & self.i.ready):
                 m.d.sync += [count.eq(b - 1), pending_zero.eq(b != 0xFF), started.eq(1)]
         with m.Else():
             m.d.comb += [
-                self.o.payload.data.eq(b),
-                self.o.valid.eq(self.i.valid),
-                self.i.ready.eq(self.o.ready),
+                o.payload.data.eq(b),
+                o.valid.eq(self.i.valid),
+                self.i.ready.eq(o.ready),
             ]
             with m.If(self.i.valid & self.i.ready):
                 m.d.sync += [count.eq(count - 1), started.eq(1)]
@@ -183,30 +214,34 @@ class COBSEncoder(wiring.Component):
 
 
 class CRCAppender(wiring.Component):
-    """Passes frame bytes through and appends their CRC-32 (little-endian) before ``last``."""
+    """Passes frame bytes through and appends their CRC-32 (little-endian) before ``last``.
+    The output is registered (:class:`StreamPipe`), so no combinational path crosses it."""
 
     i: In(stream.Signature(frame_byte_layout))
     o: Out(stream.Signature(frame_byte_layout))
 
     def elaborate(self, platform):
         m = Module()
+        m.submodules.pipe = pipe = StreamPipe(frame_byte_layout)
+        wiring.connect(m, pipe.o, wiring.flipped(self.o))
+        o = pipe.i
         crc = Signal(32, init=0xFFFFFFFF)
         out_crc = Signal(32)
         k = Signal(2)
         with m.FSM():
             with m.State("DATA"):
-                m.d.comb += [self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready),
-                             self.o.payload.data.eq(self.i.payload.data)]
-                with m.If(self.i.valid & self.o.ready):
+                m.d.comb += [o.valid.eq(self.i.valid), self.i.ready.eq(o.ready),
+                             o.payload.data.eq(self.i.payload.data)]
+                with m.If(self.i.valid & o.ready):
                     nxt = crc32_byte(crc, self.i.payload.data)
                     m.d.sync += crc.eq(nxt)
                     with m.If(self.i.payload.last):
                         m.d.sync += [out_crc.eq(~nxt), k.eq(0), crc.eq(0xFFFFFFFF)]
                         m.next = "CRC"
             with m.State("CRC"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.data.eq(out_crc.word_select(k, 8)),
-                             self.o.payload.last.eq(k == 3)]
-                with m.If(self.o.ready):
+                m.d.comb += [o.valid.eq(1), o.payload.data.eq(out_crc.word_select(k, 8)),
+                             o.payload.last.eq(k == 3)]
+                with m.If(o.ready):
                     m.d.sync += k.eq(k + 1)
                     with m.If(k == 3):
                         m.next = "DATA"

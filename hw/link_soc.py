@@ -126,6 +126,7 @@ class EngineStub(wiring.Component):
             wshift = (self.word_bytes - 1).bit_length()
             ptr = Signal(aw)
             count = Signal(32)
+            count_zero = Signal()      # registered count == 0 (keeps the compare off paths)
             total = Signal(32)
         with m.FSM():
             with m.State("IDLE"):
@@ -153,15 +154,17 @@ class EngineStub(wiring.Component):
                 with m.State("N_RESP"):
                     m.d.comb += mem.resp.ready.eq(1)
                     with m.If(mem.resp.valid):
-                        m.d.sync += [count.eq(mem.resp.payload), total.eq(0)]
+                        m.d.sync += [count.eq(mem.resp.payload), total.eq(0),
+                                     count_zero.eq(mem.resp.payload == 0)]
                         m.next = "SUM_REQ"
                 with m.State("SUM_REQ"):
-                    with m.If(count == 0):
+                    with m.If(count_zero):
                         m.next = "WRITE"
                     with m.Else():
                         m.d.comb += [mem.req.valid.eq(1), mem.req.payload.addr.eq(ptr)]
                         with m.If(mem.req.ready):
-                            m.d.sync += [ptr.eq(ptr + 1), count.eq(count - 1)]
+                            m.d.sync += [ptr.eq(ptr + 1), count.eq(count - 1),
+                                         count_zero.eq(count == 1)]
                             m.next = "SUM_RESP"
                 with m.State("SUM_RESP"):
                     m.d.comb += mem.resp.ready.eq(1)
