@@ -190,6 +190,40 @@ def check_capacity(prog: LayerProgram, cfg: EngineConfig) -> None:
         raise EngineCapacityError("stride or padding beyond 15")
 
 
+def emulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int]:
+    """Execute a compiled layer the way the RTL does (step table, address arithmetic,
+    zero-point substitution, lane selection, column sums) in NumPy; returns (output words
+    (n_ob·Ho·Wo, cols) int8, issue cycles).  Checks the layer compiler without a simulator."""
+    from host.quant import requantize
+    d = prog.desc
+    R, C = cfg.rows, cfg.cols
+    h, w, ho, wo = d["h"], d["w"], d["ho"], d["wo"]
+    steps, n_ob = d["steps"], d["n_ob"]
+    in_words = prog.in_words.astype(np.int64)
+    oy, ox = np.meshgrid(np.arange(ho), np.arange(wo), indexing="ij")
+    iy0 = (oy * d["stride_h"] - d["pad_t"]).ravel()
+    ix0 = (ox * d["stride_w"] - d["pad_l"]).ravel()
+    pix = d["pix0"] + oy.ravel() * d["row_step"] + ox.ravel() * d["stride_w"]
+    out = np.zeros((n_ob, ho * wo, C), dtype=np.int64)
+    for ob in range(n_ob):
+        in_base = prog.blocks[ob][0]
+        acc = np.zeros((ho * wo, C), dtype=np.int64)
+        for s in range(steps):
+            wt = prog.w_words[ob * steps + s].astype(np.int64)          # (R, C)
+            for r, (dy, dx, en, lane, delta) in enumerate(prog.step_words[s]):
+                iy, ix = iy0 + dy, ix0 + dx
+                ok = bool(en) & (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+                addr = np.where(ok, in_base + delta + pix, 0)
+                word = np.where(ok[:, None], in_words[addr], d["x_zp"])   # (P, lanes)
+                xv = word[:, :C] if d["depthwise"] else word[:, [lane]]
+                acc += xv * wt[r][None, :]
+        _, bias, mult, shift = prog.blocks[ob]
+        acc = (acc + np.asarray(bias)[None, :] + (1 << 31)) % (1 << 32) - (1 << 31)
+        out[ob] = requantize(acc, np.asarray(mult)[None, :], np.asarray(shift)[None, :],
+                             d["y_zp"], d["lo"], d["hi"])
+    return out.reshape(-1, C).astype(np.int8), n_ob * ho * wo * max(steps, cfg.drain)
+
+
 def unpack_output(prog: LayerProgram, out_words: np.ndarray) -> np.ndarray:
     """(n_ob·Ho·Wo, cols) int8 words → (O, Ho, Wo) int8 map."""
     o, ho, wo = prog.out_shape

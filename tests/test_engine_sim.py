@@ -63,3 +63,32 @@ def test_network_on_engine_bit_exact(schedule, block):
     np.testing.assert_array_equal(got, want)
     assert {s["name"] for s in sim.stats} == {"c1", "dw", "pw", "fc"}
     assert all(0 < s["utilisation"] <= 1 for s in sim.stats)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_layer_compiler_on_the_dataflow_model(seed):
+    """compile_conv + the NumPy model of the engine's dataflow (emulate) vs the golden conv on
+    many random shapes — fast, no simulator; the RTL tests then pin the RTL to the same model."""
+    from hw.engine import EngineConfig
+    from sim.engine_sim import conv_chunks, emulate, unpack_output
+    rng = np.random.default_rng(seed)
+    cfg = EngineConfig(rows=int(rng.integers(1, 10)), cols=int(rng.integers(1, 10)),
+                       in_depth=4096, w_depth=4096, step_depth=512, ob_depth=8,
+                       out_depth=4096, post_lanes=int(rng.integers(1, 4)))
+    k = int(rng.integers(1, 8))
+    g = int(rng.choice([1, 1, 2, 3, 5]))
+    dw = rng.random() < 0.3
+    c = g * (1 if dw else int(rng.integers(1, 7)))
+    o = g * (1 if dw else int(rng.integers(1, 12)))
+    h, w = int(rng.integers(1, 9)), int(rng.integers(1, 9))
+    pads = tuple(int(v) for v in rng.integers(0, k, 4))
+    if h + pads[0] + pads[2] < k or w + pads[1] + pads[3] < k:
+        pads = (k - 1,) * 4
+    stride = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+    node = _node(rng, Conv, (o, c // g, k, k), stride=stride, pads=pads, groups=g)
+    x = rng.integers(-128, 128, (c, h, w), dtype=np.int8)
+    zx, zy = int(rng.integers(-128, 128)), int(rng.integers(-5, 5))
+    parts = conv_chunks(node.weight, node.folded_bias(zx), node.mult, node.shift, x, zx, zy,
+                        node.lo, node.hi, stride, pads, g, cfg)
+    y = np.concatenate([unpack_output(p, emulate(p, cfg)[0]) for _, _, p in parts])
+    np.testing.assert_array_equal(y, golden.conv_layer(node, x, zx, zy))
