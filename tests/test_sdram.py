@@ -8,7 +8,6 @@ import dataclasses
 import random
 
 import pytest
-from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
 from hw.sdram import MT48LC16M16A2_6A, SDRAMController
@@ -34,8 +33,6 @@ def run_traffic(clk_freq, ops, *, seed=0, ready_p=1.0, req_p=1.0, io_delay=0,
 
     async def producer(ctx):
         await ctx.tick().until(dut.init_done)
-        t["start"] = ctx.get  # marker
-        cycles = 0
         for op in ops:
             while rng.random() > req_p:
                 await ctx.tick()
@@ -133,7 +130,6 @@ def test_random_traffic_bursts(clk_freq, io_delay, bl, seed):
 def test_refresh_keeps_up():
     """A long, dense run crossing many refresh intervals: the model checks the refresh rate
     and tRAS(max); the controller must have refreshed about every tREFI."""
-    rng = random.Random(7)
     clk = 50e6
     ops = []
     base = 0x12345 & ~0x1FF
