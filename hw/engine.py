@@ -91,6 +91,13 @@ class EngineConfig:
         self.ob_depth, self.out_depth = ob_depth, out_depth
         self.addr_width = _bits(max(in_depth, w_depth, out_depth, 2))
 
+    @property
+    def latency(self) -> int:
+        """Pipeline fill and drain of one run: with ``slot = max(steps, drain)``,
+        cycles = n_ob·Ho·Wo·slot − (slot − steps) + latency
+        (issue, skew over the rows, array, accumulate, shadow, requant lane, output write)."""
+        return self.rows + (13 if self.lut_requant else 12) + 5
+
     def as_dict(self):
         return dict(rows=self.rows, cols=self.cols, in_depth=self.in_depth, w_depth=self.w_depth,
                     step_depth=self.step_depth, ob_depth=self.ob_depth, out_depth=self.out_depth,

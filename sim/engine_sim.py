@@ -193,7 +193,8 @@ def check_capacity(prog: LayerProgram, cfg: EngineConfig) -> None:
 def emulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int]:
     """Execute a compiled layer the way the RTL does (step table, address arithmetic,
     zero-point substitution, lane selection, column sums) in NumPy; returns (output words
-    (n_ob·Ho·Wo, cols) int8, issue cycles).  Checks the layer compiler without a simulator."""
+    (n_ob·Ho·Wo, cols) int8, cycles the RTL takes).  Checks the layer compiler without a
+    simulator and predicts the RTL's cycle count exactly."""
     from host.quant import requantize
     d = prog.desc
     R, C = cfg.rows, cfg.cols
@@ -221,7 +222,8 @@ def emulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int]:
         acc = (acc + np.asarray(bias)[None, :] + (1 << 31)) % (1 << 32) - (1 << 31)
         out[ob] = requantize(acc, np.asarray(mult)[None, :], np.asarray(shift)[None, :],
                              d["y_zp"], d["lo"], d["hi"])
-    return out.reshape(-1, C).astype(np.int8), n_ob * ho * wo * max(steps, cfg.drain)
+    slot = max(steps, cfg.drain)
+    return out.reshape(-1, C).astype(np.int8), n_ob * ho * wo * slot - (slot - steps) + cfg.latency
 
 
 def unpack_output(prog: LayerProgram, out_words: np.ndarray) -> np.ndarray:
