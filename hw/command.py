@@ -183,8 +183,9 @@ class CommandProcessor(wiring.Component):
         assert len(status_words) == len(STATUS_FIELDS) + info.n_perf
         status_len = 4 * len(status_words)
 
-        k = Signal(range(max(65536, len(info_bytes) + 1, status_len + 1)))  # byte counter
+        k = Signal(range(max(4, wb, len(info_bytes), status_len)))  # byte counter in a reply part
         words_left = Signal(range(info.max_payload // wb + 1))
+        last_word = Signal()        # registered words_left == 1 (timing)
         waddr = Signal(self.addr_width)
         ridx = Signal(range(buf_words + 1))
         rword = Signal(8 * wb)
@@ -235,6 +236,7 @@ class CommandProcessor(wiring.Component):
             with m.State("DECIDE"):
                 m.d.sync += [status.eq(decided), uptime_snap.eq(uptime), k.eq(0),
                              words_left.eq(length >> wshift), waddr.eq(addr >> wshift),
+                             last_word.eq((length >> wshift) == 1),
                              ridx.eq(0)]
                 ok = decided == Status.OK
                 m.d.sync += [has_payload.eq(ok & cmd.matches(Cmd.READ, Cmd.INFO, Cmd.STATUS)),
@@ -259,8 +261,8 @@ class CommandProcessor(wiring.Component):
                              req.payload.addr.eq(waddr), req.payload.data.eq(frd.data)]
                 with m.If(req.ready):
                     m.d.sync += [waddr.eq(waddr + 1), ridx.eq(ridx + 1),
-                                 words_left.eq(words_left - 1)]
-                    with m.If(words_left == 1):
+                                 words_left.eq(words_left - 1), last_word.eq(words_left == 2)]
+                    with m.If(last_word):
                         m.next = "HEADER"
                     with m.Else():
                         m.next = "W_FETCH"
@@ -302,12 +304,13 @@ class CommandProcessor(wiring.Component):
                     m.next = "R_EMIT"
             with m.State("R_EMIT"):
                 m.d.comb += [tx.valid.eq(1), tx.payload.data.eq(rword[:8]),
-                             tx.payload.last.eq((k == wb - 1) & (words_left == 1))]
+                             tx.payload.last.eq((k == wb - 1) & last_word)]
                 with m.If(tx.ready):
                     m.d.sync += [rword.eq(rword >> 8), k.eq(k + 1)]
                     with m.If(k == wb - 1):
-                        m.d.sync += words_left.eq(words_left - 1)
-                        with m.If(words_left == 1):
+                        m.d.sync += [words_left.eq(words_left - 1),
+                                     last_word.eq(words_left == 2)]
+                        with m.If(last_word):
                             m.d.sync += frame_reset
                             m.next = "RECV"
                         with m.Else():
