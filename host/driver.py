@@ -79,11 +79,12 @@ class SerialTransport:
     def read(self, timeout: float) -> bytes:
         import serial
         try:
-            self.ser.timeout = timeout
-            first = self.ser.read(1)
-            if not first:
-                return b""
-            return first + self.ser.read(self.ser.in_waiting)
+            # the port keeps its short timeout (changing it reconfigures the port each time)
+            deadline = time.monotonic() + timeout
+            while True:
+                data = self.ser.read(max(1, self.ser.in_waiting))
+                if data or time.monotonic() >= deadline:
+                    return data
         except serial.SerialException as e:
             raise DeviceError(f"{self.name}: read failed: {e}") from None
 
