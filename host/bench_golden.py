@@ -1,8 +1,9 @@
 """Golden-model speed on the zoo networks at full resolution (``blockfuse bench golden``).
 
 Writes ``docs/golden_bench.md`` and ``docs/golden_bench.png``: wall time per network and
-schedule, and MAC throughput.  Wall-clock figures on a shared 2-core machine are noisy: each is
-the best of ``repeats`` runs.
+schedule, and MAC throughput.  ``fused``/``block`` run the scheduler's plan for the
+board.  Wall-clock figures on a shared 2-core machine are noisy: each is the best of ``repeats``
+runs.
 """
 from __future__ import annotations
 
@@ -14,20 +15,22 @@ import numpy as np
 
 from . import golden, zoo
 from .builder import smooth_input
+from .plan import default_plan
+from .scheduler import plan_network
 
 SCHEDULES = ("layer", "fused", "block")
 
 
-def time_run(graph, x, schedule, block, repeats=2) -> float:
+def time_run(graph, x, plan, repeats=2) -> float:
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        golden.run(graph, x, schedule=schedule, block=block)
+        golden.run(graph, x, plan=plan)
         best = min(best, time.perf_counter() - t0)
     return best
 
 
-def bench(outdir, names=None, repeats: int = 2) -> list:
+def bench(outdir, names=None, repeats: int = 2, board: str = "ulx3s-85f") -> list:
     from tqdm import tqdm
 
     outdir = Path(outdir)
@@ -36,24 +39,20 @@ def bench(outdir, names=None, repeats: int = 2) -> list:
     for name in tqdm(names, desc="golden bench", unit="net"):
         g = zoo.get(name)
         x = smooth_input(g, seed=0)
-        _, h, w = g.input_tensor.shape
-        block = (max(1, h // 8), max(1, w // 8))
         times = {}
         for s in SCHEDULES:
-            try:
-                times[s] = time_run(g, x, s, None if s == "layer" else block, repeats)
-            except Exception as e:       # a schedule this network cannot block: report, go on
-                times[s] = None
-                print(f"{name} {s}: {e}")
+            plan = default_plan(g, "layer") if s == "layer" else plan_network(g, board, s)[0]
+            times[s] = time_run(g, x, plan, repeats)
         rows.append((name, g.input_tensor.shape, g.total_macs, times))
     md = ["# Golden-model speed", "",
           f"Measured with `blockfuse bench golden` on {platform.processor() or platform.machine()}, "
           "2 cores, NumPy float64 BLAS for exact integer sums. Best of "
-          f"{repeats} runs; `fused`/`block` use blocks of 1/8 of the input height and width.", "",
+          f"{repeats} runs; `fused`/`block` run the scheduler's plan for {board} (groups and blocks as "
+          "`blockfuse plan` reports them).", "",
           "| network | input | MACs | layer (s) | fused (s) | block (s) | GMAC/s (layer) |",
           "|---|---|---:|---:|---:|---:|---:|"]
     for name, shape, macs, t in rows:
-        f = lambda v: "—" if v is None else f"{v:.2f}"
+        f = lambda v: f"{v:.2f}"
         rate = macs / t["layer"] / 1e9 if t["layer"] else 0
         md.append(f"| {name} | {'×'.join(map(str, shape))} | {macs / 1e6:,.0f} M | {f(t['layer'])} | "
                   f"{f(t['fused'])} | {f(t['block'])} | {rate:.1f} |")
@@ -68,7 +67,7 @@ def bench(outdir, names=None, repeats: int = 2) -> list:
     fig, ax = plt.subplots(figsize=(8, 4))
     xs = np.arange(len(rows))
     for k, s in enumerate(SCHEDULES):
-        ax.bar(xs + (k - 1) * 0.27, [r[3][s] or 0 for r in rows], 0.27, label=s)
+        ax.bar(xs + (k - 1) * 0.27, [r[3][s] for r in rows], 0.27, label=s)
     ax.set_xticks(xs, [r[0] for r in rows], rotation=20)
     ax.set_ylabel("seconds per image")
     ax.set_title("Golden model: time per image by schedule")
