@@ -200,6 +200,10 @@ class CommandProcessor(wiring.Component):
         has_payload = Signal()      # decoded once per frame in DECIDE (timing)
         is_read = Signal()
         is_info = Signal()
+        is_write = Signal()
+        is_start = Signal()
+        is_reply_cmd = Signal()
+        ok_r = Signal()
         frame_reset = [n.eq(0), crc.eq(0xFFFFFFFF), cmd.eq(0), tag.eq(0)]
 
         with m.FSM():
@@ -237,21 +241,28 @@ class CommandProcessor(wiring.Component):
                 m.d.sync += [status.eq(decided), uptime_snap.eq(uptime), k.eq(0),
                              words_left.eq(length >> wshift), waddr.eq(addr >> wshift),
                              last_word.eq((length >> wshift) == 1),
-                             ridx.eq(0)]
-                ok = decided == Status.OK
-                m.d.sync += [has_payload.eq(ok & cmd.matches(Cmd.READ, Cmd.INFO, Cmd.STATUS)),
-                             is_read.eq(cmd == Cmd.READ), is_info.eq(cmd == Cmd.INFO)]
-                with m.If(ok):
+                             ridx.eq(0), ok_r.eq(decided == Status.OK),
+                             is_read.eq(cmd == Cmd.READ), is_info.eq(cmd == Cmd.INFO),
+                             is_write.eq(cmd == Cmd.WRITE), is_start.eq(cmd == Cmd.START),
+                             is_reply_cmd.eq(cmd.matches(Cmd.READ, Cmd.INFO, Cmd.STATUS))]
+                m.next = "DISPATCH"
+            with m.State("DISPATCH"):      # acts on the registered decision (timing)
+                m.d.sync += has_payload.eq(ok_r & is_reply_cmd)
+                with m.If(ok_r):
                     m.d.sync += frames_ok.eq(frames_ok + 1)
-                    with m.If(cmd == Cmd.WRITE):
+                    with m.If(is_write):
                         m.next = "W_FETCH"
-                    with m.Elif(cmd == Cmd.START):
+                    with m.Elif(is_start):
                         m.next = "START"
                     with m.Else():
                         m.next = "HEADER"
                 with m.Else():
                     m.d.sync += frames_bad.eq(frames_bad + 1)
                     m.next = "HEADER"
+
+            with m.State("FINISH"):     # one place resets the frame registers (timing)
+                m.d.sync += frame_reset
+                m.next = "RECV"
 
             # WRITE: buffered words to memory, two cycles per word (buffer read latency)
             with m.State("W_FETCH"):
@@ -282,8 +293,7 @@ class CommandProcessor(wiring.Component):
                     with m.If(k == 2):
                         m.d.sync += k.eq(0)
                         with m.If(~has_payload):
-                            m.d.sync += frame_reset
-                            m.next = "RECV"
+                            m.next = "FINISH"
                         with m.Elif(is_read):
                             m.next = "R_REQ"
                         with m.Elif(is_info):
@@ -311,8 +321,7 @@ class CommandProcessor(wiring.Component):
                         m.d.sync += [words_left.eq(words_left - 1),
                                      last_word.eq(words_left == 2)]
                         with m.If(last_word):
-                            m.d.sync += frame_reset
-                            m.next = "RECV"
+                            m.next = "FINISH"
                         with m.Else():
                             m.next = "R_REQ"
 
@@ -325,8 +334,7 @@ class CommandProcessor(wiring.Component):
                 with m.If(tx.ready):
                     m.d.sync += k.eq(k + 1)
                     with m.If(k == len(info_bytes) - 1):
-                        m.d.sync += frame_reset
-                        m.next = "RECV"
+                        m.next = "FINISH"
                     with m.Else():
                         m.next = "I_FETCH"
 
@@ -339,6 +347,5 @@ class CommandProcessor(wiring.Component):
                 with m.If(tx.ready):
                     m.d.sync += k.eq(k + 1)
                     with m.If(k == status_len - 1):
-                        m.d.sync += frame_reset
-                        m.next = "RECV"
+                        m.next = "FINISH"
         return m

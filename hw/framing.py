@@ -92,7 +92,8 @@ class StreamPipe(wiring.Component):
 
 class COBSDecoder(wiring.Component):
     """Streaming COBS decoder; one input byte gives at most one output beat.  The output is
-    registered (:class:`StreamPipe`): no combinational path from its input to its consumer."""
+    registered and so is its input (:class:`StreamPipe` on both sides): no combinational path
+    runs through it from its producer to its consumer."""
 
     i: In(stream.Signature(8))
     o: Out(stream.Signature(decoded_layout))
@@ -100,6 +101,9 @@ class COBSDecoder(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        m.submodules.in_pipe = in_pipe = StreamPipe(8)
+        wiring.connect(m, wiring.flipped(self.i), in_pipe.i)
+        i = in_pipe.o
         m.submodules.pipe = pipe = StreamPipe(decoded_layout)
         wiring.connect(m, pipe.o, wiring.flipped(self.o))
         o = pipe.i
@@ -107,33 +111,33 @@ class COBSDecoder(wiring.Component):
         pending_zero = Signal()  # the block just finished implies a zero if another block follows
         started = Signal()       # at least one byte of the current frame seen
 
-        b = self.i.payload
-        m.d.comb += self.idle.eq(~started & ~pipe.o.valid)
+        b = i.payload
+        m.d.comb += self.idle.eq(~started & ~pipe.o.valid & ~in_pipe.o.valid)
         with m.If(b == 0):
             m.d.comb += [
                 o.payload.end.eq(1),
                 o.payload.error.eq(count != 0),
-                o.valid.eq(self.i.valid & started),
-                self.i.ready.eq(o.ready | ~started),
+                o.valid.eq(i.valid & started),
+                i.ready.eq(o.ready | ~started),
             ]
-            with m.If(self.i.valid & self.i.ready):
+            with m.If(i.valid & i.ready):
                 m.d.sync += [count.eq(0), pending_zero.eq(0), started.eq(0)]
         with m.Elif(count == 0):
             # code byte: emits the implied zero of the previous block, if any
             m.d.comb += [
                 o.payload.data.eq(0),
-                o.valid.eq(self.i.valid & pending_zero),
-                self.i.ready.eq(o.ready | ~pending_zero),
+                o.valid.eq(i.valid & pending_zero),
+                i.ready.eq(o.ready | ~pending_zero),
             ]
-            with m.If(self.i.valid & self.i.ready):
+            with m.If(i.valid & i.ready):
                 m.d.sync += [count.eq(b - 1), pending_zero.eq(b != 0xFF), started.eq(1)]
         with m.Else():
             m.d.comb += [
                 o.payload.data.eq(b),
-                o.valid.eq(self.i.valid),
-                self.i.ready.eq(o.ready),
+                o.valid.eq(i.valid),
+                i.ready.eq(o.ready),
             ]
-            with m.If(self.i.valid & self.i.ready):
+            with m.If(i.valid & i.ready):
                 m.d.sync += [count.eq(count - 1), started.eq(1)]
         return m
 
