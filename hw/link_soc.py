@@ -13,7 +13,7 @@ Layers (each a small component with stream interfaces)::
   clock, baud divisor, memory size, word size, max payload.  ``engine`` is any component with an
   ``ctrl`` member of ``EngineControlSignature(n).flip()``; it defaults to :class:`EngineStub`.
   An engine that also has a ``mem`` member (a ``MemPortSignature`` initiator) shares the memory
-  with the command processor through a :class:`hw.memarbiter.MemPortArbiter` (link first).
+  with the command processor through a :class:`hw.memarb.MemPortArbiter` (link first).
 * :class:`SimLinkTop` (simulation only): a ``LinkSoC`` plus a *host-side* UART pair joined to its
   pins, so that a cocotb bench exchanges plain bytes with the host side while every byte still
   crosses the SoC's real UART at the line level.
@@ -28,7 +28,7 @@ from host.protocol import DeviceInfo
 from .bram import BRAMTarget
 from .command import CommandProcessor, EngineControlSignature
 from .framing import COBSDecoder, COBSEncoder, CRCAppender
-from .memarbiter import MemPortArbiter
+from .memarb import MemPortArbiter
 from .memport import MemPortSignature
 from .uart import UARTRx, UARTTx
 
@@ -235,10 +235,11 @@ class LinkSoC(wiring.Component):
         connect(m, core.engine, eng.ctrl)
         if "mem" in eng.signature.members:
             # the link has priority; the engine gets every cycle the link leaves
-            m.submodules.arbiter = arb = MemPortArbiter(2, self.addr_width, 8 * info.word_bytes)
-            connect(m, core.mem, arb.i0)
-            connect(m, eng.mem, arb.i1)
-            connect(m, arb.o, ram.bus)
+            m.submodules.arbiter = arb = MemPortArbiter(2, self.addr_width, 8 * info.word_bytes,
+                                                        max_reads=4)
+            connect(m, core.mem, arb.bus0)
+            connect(m, eng.mem, arb.bus1)
+            connect(m, arb.out, ram.bus)
         else:
             connect(m, core.mem, ram.bus)
         m.d.comb += [
