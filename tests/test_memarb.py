@@ -7,14 +7,14 @@ from amaranth.lib.wiring import connect
 from amaranth.sim import Simulator
 
 from hw.bram import BRAMTarget
-from hw.memarbiter import MemPortArbiter
+from hw.memarb import MemPortArbiter
 
 
 def test_two_initiators_random():
     m = Module()
     m.submodules.arb = arb = MemPortArbiter(2, 6, 16)
     m.submodules.ram = ram = BRAMTarget(64, 16)
-    connect(m, arb.o, ram.bus)
+    connect(m, arb.out, ram.bus)
     rng = random.Random(4)
     # disjoint address halves, so the expected read value does not depend on interleaving
     model = [0] * 64
@@ -22,7 +22,7 @@ def test_two_initiators_random():
     done = []
 
     def initiator(k):
-        port = arb.port(k)
+        port = arb.bus(k)
 
         async def tb(ctx):
             lo = 32 * k
