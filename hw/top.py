@@ -3,7 +3,7 @@
 ``BOARDS`` lists the supported boards; :class:`BoardTop` builds the SoC for one of them:
 
 * **clock/reset** — ULX3S: 25 MHz oscillator → EHXPLLL → ``sync`` (90 MHz by default);
-  iCEBreaker: 12 MHz → SB_PLL40_PAD → ``sync`` (19.875 MHz by default, see ``BOARDS``).
+  iCEBreaker: 12 MHz → SB_PLL40_PAD → ``sync`` (30 MHz by default, see ``BOARDS``).
   Reset held until lock.
 * **memory** — ULX3S: :class:`hw.sdram.SDRAMController` (32 MB, 16-bit words, 24-bit word
   addresses) behind ECP5 I/O registers, SDRAM clock = inverted system clock from an ODDR;
@@ -48,15 +48,16 @@ class BoardSpec:
 
 # Default clocks are those at which the whole SoC, host link included, meets timing.  The link's
 # command processor (hw/command.py) is the slowest logic: measured 2026-11, ECP5-85F 88-96 MHz
-# depending on the nextpnr seed (the memory system alone: 113 MHz), UP5K 23-25 MHz (memory
-# alone: 49.7 MHz).  Hence 90 MHz and 19.875 MHz; ``--clock 100`` / ``--clock 48`` with
+# depending on the nextpnr seed (the memory system alone: 113 MHz), UP5K 33-36 MHz after the
+# link's register stages (memory alone: 49.7 MHz).  Hence 90 MHz and 30 MHz; ``--clock 100`` /
+# ``--clock 48`` with
 # ``--no-link`` show the memory system at the targets, and the defaults go up with the link.
 BOARDS = {
     **{f"ulx3s-{s}": BoardSpec(f"ulx3s-{s}", "ecp5", f"ULX3S_{s.upper()}_Platform", "ulx3s",
                                25e6, 90e6, 3_000_000)
        for s in ("12f", "25f", "45f", "85f")},
     "icebreaker": BoardSpec("icebreaker", "ice40", "ICEBreakerPlatform", "icebreaker",
-                            12e6, 20e6, 12_000_000),
+                            12e6, 30e6, 12_000_000),
 }
 
 _BAUDS = (12_000_000, 6_000_000, 4_000_000, 3_000_000, 2_000_000, 1_000_000, 921_600,
