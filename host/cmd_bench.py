@@ -15,7 +15,6 @@ BENCHES = {
     "golden": ("host.bench_golden", "bench"),   # golden-model speed on the zoo
     "plan": ("host.bench_plan", "bench"),       # scheduler traffic / on-chip / fps per schedule
     "engine": ("sim.bench_engine", "bench"),    # RTL cycles and utilisation, sim speed
-    "link": ("sim.bench_link", "bench"),        # serial link efficiency
 }
 
 

@@ -137,5 +137,13 @@ def main(argv=None):
     return 0 if all(r["bit_exact"] for r in rows) else 1
 
 
+def bench(outdir) -> list:
+    """``blockfuse bench engine``: the full layer list on the ECP5-shaped engine into ``outdir``."""
+    out = Path(outdir) / "engine_bench"
+    if main(["--out", str(out)]) != 0:
+        raise RuntimeError("engine benchmark: a layer was not bit-exact (see the table)")
+    return [out.with_suffix(".md"), out.with_suffix(".json")]
+
+
 if __name__ == "__main__":
     raise SystemExit(main())
