@@ -49,18 +49,7 @@ def load_graph(spec: str):
     if spec.startswith("zoo:"):
         from . import zoo
 
-        name, _, res = spec[4:].partition("@")
-        resolution = None
-        if res:
-            try:
-                parts = [int(v) for v in res.lower().split("x")]
-            except ValueError:
-                parts = []
-            if len(parts) not in (1, 2) or min(parts) < 1:
-                raise UserError(f"bad zoo resolution {res!r} (use zoo:NAME@N or zoo:NAME@HxW)")
-            resolution = parts[0] if len(parts) == 1 else tuple(parts)
-        if name not in zoo.names():
-            raise UserError(f"unknown zoo model {name!r} (available: {', '.join(zoo.names())})")
+        name, resolution = zoo.parse_spec(spec[4:])
         return zoo.shape_graph(name, resolution)
     if not os.path.exists(spec):
         raise UserError(f"model file {spec!r} not found (give an ONNX path or zoo:NAME)")

@@ -122,18 +122,7 @@ def _load_zoo(spec: str):
         from . import zoo
     except ImportError as e:
         raise UserError(f"the model zoo is not available ({e})")
-    name, _, res = spec.partition("@")
-    resolution = None
-    if res:
-        try:
-            parts = [int(v) for v in res.lower().split("x")]
-        except ValueError:
-            parts = []
-        if len(parts) not in (1, 2) or min(parts) < 1:
-            raise UserError(f"bad zoo resolution {res!r} (use zoo:NAME@N or zoo:NAME@HxW)")
-        resolution = parts[0] if len(parts) == 1 else tuple(parts)
-    if name not in zoo.names():
-        raise UserError(f"unknown zoo model {name!r} (available: {', '.join(zoo.names())})")
+    name, resolution = zoo.parse_spec(spec)
     return zoo.get(name, resolution) if resolution is not None else zoo.get(name)
 
 

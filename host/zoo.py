@@ -262,6 +262,24 @@ _NETWORKS = {
 }
 
 
+def parse_spec(spec: str) -> tuple:
+    """``NAME``, ``NAME@N`` or ``NAME@HxW`` (the part after ``zoo:``) → (name, resolution or
+    None), with a one-line :class:`UserError` for a bad size or an unknown name."""
+    name, _, res = spec.partition("@")
+    resolution = None
+    if res:
+        try:
+            parts = [int(v) for v in res.lower().split("x")]
+        except ValueError:
+            parts = []
+        if len(parts) not in (1, 2) or min(parts) < 1:
+            raise UserError(f"bad zoo resolution {res!r} (use zoo:NAME@N or zoo:NAME@HxW)")
+        resolution = parts[0] if len(parts) == 1 else tuple(parts)
+    if name not in names():
+        raise UserError(f"unknown zoo model {name!r} (available: {', '.join(names())})")
+    return name, resolution
+
+
 def names() -> list[str]:
     """Names of the zoo networks, in a fixed order."""
     return list(_NETWORKS)
