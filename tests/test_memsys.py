@@ -11,6 +11,8 @@ from hw.memarb import MemPortArbiter
 from hw.memtest import MemTest, memtest_pattern
 from hw.spram import SPRAMMemory
 
+from test_sdram import reference      # the dict model of a memory the SDRAM tests use
+
 
 def drive_port(sim, bus, ops, got, rng, *, req_p=0.8, ready_p=0.7, name=""):
     """Producer/consumer testbenches for one initiator-side port."""
@@ -50,16 +52,6 @@ def random_ops(rng, n, aw, dw, written=None):
         else:
             ops.append(("r", rng.choice(list(written))))
     return ops
-
-
-def reference(ops):
-    mem, out = {}, []
-    for op in ops:
-        if op[0] == "w":
-            mem[op[1]] = op[2]
-        else:
-            out.append(mem[op[1]])
-    return out
 
 
 @pytest.mark.parametrize("width,seed,ready_p", [(16, 1, 1.0), (32, 2, 0.5), (64, 3, 0.8)])
