@@ -23,7 +23,7 @@ def run(args) -> int:
     from . import golden, zoo
     from .boards import get_board
     from .builder import smooth_input
-    from .plan import default_plan
+    from .cmd_run import choose_plan
 
     try:
         from sim.engine_sim import EngineSim
@@ -33,9 +33,9 @@ def run(args) -> int:
     graph = zoo.get(name, resolution=args.resolution) if args.resolution else zoo.get(name)
     board = get_board(args.board)
     x = smooth_input(graph, seed=0)
-    plan = default_plan(graph, args.schedule)
+    plan, how = choose_plan(graph, args.schedule, None, board.name, None)   # as `blockfuse run`
     print(f"blockfuse demo: {name} {graph.input_tensor.shape} — {graph.total_macs / 1e6:.2f} M MACs, "
-          f"schedule {args.schedule}")
+          f"schedule {args.schedule} ({how})")
     t0 = time.perf_counter()
     want = golden.run(graph, x, plan=plan)
     t_golden = time.perf_counter() - t0

@@ -23,8 +23,7 @@ from .errors import UserError
 from .ir import (FC, Add, Clamp, Concat, Conv, Flatten, GlobalAvgPool, Graph, Node, Permute,
                  Pool, Tensor, UnsupportedModel)
 from .plan import Group, Plan, PlanError, default_plan
-from .quant import (multiply_by_quantized_multiplier, quantize_multiplier, quantize_multipliers,
-                    requantize)
+from .quant import multiply_by_quantized_multiplier, quantize_multiplier, requantize
 
 ADD_LEFT_SHIFT = 20      # TFLite's headroom for the residual add
 
@@ -180,7 +179,7 @@ def rescale_int8(x: np.ndarray, tin: Tensor, tout: Tensor) -> np.ndarray:
 # Region evaluation: one node, one output region, inputs available on regions
 # ---------------------------------------------------------------------------------------------
 
-def need_region(node: Node, out_region, in_index: int = 0):
+def need_region(node: Node, out_region):
     """Input region (y0, y1, x0, x1), possibly extending past the map, an output region needs."""
     y0, y1, x0, x1 = out_region
     kh, kw, sh, sw, pt, pl, _, _ = node.window()
@@ -197,6 +196,12 @@ class Available:
 
     def __init__(self, data: np.ndarray, region, bounds):
         self.data, self.region, self.bounds = data, tuple(region), tuple(bounds)
+
+    @classmethod
+    def whole(cls, x: np.ndarray) -> "Available":
+        """A map that is its own image: computed everywhere, padded at its own borders."""
+        full = (0, x.shape[1], 0, x.shape[2])
+        return cls(x, full, full)
 
     def cut(self, want, pad_value):
         """The window ``want`` with padding outside ``bounds`` and a validity mask."""
@@ -262,7 +267,7 @@ def eval_whole(graph: Graph, node: Node, xs: list, conv_fn=None, fc_fn=None) -> 
         return np.clip(xs[0], node.lo, node.hi).astype(np.int8)
     h, w = tout.shape[1:]
     full = (0, h, 0, w)
-    ins = [Available(x, (0, x.shape[1], 0, x.shape[2]), (0, x.shape[1], 0, x.shape[2])) for x in xs]
+    ins = [Available.whole(x) for x in xs]
     return eval_region(graph, node, ins, full, conv_fn)
 
 
@@ -322,9 +327,9 @@ def run_group_fused(graph: Graph, group: Group, values: dict, conv_fn=None) -> N
                 if n.output not in need:
                     continue
                 out_r = need[n.output]
-                for k, i in enumerate(n.inputs):
+                for i in n.inputs:
                     _, ih, iw = graph.tensors[i].shape
-                    r = need_region(n, out_r, k) if isinstance(n, (Conv, Pool)) else out_r
+                    r = need_region(n, out_r) if isinstance(n, (Conv, Pool)) else out_r
                     r = _intersect(r, (0, ih, 0, iw))
                     old = need.get(i)
                     need[i] = r if old is None else (min(old[0], r[0]), max(old[1], r[1]),
@@ -384,9 +389,7 @@ def run_group_block(graph: Graph, group: Group, values: dict, conv_fn=None) -> N
 
 def _eval_block_node(graph: Graph, node: Node, xs: list, conv_fn=None) -> np.ndarray:
     """A node on one block treated as a whole image (its borders padded like image borders)."""
-    tins = [graph.tensors[i] for i in node.inputs]
-    tout = graph.tensors[node.output]
-    ins = [Available(x, (0, x.shape[1], 0, x.shape[2]), (0, x.shape[1], 0, x.shape[2])) for x in xs]
+    ins = [Available.whole(x) for x in xs]
     if isinstance(node, (Conv, Pool)):
         kh, kw, sh, sw, pt, pl, pb, pr = node.window()
         h, w = xs[0].shape[1:]
