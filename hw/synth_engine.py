@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: MULT18X18D; iCE40 UP5K: all 8 SB_MAC16), the requantisation multipliers are shift-add trees
 #: in logic (``lut_requant``); memories sized to the device's block RAM and LUT budget.
 CONFIGS = {
-    "ulx3s-85f": EngineConfig(rows=9, cols=16, post_lanes=8, lut_requant=True, in_depth=512,
+    "ulx3s-85f": EngineConfig(rows=9, cols=16, post_lanes=16, lut_requant=True, in_depth=512,
                               w_depth=512, step_depth=32, ob_depth=8, out_depth=512),
     "ulx3s-45f": EngineConfig(rows=8, cols=8, post_lanes=4, lut_requant=True, in_depth=512,
                               w_depth=512, step_depth=32, ob_depth=8, out_depth=512),

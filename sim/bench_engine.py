@@ -5,7 +5,7 @@ Layers: the 13 VGG16 conv layers with their real channel counts at reduced heigh
 MobileNetV1 depthwise and pointwise layers, ShuffleNetV1 (g=3) grouped 1×1 and depthwise layers.
 Writes ``docs/engine_bench.md`` and ``docs/engine_bench.json``.
 
-    python -m sim.bench_engine [--rows 9 --cols 16 --post-lanes 8 --size 8] [--quick]
+    python -m sim.bench_engine [--rows 9 --cols 16 --post-lanes 16 --size 8] [--quick]
 """
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=9)
     ap.add_argument("--cols", type=int, default=16)
-    ap.add_argument("--post-lanes", type=int, default=8)
+    ap.add_argument("--post-lanes", type=int, default=16)
     ap.add_argument("--size", type=int, default=8, help="input height = width of every layer")
     ap.add_argument("--quick", action="store_true", help="a few layers only")
     ap.add_argument("--out", default=str(DOCS / "engine_bench"))
