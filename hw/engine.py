@@ -29,7 +29,7 @@ row, and take lane ``c`` in column ``c``.
 Schedule: output-channel block ``ob`` → output row → output column → step; one step per cycle
 with no bubbles, so a layer takes ``n_ob·Ho·Wo·steps`` cycles plus the pipeline latency.
 """
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -94,9 +94,11 @@ class EngineConfig:
     @property
     def latency(self) -> int:
         """Pipeline fill and drain of one run: with ``slot = max(steps, drain)``,
-        cycles = n_ob·Ho·Wo·slot − (slot − steps) + latency
-        (issue, skew over the rows, array, accumulate, shadow, requant lane, output write)."""
-        return self.rows + (13 if self.lut_requant else 12) + 5
+        cycles = n_ob·Ho·Wo·slot − (slot − steps) + latency, latency = rows + R_lat + 7:
+        stage A (1), skew over the rows (rows − 1), memory read (1), array (4: row fan-out,
+        operand, product and partial-sum registers), accumulate (1), requant lane (R_lat = 10,
+        11 with ``lut_requant``; the bias is added by the accumulators), ``done`` (1)."""
+        return self.rows + (11 if self.lut_requant else 10) + 7
 
     def as_dict(self):
         return dict(rows=self.rows, cols=self.cols, in_depth=self.in_depth, w_depth=self.w_depth,
@@ -137,49 +139,69 @@ class Engine(wiring.Component):
         m = Module()
         cfg, A = self.cfg, self.cfg.addr_width
         R, C, L = cfg.rows, cfg.cols, cfg.lanes
+        P, D = cfg.post_lanes, cfg.drain
         d = self.desc
 
         # ---- memories --------------------------------------------------------------------
+        # The block table (sel 3) is loaded as one word per output-channel block but kept in
+        # three memories, each read synchronously where its fields are used: ``in_base`` at
+        # issue, the biases at the column accumulators, multipliers/shifts at the drain.
         m.submodules.in_mem = in_mem = Memory(shape=L * 8, depth=cfg.in_depth, init=[])
         m.submodules.out_mem = out_mem = Memory(shape=C * 8, depth=cfg.out_depth, init=[])
         m.submodules.step_mem = step_mem = Memory(
             shape=data.ArrayLayout(self.step_layout, R), depth=cfg.step_depth, init=[])
-        m.submodules.blk_mem = blk_mem = Memory(shape=self.block_layout, depth=cfg.ob_depth,
-                                                init=[])
+        bl = self.block_layout
+        qm_layout = data.ArrayLayout(data.StructLayout({"mult": unsigned(31), "shift": signed(6)}), C)
+        m.submodules.base_mem = base_mem = Memory(shape=A, depth=cfg.ob_depth, init=[])
+        m.submodules.bias_mem = bias_mem = Memory(shape=data.ArrayLayout(signed(32), C),
+                                                  depth=cfg.ob_depth, init=[])
+        m.submodules.qm_mem = qm_mem = Memory(shape=qm_layout, depth=cfg.ob_depth, init=[])
         w_mems = []
         for r in range(R):
             wm = Memory(shape=C * 8, depth=cfg.w_depth, init=[])
             m.submodules[f"w_mem_{r}"] = wm
             w_mems.append(wm)
 
-        def loader(mem, sel, width):
+        def loader(mem, sel, value):
             wp = mem.write_port()
-            m.d.comb += [wp.addr.eq(self.ld_addr), wp.data.eq(self.ld_data[:width]),
+            m.d.comb += [wp.addr.eq(self.ld_addr), wp.data.eq(value),
                          wp.en.eq(self.ld_en & (self.ld_sel == sel))]
-        loader(in_mem, 0, L * 8)
+        loader(in_mem, 0, self.ld_data[:L * 8])
         for r, wm in enumerate(w_mems):
-            wp = wm.write_port()
-            m.d.comb += [wp.addr.eq(self.ld_addr), wp.data.eq(self.ld_data[r * C * 8:(r + 1) * C * 8]),
-                         wp.en.eq(self.ld_en & (self.ld_sel == 1))]
-        loader(step_mem, 2, R * self.step_layout.size)
-        loader(blk_mem, 3, self.block_layout.size)
+            loader(wm, 1, self.ld_data[r * C * 8:(r + 1) * C * 8])
+        loader(step_mem, 2, self.ld_data[:R * self.step_layout.size])
+        blk_word = data.View(bl, self.ld_data[:bl.size])
+        loader(base_mem, 3, blk_word.in_base)
+        loader(bias_mem, 3, blk_word.bias)
+        qm_word = Signal(qm_layout)
+        for c in range(C):
+            m.d.comb += [qm_word[c].mult.eq(blk_word.mult[c]), qm_word[c].shift.eq(blk_word.shift[c])]
+        loader(qm_mem, 3, qm_word)
         rd = out_mem.read_port()
         m.d.comb += [rd.addr.eq(self.rd_addr), self.rd_data.eq(rd.data)]
 
         # ---- issue: loop counters ----------------------------------------------------------
         run = Signal()
         ob, oy, ox, s = Signal(12), Signal(12), Signal(12), Signal(12)
-        iy0, ix0 = Signal(signed(14)), Signal(signed(14))
+        # tap bounds: a tap (dy, dx) of the current pixel lies inside the map iff
+        # ylo <= dy < yhi and xlo <= dx < xhi (ylo = −iy0, yhi = H − iy0, likewise x)
+        ylo, yhi = Signal(signed(14)), Signal(signed(14))
+        xlo, xhi = Signal(signed(14)), Signal(signed(14))
         pix, rowpix = Signal(signed(A + 3)), Signal(signed(A + 3))
         waddr, wbase = Signal(A), Signal(A)
         cycles = Signal(32)
         m.d.comb += self.cycles.eq(cycles)
+        # next values of s and ob: the step table and in_base are read synchronously at the
+        # next address, so their outputs belong to the current (s, ob) with no extra stage
+        s_nx, ob_nx = Signal(12), Signal(12)
+        m.d.comb += [s_nx.eq(s), ob_nx.eq(ob)]
+        m.d.sync += [s.eq(s_nx), ob.eq(ob_nx)]
 
         # a pixel occupies max(steps, drain) cycles so the shared requant lanes keep up
         last_step = s + 1 == d.steps
         wrap = Signal()
-        if cfg.drain > 1:
-            m.d.comb += wrap.eq(Mux(d.steps >= cfg.drain, last_step, s + 1 == cfg.drain))
+        if D > 1:
+            m.d.comb += wrap.eq(Mux(d.steps >= D, last_step, s + 1 == D))
         else:
             m.d.comb += wrap.eq(last_step)
         issue = Signal()
@@ -188,42 +210,47 @@ class Engine(wiring.Component):
         last_y = oy + 1 == d.ho
         last_ob = ob + 1 == d.n_ob
 
+        def restart_rows():
+            return [oy.eq(0), ylo.eq(d.pad_t), yhi.eq(d.h + d.pad_t), rowpix.eq(d.pix0),
+                    pix.eq(d.pix0), ox.eq(0), xlo.eq(d.pad_l), xhi.eq(d.w + d.pad_l)]
+
         busy_r = Signal()
         m.d.comb += self.busy.eq(busy_r)
         with m.If(self.start & ~busy_r):
-            m.d.sync += [
-                run.eq(1), busy_r.eq(1), self.done.eq(0), cycles.eq(0),
-                ob.eq(0), oy.eq(0), ox.eq(0), s.eq(0),
-                iy0.eq(-d.pad_t), ix0.eq(-d.pad_l), pix.eq(d.pix0), rowpix.eq(d.pix0),
-                waddr.eq(0), wbase.eq(0),
-            ]
+            m.d.comb += [s_nx.eq(0), ob_nx.eq(0)]
+            m.d.sync += [run.eq(1), busy_r.eq(1), self.done.eq(0), cycles.eq(0),
+                         waddr.eq(0), wbase.eq(0)] + restart_rows()
         with m.Elif(busy_r):
             m.d.sync += cycles.eq(cycles + 1)
         with m.If(run):
             with m.If(~wrap):
-                m.d.sync += [s.eq(s + 1), waddr.eq(waddr + 1)]
+                m.d.comb += s_nx.eq(s + 1)
+                m.d.sync += waddr.eq(waddr + 1)
             with m.Else():
-                m.d.sync += [s.eq(0), waddr.eq(wbase)]
+                m.d.comb += s_nx.eq(0)
+                m.d.sync += waddr.eq(wbase)
                 with m.If(~last_x):
-                    m.d.sync += [ox.eq(ox + 1), ix0.eq(ix0 + d.stride_w), pix.eq(pix + d.stride_w)]
+                    m.d.sync += [ox.eq(ox + 1), xlo.eq(xlo - d.stride_w), xhi.eq(xhi - d.stride_w),
+                                 pix.eq(pix + d.stride_w)]
                 with m.Else():
-                    m.d.sync += ox.eq(0), ix0.eq(-d.pad_l)
+                    m.d.sync += [ox.eq(0), xlo.eq(d.pad_l), xhi.eq(d.w + d.pad_l)]
                     with m.If(~last_y):
-                        m.d.sync += [oy.eq(oy + 1), iy0.eq(iy0 + d.stride_h),
+                        m.d.sync += [oy.eq(oy + 1), ylo.eq(ylo - d.stride_h),
+                                     yhi.eq(yhi - d.stride_h),
                                      rowpix.eq(rowpix + d.row_step),
                                      pix.eq(rowpix + d.row_step)]
                     with m.Else():
-                        m.d.sync += [oy.eq(0), iy0.eq(-d.pad_t), rowpix.eq(d.pix0),
-                                     pix.eq(d.pix0), ob.eq(ob + 1),
-                                     wbase.eq(wbase + d.steps), waddr.eq(wbase + d.steps)]
+                        m.d.comb += ob_nx.eq(ob + 1)
+                        m.d.sync += [wbase.eq(wbase + d.steps), waddr.eq(wbase + d.steps)]
+                        m.d.sync += restart_rows()
                         with m.If(last_ob):
                             m.d.sync += run.eq(0)
 
         # ---- stage A: per-row addresses and validity (registered) -------------------------
-        step_rd = step_mem.read_port(domain="comb")
-        blk_rd_issue = blk_mem.read_port(domain="comb")
-        m.d.comb += [step_rd.addr.eq(s), blk_rd_issue.addr.eq(ob)]
-        in_base = blk_rd_issue.data.in_base
+        step_rd = step_mem.read_port()
+        base_rd = base_mem.read_port()
+        m.d.comb += [step_rd.addr.eq(s_nx), base_rd.addr.eq(ob_nx)]
+        in_base = base_rd.data
 
         a_go, a_first, a_last, a_final = Signal(), Signal(), Signal(), Signal()
         a_ob, a_waddr = Signal(12), Signal(A)
@@ -235,10 +262,7 @@ class Engine(wiring.Component):
                      a_ob.eq(ob), a_waddr.eq(waddr)]
         for r in range(R):
             e = step_rd.data[r]
-            iy = Signal(signed(15), name=f"iy_{r}")
-            ix = Signal(signed(15), name=f"ix_{r}")
-            m.d.comb += [iy.eq(iy0 + e.dy), ix.eq(ix0 + e.dx)]
-            ok = e.en & (iy >= 0) & (iy < d.h) & (ix >= 0) & (ix < d.w)
+            ok = e.en & (e.dy >= ylo) & (e.dy < yhi) & (e.dx >= xlo) & (e.dx < xhi)
             m.d.sync += [a_ok[r].eq(ok), a_addr[r].eq(in_base + e.delta + pix),
                          a_lane[r].eq(e.lane)]
 
@@ -268,9 +292,10 @@ class Engine(wiring.Component):
             for c in range(C):
                 m.d.comb += array.w[r][c].eq(wrp.data[c * 8:(c + 1) * 8])
 
-        # ---- beat flags follow the data down the array (R + 2 cycles after stage A) -------
+        # ---- beat flags follow the data down the array -------------------------------------
+        # stage A → row 0's memory read (1) → array (rows − 1 + LATENCY) → column sums
         flags = [(a_go, a_first, a_last, a_final, a_ob)]
-        for k in range(R + 2):
+        for k in range(R + SystolicArray.LATENCY):
             g, f, l, fin, o = flags[-1]
             n = (Signal(name=f"b_go_{k}"), Signal(name=f"b_first_{k}"), Signal(name=f"b_last_{k}"),
                  Signal(name=f"b_final_{k}"), Signal(12, name=f"b_ob_{k}"))
@@ -278,51 +303,58 @@ class Engine(wiring.Component):
             flags.append(n)
         b_go, b_first, b_last, b_final, b_ob = flags[-1]
 
-        # ---- column accumulators ------------------------------------------------------------
-        blk_rd_drain = blk_mem.read_port(domain="comb")
-        m.d.comb += blk_rd_drain.addr.eq(b_ob)
-        prm = blk_rd_drain.data
-        P, D = cfg.post_lanes, cfg.drain
+        # ---- column accumulators (they start at the bias) ----------------------------------
+        bias_rd = bias_mem.read_port()
+        m.d.comb += bias_rd.addr.eq(flags[-2][4])          # valid when the beat reaches b_*
         cap = b_go & b_last                       # the pixel's sums are complete this cycle
-        grp = data.ArrayLayout(data.ArrayLayout(signed(32), P), D)
-        sh_acc = Signal(grp, name="shadow_acc")
-        sh_bias = Signal(grp, name="shadow_bias")
-        sh_mult = Signal(grp, name="shadow_mult")
-        sh_shift = Signal(data.ArrayLayout(data.ArrayLayout(signed(6), P), D), name="shadow_shift")
-        sh_fin = Signal()
+        accs, totals = [], []
         for c in range(C):
             acc = Signal(signed(32), name=f"acc_{c}")
             total = Signal(signed(32), name=f"total_{c}")
-            m.d.comb += total.eq(Mux(b_first, 0, acc) + array.psum[c])
+            m.d.comb += total.eq(Mux(b_first, bias_rd.data[c], acc) + array.psum[c])
             with m.If(b_go):
                 m.d.sync += acc.eq(total)
-            with m.If(cap):
-                k, p = divmod(c, P)
-                m.d.sync += [sh_acc[k][p].eq(total), sh_bias[k][p].eq(prm.bias[c]),
-                             sh_mult[k][p].eq(prm.mult[c]),
-                             sh_shift[k][p].eq(prm.shift[c])]
-        with m.If(cap):
-            m.d.sync += sh_fin.eq(b_final)
+            accs.append(acc)
+            totals.append(total)
 
         # ---- drain: P requant lanes take the C sums in D cycles ---------------------------
+        # with D = 1 the accumulators themselves hold the sums while the lanes take them;
+        # otherwise shadow registers free the accumulators for the next pixel
         d_act, dk = Signal(), Signal(range(max(D, 2)))
+        d_ob, sh_fin = Signal(12), Signal()
         with m.If(cap):
-            m.d.sync += [d_act.eq(1), dk.eq(0)]
+            m.d.sync += [d_act.eq(1), dk.eq(0), d_ob.eq(b_ob), sh_fin.eq(b_final)]
         with m.Elif(d_act):
             m.d.sync += dk.eq(dk + 1)
             with m.If(dk == D - 1):
                 m.d.sync += [d_act.eq(0), dk.eq(0)]
+        if D == 1:
+            sh_acc = [[accs[p] for p in range(P)]]
+        else:
+            sh = Signal(data.ArrayLayout(data.ArrayLayout(signed(32), P), D), name="shadow_acc")
+            with m.If(cap):
+                for c in range(C):
+                    k, p = divmod(c, P)
+                    m.d.sync += sh[k][p].eq(totals[c])
+            sh_acc = sh
+        qm_rd = qm_mem.read_port()
+        m.d.comb += qm_rd.addr.eq(Mux(cap, b_ob, d_ob))   # the draining block's parameters
+        es = qm_layout.elem_shape.size
+        qm_pad = Signal(es * P * D)                        # C columns padded to D groups of P
+        m.d.comb += qm_pad.eq(qm_rd.data.as_value())
+        qm_grp = data.View(data.ArrayLayout(data.ArrayLayout(qm_layout.elem_shape, P), D), qm_pad)
         lanes_out = []
         for p in range(P):
-            rq = Requant(lut_mul=cfg.lut_requant)
+            rq = Requant(lut_mul=cfg.lut_requant, bias=False)
             latency = rq.LATENCY
             m.submodules[f"requant_{p}"] = rq
+            prm = qm_grp[dk][p] if D > 1 else qm_rd.data[p]
             m.d.comb += [
                 rq.i.valid.eq(d_act),
-                rq.i.payload.acc.eq(sh_acc[dk][p]),
-                rq.i.payload.bias.eq(sh_bias[dk][p]),
-                rq.i.payload.mult.eq(sh_mult[dk][p]),
-                rq.i.payload.shift.eq(sh_shift[dk][p]),
+                rq.i.payload.acc.eq(sh_acc[dk][p] if D > 1 else sh_acc[0][p]),
+                rq.i.payload.bias.eq(0),
+                rq.i.payload.mult.eq(prm.mult),
+                rq.i.payload.shift.eq(prm.shift),
                 rq.i.payload.zp.eq(d.y_zp), rq.i.payload.lo.eq(d.lo), rq.i.payload.hi.eq(d.hi),
             ]
             lanes_out.append(rq.o)
@@ -335,9 +367,10 @@ class Engine(wiring.Component):
             o_k, fin = k2, f2
         o_valid = lanes_out[0].valid
         held = Signal(data.ArrayLayout(data.ArrayLayout(signed(8), P), D), name="out_held")
-        with m.If(o_valid):
-            for p in range(P):
-                m.d.sync += held[o_k][p].eq(lanes_out[p].payload)
+        if D > 1:
+            with m.If(o_valid):
+                for p in range(P):
+                    m.d.sync += held[o_k][p].eq(lanes_out[p].payload)
 
         wp = out_mem.write_port()
         out_addr = Signal(A)

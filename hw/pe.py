@@ -1,9 +1,9 @@
 """Processing elements: one int8×int8 multiply each, registered so it maps onto one hard
 multiplier (ECP5 MULT18X18D with its input/output registers, iCE40 SB_MAC16).
 
-* :class:`PE` — the systolic cell of :class:`hw.systolic.SystolicArray`: registered product,
-  then a registered partial-sum add (``psum_out = psum_in + x·w`` two cycles later); partial sums
-  flow down a column.
+* :class:`PE` — the systolic cell of :class:`hw.systolic.SystolicArray`: registered operands,
+  registered product, then a registered partial-sum add (``psum_out = psum_in + x·w`` three
+  cycles after the operands); partial sums flow down a column.
 * :class:`MAC` — a stand-alone accumulating MAC (``acc += x·w``), the smallest real RTL that
   proves the simulation flow against NumPy.
 """
@@ -15,7 +15,11 @@ ACC = signed(32)
 
 
 class PE(wiring.Component):
-    """``prod <= x*w``; ``psum_out <= psum_in + prod`` (latency 2 for x/w, 1 for psum_in)."""
+    """``x_r, w_r <= x, w``; ``prod <= x_r*w_r``; ``psum_out <= psum_in + prod`` (latency 3 for
+    x/w, 1 for psum_in).  Register → multiplier → register: the operand and product registers
+    are the hard multiplier's own (SB_MAC16 input/output registers; MULT18X18D's), so no
+    routing or logic sits in the multiplier's path."""
+    LATENCY = 3
     x: In(signed(8))
     w: In(signed(8))
     psum_in: In(ACC)
@@ -23,8 +27,10 @@ class PE(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        x_r, w_r = Signal(signed(8)), Signal(signed(8))
         prod = Signal(signed(16))
-        m.d.sync += prod.eq(self.x * self.w)
+        m.d.sync += [x_r.eq(self.x), w_r.eq(self.w)]
+        m.d.sync += prod.eq(x_r * w_r)
         m.d.sync += self.psum_out.eq(self.psum_in + prod)
         return m
 

@@ -12,7 +12,7 @@ round-half-up on magnitudes:
 
 so the 32×31 product splits into four unsigned 16×16 partial products (one DSP tile each: ECP5
 MULT18X18D, iCE40 SB_MAC16) and no carry chain in the lane is longer than ~34 bits — the
-pipeline is 12 stages deep so a small FPGA can clock it fast. The multiplier must be in
+pipeline is 11 stages deep (10 without the bias stage) so a small FPGA can clock it fast. The multiplier must be in
 [0, 2^31) (what :func:`host.quant.quantize_multiplier` produces).
 
 One lane takes one accumulator per cycle through always-ready ``lib.stream`` in/out (the engine
@@ -39,11 +39,15 @@ class Requant(wiring.Component):
 
     ``lut_mul=True`` builds the four 16×16 partial products as pipelined shift-add trees in
     logic instead of hard multipliers (one more stage), so the FPGA's multipliers all go to the
-    PE array."""
+    PE array.  ``bias=False`` drops the bias stage (the engine's accumulators start at the
+    bias)."""
 
-    def __init__(self, lut_mul: bool = False):
+    def __init__(self, lut_mul: bool = False, bias: bool = True):
         self.lut_mul = lut_mul
-        self.LATENCY = 13 if lut_mul else 12
+        #: ``bias=False``: no bias stage (``payload.bias`` is ignored) — the engine starts its
+        #: column accumulators at the bias instead, one stage less
+        self.bias = bias
+        self.LATENCY = 10 + bool(lut_mul) + bool(bias)
         super().__init__({
             "i": In(stream.Signature(RequantIn, always_ready=True)),
             "o": Out(stream.Signature(signed(8), always_ready=True)),
@@ -63,11 +67,15 @@ class Requant(wiring.Component):
             """Register the side-band fields into the next stage."""
             return {k: reg(len(v) if not v.shape().signed else v.shape(), v, k) for k, v in kw.items()}
 
-        # S0: bias add
+        # S0: bias add (optional)
         stage[0] = 0
-        v = reg(1, self.i.valid, "v")
-        a = reg(signed(32), p.acc + p.bias, "a")
-        sb = carry(m=p.mult, sh=p.shift, zp=p.zp, lo=p.lo, hi=p.hi)
+        if self.bias:
+            v = reg(1, self.i.valid, "v")
+            a = reg(signed(32), p.acc + p.bias, "a")
+            sb = carry(m=p.mult, sh=p.shift, zp=p.zp, lo=p.lo, hi=p.hi)
+        else:
+            v, a = self.i.valid, p.acc
+            sb = dict(m=p.mult, sh=p.shift, zp=p.zp, lo=p.lo, hi=p.hi)
 
         # S1: sign, magnitude, split shift
         stage[0] = 1
@@ -154,28 +162,21 @@ class Requant(wiring.Component):
         right6 = reg(unsigned(5), right5, "right")
         sb = carry(**sb)
 
-        # S7: |q|
+        # S7: |q| = 2·high + (low >> 31), plus half for round-half-away-from-zero on the
+        # magnitude (a three-operand add of ~34 bits)
         stage[0] = 7
-        v7 = reg(1, v6, "v")
-        q = reg(unsigned(33), (high << 1) + low[31:], "q")
-        neg7 = reg(1, neg6, "neg")
-        right7 = reg(unsigned(5), right6, "right")
-        sb = carry(**sb)
-
-        # S8: + half for round-half-away-from-zero on the magnitude
-        stage[0] = 8
-        v8 = reg(1, v7, "v")
+        v8 = reg(1, v6, "v")
         half = Signal(unsigned(32))
-        m.d.comb += half.eq((1 << right7) >> 1)
-        qh = reg(unsigned(34), q + half, "qh")
-        neg8 = reg(1, neg7, "neg")
-        right8 = reg(unsigned(5), right7, "right")
+        m.d.comb += half.eq((1 << right6) >> 1)
+        qh = reg(unsigned(35), (high << 1) + low[31:] + half, "qh")
+        neg8 = reg(1, neg6, "neg")
+        right8 = reg(unsigned(5), right6, "right")
         sb = carry(**sb)
 
         # S9: right shift (barrel)
         stage[0] = 9
         v9 = reg(1, v8, "v")
-        r = reg(unsigned(34), qh >> right8, "r")
+        r = reg(unsigned(35), qh >> right8, "r")
         neg9 = reg(1, neg8, "neg")
         sb = carry(**sb)
 

@@ -34,17 +34,30 @@ class SystolicArray(wiring.Component):
             "psum": Out(data.ArrayLayout(ACC, cols)),
         })
 
+    #: cycles from a row's operands to its PE's partial sum: the row fan-out register, then the
+    #: PE (operand register, product register, partial-sum register)
+    LATENCY = 1 + PE.LATENCY
+
     def elaborate(self, platform):
         m = Module()
         below = [0] * self.cols
         for r in range(self.rows):
+            # row fan-out register: the selected byte (standard layers), the word (depthwise)
+            # and the weights are registered once per row before they fan out to the columns,
+            # so the lane multiplexer and the memory outputs never share a cycle with the route
+            # to the multipliers
             xr = Signal(signed(8), name=f"x_row_{r}")
-            m.d.comb += xr.eq(self.x[r].as_value().word_select(self.lane[r], 8))
+            xw = Signal(data.ArrayLayout(signed(8), self.cols), name=f"x_word_{r}")
+            wr = Signal(data.ArrayLayout(signed(8), self.cols), name=f"w_row_{r}")
+            dw = Signal(name=f"dw_{r}")
+            m.d.sync += [xr.eq(self.x[r].as_value().word_select(self.lane[r], 8)),
+                         xw.eq(self.x[r].as_value()[:8 * self.cols]), wr.eq(self.w[r]),
+                         dw.eq(self.dw)]
             for c in range(self.cols):
                 pe = PE()
                 m.submodules[f"pe_{r}_{c}"] = pe
-                x = Mux(self.dw, self.x[r][c], xr)
-                m.d.comb += [pe.x.eq(x), pe.w.eq(self.w[r][c]), pe.psum_in.eq(below[c])]
+                m.d.comb += [pe.x.eq(Mux(dw, xw[c], xr)), pe.w.eq(wr[c]),
+                             pe.psum_in.eq(below[c])]
                 below[c] = pe.psum_out
         for c in range(self.cols):
             m.d.comb += self.psum[c].eq(below[c])

@@ -3,7 +3,7 @@
 
 Layers: the 13 VGG16 conv layers with their real channel counts at reduced height/width,
 MobileNetV1 depthwise and pointwise layers, ShuffleNetV1 (g=3) grouped 1×1 and depthwise layers.
-Writes ``docs/engine_bench.md`` and ``docs/engine_bench.json``.
+Writes ``docs/engine_bench.md``, ``docs/engine_bench.json`` and the plot ``docs/engine_bench.png``.
 
     python -m sim.bench_engine [--rows 9 --cols 16 --post-lanes 16 --size 8] [--quick]
 """
@@ -74,6 +74,41 @@ def one_layer(rng, cfg, name, ci, co, h, w, k, stride, pad, groups):
                 wall_seconds=wall)
 
 
+GROUPS = [("VGG16 3×3", "vgg16.", "tab:blue"), ("MobileNet depthwise", "mobilenet.dw", "tab:orange"),
+          ("MobileNet pointwise", "mobilenet.pw", "tab:green"), ("ShuffleNet", "shufflenet.", "tab:purple")]
+
+
+def plot(rows, cfg, path):
+    """Per-layer PE utilisation bars, grouped by network/layer kind, with the 90 % (VGG16) and
+    50 % (depthwise) target lines."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(12, 4.8))
+    x, ticks, labels = 0, [], []
+    for name, prefix, color in GROUPS:
+        grp = [r for r in rows if r["layer"].startswith(prefix)]
+        if not grp:
+            continue
+        xs = list(range(x, x + len(grp)))
+        ax.bar(xs, [100 * r["utilisation"] for r in grp], color=color, label=name)
+        ticks += xs
+        labels += [r["layer"].split(".", 1)[1] for r in grp]
+        x += len(grp) + 1
+    ax.axhline(90, color="black", ls="--", lw=1, label="target ≥ 90 % (VGG16, ≥ 64 input channels)")
+    ax.axhline(50, color="tab:red", ls=":", lw=1.2, label="target ≥ 50 % (depthwise)")
+    ax.set_xticks(ticks)
+    ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=8)
+    ax.set_ylim(0, 125)
+    ax.set_ylabel("PE utilisation (%)")
+    ax.set_title(f"RTL engine, {cfg.rows}×{cfg.cols} PEs, {cfg.post_lanes} requant lanes: "
+                 "utilisation per layer (cycles measured in Verilator)", fontsize=10)
+    ax.legend(loc="upper center", ncol=3, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=9)
@@ -132,8 +167,11 @@ def main(argv=None):
                  f"{big['sim_cycles_per_cpu_s']:,.0f} per CPU second (target ≥ 100k for the "
                  "ECP5-sized engine)")
     lines.append(f"- all layers bit-exact: {'yes' if all(r['bit_exact'] for r in rows) else 'NO'}")
+    png = out.with_suffix(".png")
+    plot(rows, cfg, png)
+    lines += ["", f"![per-layer PE utilisation]({png.name})"]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("wrote", out.with_suffix(".md"))
+    print("wrote", out.with_suffix(".md"), "and", png)
     return 0 if all(r["bit_exact"] for r in rows) else 1
 
 
@@ -142,7 +180,7 @@ def bench(outdir) -> list:
     out = Path(outdir) / "engine_bench"
     if main(["--out", str(out)]) != 0:
         raise RuntimeError("engine benchmark: a layer was not bit-exact (see the table)")
-    return [out.with_suffix(".md"), out.with_suffix(".json")]
+    return [out.with_suffix(".md"), out.with_suffix(".json"), out.with_suffix(".png")]
 
 
 if __name__ == "__main__":

@@ -48,14 +48,16 @@ def cases(seed: int, n: int):
     return dict(acc=acc, bias=bias, mult=mult, shift=shift, zp=zp, lo=lo, hi=hi)
 
 
-@pytest.mark.parametrize("lut_mul", [False, True])
-def test_requant_bit_exact(lut_mul):
+@pytest.mark.parametrize("lut_mul,bias", [(False, True), (True, True), (True, False)])
+def test_requant_bit_exact(lut_mul, bias):
     d = cases(7, 3000)
     total = (d["acc"] + d["bias"] + (1 << 31)) % (1 << 32) - (1 << 31)     # int32 wrap
+    if not bias:                       # the engine's lanes: the bias is already in the sum
+        d = dict(d, acc=total, bias=np.full_like(total, 0x5A5A5A5))        # and must be ignored
     want = np.array([requantize(np.array([a]), np.array([mm]), np.array([s]), int(z), int(l), int(h))[0]
                      for a, mm, s, z, l, h in zip(total, *(d[k] for k in ("mult", "shift", "zp", "lo", "hi")))],
                     dtype=np.int64)
-    got = run_cocotb(Requant(lut_mul=lut_mul), "sim.tb_requant", inputs=d)["y"]
+    got = run_cocotb(Requant(lut_mul=lut_mul, bias=bias), "sim.tb_requant", inputs=d)["y"]
     assert len(got) == len(want)
     bad = np.nonzero(got != want)[0]
     assert bad.size == 0, f"{bad.size} mismatches, first at {bad[:5]}: " + str(

@@ -26,8 +26,9 @@ def test_systolic_skewed_dot_products(rows, cols, dw):
 
     async def bench(ctx):
         ctx.set(dut.dw, dw)
-        for k in range(T + rows + 2):
-            t_out = k - rows - 1                    # column sums leave rows+1 cycles after row 0
+        lat = dut.LATENCY + rows - 1                # column sums leave rows+3 cycles after row 0
+        for k in range(T + lat + 1):
+            t_out = k - lat
             if 0 <= t_out < T:
                 for c in range(cols):
                     got[t_out, c] = ctx.get(dut.psum[c])
