@@ -94,11 +94,12 @@ class EngineConfig:
     @property
     def latency(self) -> int:
         """Pipeline fill and drain of one run: with ``slot = max(steps, drain)``,
-        cycles = n_ob·Ho·Wo·slot − (slot − steps) + latency, latency = rows + R_lat + 7:
+        cycles = n_ob·Ho·Wo·slot − (slot − steps) + latency, latency = rows + R_lat + 5 + drain:
         stage A (1), skew over the rows (rows − 1), memory read (1), array (4: row fan-out,
-        operand, product and partial-sum registers), accumulate (1), requant lane (R_lat = 10,
+        operand, product and partial-sum registers), accumulate (1), the last pixel's drain
+        (``drain``: one cycle per group of ``post_lanes`` columns), requant lane (R_lat = 10,
         11 with ``lut_requant``; the bias is added by the accumulators), ``done`` (1)."""
-        return self.rows + (11 if self.lut_requant else 10) + 7
+        return self.rows + (11 if self.lut_requant else 10) + 5 + self.drain
 
     def as_dict(self):
         return dict(rows=self.rows, cols=self.cols, in_depth=self.in_depth, w_depth=self.w_depth,

@@ -88,6 +88,17 @@ def test_engine_conv(case):
     check(random_layer(rng, *CI_CASES[case]), CI_CFG)
 
 
+#: all requant lanes (drain 1 cycle per pixel, as the ECP5-85F build): the drain enters the latency
+CI_CFG_FULL = EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=256,
+                           ob_depth=64, out_depth=2048, post_lanes=3)
+
+
+@pytest.mark.parametrize("case", [0, 2, 3])
+def test_engine_conv_all_lanes(case):
+    rng = np.random.default_rng(200 + case)
+    check(random_layer(rng, *CI_CASES[case]), CI_CFG_FULL)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(12))
 def test_engine_random_sweep(seed):
