@@ -514,31 +514,64 @@ def calibration_graph():
     return b.build()
 
 
-def calibrate(outdir) -> list:
-    """Run :func:`calibration_graph`'s layers on the RTL engine (Verilator; minutes on a cold
-    build cache) and record measured vs modelled cycles in ``scheduler_calibration.json``."""
+#: engines the calibration runs: the 8×8 simulation default (``sim.engine_sim.DEFAULT_CONFIG``,
+#: one requant lane per column) and the board configurations of ``hw.synth_engine.CONFIGS`` whose
+#: shapes differ most (ECP5-85F 9×16 with 8 lanes: 3×3 depthwise is drain-bound; iCE40 2×4, 1 lane)
+CALIBRATION_ENGINES = ("sim-default", "ulx3s-85f", "icebreaker")
+
+
+def calibration_engine(key: str):
+    """The engine configuration ``key`` names, with memories deep enough that every calibration
+    layer is one engine run (memory depths do not change the cycle formula)."""
+    from hw.engine import EngineConfig
+    from sim.engine_sim import DEFAULT_CONFIG
+
+    if key == "sim-default":
+        return DEFAULT_CONFIG
+    from hw.synth_engine import CONFIGS
+
+    c = CONFIGS[key]
+    return EngineConfig(rows=c.rows, cols=c.cols, post_lanes=c.post_lanes, lut_requant=c.lut_requant,
+                        in_depth=2048, w_depth=2048, step_depth=512, ob_depth=16, out_depth=2048)
+
+
+def calibration_rows(cfg, measure) -> list:
+    """Model vs ``measure(node, x, zx, zy, cfg) -> cycles`` for the calibration layers on ``cfg``."""
     from . import golden
     from .builder import smooth_input
     from .cost import NetInfo
-    from sim.engine_sim import DEFAULT_CONFIG, run_conv, run_fc
 
-    cfg = DEFAULT_CONFIG
     g = calibration_graph()
     vals = golden.run(g, smooth_input(g), keep=True)
-
-    class _Array:
-        pe_rows, pe_cols = cfg.rows, cfg.cols
-
-    net = NetInfo(g, _Array())
+    net = NetInfo(g, None, engine=cfg)
     rows = []
     for n, ni in zip(g.nodes, net.nodes):
         if n.op not in ("conv", "fc"):
             continue
         zx, zy = g.tensors[n.inputs[0]].zero_point, g.tensors[n.output].zero_point
-        run = run_conv if n.op == "conv" else run_fc
-        _, cyc = run(n, vals[n.inputs[0]], zx, zy, config=cfg)
-        rows.append(dict(name=n.name, rows=cfg.rows, cols=cfg.cols, model=ni.cycles + ni.latency,
+        cyc = measure(n, vals[n.inputs[0]], zx, zy, cfg)
+        rows.append(dict(name=n.name, rows=cfg.rows, cols=cfg.cols, post_lanes=cfg.post_lanes,
+                         lut_requant=cfg.lut_requant, latency=cfg.latency, model=ni.cycles + ni.latency,
                          rtl=int(cyc), macs=ni.macs))
+    return rows
+
+
+def rtl_cycles(node, x, zx, zy, cfg) -> int:
+    """Cycles the RTL engine (Verilator) takes for one layer, as one run."""
+    from sim.engine_sim import run_conv, run_fc
+
+    run = run_conv if node.op == "conv" else run_fc
+    return run(node, x, zx, zy, config=cfg)[1]
+
+
+def calibrate(outdir, engines=CALIBRATION_ENGINES) -> list:
+    """Run :func:`calibration_graph`'s layers on the RTL engine (Verilator; minutes on a cold
+    build cache) for each engine of ``engines`` and record measured vs modelled cycles in
+    ``scheduler_calibration.json`` (a list of rows, one per engine and layer)."""
+    rows = []
+    for key in engines:
+        for r in calibration_rows(calibration_engine(key), rtl_cycles):
+            rows.append(dict(engine=key, **r))
     path = Path(outdir) / "scheduler_calibration.json"
     path.write_text(json.dumps(rows, indent=1))
     return [path]

@@ -53,6 +53,28 @@ class Board:
     offchip_efficiency: float     # fraction of the peak bandwidth achieved on streaming traffic
     link: str
     link_bytes_per_s: float       # UART: baud / 10 (8N1)
+    #: requantisation lanes of the engine when ``hw.synth_engine.CONFIGS`` has no configuration
+    #: for this board (0: ``pe_cols // 2``, as the ECP5 configurations there use)
+    post_lanes: int = 0
+    #: key of the board's engine configuration in ``hw.synth_engine.CONFIGS`` ("" = the name)
+    engine_key: str = ""
+
+    @property
+    def engine(self):
+        """The :class:`hw.engine.EngineConfig` the cost model follows (its ``latency`` and
+        ``drain`` give the cycles): the RTL configuration ``hw.synth_engine.CONFIGS`` holds for
+        this board, else an engine of ``pe_rows × pe_cols`` with ``post_lanes`` logic
+        requantisation lanes (the kind every FPGA build uses)."""
+        from hw.engine import EngineConfig
+        try:
+            from hw.synth_engine import CONFIGS
+        except ImportError:                      # pragma: no cover - amaranth is a dependency
+            CONFIGS = {}
+        cfg = CONFIGS.get(self.engine_key or self.name)
+        if cfg is not None:
+            return cfg
+        return EngineConfig(rows=self.pe_rows, cols=self.pe_cols, lut_requant=True,
+                            post_lanes=self.post_lanes or max(1, self.pe_cols // 2))
 
     @property
     def onchip_bytes(self) -> int:
@@ -80,8 +102,10 @@ class Board:
 
     def to_json(self) -> dict:
         d = asdict(self)
+        eng = self.engine
         d.update(onchip_bytes=self.onchip_bytes, pes=self.pes,
-                 offchip_bytes_per_s=self.offchip_bytes_per_s)
+                 offchip_bytes_per_s=self.offchip_bytes_per_s,
+                 engine=dict(eng.as_dict(), latency=eng.latency, drain=eng.drain))
         return d
 
 
@@ -89,12 +113,14 @@ _SDRAM = dict(offchip_bytes=32 * 1024 * 1024, offchip_width_bytes=2, offchip_eff
               link="FT231X USB-UART 3 Mbaud", link_bytes_per_s=3e6 / 10)
 
 BOARDS = {
-    # 156 MULT18X18D: a 12x12 array uses 144 (ANCHORS: measured 71-78 MHz for the naive probe;
-    # 100 MHz is the design target the scheduler assumes).  24 of 208 blocks reserved.
-    "ulx3s-85f": Board("ulx3s-85f", "LFE5U-85F-6", 208, DP16KD_BYTES, 24, 0, 156, 12, 12, 100e6, **_SDRAM),
+    # 156 MULT18X18D: the 9x16 engine of hw/synth_engine.CONFIGS uses 144 (docs/engine.md: 9 rows
+    # divide 9·Cin of every 3x3 layer, 16 columns every VGG16/MobileNet channel count; 100 MHz is
+    # the design target the scheduler assumes).  24 of 208 blocks reserved.
+    "ulx3s-85f": Board("ulx3s-85f", "LFE5U-85F-6", 208, DP16KD_BYTES, 24, 0, 156, 9, 16, 100e6, **_SDRAM),
     # 72 multipliers: 8x8 = 64 (measured ~100 MHz for an 8x8 probe).  16 of 108 blocks reserved.
     "ulx3s-45f": Board("ulx3s-45f", "LFE5U-45F-6", 108, DP16KD_BYTES, 16, 0, 72, 8, 8, 100e6, **_SDRAM),
-    # 28 multipliers: 4 rows x 6 cols = 24.  12 of 56 blocks reserved.
+    # 28 multipliers: 4 rows x 6 cols = 24 (no RTL configuration yet: 3 requant lanes assumed).
+    # 12 of 56 blocks reserved.
     "ulx3s-25f": Board("ulx3s-25f", "LFE5U-25F-6", 56, DP16KD_BYTES, 12, 0, 28, 4, 6, 100e6, **_SDRAM),
     # The 12F is a 25F die sold with a smaller licence; ANCHORS lists the same 28 / 56.
     "ulx3s-12f": Board("ulx3s-12f", "LFE5U-12F-6", 56, DP16KD_BYTES, 12, 0, 28, 4, 6, 100e6, **_SDRAM),
@@ -124,6 +150,7 @@ def with_budget(board: Board, onchip_bytes: int, name: str | None = None) -> Boa
     from dataclasses import replace
     blocks = -(-max(0, onchip_bytes - board.extra_onchip_bytes) // board.bram_block_bytes)
     b = replace(board, name=name or f"{board.name}@{onchip_bytes}B", bram_blocks=blocks,
+                engine_key=board.engine_key or board.name,
                 reserved_blocks=0, extra_onchip_bytes=min(board.extra_onchip_bytes, onchip_bytes))
     # exact budget: express it as blocks of 1 byte when not a multiple of the block size
     if b.onchip_bytes != onchip_bytes:

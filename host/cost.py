@@ -4,14 +4,17 @@ The model is deliberately small and stated in full in ``docs/scheduler.md``.  It
 
 **Engine dataflow** (weight-stationary, as ``hw/engine.py`` schedules it): a ``rows × cols`` PE
 array holds a tile of weights, the reduction (kernel tap × input channel of a group) packed densely
-on the rows and output channels on the columns; one step per cycle, no bubbles.  A convolution
-takes ``groups · ceil(Cout_g/cols) · ceil(kh·kw·Cin_g/rows) · Ho · Wo`` cycles; a depthwise one
-puts the taps on the rows and the channels across the columns:
-``ceil(C/cols) · ceil(kh·kw/rows) · Ho · Wo``; every engine run (a layer on one block, or one
-pass) adds ``rows + cols + 1`` cycles of pipeline fill and drain.  Calibrated on the RTL engine
-(8×8 array, six layer types): the formula plus that latency equals the measured cycle counts.
-Pooling, add, concat, permute and clamp run on a ``cols``-lane vector unit (one window tap per
-cycle per lane).  Fully connected layers are a 1×1 convolution on a 1×1 map.
+on the rows and output channels on the columns.  One engine run (a layer on one block, or one
+pass of output channels) takes, as ``docs/engine.md`` states and the RTL tests assert,
+``n_ob · Ho · Wo · slot − (slot − steps) + latency`` cycles with ``n_ob = groups ·
+ceil(Cout_g/cols)``, ``steps = ceil(kh·kw·Cin_g/rows)`` (depthwise: ``n_ob = ceil(C/cols)``,
+``steps = ceil(kh·kw/rows)``), ``slot = max(steps, drain)`` and ``drain = ceil(cols /
+post_lanes)``.  ``latency`` and ``drain`` are read from the board's
+:class:`hw.engine.EngineConfig` (:attr:`host.boards.Board.engine`), never restated here, so the
+model follows the RTL.  Calibrated on the RTL engine (``host.bench_plan.calibrate``,
+``docs/scheduler_calibration.json``).  Pooling, add, concat, permute and clamp run on a
+``cols``-lane vector unit (one window tap per cycle per lane).  Fully connected layers are a
+1×1 convolution on a 1×1 map.
 
 **Execution of a group** (``blocked``): the group's input map is cut into ``nby × nbx`` blocks
 (``host.plan.Group.block`` on the input); each block runs through every node of the group on chip
@@ -39,10 +42,24 @@ from .ir import FC, Clamp, Conv, Flatten, GlobalAvgPool, Graph, Pool
 PARAM_BYTES_PER_CHANNEL = 8     # int32 folded bias + int32 requantisation multiplier/shift
 
 
-def ENGINE_LATENCY(rows: int, cols: int) -> int:
-    """Cycles one engine run adds to ``n_ob·Ho·Wo·steps``: measured on the RTL (8×8 array: 17 on
-    every layer type, ``docs/scheduler_calibration.json``) as rows + cols + 1."""
-    return rows + cols + 1
+def engine_config(board):
+    """The :class:`hw.engine.EngineConfig` whose cycles the model follows: the board's
+    (:attr:`host.boards.Board.engine`), or one built from ``pe_rows``/``pe_cols`` (with
+    ``post_lanes``, default ``cols``) for board-like objects without one."""
+    eng = getattr(board, "engine", None)
+    if eng is not None:
+        return eng
+    from hw.engine import EngineConfig
+    return EngineConfig(rows=board.pe_rows, cols=board.pe_cols,
+                        post_lanes=getattr(board, "post_lanes", None),
+                        lut_requant=getattr(board, "lut_requant", False))
+
+
+def engine_run(engine, n_ob: int, steps: int, pixels: int) -> tuple[int, int]:
+    """(cycles proportional to the output area, constant cycles per run) of one engine run:
+    ``n_ob·pixels·slot`` and ``latency − (slot − steps)`` (``docs/engine.md``, exact)."""
+    slot = max(steps, engine.drain)
+    return n_ob * pixels * slot, engine.latency - (slot - steps)
 
 
 def cdiv(a: int, b: int) -> int:
@@ -72,41 +89,42 @@ class NodeInfo:
     weight_bytes: int            # int8 weights + per-channel parameters
     weight_tile: int             # bytes of one streamed cols-wide weight tile
     weight_per_cout: int         # bytes of weights per output channel
-    latency: int = 0             # engine pipeline fill/drain per run (conv/FC), cycles
+    latency: int = 0             # constant cycles per engine run (conv/FC): fill/drain
 
 
 class NetInfo:
     """Everything the scheduler needs from a graph, computed once."""
 
-    def __init__(self, graph: Graph, board, preload_weights: bool = False):
+    def __init__(self, graph: Graph, board, preload_weights: bool = False, engine=None):
         self.graph = graph
         self.board = board
+        self.engine = eng = engine or engine_config(board)
         self.nodes: list[NodeInfo] = []
         self.index = {}
         self.tshape = {n: tuple(t.shape) for n, t in graph.tensors.items()}
         self.producer_idx = {graph.input: -1}
         self.consumer_idx: dict = {}
-        rows, cols = board.pe_rows, board.pe_cols
+        rows, cols = eng.rows, eng.cols
         stats = graph.layer_stats()
         for k, (n, st) in enumerate(zip(graph.nodes, stats)):
             out_shape = self.tshape[n.output]
             pix = out_shape[1] * out_shape[2] if len(out_shape) == 3 else 1
             in_shape = self.tshape[n.inputs[0]]
-            wb, tile, per_cout = 0, 0, 0
+            wb, tile, per_cout, lat = 0, 0, 0, 0
             if isinstance(n, Conv):
                 o, i, kh, kw = n.weight.shape
                 g = n.groups
                 og = o // g
                 if n.depthwise:        # taps on the rows, channels across the columns
-                    cyc = cdiv(o, cols) * cdiv(kh * kw, rows) * pix
+                    cyc, lat = engine_run(eng, cdiv(o, cols), cdiv(kh * kw, rows), pix)
                 else:                  # (tap, channel) reduction packed densely on the rows
-                    cyc = g * cdiv(og, cols) * cdiv(kh * kw * i, rows) * pix
+                    cyc, lat = engine_run(eng, g * cdiv(og, cols), cdiv(kh * kw * i, rows), pix)
                 wb = int(n.weight.size) + PARAM_BYTES_PER_CHANNEL * o
                 per_cout = i * kh * kw + PARAM_BYTES_PER_CHANNEL
                 tile = min(o, cols) * per_cout
             elif isinstance(n, FC):
                 o, i = n.weight.shape
-                cyc = cdiv(o, cols) * cdiv(i, rows)
+                cyc, lat = engine_run(eng, cdiv(o, cols), cdiv(i, rows), 1)
                 wb = int(n.weight.size) + PARAM_BYTES_PER_CHANNEL * o
                 per_cout = i + PARAM_BYTES_PER_CHANNEL
                 tile = rows * cols
@@ -123,8 +141,7 @@ class NetInfo:
             window = n.window() if isinstance(n, (Conv, Pool)) else None
             info = NodeInfo(k, n.name, n.op, n, list(n.inputs), n.output,
                             bool(n.spatial and is_map_in and len(out_shape) == 3), window,
-                            int(st["macs"]), int(cyc), pix, wb, tile, per_cout,
-                            ENGINE_LATENCY(rows, cols) if isinstance(n, (Conv, FC)) else 0)
+                            int(st["macs"]), int(cyc), pix, wb, tile, per_cout, lat)
             self.nodes.append(info)
             self.index[n.name] = k
             self.producer_idx[n.output] = k
@@ -249,7 +266,7 @@ def streamed_cost(net: NetInfo, k: int, budget: int, detail: bool = False,
 def _streamed_one(net: NetInfo, k: int, budget: int, detail: bool, extra_per_channel: int):
     ni = net.nodes[k]
     n = ni.node
-    cols = net.board.pe_cols
+    cols = net.engine.cols
     out = ni.output
     ins = ni.inputs
     in_bytes = sum(net.size(t) for t in ins)
@@ -275,7 +292,7 @@ def _streamed_one(net: NetInfo, k: int, budget: int, detail: bool, extra_per_cha
             # fine-grained: rows×cols weight tiles, int32 partial sums for one output row of
             # cols channels, kh input rows of `rows` channels; every pass of cols output channels
             # re-reads the input ceil(kh/sh) times (rows are not kept between channel tiles)
-            rows = net.board.pe_rows
+            rows = net.engine.rows
             wt = 0 if net.preloaded else 2 * min(rows, ni.node.weight.shape[1]) * min(cols, o) * kh * kw
             onchip = ((kh + sh) * (w + ni.window[5] + ni.window[7]) * min(c, rows) + wt
                       + (4 * wo + extra_per_channel) * min(cols, o))
@@ -526,7 +543,7 @@ def blocked_cost(net: NetInfo, start: int, ay: AxisExtents, ax: AxisExtents, bud
 
 
 def _finish(net: NetInfo, start: int, ay, ax, budget: int, act_peak: int, act_in: int,
-            act_out: int, macs: int, cycles: int, agg=None) -> GroupCost | None:
+            act_out: int, macs: int, cycles: int, agg=None, with_block: bool = True) -> GroupCost | None:
     """Weights (residency) and the plan block of a blocked group whose activations are known.
     ``agg`` = (weighted nodes sorted by decreasing weight bytes, their sum, largest tile), kept
     by :class:`GroupAccumulator`; computed here when absent."""
@@ -540,7 +557,7 @@ def _finish(net: NetInfo, start: int, ay, ax, budget: int, act_peak: int, act_in
     weighted, wsum, tile_max = agg
     # weights: with one block everything streams once; else keep the largest resident that fit
     # beside the block buffers and a streaming tile buffer (greedy, largest first)
-    resident = set()
+    resident = []
     wres = 0
     if net.preloaded:
         wbuf = wtraffic = 0
@@ -548,22 +565,26 @@ def _finish(net: NetInfo, start: int, ay, ax, budget: int, act_peak: int, act_in
         wbuf = 2 * tile_max
         wtraffic = wsum
     else:
-        wbuf_all = 2 * tile_max
-        room = budget - act_peak - wbuf_all
+        room = budget - act_peak - 2 * tile_max
+        tile_nr = 0                        # largest tile of the weights streamed per block
         if room > 0:
             for ni in weighted:
                 if ni.weight_bytes <= room:
-                    resident.add(ni.name)
+                    resident.append(ni.name)
                     room -= ni.weight_bytes
                     wres += ni.weight_bytes
-        wbuf = 2 * max((ni.weight_tile for ni in weighted if ni.name not in resident), default=0)
-        wtraffic = sum(ni.weight_bytes * (1 if ni.name in resident else nb) for ni in weighted)
+                elif ni.weight_tile > tile_nr:
+                    tile_nr = ni.weight_tile
+        else:
+            tile_nr = tile_max
+        wbuf = 2 * tile_nr
+        wtraffic = wres + nb * (wsum - wres)
     onchip = act_peak + wres + wbuf
     if onchip > budget:
         return None
     t_in = net.nodes[start].inputs[0]
     block = None
-    if nb > 1:
+    if nb > 1 and with_block:
         bh = ay.plan_block(t_in) or net.dim(t_in, 0)
         bw = ax.plan_block(t_in) or net.dim(t_in, 1)
         block = (bh, bw)
@@ -579,10 +600,9 @@ class GroupAccumulator:
     ``blocked_cost`` (checked by the tests)."""
 
     def __init__(self, net: NetInfo, ay: AxisExtents, ax: AxisExtents, max_nodes: int):
-        import numpy as np
         self.net, self.ay, self.ax = net, ay, ax
         self.stop = ay.stop
-        self.steps = np.zeros(max_nodes + 2, dtype=np.int64)   # position = stop-1-idx
+        self.steps = [0] * (max_nodes + 2)   # activation bytes per step, position = stop-1-idx
         self.ext: dict = {}          # tensor -> [first_use, last_use, buffer bytes, bytes read]
         self.produced: dict = {}     # tensor -> [producer, last_use, buffer bytes]
         self.act_in = self.act_out = self.macs = self.cycles = 0
@@ -591,8 +611,11 @@ class GroupAccumulator:
         self.wsum = self.tile_max = 0
 
     def _add(self, s0: int, s1: int, v: int):
-        # idx range [s0, s1] -> positions [stop-1-s1, stop-1-s0]
-        self.steps[self.stop - 1 - s1:self.stop - s0] += v
+        # idx range [s0, s1] -> positions [stop-1-s1, stop-1-s0] (short ranges: a plain loop
+        # is faster than numpy here)
+        steps = self.steps
+        for p in range(self.stop - 1 - s1, self.stop - s0):
+            steps[p] += v
 
     def add_front(self):
         """Account for node ``start - 1`` (the axes must already have been extended to it)."""
@@ -643,12 +666,14 @@ class GroupAccumulator:
             self.tile_max = max(self.tile_max, ni.weight_tile)
 
     def act_peak(self) -> int:
-        return int(self.steps.max())
+        return max(self.steps[:self.stop - self.start])
 
-    def cost(self, budget: int) -> GroupCost | None:
+    def cost(self, budget: int, with_block: bool = True) -> GroupCost | None:
+        """As :func:`blocked_cost` (``with_block=False``: without the plan's block size, which
+        the search does not need)."""
         peak = self.act_peak()
         if peak > budget:
             return None
         return _finish(self.net, self.start, self.ay, self.ax, budget, peak, self.act_in,
                        self.act_out, self.macs, self.cycles,
-                       (self.weighted, self.wsum, self.tile_max))
+                       (self.weighted, self.wsum, self.tile_max), with_block)

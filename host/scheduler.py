@@ -286,7 +286,7 @@ def _traffic(weights, act_in, act_out) -> dict:
 def make_report(net: NetInfo, board: Board, budget: int, schedule: str, costs: list,
                 elapsed: float = 0.0, objective: str = "traffic") -> dict:
     g = net.graph
-    clk, bw, pes = board.clock_hz, board.offchip_bytes_per_s, board.pes
+    clk, bw, pes = board.clock_hz, board.offchip_bytes_per_s, net.engine.rows * net.engine.cols
     layers, groups = [], []
     warnings = []
     tot_w = tot_in = tot_out = tot_macs = tot_cyc = 0

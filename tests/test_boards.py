@@ -39,7 +39,7 @@ def test_ecp5_resources(name, blocks, mults):
 
 
 def test_array_sizes():
-    assert (get_board("ulx3s-85f").pe_rows, get_board("ulx3s-85f").pe_cols) == (12, 12)
+    assert (get_board("ulx3s-85f").pe_rows, get_board("ulx3s-85f").pe_cols) == (9, 16)
     assert get_board("ulx3s-45f").pes == 64
     assert get_board("ulx3s-25f").pes == 24
     assert get_board("icebreaker").pes == 8
@@ -70,3 +70,23 @@ def test_to_json():
     for b in BOARDS.values():
         d = b.to_json()
         assert d["onchip_bytes"] == b.onchip_bytes and d["name"] == b.name
+
+
+def test_engine_configurations_follow_the_rtl():
+    """Boards with an RTL engine configuration (hw.synth_engine.CONFIGS) take it as it is (so
+    the cost model follows latency and requant lanes); the others get a logic-requant engine of
+    their own array shape."""
+    from hw.synth_engine import CONFIGS
+
+    for n in names():
+        b = get_board(n)
+        eng = b.engine
+        assert (eng.rows, eng.cols) == (b.pe_rows, b.pe_cols)
+        assert eng.rows * eng.cols <= b.multipliers
+        if n in CONFIGS:
+            assert eng is CONFIGS[n]
+        else:
+            assert eng.lut_requant and 1 <= eng.post_lanes <= eng.cols
+        assert b.to_json()["engine"]["latency"] == eng.latency
+        # a copy with another budget keeps its engine
+        assert with_budget(b, 50000).engine.as_dict() == eng.as_dict()
