@@ -21,6 +21,7 @@ from .plan import SCHEDULES, Group, Plan
 
 def register(sub):
     from .boards import names as board_names
+    from .scheduler import DEFAULT_SLACK
 
     p = sub.add_parser("plan", help="choose fusion groups and block sizes for a board; report costs",
                        description="Plan MODEL for BOARD: fusion groups, block sizes, off-chip traffic, "
@@ -32,11 +33,15 @@ def register(sub):
                    help="layer-by-layer, exact fusion with halos, or block convolution (default: block)")
     p.add_argument("--budget", type=int, metavar="BYTES",
                    help="override the board's on-chip byte budget")
-    p.add_argument("--weight-cost", type=float, default=1.0, metavar="F",
-                   help="objective = activation bytes + F x weight bytes (default 1: total off-chip "
+    p.add_argument("--slack", type=float, default=DEFAULT_SLACK, metavar="S",
+                   help="default objective: least feature-map traffic among the plans whose total "
+                        "off-chip traffic and estimated time are within S (a fraction) of the least "
+                        f"total traffic plan's (default {DEFAULT_SLACK}; 0: least total traffic)")
+    p.add_argument("--weight-cost", type=float, default=None, metavar="F",
+                   help="instead: minimise activation bytes + F x weight bytes (1: total off-chip "
                         "traffic; 0: keep feature maps on chip whatever the weight re-reads)")
     p.add_argument("--objective", default="traffic", choices=("traffic", "time"),
-                   help="minimise off-chip traffic (default) or the estimated time per frame")
+                   help="off-chip traffic (default, as above) or the estimated time per frame")
     p.add_argument("--json", metavar="FILE", help="write the plan and its costs as JSON")
     p.add_argument("--plot", metavar="FILE.png",
                    help="plot per-layer off-chip traffic and on-chip use for the three schedules")
@@ -85,18 +90,20 @@ def handler(args) -> int:
         if path and os.path.dirname(os.path.abspath(path)) and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise UserError(f"{what} {path}: directory does not exist")
     graph = load_graph(args.model)
-    if args.weight_cost < 0:
+    if args.weight_cost is not None and args.weight_cost < 0:
         raise UserError(f"--weight-cost {args.weight_cost}: must be >= 0")
-    plan, report = plan_network(graph, board, args.schedule, budget=args.budget,
-                                weight_cost=args.weight_cost, objective=args.objective)
+    if args.slack < 0:
+        raise UserError(f"--slack {args.slack}: must be >= 0")
+    opts = dict(budget=args.budget, weight_cost=args.weight_cost, objective=args.objective,
+                slack=args.slack)
+    plan, report = plan_network(graph, board, args.schedule, **opts)
     print(format_report(report, per_layer=not args.quiet))
     if args.json:
         write_json_atomic(args.json, report)
         print(f"wrote {args.json}")
     if args.plot:
         reports = {s: (report if s == args.schedule else
-                       plan_network(graph, board, s, budget=args.budget, weight_cost=args.weight_cost,
-                                    objective=args.objective)[1])
+                       plan_network(graph, board, s, **opts)[1])
                    for s in SCHEDULES}
         plot_schedules(reports, args.plot, title=f"{graph.name} on {board.name}")
         print(f"wrote {args.plot}")

@@ -5,9 +5,8 @@ the golden model (and the engine) executes exactly, and a JSON-able report of wh
 (DESIGN.md §6: ``total_macs``, ``offchip_bytes``, ``onchip_peak_bytes``, ``cycles``, ``fps``,
 ``layers``, ``groups``).
 
-Algorithm (``docs/scheduler.md``): dynamic programming over cut points.  ``best[j]`` is the least
-off-chip traffic (ties: fewest cycles) of running nodes ``[0, j)``; a group ``[i, j)`` of
-consecutive nodes costs what :mod:`host.cost` says for its best execution choice:
+Algorithm (``docs/scheduler.md``): dynamic programming over cut points.  A group ``[i, j)`` of
+consecutive nodes costs what :mod:`host.cost` says for each execution choice:
 
 * ``blocked`` on each candidate grid (``k × k`` blocks, or full-width bands of ``k`` rows, for k
   in :data:`GRID_CANDIDATES`, the block size being the group output's size / k, mapped back to
@@ -15,25 +14,31 @@ consecutive nodes costs what :mod:`host.cost` says for its best execution choice
 * ``streamed`` (a layer, or a conv with the pooling/clamp nodes right after it): weight-outer
   passes with a line buffer.
 
-``weight_cost`` weighs weight bytes against activation bytes (default 1: total traffic);
-``objective="time"`` minimises the estimated time per frame instead.
+Default objective: ``front[j]`` is the Pareto front of (activation bytes, weight bytes) of the
+plans of nodes ``[0, j)``; the plan of the whole network is the least feature-map traffic whose
+total traffic and estimated time are within ``slack`` of the least-total-traffic plan's.
+``weight_cost`` minimises ``activations + weight_cost × weights`` instead (``best[j]``, one
+value per prefix); ``objective="time"`` minimises the estimated time per frame.
 
 Groups are grown from their end towards the front so all groups ending at ``j`` share one
 back-propagation of block extents per candidate grid (:class:`host.cost.AxisExtents`); a grid
 whose buffers overflow the budget is dropped for every longer group (buffers only grow), and when
 the whole-map grid fits, the finer grids are not costed (one block is never worse: no halo, no
-weight re-reads).  Tensors consumed outside their group (residual and concat branches that are
-cut) are written off-chip once and read by every group that needs them.
+weight re-reads).  Under ``block`` every tensor's block is the tensor scaled by one factor, so one
+whole-map accumulator serves every grid.  A lower bound (weights once, outputs once) skips groups
+that cannot reach the front (or beat ``best[j]``).  Tensors consumed outside their group (residual
+and concat branches that are cut) are written off-chip once and read by every group that needs them.
 
 ``layer`` is the baseline: one group per node, each with its cheapest execution choice (on the
 same cost model), plan blocks ``None``.
 """
 from __future__ import annotations
 
+import bisect
 import time
 
 from .boards import Board, get_board
-from .cost import (AxisExtents, GroupAccumulator, GroupCost, NetInfo, blocked_cost, cdiv,
+from .cost import (AxisExtents, GroupAccumulator, GroupCost, NetInfo, _finish, blocked_cost, cdiv,
                    streamed_cost)
 from .errors import UserError
 from .ir import Clamp, Conv, Pool
@@ -44,6 +49,9 @@ MAX_GROUP_NODES = 64
 OBJECTIVES = ("traffic", "time")
 BANDS = True
 HUGE = 1 << 62
+#: default objective: least feature-map traffic among the plans within this fraction of the least
+#: total off-chip traffic (and of that plan's estimated time) -- ``docs/scheduler.md``
+DEFAULT_SLACK = 0.10
 
 
 def _grids(net: NetInfo, stop: int):
@@ -102,8 +110,164 @@ def _schedule_layer(net: NetInfo, budget: int, objective: str = "traffic"):
     return groups
 
 
+def _choices_into(net: NetInfo, budget: int, exact: bool, j: int, hopeless=None):
+    """Every execution choice of the groups ``[i, j)`` ending at ``j``, as ``(i, gc, spec)``.
+
+    ``hopeless(i, wsum, csum, out_j)`` (optional) says from a lower bound (weights once,
+    cycles without halo, group outputs written once) that a group ``[i, j)`` cannot help; its
+    grids are then grown (longer groups may still help) but not costed."""
+    k = j - 1
+    sc = streamed_cost(net, k, budget)
+    if sc is not None:
+        yield k, sc, ("streamed",)
+    # a conv streamed with the pooling/clamp nodes after it applied on the fly
+    for c in range(k - 1, max(-1, k - 4), -1):
+        if not isinstance(net.nodes[c].node, (Pool, Clamp, Conv)):
+            break
+        if isinstance(net.nodes[c].node, Conv):
+            sc = streamed_cost(net, c, budget, stop=j)
+            if sc is not None:
+                yield c, sc, ("streamed",)
+            break
+    if not net.nodes[k].spatial:
+        return
+    # per-axis extents are shared between grids (and between y and x on square, symmetric
+    # networks); each is grown once per step
+    axes: dict = {}
+
+    def axis(a, ob_a):
+        key = (0 if net.symmetric else a, ob_a)
+        if key not in axes:
+            axes[key] = AxisExtents(net, j, key[0], ob_a, exact)
+        return axes[key]
+
+    i = j
+    wsum = csum = 0
+    out_j = sum(net.size(t) for t in net.group_outputs(j))
+    if exact:
+        yield from _exact_choices(net, budget, j, hopeless, axis, axes, out_j)
+        return
+    alive = []
+    for ob in _grids(net, j):
+        ay, ax = axis(0, ob[0]), axis(1, ob[1])
+        alive.append([ob, ay, ax, GroupAccumulator(net, ay, ax, MAX_GROUP_NODES)])
+    while alive and i > max(0, j - MAX_GROUP_NODES):
+        i -= 1
+        if not net.nodes[i].spatial:
+            break
+        wsum += 0 if net.preloaded else net.nodes[i].weight_bytes
+        csum += net.nodes[i].cycles
+        skip = hopeless is not None and hopeless(i, wsum, csum, out_j)
+        whole_fits = False
+        keep = []
+        ok_axis = {id(a): a.extend() for a in axes.values()}
+        for entry in alive:
+            ob, ay, ax, acc = entry
+            if not (ok_axis[id(ay)] and ok_axis[id(ax)]):
+                continue
+            acc.add_front()
+            if acc.act_peak() > budget:
+                continue                      # buffers only grow towards the front
+            nb = len(ay.grid) * len(ax.grid)
+            if skip or (whole_fits and nb > 1):
+                keep.append(entry)           # not costed here, still grown for longer groups
+                continue
+            gc = acc.cost(budget, with_block=False)
+            if gc is None:
+                continue
+            keep.append(entry)
+            if nb == 1:
+                whole_fits = True
+            yield i, gc, ("blocked", ob)
+        if len(keep) < len(alive):
+            alive = keep
+            used = {id(e[1]) for e in alive} | {id(e[2]) for e in alive}
+            axes = {key: a for key, a in axes.items() if id(a) in used}
+
+
+def _exact_choices(net: NetInfo, budget: int, j: int, hopeless, axis, axes: dict, out_j: int):
+    """``block`` schedule: the grids of the groups ending at ``j``.
+
+    Under exact tiling every tensor's block is the whole tensor scaled by the same factor
+    ``ob_y·ob_x / (Ho·Wo)``, so one whole-map :class:`GroupAccumulator` gives every grid's
+    activation peak, inputs, outputs, MACs and cycles (plus ``latency`` per extra block); the
+    grids differ only in whether they tile and in their weight residency.  Inputs and outputs
+    being equal, a grid is offered only if it reads fewer weight bytes than every grid with
+    fewer blocks (those have fewer cycles), and none after a grid that reads every weight once."""
+    last = net.nodes[j - 1].output
+    ho, wo = net.dim(last, 0), net.dim(last, 1)
+    full_y = AxisExtents(net, j, 0, ho, True)
+    full_x = AxisExtents(net, j, 1, wo, True)
+    full = GroupAccumulator(net, full_y, full_x, MAX_GROUP_NODES)
+    alive = []
+    for ob in _grids(net, j):
+        ay, ax = axis(0, ob[0]), axis(1, ob[1])
+        alive.append((len(ay.grid) * len(ax.grid), ob, ay, ax))
+    alive.sort(key=lambda e: e[0])
+    area = ho * wo
+    i = j
+    wsum = csum = lat = 0
+    while alive and i > max(0, j - MAX_GROUP_NODES):
+        i -= 1
+        ni = net.nodes[i]
+        if not ni.spatial:
+            break
+        wsum += 0 if net.preloaded else ni.weight_bytes
+        csum += ni.cycles
+        lat += ni.latency
+        skip = hopeless is not None and hopeless(i, wsum, csum, out_j)
+        ok_axis = {id(a): a.extend() for a in axes.values()}
+        full_y.extend()
+        full_x.extend()
+        full.add_front()
+        peak_full = full.act_peak()
+        agg = (full.weighted, full.wsum, full.tile_max)
+        keep = []
+        least_w = None
+        for entry in alive:
+            nb, ob, ay, ax = entry
+            if not (ok_axis[id(ay)] and ok_axis[id(ax)]):
+                continue
+            peak = peak_full * ob[0] * ob[1] // area
+            if peak > budget:
+                continue                      # buffers only grow towards the front
+            if skip or least_w == wsum:
+                keep.append(entry)           # not costed here, still grown for longer groups
+                continue
+            gc = _finish(net, i, ay, ax, budget, peak, full.act_in, full.act_out, full.macs,
+                         full.cycles + lat * (nb - 1), agg, with_block=False)
+            if gc is None:
+                continue
+            keep.append(entry)
+            if least_w is None or gc.weights < least_w:
+                least_w = gc.weights
+                yield i, gc, ("blocked", ob)
+        if len(keep) < len(alive):
+            alive = keep
+            used = {id(e[2]) for e in alive} | {id(e[3]) for e in alive}
+            for key in [key for key, a in axes.items() if id(a) not in used]:
+                del axes[key]
+
+
+def _group_cost(net: NetInfo, budget: int, exact: bool, i: int, j: int, spec) -> GroupCost:
+    """The chosen group ``[i, j)`` recomputed with per-node detail."""
+    if spec[0] == "streamed":
+        return streamed_cost(net, i, budget, detail=True, stop=j)
+    if spec[0] == "overflow":
+        return _overflow_option(net, i, detail=True)
+    ob = spec[1]
+    ay = AxisExtents(net, j, 0, ob[0], exact)
+    ax = AxisExtents(net, j, 1, ob[1], exact)
+    for _ in range(j - i):
+        ay.extend()
+        ax.extend()
+    return blocked_cost(net, i, ay, ax, budget, detail=True)
+
+
 def _schedule_dp(net: NetInfo, budget: int, exact: bool, weight_cost: float = 1.0,
                  objective: str = "traffic"):
+    """Scalar objective: ``activations + weight_cost × weights`` (ties: cycles), or the estimated
+    time (ties: that traffic)."""
     n = len(net.nodes)
     best = [(HUGE, HUGE)] * (n + 1)
     best[0] = (0, 0)
@@ -137,116 +301,137 @@ def _schedule_dp(net: NetInfo, budget: int, exact: bool, weight_cost: float = 1.
             choice[j] = (i, spec)
 
     for j in range(1, n + 1):
-        k = j - 1
-        sc = streamed_cost(net, k, budget)
-        if sc is not None:
-            offer(k, j, sc, ("streamed",))
-        # a conv streamed with the pooling/clamp nodes after it applied on the fly
-        for c in range(k - 1, max(-1, k - 4), -1):
-            if not isinstance(net.nodes[c].node, (Pool, Clamp, Conv)):
-                break
-            if isinstance(net.nodes[c].node, Conv):
-                sc = streamed_cost(net, c, budget, stop=j)
-                if sc is not None:
-                    offer(c, j, sc, ("streamed",))
-                break
-        if net.nodes[k].spatial:
-            # per-axis extents are shared between grids (and between y and x on square,
-            # symmetric networks); each is grown once per step
-            axes: dict = {}
+        def hopeless(i, wsum, csum, out_j):
+            if timed:
+                return best[i][0] + group_time(csum, wsum + out_j) >= best[j][0]
+            return best[i][0] + metric(wsum, out_j) >= best[j][0]
 
-            def axis(a, ob_a):
-                key = (0 if net.symmetric else a, ob_a)
-                if key not in axes:
-                    axes[key] = AxisExtents(net, j, key[0], ob_a, exact)
-                return axes[key]
-
-            alive = []
-            for ob in _grids(net, j):
-                ay, ax = axis(0, ob[0]), axis(1, ob[1])
-                alive.append([ob, ay, ax, GroupAccumulator(net, ay, ax, MAX_GROUP_NODES)])
-            i = j
-            wsum = csum = 0
-            out_j = sum(net.size(t) for t in net.group_outputs(j))
-            while alive and i > max(0, j - MAX_GROUP_NODES):
-                i -= 1
-                if not net.nodes[i].spatial:
-                    break
-                wsum += 0 if net.preloaded else net.nodes[i].weight_bytes
-                csum += net.nodes[i].cycles
-                # lower bound of any choice for [i, j): weights once, outputs once, no halo
-                if timed:
-                    hopeless = best[i][0] + group_time(csum, wsum + out_j) >= best[j][0]
-                else:
-                    hopeless = best[i][0] + metric(wsum, out_j) >= best[j][0]
-                whole_fits = False
-                keep = []
-                grown = {id(e[1]) for e in alive} | {id(e[2]) for e in alive}
-                ok_axis = {}
-                for a in axes.values():
-                    if id(a) in grown:
-                        ok_axis[id(a)] = a.extend()
-                for entry in alive:
-                    ob, ay, ax, acc = entry
-                    if not (ok_axis[id(ay)] and ok_axis[id(ax)]):
-                        continue
-                    acc.add_front()
-                    if acc.act_peak() > budget:
-                        continue                      # buffers only grow towards the front
-                    nb = len(ay.grid) * len(ax.grid)
-                    if hopeless or (whole_fits and nb > 1):
-                        keep.append(entry)           # not costed here, still grown for shorter i
-                        continue
-                    gc = acc.cost(budget)
-                    if gc is None:
-                        continue
-                    keep.append(entry)
-                    if nb == 1:
-                        whole_fits = True
-                    offer(i, j, gc, ("blocked", ob))
-                alive = keep
-                axes = {key: a for key, a in axes.items() if any(a is e[1] or a is e[2] for e in alive)}
+        for i, gc, spec in _choices_into(net, budget, exact, j, hopeless):
+            offer(i, j, gc, spec)
         if best[j][0] >= HUGE:                       # nothing fits: overflow, flagged in the report
-            gc = _overflow_option(net, k)
-            offer(k, j, gc, ("overflow",))
-    # reconstruct, recomputing the chosen groups with per-node detail
-    groups = []
+            offer(j - 1, j, _overflow_option(net, j - 1), ("overflow",))
+    return _reconstruct(net, budget, exact, [choice[j] for j in range(n + 1)])
+
+
+class _Front:
+    """A Pareto front of plans of a prefix ``[0, j)`` in (activation bytes, weight bytes),
+    sorted by increasing ``a`` (so decreasing ``w``); ties in both keep the shorter estimated
+    time ``t``.  ``back[k]`` = (choice index into the edges ending at j, parent label)."""
+
+    __slots__ = ("a", "w", "t", "back")
+
+    def __init__(self):
+        self.a, self.w, self.t, self.back = [], [], [], []
+
+    def dominated(self, a, w) -> bool:
+        k = bisect.bisect_right(self.a, a)
+        return k > 0 and self.w[k - 1] <= w
+
+    def insert(self, a, w, t, back):
+        fa, fw = self.a, self.w
+        k = bisect.bisect_right(fa, a)
+        if k > 0 and fw[k - 1] <= w:
+            if fa[k - 1] == a and fw[k - 1] == w and t < self.t[k - 1]:
+                self.t[k - 1] = t
+                self.back[k - 1] = back
+            return
+        k = bisect.bisect_left(fa, a)
+        e = k
+        while e < len(fa) and fw[e] >= w:
+            e += 1
+        fa[k:e] = [a]
+        fw[k:e] = [w]
+        self.t[k:e] = [t]
+        self.back[k:e] = [back]
+
+
+def _schedule_front(net: NetInfo, budget: int, exact: bool, slack: float):
+    """Default objective: the Pareto front of (activation bytes, weight bytes) over all plans,
+    then the plan with the least activation traffic whose total traffic and estimated time are
+    within ``slack`` of the least-total-traffic plan's (``docs/scheduler.md``).
+
+    Returns (groups, the front of the whole network as a list of (act, weights, seconds))."""
+    n = len(net.nodes)
+    board = net.board
+    inv_bw = (1.0 / board.offchip_bytes_per_s) if board.has_offchip else 0.0
+    inv_clk = 1.0 / board.clock_hz
+    fronts: list = [None] * (n + 1)
+    edges: list = [None] * (n + 1)
+    fronts[0] = f0 = _Front()
+    f0.insert(0, 0, 0.0, None)
+    for j in range(1, n + 1):
+        cur = fronts[j] = _Front()
+        ej = edges[j] = []
+
+        def hopeless(i, wsum, csum, out_j):
+            fi = fronts[i]
+            return all(cur.dominated(a + out_j, w + wsum) for a, w in zip(fi.a, fi.w))
+
+        def offer(i, gc, spec):
+            fi = fronts[i]
+            ga, gw = gc.act_in + gc.act_out, gc.weights
+            if cur.dominated(fi.a[0] + ga, fi.w[-1] + gw):
+                return                                # every label's extension is dominated
+            e = len(ej)
+            ej.append((i, spec))
+            gt = max(gc.cycles * inv_clk, gc.offchip * inv_bw)
+            for label, (a, w, t) in enumerate(zip(fi.a, fi.w, fi.t)):
+                cur.insert(a + ga, w + gw, t + gt, (e, label))
+
+        for i, gc, spec in _choices_into(net, budget, exact, j, hopeless):
+            offer(i, gc, spec)
+        if not cur.a:                                 # nothing fits: overflow, flagged in the report
+            offer(j - 1, _overflow_option(net, j - 1), ("overflow",))
+    f = fronts[n]
+    tot = [a + w for a, w in zip(f.a, f.w)]
+    k0 = min(range(len(tot)), key=lambda k: (tot[k], f.t[k]))   # least total traffic (ties: time)
+    ok = [k for k in range(len(tot))
+          if tot[k] <= tot[k0] * (1 + slack) and f.t[k] <= f.t[k0] * (1 + slack)]
+    k = min(ok, key=lambda k: (f.a[k], tot[k], f.t[k]))
+    choice: list = [None] * (n + 1)
     j = n
     while j > 0:
+        e, k = fronts[j].back[k]
+        i, spec = edges[j][e]
+        choice[j] = (i, spec)
+        j = i
+    return _reconstruct(net, budget, exact, choice), list(zip(f.a, f.w, f.t))
+
+
+def _reconstruct(net, budget, exact, choice) -> list:
+    groups = []
+    j = len(net.nodes)
+    while j > 0:
         i, spec = choice[j]
-        if spec[0] == "streamed":
-            gc = streamed_cost(net, i, budget, detail=True, stop=j)
-        elif spec[0] == "overflow":
-            gc = _overflow_option(net, i, detail=True)
-        else:
-            ob = spec[1]
-            ay = AxisExtents(net, j, 0, ob[0], exact)
-            ax = AxisExtents(net, j, 1, ob[1], exact)
-            for _ in range(j - i):
-                ay.extend()
-                ax.extend()
-            gc = blocked_cost(net, i, ay, ax, budget, detail=True)
-        groups.append(gc)
+        groups.append(_group_cost(net, budget, exact, i, j, spec))
         j = i
     groups.reverse()
     return groups
 
 
 def plan_network(graph, board, schedule: str = "block", budget: int | None = None,
-                 weight_cost: float = 1.0, objective: str = "traffic"):
+                 weight_cost: float | None = None, objective: str = "traffic",
+                 slack: float = DEFAULT_SLACK):
     """Plan ``graph`` for ``board`` (a name or :class:`host.boards.Board`) under ``schedule``.
 
     Returns ``(plan, report)``.  ``budget`` overrides the board's on-chip byte budget.
-    ``weight_cost`` weighs weight bytes against activation bytes in the objective: 1 (default)
-    minimises total off-chip traffic; 0 minimises activation traffic alone (weights re-read per
-    block at any price, as when feature maps must stay on chip); values between trace the
-    trade-off.  ``objective="time"`` minimises the estimated time per frame instead (each group
-    takes max(compute, transfer)), off-chip traffic breaking ties.
+
+    Default objective (``fused``/``block``): the DP keeps the Pareto front of (activation bytes,
+    weight bytes) and picks the plan with the least activation (feature-map) traffic among those
+    whose total off-chip traffic and estimated time are within ``slack`` (a fraction, default
+    :data:`DEFAULT_SLACK`) of the least-total-traffic plan's; ``slack=0`` is least total traffic.
+    ``weight_cost`` instead minimises ``activations + weight_cost × weights``: 1 is total
+    off-chip traffic; 0 activation traffic alone (weights re-read per block at any price).
+    ``objective="time"`` minimises the estimated time per frame (each group takes
+    max(compute, transfer)), off-chip traffic (scaled by ``weight_cost``, default 1) breaking ties.
+    The ``layer`` schedule takes each layer's cheapest execution (traffic, or time).
     """
     if objective not in OBJECTIVES:
         raise UserError(f"unknown objective {objective!r} (use one of {', '.join(OBJECTIVES)})")
-    if weight_cost < 0:
+    if weight_cost is not None and weight_cost < 0:
         raise UserError(f"weight cost must be >= 0, got {weight_cost}")
+    if slack < 0:
+        raise UserError(f"traffic slack must be >= 0, got {slack}")
     if schedule not in SCHEDULES:
         raise UserError(f"unknown schedule {schedule!r} (use one of {', '.join(SCHEDULES)})")
     board = get_board(board)
@@ -259,17 +444,28 @@ def plan_network(graph, board, schedule: str = "block", budget: int | None = Non
         # link, not per frame); activations get what is left
         net.preloaded = True
         budget -= net.weights_total
+    front = None
     if schedule == "layer":
         costs = _schedule_layer(net, budget, objective)
         plan = Plan("layer", [Group([net.nodes[g.start].name]) for g in costs])
     else:
-        costs = _schedule_dp(net, budget, exact=(schedule == "block"), weight_cost=weight_cost,
-                             objective=objective)
+        exact = schedule == "block"
+        if objective == "traffic" and weight_cost is None:
+            costs, front = _schedule_front(net, budget, exact, slack)
+        else:
+            costs = _schedule_dp(net, budget, exact, weight_cost=1.0 if weight_cost is None else weight_cost,
+                                 objective=objective)
         plan = Plan(schedule, [Group([ni.name for ni in net.nodes[g.start:g.stop]], g.block)
                                for g in costs])
     plan.check(graph)
     elapsed = time.perf_counter() - t0
     report = make_report(net, board, full_budget, schedule, costs, elapsed, objective)
+    report["slack"] = slack if front is not None else None
+    report["weight_cost"] = weight_cost
+    if front is not None:
+        # the (activations, weights) Pareto front the plan was picked from
+        report["pareto_front"] = [{"activations": int(a), "weights": int(w), "seconds": t}
+                                  for a, w, t in front]
     return plan, report
 
 

@@ -70,17 +70,25 @@ def test_icebreaker_warns(capsys):
     assert "does not fit" in capsys.readouterr().out
 
 
-def test_weight_cost_option(tmp_path):
-    a, b = tmp_path / "a.json", tmp_path / "b.json"
-    assert main(["plan", "zoo:vgg16", "--quiet", "--json", str(a)]) == 0
-    assert main(["plan", "zoo:vgg16", "--quiet", "--weight-cost", "0.3", "--json", str(b)]) == 0
-    da, db = json.loads(a.read_text()), json.loads(b.read_text())
-    assert db["offchip_bytes"]["activations"] < da["offchip_bytes"]["activations"]
+def test_weight_cost_and_slack_options(tmp_path):
+    paths = {k: tmp_path / f"{k}.json" for k in ("default", "w1", "w03", "s0")}
+    assert main(["plan", "zoo:vgg16", "--quiet", "--json", str(paths["default"])]) == 0
+    assert main(["plan", "zoo:vgg16", "--quiet", "--weight-cost", "1", "--json", str(paths["w1"])]) == 0
+    assert main(["plan", "zoo:vgg16", "--quiet", "--weight-cost", "0.3", "--json", str(paths["w03"])]) == 0
+    assert main(["plan", "zoo:vgg16", "--quiet", "--slack", "0", "--json", str(paths["s0"])]) == 0
+    d = {k: json.loads(p.read_text()) for k, p in paths.items()}
+    act = {k: v["offchip_bytes"]["activations"] for k, v in d.items()}
+    tot = {k: v["offchip_bytes"]["total"] for k, v in d.items()}
+    assert act["w03"] < act["w1"] and act["default"] < act["s0"]
+    assert tot["s0"] == tot["w1"] <= tot["default"]
+    assert d["default"]["slack"] > 0 and d["w1"]["weight_cost"] == 1 and d["w1"]["slack"] is None
 
 
 def test_bad_weight_cost(capsys):
     assert main(["plan", "zoo:digits", "--weight-cost", "-2"]) == 1
     assert "weight-cost" in capsys.readouterr().err
+    assert main(["plan", "zoo:digits", "--slack", "-1"]) == 1
+    assert "slack" in capsys.readouterr().err
 
 
 def test_plan_onnx_model(tmp_path, capsys):
