@@ -34,7 +34,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .requant import Requant
+from .requant import Requant, RequantSerial
 from .systolic import SystolicArray
 
 
@@ -78,14 +78,21 @@ class EngineConfig:
     """Elaboration parameters of an engine instance (array shape and memory depths)."""
 
     def __init__(self, rows=4, cols=4, in_depth=4096, w_depth=2048, step_depth=512,
-                 ob_depth=64, out_depth=4096, post_lanes=None, lut_requant=False):
+                 ob_depth=64, out_depth=4096, post_lanes=None, lut_requant=False,
+                 serial_requant=False):
         self.rows, self.cols = rows, cols
         #: requantisation lanes (each has one 32×32 multiply); ``cols`` of them drain a pixel
-        #: in one cycle, fewer take ``ceil(cols / post_lanes)`` cycles per pixel
+        #: in one cycle, fewer take ``ceil(cols / post_lanes)`` groups per pixel
         self.post_lanes = min(cols, post_lanes or cols)
-        self.drain = -(-cols // self.post_lanes)
+        self.groups = -(-cols // self.post_lanes)
         #: requant multipliers in logic (all hard multipliers go to the PEs)
-        self.lut_requant = bool(lut_requant)
+        self.lut_requant = bool(lut_requant) or bool(serial_requant)
+        #: digit-serial requant lanes (:class:`hw.requant.RequantSerial`, small FPGAs): in
+        #: logic, a fraction of the size, one value per ``requant_ii`` cycles per lane
+        self.serial_requant = bool(serial_requant)
+        self.requant_ii = RequantSerial.II if serial_requant else 1
+        #: cycles the post-processing needs per output pixel (a pixel takes ≥ this many)
+        self.drain = self.groups * self.requant_ii
         self.lanes = max(rows, cols)
         self.in_depth, self.w_depth, self.step_depth = in_depth, w_depth, step_depth
         self.ob_depth, self.out_depth = ob_depth, out_depth
@@ -99,12 +106,19 @@ class EngineConfig:
         operand, product and partial-sum registers), accumulate (1), the last pixel's drain
         (``drain``: one cycle per group of ``post_lanes`` columns), requant lane (R_lat = 10,
         11 with ``lut_requant``; the bias is added by the accumulators), ``done`` (1)."""
-        return self.rows + (11 if self.lut_requant else 10) + 5 + self.drain
+        return self.rows + self.requant_latency + 6 + self.drain - self.requant_ii
+
+    @property
+    def requant_latency(self) -> int:
+        if self.serial_requant:
+            return RequantSerial.LATENCY
+        return 11 if self.lut_requant else 10
 
     def as_dict(self):
         return dict(rows=self.rows, cols=self.cols, in_depth=self.in_depth, w_depth=self.w_depth,
                     step_depth=self.step_depth, ob_depth=self.ob_depth, out_depth=self.out_depth,
-                    post_lanes=self.post_lanes, lut_requant=self.lut_requant)
+                    post_lanes=self.post_lanes, lut_requant=self.lut_requant,
+                    serial_requant=self.serial_requant)
 
     def __repr__(self):
         return "EngineConfig(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
@@ -140,7 +154,7 @@ class Engine(wiring.Component):
         m = Module()
         cfg, A = self.cfg, self.cfg.addr_width
         R, C, L = cfg.rows, cfg.cols, cfg.lanes
-        P, D = cfg.post_lanes, cfg.drain
+        P, D, II = cfg.post_lanes, cfg.groups, cfg.requant_ii
         d = self.desc
 
         # ---- memories --------------------------------------------------------------------
@@ -201,8 +215,8 @@ class Engine(wiring.Component):
         # a pixel occupies max(steps, drain) cycles so the shared requant lanes keep up
         last_step = s + 1 == d.steps
         wrap = Signal()
-        if D > 1:
-            m.d.comb += wrap.eq(Mux(d.steps >= D, last_step, s + 1 == D))
+        if cfg.drain > 1:
+            m.d.comb += wrap.eq(Mux(d.steps >= cfg.drain, last_step, s + 1 == cfg.drain))
         else:
             m.d.comb += wrap.eq(last_step)
         issue = Signal()
@@ -321,15 +335,21 @@ class Engine(wiring.Component):
         # ---- drain: P requant lanes take the C sums in D cycles ---------------------------
         # with D = 1 the accumulators themselves hold the sums while the lanes take them;
         # otherwise shadow registers free the accumulators for the next pixel
+        # (serial lanes: one group every II cycles)
         d_act, dk = Signal(), Signal(range(max(D, 2)))
+        dii = Signal(range(max(II, 2)))
         d_ob, sh_fin = Signal(12), Signal()
         with m.If(cap):
-            m.d.sync += [d_act.eq(1), dk.eq(0), d_ob.eq(b_ob), sh_fin.eq(b_final)]
+            m.d.sync += [d_act.eq(1), dk.eq(0), dii.eq(0), d_ob.eq(b_ob), sh_fin.eq(b_final)]
         with m.Elif(d_act):
-            m.d.sync += dk.eq(dk + 1)
-            with m.If(dk == D - 1):
-                m.d.sync += [d_act.eq(0), dk.eq(0)]
-        if D == 1:
+            if II > 1:
+                m.d.sync += dii.eq(dii + 1)
+            with m.If(dii == II - 1):
+                m.d.sync += [dii.eq(0), dk.eq(dk + 1)]
+                with m.If(dk == D - 1):
+                    m.d.sync += [d_act.eq(0), dk.eq(0)]
+        beat = d_act & (dii == 0)
+        if cfg.drain == 1:
             sh_acc = [[accs[p] for p in range(P)]]
         else:
             sh = Signal(data.ArrayLayout(data.ArrayLayout(signed(32), P), D), name="shadow_acc")
@@ -346,12 +366,12 @@ class Engine(wiring.Component):
         qm_grp = data.View(data.ArrayLayout(data.ArrayLayout(qm_layout.elem_shape, P), D), qm_pad)
         lanes_out = []
         for p in range(P):
-            rq = Requant(lut_mul=cfg.lut_requant, bias=False)
+            rq = RequantSerial() if cfg.serial_requant else Requant(lut_mul=cfg.lut_requant, bias=False)
             latency = rq.LATENCY
             m.submodules[f"requant_{p}"] = rq
             prm = qm_grp[dk][p] if D > 1 else qm_rd.data[p]
             m.d.comb += [
-                rq.i.valid.eq(d_act),
+                rq.i.valid.eq(beat),
                 rq.i.payload.acc.eq(sh_acc[dk][p] if D > 1 else sh_acc[0][p]),
                 rq.i.payload.bias.eq(0),
                 rq.i.payload.mult.eq(prm.mult),
@@ -361,7 +381,7 @@ class Engine(wiring.Component):
             lanes_out.append(rq.o)
 
         # group index and final marker travel beside the requant pipeline
-        o_k, fin = dk, d_act & (dk == D - 1) & sh_fin
+        o_k, fin = dk, beat & (dk == D - 1) & sh_fin
         for k in range(latency):
             k2, f2 = Signal(range(max(D, 2)), name=f"ok_{k}"), Signal(name=f"fin_{k}")
             m.d.sync += [k2.eq(o_k), f2.eq(fin)]

@@ -18,7 +18,7 @@ pipeline is 11 stages deep (10 without the bias stage) so a small FPGA can clock
 One lane takes one accumulator per cycle through always-ready ``lib.stream`` in/out (the engine
 never back-pressures it), fixed latency :attr:`Requant.LATENCY`.
 """
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -191,4 +191,102 @@ class Requant(wiring.Component):
             self.o.valid.eq(v10),
             self.o.payload.eq(Mux(y < sb["lo"], sb["lo"], Mux(y > sb["hi"], sb["hi"], y))),
         ]
+        return m
+
+
+class RequantSerial(wiring.Component):
+    """A small requantisation lane for small FPGAs: the same function as :class:`Requant` with
+    ``bias=False``, but the 32×31 multiply runs four bits of the multiplier per cycle
+    (``II = 8`` cycles per value, ~1/4 of the logic of ``Requant(lut_mul=True)``).
+
+    An input beat may come at most once every :attr:`II` cycles; ``zp``, ``lo`` and ``hi`` are
+    read at the output stage and must not change while a value is in flight (the engine takes
+    them from the layer descriptor).  Fixed latency :attr:`LATENCY` from the input beat to
+    ``o.valid``.
+
+    Magnitude product, least significant digit first: with ``c = 2^30 − [x<0]``,
+    ``S = c + Σ_i |x|·d_i·16^i`` (``d_i`` the 4-bit digits of ``m``) accumulates in a 37-bit
+    register that shifts 4 bits out per digit, so ``|q| = S >> 31`` with no long carry chain.
+    """
+    II = 8
+    LATENCY = 16
+
+    def __init__(self):
+        super().__init__({
+            "i": In(stream.Signature(RequantIn, always_ready=True)),
+            "o": Out(stream.Signature(signed(8), always_ready=True)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.i.payload
+
+        # S1: sign, magnitude, split shift
+        v1, neg1 = Signal(), Signal()
+        mag1 = Signal(unsigned(32))
+        left1, right1 = Signal(unsigned(5)), Signal(unsigned(5))
+        m1 = Signal(unsigned(31))
+        m.d.sync += [v1.eq(self.i.valid), neg1.eq(p.acc < 0),
+                     mag1.eq(Mux(p.acc < 0, -p.acc, p.acc)),
+                     left1.eq(Mux(p.shift > 0, p.shift, 0)), right1.eq(Mux(p.shift < 0, -p.shift, 0)),
+                     m1.eq(p.mult)]
+        # S2: left shift (barrel)
+        v2, neg2 = Signal(), Signal()
+        wide = Signal(unsigned(63))
+        right2 = Signal(unsigned(5))
+        m2 = Signal(unsigned(31))
+        m.d.sync += [v2.eq(v1), neg2.eq(neg1), wide.eq(mag1 << left1), right2.eq(right1),
+                     m2.eq(m1)]
+        # S3: saturate and load the digit loop
+        big = wide[31:] != 0
+        over_neg = (wide[32:] != 0) | (wide[31] & (wide[:31] != 0))
+        sat = Mux(neg2, Mux(over_neg, 1 << 31, wide[:32]), Mux(big, (1 << 31) - 1, wide[:31]))
+        xm = Signal(unsigned(32))
+        mm = Signal(unsigned(32))
+        cnt = Signal(range(self.II + 1))
+        ld_neg, ld_right = Signal(), Signal(unsigned(5))
+        with m.If(v2):
+            m.d.sync += [xm.eq(sat), mm.eq(m2), cnt.eq(self.II), ld_neg.eq(neg2),
+                         ld_right.eq(right2)]
+        with m.Elif(cnt != 0):
+            m.d.sync += [mm.eq(mm >> 4), cnt.eq(cnt - 1)]
+        # digit products (registered), beside them: first/last digit, sign, right shift
+        pp = Signal(unsigned(36))
+        pp_v, pp_first, pp_last, pp_neg = Signal(), Signal(), Signal(), Signal()
+        pp_right = Signal(unsigned(5))
+        d4 = mm[:4]
+        t0 = Mux(d4[0], xm, 0) + Mux(d4[1], xm << 1, 0)
+        t1 = Mux(d4[2], xm << 2, 0) + Mux(d4[3], xm << 3, 0)
+        m.d.sync += [pp.eq(t0 + t1), pp_v.eq(cnt != 0), pp_first.eq(cnt == self.II),
+                     pp_last.eq(cnt == 1), pp_neg.eq(ld_neg), pp_right.eq(ld_right)]
+        # accumulate: S = c + Σ pp_i·16^i, four bits leave per digit
+        acc = Signal(unsigned(37))
+        low = Signal(unsigned(32))
+        t = Signal(unsigned(38))
+        m.d.comb += t.eq(Mux(pp_first, (1 << 30) - pp_neg, acc) + pp)
+        a_last, a_neg = Signal(), Signal()
+        a_right = Signal(unsigned(5))
+        m.d.sync += [a_last.eq(pp_v & pp_last), a_neg.eq(pp_neg), a_right.eq(pp_right)]
+        with m.If(pp_v):
+            m.d.sync += [acc.eq(t >> 4), low.eq(Cat(low[4:], t[:4]))]
+        # F1: |q| + half  (|q| = S >> 31 = 2·acc + low[31])
+        f1_v, f1_neg = Signal(), Signal()
+        qh = Signal(unsigned(36))
+        f1_right = Signal(unsigned(5))
+        half = Signal(unsigned(32))
+        m.d.comb += half.eq((1 << a_right) >> 1)
+        m.d.sync += [f1_v.eq(a_last), f1_neg.eq(a_neg), f1_right.eq(a_right),
+                     qh.eq(Cat(low[31], acc) + half)]
+        # F2: right shift, saturated to 9 bits (|r| ≥ 256 clamps whatever the zero point)
+        f2_v, f2_neg = Signal(), Signal()
+        r = Signal(unsigned(9))
+        rs = Signal(unsigned(36))
+        m.d.comb += rs.eq(qh >> f1_right)
+        m.d.sync += [f2_v.eq(f1_v), f2_neg.eq(f1_neg), r.eq(Mux(rs[9:] != 0, 511, rs[:9]))]
+        # F3: sign and zero point;  F4: clamp
+        f3_v = Signal()
+        y = Signal(signed(11))
+        m.d.sync += [f3_v.eq(f2_v), y.eq(Mux(f2_neg, p.zp - r, p.zp + r))]
+        m.d.sync += [self.o.valid.eq(f3_v),
+                     self.o.payload.eq(Mux(y < p.lo, p.lo, Mux(y > p.hi, p.hi, y)))]
         return m

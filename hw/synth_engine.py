@@ -38,15 +38,25 @@ CONFIGS = {
 }
 
 
+#: Clock targets of the issue (nextpnr optimises for the constraint it is given, so the board
+#: oscillator's 12/25 MHz would leave it nothing to aim at): the engine's clock is constrained
+#: to these instead.
+TARGET_MHZ = {"ulx3s-85f": 100.0, "ulx3s-45f": 100.0, "icebreaker": 40.0}
+
+
 class EngineSynthTop(Elaboratable):
     """Engine + pin wrapper (UART RX → shift register → engine inputs; outputs → XOR → TX)."""
 
-    def __init__(self, cfg: EngineConfig):
+    def __init__(self, cfg: EngineConfig, target_mhz: float | None = None):
         self.cfg = cfg
         self.engine = Engine(cfg)
+        self.target_mhz = target_mhz
 
     def elaborate(self, platform):
         m = Module()
+        if self.target_mhz:
+            from amaranth.build import Clock
+            platform.lookup(platform.default_clk).clock = Clock(self.target_mhz * 1e6)
         m.submodules.engine = eng = self.engine
         uart = platform.request("uart", 0)
         ins = [eng.desc.as_value(), eng.start, eng.ld_en, eng.ld_sel, eng.ld_addr, eng.ld_data,
@@ -71,7 +81,7 @@ def synth(board: str, cfg: EngineConfig | None = None, quiet: bool = False) -> d
     cfg = cfg or CONFIGS[board]
 
     def factory(_board, _clk):
-        return EngineSynthTop(cfg)
+        return EngineSynthTop(cfg, TARGET_MHZ.get(board))
 
     rep = build(board, out_root=ROOT / "build" / "synth-engine" / "out",
                 build_root=ROOT / "build" / "synth-engine", top_factory=factory, quiet=quiet)

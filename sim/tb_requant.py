@@ -26,12 +26,14 @@ async def requant_stream(dut):
     await RisingEdge(dut.clk)
     await RisingEdge(dut.clk)
     dut.rst.value = 0
-    got = []
-    for i in range(n + 16):
+    gap = int(d["gap"][0]) if "gap" in d else 1        # cycles between input beats
+    got, when = [], []
+    for i in range(n * gap + 32):
         await FallingEdge(dut.clk)
-        if i < n:
+        k, beat = divmod(i, gap)
+        if k < n and beat == 0:
             dut.i__valid.value = 1
-            dut.i__payload.value = pack(RequantIn, {k: d[k][i] for k in
+            dut.i__payload.value = pack(RequantIn, {f: d[f][k] for f in
                                                     ("acc", "bias", "mult", "shift", "zp", "lo", "hi")})
         else:
             dut.i__valid.value = 0
@@ -39,4 +41,6 @@ async def requant_stream(dut):
         await ReadOnly()
         if dut.o__valid.value:
             got.append(dut.o__payload.value.to_signed())
-    save_outputs(y=np.array(got, dtype=np.int64))
+            when.append(i)
+    # when[k] − k·gap + 1: rising edges from beat k's presentation to its output (the latency)
+    save_outputs(y=np.array(got, dtype=np.int64), when=np.array(when, dtype=np.int64))

@@ -99,6 +99,17 @@ def test_engine_conv_all_lanes(case):
     check(random_layer(rng, *CI_CASES[case]), CI_CFG_FULL)
 
 
+#: digit-serial requant lanes (the iCE40 build): 2 lanes for 4 columns, 8 cycles per value
+CI_CFG_SERIAL = EngineConfig(rows=3, cols=4, in_depth=1024, w_depth=512, step_depth=128,
+                             ob_depth=16, out_depth=1024, post_lanes=2, serial_requant=True)
+
+
+@pytest.mark.parametrize("case", [0, 2, 4])
+def test_engine_conv_serial_requant(case):
+    rng = np.random.default_rng(300 + case)
+    check(random_layer(rng, *CI_CASES[case]), CI_CFG_SERIAL)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(12))
 def test_engine_random_sweep(seed):

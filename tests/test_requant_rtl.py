@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from host.quant import INT32_MAX, INT32_MIN, quantize_multiplier, requantize
-from hw.requant import Requant
+from hw.requant import Requant, RequantSerial
 from sim.runner import run_cocotb
 
 
@@ -57,9 +57,34 @@ def test_requant_bit_exact(lut_mul, bias):
     want = np.array([requantize(np.array([a]), np.array([mm]), np.array([s]), int(z), int(l), int(h))[0]
                      for a, mm, s, z, l, h in zip(total, *(d[k] for k in ("mult", "shift", "zp", "lo", "hi")))],
                     dtype=np.int64)
-    got = run_cocotb(Requant(lut_mul=lut_mul, bias=bias), "sim.tb_requant", inputs=d)["y"]
+    dut = Requant(lut_mul=lut_mul, bias=bias)
+    out = run_cocotb(dut, "sim.tb_requant", inputs=d)
+    got = out["y"]
+    assert np.all(out["when"] - np.arange(len(got)) + 1 == dut.LATENCY)
     assert len(got) == len(want)
     bad = np.nonzero(got != want)[0]
     assert bad.size == 0, f"{bad.size} mismatches, first at {bad[:5]}: " + str(
         [(int(total[i]), int(d['mult'][i]), int(d['shift'][i]), int(got[i]), int(want[i])) for i in bad[:5]])
     assert len(np.unique(want)) > 100       # the data exercise the whole int8 range
+
+
+def test_requant_serial_bit_exact():
+    """The digit-serial lane (small FPGAs): one value every II cycles, same results.  zp, lo and
+    hi are layer constants for this lane (read at its output), so each run holds one set."""
+    dut = RequantSerial()
+    d = cases(11, 1200)
+    total = (d["acc"] + d["bias"] + (1 << 31)) % (1 << 32) - (1 << 31)
+    for zp, lo, hi in [(0, -128, 127), (37, -100, 90), (-50, -128, 0)]:
+        want = requantize(total, d["mult"], d["shift"], zp, lo, hi)
+        n = len(total)
+        inp = dict(acc=total, bias=np.zeros(n, np.int64), mult=d["mult"], shift=d["shift"],
+                   zp=np.full(n, zp), lo=np.full(n, lo), hi=np.full(n, hi), gap=np.array([dut.II]))
+        out = run_cocotb(dut, "sim.tb_requant", inputs=inp)
+        got = out["y"]
+        assert len(got) == n
+        bad = np.nonzero(got != want)[0]
+        assert bad.size == 0, f"{bad.size} mismatches, first at {bad[:5]}: " + str(
+            [(int(total[i]), int(d['mult'][i]), int(d['shift'][i]), int(got[i]), int(want[i]))
+             for i in bad[:5]])
+        assert np.all(out["when"] - np.arange(n) * dut.II + 1 == dut.LATENCY)
+        assert len(np.unique(want)) > 50
