@@ -21,7 +21,7 @@ from .plan import SCHEDULES, Group, Plan
 
 def register(sub):
     from .boards import names as board_names
-    from .scheduler import DEFAULT_SLACK
+    from .scheduler import DEFAULT_SLACK, DEFAULT_TRADE
 
     p = sub.add_parser("plan", help="choose fusion groups and block sizes for a board; report costs",
                        description="Plan MODEL for BOARD: fusion groups, block sizes, off-chip traffic, "
@@ -34,9 +34,12 @@ def register(sub):
     p.add_argument("--budget", type=int, metavar="BYTES",
                    help="override the board's on-chip byte budget")
     p.add_argument("--slack", type=float, default=DEFAULT_SLACK, metavar="S",
-                   help="default objective: least feature-map traffic among the plans whose total "
-                        "off-chip traffic and estimated time are within S (a fraction) of the least "
-                        f"total traffic plan's (default {DEFAULT_SLACK}; 0: least total traffic)")
+                   help="default objective: among the plans whose total off-chip traffic and time are "
+                        "within S (a fraction) of the least-total-traffic plan's, the least activation "
+                        f"bytes + weight bytes / R (default {DEFAULT_SLACK}; 0: least total traffic)")
+    p.add_argument("--trade", type=float, default=DEFAULT_TRADE, metavar="R",
+                   help="weight bytes worth re-reading to keep one feature-map byte on chip "
+                        f"(default {DEFAULT_TRADE:g}; inf: least feature-map traffic within the slack)")
     p.add_argument("--weight-cost", type=float, default=None, metavar="F",
                    help="instead: minimise activation bytes + F x weight bytes (1: total off-chip "
                         "traffic; 0: keep feature maps on chip whatever the weight re-reads)")
@@ -94,8 +97,10 @@ def handler(args) -> int:
         raise UserError(f"--weight-cost {args.weight_cost}: must be >= 0")
     if args.slack < 0:
         raise UserError(f"--slack {args.slack}: must be >= 0")
+    if not args.trade >= 1:
+        raise UserError(f"--trade {args.trade}: must be >= 1")
     opts = dict(budget=args.budget, weight_cost=args.weight_cost, objective=args.objective,
-                slack=args.slack)
+                slack=args.slack, trade=args.trade)
     plan, report = plan_network(graph, board, args.schedule, **opts)
     print(format_report(report, per_layer=not args.quiet))
     if args.json:

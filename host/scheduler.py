@@ -15,8 +15,10 @@ consecutive nodes costs what :mod:`host.cost` says for each execution choice:
   passes with a line buffer.
 
 Default objective: ``front[j]`` is the Pareto front of (activation bytes, weight bytes) of the
-plans of nodes ``[0, j)``; the plan of the whole network is the least feature-map traffic whose
-total traffic and estimated time are within ``slack`` of the least-total-traffic plan's.
+plans of nodes ``[0, j)``; the plan of the whole network is, among the plans whose total traffic
+and estimated time are within ``slack`` of the least-total-traffic plan's, the one with the least
+``activations + weights / trade`` (feature-map traffic cut at up to ``trade`` weight bytes per
+byte, within the slack).
 ``weight_cost`` minimises ``activations + weight_cost × weights`` instead (``best[j]``, one
 value per prefix); ``objective="time"`` minimises the estimated time per frame.
 
@@ -49,9 +51,12 @@ MAX_GROUP_NODES = 64
 OBJECTIVES = ("traffic", "time")
 BANDS = True
 HUGE = 1 << 62
-#: default objective: least feature-map traffic among the plans within this fraction of the least
-#: total off-chip traffic (and of that plan's estimated time) -- ``docs/scheduler.md``
+#: default objective (``docs/scheduler.md``): among the plans whose total off-chip traffic and
+#: estimated time are within DEFAULT_SLACK of the least-total-traffic plan's, the least
+#: ``activation bytes + weight bytes / DEFAULT_TRADE``: feature-map traffic is cut at up to
+#: DEFAULT_TRADE weight bytes re-read per feature-map byte kept on chip, never beyond the slack
 DEFAULT_SLACK = 0.10
+DEFAULT_TRADE = 4.0
 
 
 def _grids(net: NetInfo, stop: int):
@@ -345,10 +350,11 @@ class _Front:
         self.back[k:e] = [back]
 
 
-def _schedule_front(net: NetInfo, budget: int, exact: bool, slack: float):
+def _schedule_front(net: NetInfo, budget: int, exact: bool, slack: float, trade: float):
     """Default objective: the Pareto front of (activation bytes, weight bytes) over all plans,
-    then the plan with the least activation traffic whose total traffic and estimated time are
-    within ``slack`` of the least-total-traffic plan's (``docs/scheduler.md``).
+    then, among the plans whose total traffic and estimated time are within ``slack`` of the
+    least-total-traffic plan's, the least ``activations + weights / trade``
+    (``docs/scheduler.md``).
 
     Returns (groups, the front of the whole network as a list of (act, weights, seconds))."""
     n = len(net.nodes)
@@ -387,7 +393,8 @@ def _schedule_front(net: NetInfo, budget: int, exact: bool, slack: float):
     k0 = min(range(len(tot)), key=lambda k: (tot[k], f.t[k]))   # least total traffic (ties: time)
     ok = [k for k in range(len(tot))
           if tot[k] <= tot[k0] * (1 + slack) and f.t[k] <= f.t[k0] * (1 + slack)]
-    k = min(ok, key=lambda k: (f.a[k], tot[k], f.t[k]))
+    inv = 0.0 if trade == float("inf") else 1.0 / trade
+    k = min(ok, key=lambda k: (f.a[k] + f.w[k] * inv, tot[k], f.t[k]))
     choice: list = [None] * (n + 1)
     j = n
     while j > 0:
@@ -411,15 +418,17 @@ def _reconstruct(net, budget, exact, choice) -> list:
 
 def plan_network(graph, board, schedule: str = "block", budget: int | None = None,
                  weight_cost: float | None = None, objective: str = "traffic",
-                 slack: float = DEFAULT_SLACK):
+                 slack: float = DEFAULT_SLACK, trade: float = DEFAULT_TRADE):
     """Plan ``graph`` for ``board`` (a name or :class:`host.boards.Board`) under ``schedule``.
 
     Returns ``(plan, report)``.  ``budget`` overrides the board's on-chip byte budget.
 
     Default objective (``fused``/``block``): the DP keeps the Pareto front of (activation bytes,
-    weight bytes) and picks the plan with the least activation (feature-map) traffic among those
-    whose total off-chip traffic and estimated time are within ``slack`` (a fraction, default
-    :data:`DEFAULT_SLACK`) of the least-total-traffic plan's; ``slack=0`` is least total traffic.
+    weight bytes); among the plans whose total off-chip traffic and estimated time are within
+    ``slack`` (a fraction, default :data:`DEFAULT_SLACK`) of the least-total-traffic plan's it
+    picks the least ``activations + weights / trade`` (``trade``, default :data:`DEFAULT_TRADE`:
+    weight bytes worth re-reading to keep one feature-map byte on chip; ``inf``: least
+    activation traffic within the slack).  ``slack=0`` or ``trade=1`` is least total traffic.
     ``weight_cost`` instead minimises ``activations + weight_cost × weights``: 1 is total
     off-chip traffic; 0 activation traffic alone (weights re-read per block at any price).
     ``objective="time"`` minimises the estimated time per frame (each group takes
@@ -432,6 +441,8 @@ def plan_network(graph, board, schedule: str = "block", budget: int | None = Non
         raise UserError(f"weight cost must be >= 0, got {weight_cost}")
     if slack < 0:
         raise UserError(f"traffic slack must be >= 0, got {slack}")
+    if not trade >= 1:
+        raise UserError(f"trade (weight bytes per feature-map byte) must be >= 1, got {trade}")
     if schedule not in SCHEDULES:
         raise UserError(f"unknown schedule {schedule!r} (use one of {', '.join(SCHEDULES)})")
     board = get_board(board)
@@ -451,7 +462,7 @@ def plan_network(graph, board, schedule: str = "block", budget: int | None = Non
     else:
         exact = schedule == "block"
         if objective == "traffic" and weight_cost is None:
-            costs, front = _schedule_front(net, budget, exact, slack)
+            costs, front = _schedule_front(net, budget, exact, slack, trade)
         else:
             costs = _schedule_dp(net, budget, exact, weight_cost=1.0 if weight_cost is None else weight_cost,
                                  objective=objective)
@@ -461,6 +472,7 @@ def plan_network(graph, board, schedule: str = "block", budget: int | None = Non
     elapsed = time.perf_counter() - t0
     report = make_report(net, board, full_budget, schedule, costs, elapsed, objective)
     report["slack"] = slack if front is not None else None
+    report["trade"] = trade if front is not None else None
     report["weight_cost"] = weight_cost
     if front is not None:
         # the (activations, weights) Pareto front the plan was picked from

@@ -89,6 +89,8 @@ def test_bad_weight_cost(capsys):
     assert "weight-cost" in capsys.readouterr().err
     assert main(["plan", "zoo:digits", "--slack", "-1"]) == 1
     assert "slack" in capsys.readouterr().err
+    assert main(["plan", "zoo:digits", "--trade", "0.5"]) == 1
+    assert "trade" in capsys.readouterr().err
 
 
 def test_plan_onnx_model(tmp_path, capsys):
