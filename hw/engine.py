@@ -196,8 +196,11 @@ class Engine(wiring.Component):
         m.d.comb += [rd.addr.eq(self.rd_addr), self.rd_data.eq(rd.data)]
 
         # ---- issue: loop counters ----------------------------------------------------------
+        # down counters (what is left of the pixel's slot, the row, the map, the blocks) so the
+        # loop conditions are zero tests of registers, not adders and comparators in series
         run = Signal()
-        ob, oy, ox, s = Signal(12), Signal(12), Signal(12), Signal(12)
+        ob, s = Signal(12), Signal(12)
+        s_left, x_left, y_left, ob_left = Signal(12), Signal(12), Signal(12), Signal(12)
         # tap bounds: a tap (dy, dx) of the current pixel lies inside the map iff
         # ylo <= dy < yhi and xlo <= dx < xhi (ylo = −iy0, yhi = H − iy0, likewise x)
         ylo, yhi = Signal(signed(14)), Signal(signed(14))
@@ -212,51 +215,52 @@ class Engine(wiring.Component):
         m.d.comb += [s_nx.eq(s), ob_nx.eq(ob)]
         m.d.sync += [s.eq(s_nx), ob.eq(ob_nx)]
 
-        # a pixel occupies max(steps, drain) cycles so the shared requant lanes keep up
+        # a pixel occupies slot = max(steps, drain) cycles so the shared requant lanes keep up
+        slot_m1 = Signal(12)
+        slot_d = (Mux(d.steps >= cfg.drain, d.steps, cfg.drain) if cfg.drain > 1 else d.steps) - 1
         last_step = s + 1 == d.steps
-        wrap = Signal()
-        if cfg.drain > 1:
-            m.d.comb += wrap.eq(Mux(d.steps >= cfg.drain, last_step, s + 1 == cfg.drain))
-        else:
-            m.d.comb += wrap.eq(last_step)
+        wrap = s_left == 0
         issue = Signal()
         m.d.comb += issue.eq(run & (s < d.steps))
-        last_x = ox + 1 == d.wo
-        last_y = oy + 1 == d.ho
-        last_ob = ob + 1 == d.n_ob
+        last_x = x_left == 0
+        last_y = y_left == 0
+        last_ob = ob_left == 0
 
         def restart_rows():
-            return [oy.eq(0), ylo.eq(d.pad_t), yhi.eq(d.h + d.pad_t), rowpix.eq(d.pix0),
-                    pix.eq(d.pix0), ox.eq(0), xlo.eq(d.pad_l), xhi.eq(d.w + d.pad_l)]
+            return [y_left.eq(d.ho - 1), ylo.eq(d.pad_t), yhi.eq(d.h + d.pad_t),
+                    rowpix.eq(d.pix0), pix.eq(d.pix0),
+                    x_left.eq(d.wo - 1), xlo.eq(d.pad_l), xhi.eq(d.w + d.pad_l)]
 
         busy_r = Signal()
         m.d.comb += self.busy.eq(busy_r)
         with m.If(self.start & ~busy_r):
             m.d.comb += [s_nx.eq(0), ob_nx.eq(0)]
             m.d.sync += [run.eq(1), busy_r.eq(1), self.done.eq(0), cycles.eq(0),
-                         waddr.eq(0), wbase.eq(0)] + restart_rows()
+                         waddr.eq(0), wbase.eq(0), slot_m1.eq(slot_d), s_left.eq(slot_d),
+                         ob_left.eq(d.n_ob - 1)] + restart_rows()
         with m.Elif(busy_r):
             m.d.sync += cycles.eq(cycles + 1)
         with m.If(run):
             with m.If(~wrap):
                 m.d.comb += s_nx.eq(s + 1)
-                m.d.sync += waddr.eq(waddr + 1)
+                m.d.sync += [waddr.eq(waddr + 1), s_left.eq(s_left - 1)]
             with m.Else():
                 m.d.comb += s_nx.eq(0)
-                m.d.sync += waddr.eq(wbase)
+                m.d.sync += [waddr.eq(wbase), s_left.eq(slot_m1)]
                 with m.If(~last_x):
-                    m.d.sync += [ox.eq(ox + 1), xlo.eq(xlo - d.stride_w), xhi.eq(xhi - d.stride_w),
-                                 pix.eq(pix + d.stride_w)]
+                    m.d.sync += [x_left.eq(x_left - 1), xlo.eq(xlo - d.stride_w),
+                                 xhi.eq(xhi - d.stride_w), pix.eq(pix + d.stride_w)]
                 with m.Else():
-                    m.d.sync += [ox.eq(0), xlo.eq(d.pad_l), xhi.eq(d.w + d.pad_l)]
+                    m.d.sync += [x_left.eq(d.wo - 1), xlo.eq(d.pad_l), xhi.eq(d.w + d.pad_l)]
                     with m.If(~last_y):
-                        m.d.sync += [oy.eq(oy + 1), ylo.eq(ylo - d.stride_h),
+                        m.d.sync += [y_left.eq(y_left - 1), ylo.eq(ylo - d.stride_h),
                                      yhi.eq(yhi - d.stride_h),
                                      rowpix.eq(rowpix + d.row_step),
                                      pix.eq(rowpix + d.row_step)]
                     with m.Else():
                         m.d.comb += ob_nx.eq(ob + 1)
-                        m.d.sync += [wbase.eq(wbase + d.steps), waddr.eq(wbase + d.steps)]
+                        m.d.sync += [wbase.eq(wbase + d.steps), waddr.eq(wbase + d.steps),
+                                     ob_left.eq(ob_left - 1)]
                         m.d.sync += restart_rows()
                         with m.If(last_ob):
                             m.d.sync += run.eq(0)

@@ -7,7 +7,7 @@ multiplier (ECP5 MULT18X18D with its input/output registers, iCE40 SB_MAC16).
 * :class:`MAC` — a stand-alone accumulating MAC (``acc += x·w``), the smallest real RTL that
   proves the simulation flow against NumPy.
 """
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import ClockSignal, Instance, Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -27,10 +27,28 @@ class PE(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        x_r, w_r = Signal(signed(8)), Signal(signed(8))
         prod = Signal(signed(16))
-        m.d.sync += [x_r.eq(self.x), w_r.eq(self.w)]
-        m.d.sync += prod.eq(x_r * w_r)
+        if getattr(platform, "family", None) == "ecp5":
+            # yosys maps a multiply to a bare MULT18X18D and leaves the registers in slices
+            # (route → multiplier → route); instantiated, the operand and product registers
+            # are the block's own (same cycle behaviour as the behavioural version below)
+            xa, wb, p = Signal(signed(18)), Signal(signed(18)), Signal(36)
+            m.d.comb += [xa.eq(self.x), wb.eq(self.w), prod.eq(p[:16])]
+            ports = {f"i_A{k}": xa[k] for k in range(18)}
+            ports |= {f"i_B{k}": wb[k] for k in range(18)}
+            ports |= {f"i_C{k}": 0 for k in range(18)}
+            ports |= {f"o_P{k}": p[k] for k in range(36)}
+            ports |= {f"i_{n}{k}": 0 for n in ("CLK", "CE", "RST") for k in range(1, 4)}
+            m.submodules.mult = Instance(
+                "MULT18X18D",
+                p_REG_INPUTA_CLK="CLK0", p_REG_INPUTB_CLK="CLK0", p_REG_OUTPUT_CLK="CLK0",
+                p_REG_INPUTC_CLK="NONE", p_REG_PIPELINE_CLK="NONE",
+                i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0,
+                i_CLK0=ClockSignal(), i_CE0=1, i_RST0=0, **ports)
+        else:
+            x_r, w_r = Signal(signed(8)), Signal(signed(8))
+            m.d.sync += [x_r.eq(self.x), w_r.eq(self.w)]
+            m.d.sync += prod.eq(x_r * w_r)
         m.d.sync += self.psum_out.eq(self.psum_in + prod)
         return m
 

@@ -33,7 +33,7 @@ CONFIGS = {
                               w_depth=512, step_depth=32, ob_depth=8, out_depth=512),
     "ulx3s-45f": EngineConfig(rows=8, cols=8, post_lanes=4, lut_requant=True, in_depth=512,
                               w_depth=512, step_depth=32, ob_depth=8, out_depth=512),
-    "icebreaker": EngineConfig(rows=2, cols=4, post_lanes=1, lut_requant=True, in_depth=512,
+    "icebreaker": EngineConfig(rows=2, cols=4, post_lanes=1, serial_requant=True, in_depth=512,
                                w_depth=256, step_depth=8, ob_depth=2, out_depth=256),
 }
 
