@@ -17,7 +17,7 @@ def register(subparsers):
                     "report.json}.")
     p.add_argument("--board", choices=BOARDS, help="target board")
     p.add_argument("--clock", type=float, metavar="MHZ",
-                   help="system clock (default: the board's, 90 MHz ULX3S, 30 MHz iCEBreaker)")
+                   help="system clock (default: the board's, 100 MHz ULX3S, 42 MHz iCEBreaker)")
     p.add_argument("--out", metavar="DIR", help="output root instead of bitstreams/")
     p.add_argument("--no-link", action="store_true",
                    help="leave the host link out (memory system, self-test and LEDs only)")

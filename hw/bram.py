@@ -4,7 +4,7 @@ One ``amaranth.lib.memory.Memory`` of ``depth`` words of ``data_width`` bits beh
 ``MemPortSignature(addr_width, data_width).flip()``.  A request is taken on any cycle where the
 one-entry read register is free or being emptied, so reads stream at one per cycle when the
 initiator keeps ``resp.ready`` high; writes never produce a response.  Responses leave through a
-register stage (:class:`hw.framing.StreamPipe`), so ``req.ready`` does not depend
+register stage (:class:`hw.stream_slice.StreamSlice`), so ``req.ready`` does not depend
 combinationally on the initiator's ``resp.ready`` (read latency 2 cycles).  Addresses at or beyond
 ``depth`` wrap (the command processor refuses them before they get here).
 """
@@ -14,7 +14,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
 from amaranth.utils import ceil_log2
 
-from .framing import StreamPipe
+from .stream_slice import StreamSlice
 from .memport import MemPortSignature
 
 
@@ -33,7 +33,7 @@ class BRAMTarget(wiring.Component):
         wr = mem.write_port()
         rd = mem.read_port(transparent_for=(wr,))
         req = self.bus.req
-        m.submodules.resp_pipe = pipe = StreamPipe(self.data_width)
+        m.submodules.resp_pipe = pipe = StreamSlice(self.data_width)
         wiring.connect(m, pipe.o, wiring.flipped(self.bus.resp))
         resp = pipe.i
 

@@ -27,8 +27,9 @@ from amaranth.utils import ceil_log2
 from host.protocol import (CRC32_RESIDUE, REQUEST_ARGS, STATUS_FIELDS, WRITE_HEADER, Cmd,
                            DeviceInfo, Status)
 
-from .framing import StreamPipe, crc32_byte, decoded_layout, frame_byte_layout
+from .framing import crc32_byte, decoded_layout, frame_byte_layout
 from .memport import MemPortSignature
+from .stream_slice import StreamSlice
 
 
 class EngineControlSignature(wiring.Signature):
@@ -129,14 +130,18 @@ class CommandProcessor(wiring.Component):
         known = Signal()
         m.d.comb += known.eq(cmd.matches(*[c.value for c in Cmd]))
         len_ok = Signal()
+        write_frame_len = Signal(17)    # registered: the adder stays out of the check
+        m.d.sync += write_frame_len.eq(2 + WRITE_HEADER + 4 + length)
         with m.Switch(cmd):
             with m.Case(Cmd.WRITE):
-                m.d.comb += len_ok.eq(n == 2 + WRITE_HEADER + 4 + length)
+                m.d.comb += len_ok.eq(n == write_frame_len)
             for c, nargs in REQUEST_ARGS.items():
                 with m.Case(c):
                     m.d.comb += len_ok.eq(n == 2 + nargs + 4)
         # The checks are registered over two cycles (CHECK, CHECK2) before DECIDE: the address
-        # range carry chains and the status priority must not share one clock period.
+        # range carry chains and the status priority must not share one clock period.  They
+        # are computed on every cycle (their inputs are stable from the end of the frame on),
+        # so no state decoding reaches these registers (UP5K timing).
         is_mem = Signal()
         end_addr = Signal(33)
         f_short, f_long, f_crc, f_known, f_len, f_small, f_range = (Signal(name=f"f_{x}") for x in
@@ -153,6 +158,7 @@ class CommandProcessor(wiring.Component):
                        | ((addr[:wshift] != 0) | (length[:wshift] != 0) if wshift else 0)),
         ]
         check2 = [f_range.eq(f_small | (end_addr > info.mem_bytes))]
+        m.d.sync += check + check2
         decided = Signal(8)
         with m.If(f_short):
             m.d.comb += decided.eq(Status.BAD_FRAME)
@@ -174,7 +180,7 @@ class CommandProcessor(wiring.Component):
         # ---------------------------------------------------------------- payload sources
         info_bytes = info.pack()
         m.submodules.rom = rom = Memory(shape=8, depth=len(info_bytes), init=list(info_bytes))
-        rom_rd = rom.read_port(transparent_for=())
+        rom_rd = rom.read_port(domain="comb")
         status_words = Array([
             Cat(self.engine.busy, self.engine.done, C(0, 6), self.engine.error, C(0, 16)),
             uptime_snap[:32], uptime_snap[32:], engine_cycles, frames_ok, frames_bad, rx_errors,
@@ -189,12 +195,15 @@ class CommandProcessor(wiring.Component):
         waddr = Signal(self.addr_width)
         ridx = Signal(range(buf_words + 1))
         rword = Signal(8 * wb)
+        reply_byte = Signal(8)      # INFO byte, registered before it is sent
+        status_word = Signal(32)    # STATUS word being sent, shifted a byte at a time
+        part_end = Signal()         # the byte being sent is the last of the INFO/STATUS payload
         m.d.comb += [frd.addr.eq(ridx), rom_rd.addr.eq(k)]
 
         req, resp = self.mem.req, self.mem.resp
         # replies leave through a register stage: the payload multiplexers below do not reach
         # into the CRC appender's logic (this path limited the UP5K to ~22 MHz)
-        m.submodules.tx_pipe = tx_pipe = StreamPipe(frame_byte_layout)
+        m.submodules.tx_pipe = tx_pipe = StreamSlice(frame_byte_layout)
         wiring.connect(m, tx_pipe.o, wiring.flipped(self.tx))
         tx = tx_pipe.i
         has_payload = Signal()      # decoded once per frame in DECIDE (timing)
@@ -206,36 +215,50 @@ class CommandProcessor(wiring.Component):
         ok_r = Signal()
         frame_reset = [n.eq(0), crc.eq(0xFFFFFFFF), cmd.eq(0), tag.eq(0)]
 
-        with m.FSM():
+        # The receiver runs outside the state machine, from a handful of registers (``receiving``,
+        # the one-hot header position ``hdr``, ``in_buf``), so no state decoding reaches the
+        # capture registers' enables (UP5K timing).  It stops at the end beat and is re-armed by
+        # ``rearm`` once the reply has left.
+        receiving = Signal(init=1)
+        frame_end = Signal()        # pulse: the end beat was taken
+        rearm = Signal()            # pulse from FINISH: reset the frame registers, receive again
+        hdr = Signal(8, init=1)     # one-hot position within the 8 header bytes
+        in_buf = Signal()           # registered (n >= 8) & (n < 8 + max_payload)
+        take = self.rx.valid & receiving
+        m.d.comb += [self.rx.ready.eq(receiving),
+                     self.idle.eq(receiving & (n == 0) & ~tx_pipe.o.valid)]
+        m.d.sync += [frame_end.eq(0), rearm.eq(0)]
+        with m.If(rearm):
+            m.d.sync += [receiving.eq(1), hdr.eq(1), in_buf.eq(0), *frame_reset]
+        with m.Elif(take & rxp.end):
+            m.d.sync += [cobs_err.eq(rxp.error), receiving.eq(0), frame_end.eq(1)]
+        with m.Elif(take):
+            with m.If(n <= max_frame):
+                m.d.sync += n.eq(n + 1)
+            m.d.sync += [crc.eq(crc32_byte(crc, byte)), hdr.eq(hdr << 1),
+                         in_buf.eq((n >= 7) & (n < 7 + info.max_payload))]
+            with m.If(hdr[0]):
+                m.d.sync += cmd.eq(byte)
+            with m.If(hdr[1]):
+                m.d.sync += tag.eq(byte)
+            for i in range(4):
+                with m.If(hdr[2 + i]):
+                    m.d.sync += addr.word_select(i, 8).eq(byte)
+            for i in range(2):
+                with m.If(hdr[6 + i]):
+                    m.d.sync += length.word_select(i, 8).eq(byte)
+            with m.If(in_buf):
+                m.d.sync += word.eq(gathered)
+                with m.If(n[:wshift] == wb - 1 if wshift else 1):
+                    m.d.comb += fwr.en.eq(1)
+
+        with m.FSM() as fsm:
             with m.State("RECV"):
-                m.d.comb += [self.rx.ready.eq(1), self.idle.eq((n == 0) & ~tx_pipe.o.valid)]
-                with m.If(self.rx.valid & rxp.end):
-                    m.d.sync += cobs_err.eq(rxp.error)
+                with m.If(frame_end):
                     m.next = "CHECK"
-                with m.Elif(self.rx.valid):
-                    with m.If(n <= max_frame):
-                        m.d.sync += n.eq(n + 1)
-                    m.d.sync += crc.eq(crc32_byte(crc, byte))
-                    with m.Switch(n):
-                        with m.Case(0):
-                            m.d.sync += cmd.eq(byte)
-                        with m.Case(1):
-                            m.d.sync += tag.eq(byte)
-                        for i in range(4):
-                            with m.Case(2 + i):
-                                m.d.sync += addr.word_select(i, 8).eq(byte)
-                        for i in range(2):
-                            with m.Case(6 + i):
-                                m.d.sync += length.word_select(i, 8).eq(byte)
-                    with m.If((n >= 8) & (n < 8 + info.max_payload)):
-                        m.d.sync += word.eq(gathered)
-                        with m.If(bidx[:wshift] == wb - 1 if wshift else 1):
-                            m.d.comb += fwr.en.eq(1)
-            with m.State("CHECK"):
-                m.d.sync += check
+            with m.State("CHECK"):      # the check registers settle (see above)
                 m.next = "CHECK2"
             with m.State("CHECK2"):
-                m.d.sync += check2
                 m.next = "DECIDE"
             with m.State("DECIDE"):
                 m.d.sync += [status.eq(decided), uptime_snap.eq(uptime), k.eq(0),
@@ -260,8 +283,8 @@ class CommandProcessor(wiring.Component):
                     m.d.sync += frames_bad.eq(frames_bad + 1)
                     m.next = "HEADER"
 
-            with m.State("FINISH"):     # one place resets the frame registers (timing)
-                m.d.sync += frame_reset
+            with m.State("FINISH"):     # the receiver resets the frame registers (timing)
+                m.d.sync += rearm.eq(1)
                 m.next = "RECV"
 
             # WRITE: buffered words to memory, two cycles per word (buffer read latency)
@@ -299,7 +322,7 @@ class CommandProcessor(wiring.Component):
                         with m.Elif(is_info):
                             m.next = "I_FETCH"
                         with m.Else():
-                            m.next = "S_EMIT"
+                            m.next = "S_FETCH"
 
             # READ: one word at a time, sent little-endian
             with m.State("R_REQ"):
@@ -326,26 +349,37 @@ class CommandProcessor(wiring.Component):
                             m.next = "R_REQ"
 
             # INFO: the constant record from a small ROM
+            # (the ROM and status multiplexers end in registers so that they do not chain
+            # into the reply's register stage: UP5K timing)
             with m.State("I_FETCH"):
+                m.d.sync += [reply_byte.eq(rom_rd.data), part_end.eq(k == len(info_bytes) - 1)]
                 m.next = "I_EMIT"
             with m.State("I_EMIT"):
-                m.d.comb += [tx.valid.eq(1), tx.payload.data.eq(rom_rd.data),
-                             tx.payload.last.eq(k == len(info_bytes) - 1)]
+                m.d.comb += [tx.valid.eq(1), tx.payload.data.eq(reply_byte),
+                             tx.payload.last.eq(part_end)]
                 with m.If(tx.ready):
                     m.d.sync += k.eq(k + 1)
-                    with m.If(k == len(info_bytes) - 1):
+                    with m.If(part_end):
                         m.next = "FINISH"
                     with m.Else():
                         m.next = "I_FETCH"
 
             # STATUS: status words, little-endian
+            with m.State("S_FETCH"):   # a word is loaded at its first byte, then shifted out
+                with m.If(k[:2] == 0):
+                    m.d.sync += status_word.eq(status_words[k >> 2])
+                m.d.sync += part_end.eq(k == status_len - 1)
+                m.next = "S_EMIT"
             with m.State("S_EMIT"):
-                sw = Signal(32)
-                m.d.comb += sw.eq(status_words[k >> 2])
-                m.d.comb += [tx.valid.eq(1), tx.payload.data.eq(sw.word_select(k[:2], 8)),
-                             tx.payload.last.eq(k == status_len - 1)]
+                m.d.comb += [tx.valid.eq(1), tx.payload.data.eq(status_word[:8]),
+                             tx.payload.last.eq(part_end)]
                 with m.If(tx.ready):
-                    m.d.sync += k.eq(k + 1)
-                    with m.If(k == status_len - 1):
+                    m.d.sync += [k.eq(k + 1), status_word.eq(status_word >> 8)]
+                    with m.If(part_end):
                         m.next = "FINISH"
+                    with m.Else():
+                        m.next = "S_FETCH"
+        # let yosys re-encode the state one-hot: the next-state and output decoding then take
+        # one LUT level per condition instead of a 5-bit compare (UP5K timing)
+        fsm.state.attrs["fsm_encoding"] = "one-hot"
         return m

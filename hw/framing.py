@@ -15,6 +15,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .stream_slice import StreamSlice
+
 CRC32_POLY = 0xEDB88320
 
 #: decoded beat: a data byte, or (``end`` = 1) the end of a frame with its COBS ``error`` flag
@@ -63,36 +65,9 @@ def crc32_byte(reg, byte):
     return Cat(*bits)
 
 
-class StreamPipe(wiring.Component):
-    """Register stage on a stream (a two-entry skid buffer): ``o.valid``, ``o.payload`` and
-    ``i.ready`` all come from flip-flops, so neither the data path nor the ``ready`` path
-    crosses it combinationally.  Full throughput."""
-
-    def __init__(self, shape):
-        self.shape = shape
-        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
-
-    def elaborate(self, platform):
-        m = Module()
-        skid = Signal(self.shape)
-        skid_valid = Signal()
-        m.d.comb += self.i.ready.eq(~skid_valid)
-        take = self.i.valid & self.i.ready
-        with m.If(~self.o.valid | self.o.ready):
-            with m.If(skid_valid):
-                m.d.sync += [self.o.payload.eq(skid), self.o.valid.eq(1), skid_valid.eq(0)]
-            with m.Elif(take):
-                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(1)]
-            with m.Else():
-                m.d.sync += self.o.valid.eq(0)
-        with m.Elif(take):
-            m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
-        return m
-
-
 class COBSDecoder(wiring.Component):
     """Streaming COBS decoder; one input byte gives at most one output beat.  The output is
-    registered and so is its input (:class:`StreamPipe` on both sides): no combinational path
+    registered and so is its input (:class:`StreamSlice` on both sides): no combinational path
     runs through it from its producer to its consumer."""
 
     i: In(stream.Signature(8))
@@ -101,28 +76,37 @@ class COBSDecoder(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.in_pipe = in_pipe = StreamPipe(8)
-        wiring.connect(m, wiring.flipped(self.i), in_pipe.i)
+        # the input stage also decodes "byte is 0" and "byte is 1", so the ready logic below
+        # starts from flip-flops instead of 8-bit compares (UP5K timing)
+        in_layout = data.StructLayout({"byte": 8, "zero": 1, "one": 1})
+        m.submodules.in_pipe = in_pipe = StreamSlice(in_layout)
+        m.d.comb += [
+            in_pipe.i.valid.eq(self.i.valid), self.i.ready.eq(in_pipe.i.ready),
+            in_pipe.i.payload.byte.eq(self.i.payload),
+            in_pipe.i.payload.zero.eq(self.i.payload == 0),
+            in_pipe.i.payload.one.eq(self.i.payload == 1),
+        ]
         i = in_pipe.o
-        m.submodules.pipe = pipe = StreamPipe(decoded_layout)
+        m.submodules.pipe = pipe = StreamSlice(decoded_layout)
         wiring.connect(m, pipe.o, wiring.flipped(self.o))
         o = pipe.i
         count = Signal(8)        # data bytes still to come in the current block
+        count_zero = Signal(init=1)   # count == 0, kept as a register
         pending_zero = Signal()  # the block just finished implies a zero if another block follows
         started = Signal()       # at least one byte of the current frame seen
 
-        b = i.payload
+        b = i.payload.byte
         m.d.comb += self.idle.eq(~started & ~pipe.o.valid & ~in_pipe.o.valid)
-        with m.If(b == 0):
+        with m.If(i.payload.zero):
             m.d.comb += [
                 o.payload.end.eq(1),
-                o.payload.error.eq(count != 0),
+                o.payload.error.eq(~count_zero),
                 o.valid.eq(i.valid & started),
                 i.ready.eq(o.ready | ~started),
             ]
             with m.If(i.valid & i.ready):
-                m.d.sync += [count.eq(0), pending_zero.eq(0), started.eq(0)]
-        with m.Elif(count == 0):
+                m.d.sync += [count.eq(0), count_zero.eq(1), pending_zero.eq(0), started.eq(0)]
+        with m.Elif(count_zero):
             # code byte: emits the implied zero of the previous block, if any
             m.d.comb += [
                 o.payload.data.eq(0),
@@ -130,7 +114,8 @@ class COBSDecoder(wiring.Component):
                 i.ready.eq(o.ready | ~pending_zero),
             ]
             with m.If(i.valid & i.ready):
-                m.d.sync += [count.eq(b - 1), pending_zero.eq(b != 0xFF), started.eq(1)]
+                m.d.sync += [count.eq(b - 1), count_zero.eq(i.payload.one),
+                             pending_zero.eq(b != 0xFF), started.eq(1)]
         with m.Else():
             m.d.comb += [
                 o.payload.data.eq(b),
@@ -138,7 +123,7 @@ class COBSDecoder(wiring.Component):
                 i.ready.eq(o.ready),
             ]
             with m.If(i.valid & i.ready):
-                m.d.sync += [count.eq(count - 1), started.eq(1)]
+                m.d.sync += [count.eq(count - 1), count_zero.eq(count == 1), started.eq(1)]
         return m
 
 
@@ -163,6 +148,8 @@ class COBSEncoder(wiring.Component):
         idx = Signal(range(255))     # next byte to send from it
         final = Signal()             # this block ends the frame
         closed = Signal()            # block closed by a zero or by being full (not by `last`)
+        left = Signal(range(255))    # bytes of the block still to send
+        at_last = Signal()           # left == 1, registered in PREP (UP5K timing)
 
         m.d.comb += [rd.addr.eq(idx), wr.addr.eq(n), wr.data.eq(self.i.payload.data)]
 
@@ -183,18 +170,19 @@ class COBSEncoder(wiring.Component):
                 m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(Mux(closed & (n == 254),
                                                                        0xFF, n + 1))]
                 with m.If(self.o.ready):
-                    m.d.sync += idx.eq(0)
+                    m.d.sync += [idx.eq(0), left.eq(n)]
                     with m.If(n == 0):
                         m.next = "AFTER"
                     with m.Else():
                         m.next = "PREP"
-            with m.State("PREP"):          # memory read latency
+            with m.State("PREP"):          # memory read latency; the end test registered here
+                m.d.sync += at_last.eq(left == 1)
                 m.next = "DATA"
             with m.State("DATA"):
                 m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(rd.data)]
                 with m.If(self.o.ready):
-                    m.d.sync += idx.eq(idx + 1)
-                    with m.If(idx + 1 == n):
+                    m.d.sync += [idx.eq(idx + 1), left.eq(left - 1)]
+                    with m.If(at_last):
                         m.next = "AFTER"
                     with m.Else():
                         m.next = "PREP"
@@ -219,14 +207,14 @@ class COBSEncoder(wiring.Component):
 
 class CRCAppender(wiring.Component):
     """Passes frame bytes through and appends their CRC-32 (little-endian) before ``last``.
-    The output is registered (:class:`StreamPipe`), so no combinational path crosses it."""
+    The output is registered (:class:`StreamSlice`), so no combinational path crosses it."""
 
     i: In(stream.Signature(frame_byte_layout))
     o: Out(stream.Signature(frame_byte_layout))
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.pipe = pipe = StreamPipe(frame_byte_layout)
+        m.submodules.pipe = pipe = StreamSlice(frame_byte_layout)
         wiring.connect(m, pipe.o, wiring.flipped(self.o))
         o = pipe.i
         crc = Signal(32, init=0xFFFFFFFF)

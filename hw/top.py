@@ -2,8 +2,8 @@
 
 ``BOARDS`` lists the supported boards; :class:`BoardTop` builds the SoC for one of them:
 
-* **clock/reset** — ULX3S: 25 MHz oscillator → EHXPLLL → ``sync`` (90 MHz by default);
-  iCEBreaker: 12 MHz → SB_PLL40_PAD → ``sync`` (30 MHz by default, see ``BOARDS``).
+* **clock/reset** — ULX3S: 25 MHz oscillator → EHXPLLL → ``sync`` (100 MHz by default);
+  iCEBreaker: 12 MHz → SB_PLL40_PAD → ``sync`` (42 MHz by default, see ``BOARDS``).
   Reset held until lock.
 * **memory** — ULX3S: :class:`hw.sdram.SDRAMController` (32 MB, 16-bit words, 24-bit word
   addresses) behind ECP5 I/O registers, SDRAM clock = inverted system clock from an ODDR;
@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal
-from amaranth.lib import io, stream, wiring
+from amaranth.lib import io, wiring
 from amaranth.lib.wiring import In, Out
 
 from .memarb import MemPortArbiter
@@ -31,6 +31,7 @@ from .memtest import MemTest
 from .pll import ECP5ClockGen, ICE40ClockGen
 from .sdram import SDRAMController
 from .spram import SPRAMMemory
+from .stream_slice import MemPortSlice, StreamSlice
 
 __all__ = ["BoardSpec", "BOARDS", "BoardTop", "default_link_factory", "make_platform"]
 
@@ -46,18 +47,17 @@ class BoardSpec:
     baud: int                # fastest host-link baud rate of the board's USB-UART
 
 
-# Default clocks are those at which the whole SoC, host link included, meets timing.  The link's
-# command processor (hw/command.py) is the slowest logic: measured 2026-11, ECP5-85F 88-96 MHz
-# depending on the nextpnr seed (the memory system alone: 113 MHz), UP5K 33-36 MHz after the
-# link's register stages (memory alone: 49.7 MHz).  Hence 90 MHz and 30 MHz; ``--clock 100`` /
-# ``--clock 48`` with
-# ``--no-link`` show the memory system at the targets, and the defaults go up with the link.
+# Default clocks are those at which the whole SoC, host link included, meets timing on every
+# nextpnr seed tried (measured 2026-11, see bitstreams/*/report.json).  The link's command
+# processor, COBS coder and the memory arbiter have registered handshakes and one-hot state
+# (hw/command.py, hw/framing.py, hw/stream_slice.py) so the UP5K reaches 43-47 MHz; 42 MHz
+# gives 6 Mbaud exactly (7 clocks per bit).
 BOARDS = {
     **{f"ulx3s-{s}": BoardSpec(f"ulx3s-{s}", "ecp5", f"ULX3S_{s.upper()}_Platform", "ulx3s",
-                               25e6, 90e6, 3_000_000)
+                               25e6, 100e6, 3_000_000)
        for s in ("12f", "25f", "45f", "85f")},
     "icebreaker": BoardSpec("icebreaker", "ice40", "ICEBreakerPlatform", "icebreaker",
-                            12e6, 30e6, 12_000_000),
+                            12e6, 42e6, 12_000_000),
 }
 
 _BAUDS = (12_000_000, 6_000_000, 4_000_000, 3_000_000, 2_000_000, 1_000_000, 921_600,
@@ -81,31 +81,6 @@ def make_platform(board: str):
     spec = BOARDS[board]
     mod = importlib.import_module(f"amaranth_boards.{spec.module}")
     return getattr(mod, spec.platform)()
-
-
-class StreamSlice(wiring.Component):
-    """Stream pipeline register with a skid buffer: registered ``valid``/``payload`` and
-    ``ready``, full throughput; cuts combinational paths between stream stages.
-    ``empty``: nothing held."""
-
-    def __init__(self, shape):
-        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape)),
-                          "empty": Out(1)})
-
-    def elaborate(self, platform):
-        m = Module()
-        skid_valid = Signal()
-        skid = Signal.like(self.i.payload)
-        m.d.comb += [self.i.ready.eq(~skid_valid),
-                     self.empty.eq(~self.o.valid & ~skid_valid)]
-        with m.If(~self.o.valid | self.o.ready):
-            with m.If(skid_valid):
-                m.d.sync += [self.o.payload.eq(skid), self.o.valid.eq(1), skid_valid.eq(0)]
-            with m.Else():
-                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
-        with m.Elif(self.i.valid & ~skid_valid):
-            m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
-        return m
 
 
 class BoardLink(wiring.Component):
@@ -277,11 +252,17 @@ class BoardTop(Elaboratable):
             inits.append(c)
 
         # enough read tags for every read the memory can have outstanding
+        # Register slices on every side of the arbiter: its grant and read-tag logic then sees
+        # only registers, not the initiators' state machines or the memory's ready logic.
         m.submodules.arb = arb = MemPortArbiter(len(inits), aw, dw,
                                                 max_reads=16 if ecp5 else 8)
-        wiring.connect(m, arb.out, mem.bus)
+        m.submodules.mem_slice = mem_slice = MemPortSlice(sig)
+        wiring.connect(m, arb.out, mem_slice.target)
+        wiring.connect(m, mem_slice.initiator, mem.bus)
         for i, c in enumerate(inits):
-            wiring.connect(m, c.bus, arb.bus(i))
+            m.submodules[f"bus_slice{i}"] = bus_slice = MemPortSlice(sig)
+            wiring.connect(m, c.bus, bus_slice.target)
+            wiring.connect(m, bus_slice.initiator, arb.bus(i))
 
         # ---- UART pins --------------------------------------------------------------------
         m.submodules.uart_tx = tx_buf = io.Buffer("o", uart.tx)
