@@ -219,17 +219,20 @@ class Engine(wiring.Component):
         slot_m1 = Signal(12)
         slot_d = (Mux(d.steps >= cfg.drain, d.steps, cfg.drain) if cfg.drain > 1 else d.steps) - 1
         last_step = s + 1 == d.steps
-        wrap = s_left == 0
         issue = Signal()
         m.d.comb += issue.eq(run & (s < d.steps))
-        last_x = x_left == 0
-        last_y = y_left == 0
-        last_ob = ob_left == 0
+        # loop conditions as registers (set one cycle ahead from the down counters): the next
+        # step / block address the synchronous table reads take depends on them
+        wrap, last_x, last_y, last_ob = Signal(), Signal(), Signal(), Signal()
+        slot_one = Signal()
+
+        def restart_x():
+            return [x_left.eq(d.wo - 1), last_x.eq(d.wo == 1), xlo.eq(d.pad_l),
+                    xhi.eq(d.w + d.pad_l)]
 
         def restart_rows():
-            return [y_left.eq(d.ho - 1), ylo.eq(d.pad_t), yhi.eq(d.h + d.pad_t),
-                    rowpix.eq(d.pix0), pix.eq(d.pix0),
-                    x_left.eq(d.wo - 1), xlo.eq(d.pad_l), xhi.eq(d.w + d.pad_l)]
+            return [y_left.eq(d.ho - 1), last_y.eq(d.ho == 1), ylo.eq(d.pad_t),
+                    yhi.eq(d.h + d.pad_t), rowpix.eq(d.pix0), pix.eq(d.pix0)] + restart_x()
 
         busy_r = Signal()
         m.d.comb += self.busy.eq(busy_r)
@@ -237,30 +240,32 @@ class Engine(wiring.Component):
             m.d.comb += [s_nx.eq(0), ob_nx.eq(0)]
             m.d.sync += [run.eq(1), busy_r.eq(1), self.done.eq(0), cycles.eq(0),
                          waddr.eq(0), wbase.eq(0), slot_m1.eq(slot_d), s_left.eq(slot_d),
-                         ob_left.eq(d.n_ob - 1)] + restart_rows()
+                         wrap.eq(slot_d == 0), slot_one.eq(slot_d == 0),
+                         ob_left.eq(d.n_ob - 1), last_ob.eq(d.n_ob == 1)] + restart_rows()
         with m.Elif(busy_r):
             m.d.sync += cycles.eq(cycles + 1)
         with m.If(run):
             with m.If(~wrap):
                 m.d.comb += s_nx.eq(s + 1)
-                m.d.sync += [waddr.eq(waddr + 1), s_left.eq(s_left - 1)]
+                m.d.sync += [waddr.eq(waddr + 1), s_left.eq(s_left - 1), wrap.eq(s_left == 1)]
             with m.Else():
                 m.d.comb += s_nx.eq(0)
-                m.d.sync += [waddr.eq(wbase), s_left.eq(slot_m1)]
+                m.d.sync += [waddr.eq(wbase), s_left.eq(slot_m1), wrap.eq(slot_one)]
                 with m.If(~last_x):
-                    m.d.sync += [x_left.eq(x_left - 1), xlo.eq(xlo - d.stride_w),
-                                 xhi.eq(xhi - d.stride_w), pix.eq(pix + d.stride_w)]
+                    m.d.sync += [x_left.eq(x_left - 1), last_x.eq(x_left == 1),
+                                 xlo.eq(xlo - d.stride_w), xhi.eq(xhi - d.stride_w),
+                                 pix.eq(pix + d.stride_w)]
                 with m.Else():
-                    m.d.sync += [x_left.eq(d.wo - 1), xlo.eq(d.pad_l), xhi.eq(d.w + d.pad_l)]
+                    m.d.sync += restart_x()
                     with m.If(~last_y):
-                        m.d.sync += [y_left.eq(y_left - 1), ylo.eq(ylo - d.stride_h),
-                                     yhi.eq(yhi - d.stride_h),
+                        m.d.sync += [y_left.eq(y_left - 1), last_y.eq(y_left == 1),
+                                     ylo.eq(ylo - d.stride_h), yhi.eq(yhi - d.stride_h),
                                      rowpix.eq(rowpix + d.row_step),
                                      pix.eq(rowpix + d.row_step)]
                     with m.Else():
                         m.d.comb += ob_nx.eq(ob + 1)
                         m.d.sync += [wbase.eq(wbase + d.steps), waddr.eq(wbase + d.steps),
-                                     ob_left.eq(ob_left - 1)]
+                                     ob_left.eq(ob_left - 1), last_ob.eq(ob_left == 1)]
                         m.d.sync += restart_rows()
                         with m.If(last_ob):
                             m.d.sync += run.eq(0)
