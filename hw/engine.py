@@ -29,7 +29,7 @@ row, and take lane ``c`` in column ``c``.
 Schedule: output-channel block ``ob`` → output row → output column → step; one step per cycle
 with no bubbles, so a layer takes ``n_ob·Ho·Wo·steps`` cycles plus the pipeline latency.
 """
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -93,6 +93,8 @@ class EngineConfig:
         self.requant_ii = RequantSerial.II if serial_requant else 1
         #: cycles the post-processing needs per output pixel (a pixel takes ≥ this many)
         self.drain = self.groups * self.requant_ii
+        #: block table words per output-channel block: 2^group_bits (one per group)
+        self.group_bits = (self.groups - 1).bit_length()
         self.lanes = max(rows, cols)
         self.in_depth, self.w_depth, self.step_depth = in_depth, w_depth, step_depth
         self.ob_depth, self.out_depth = ob_depth, out_depth
@@ -101,18 +103,19 @@ class EngineConfig:
     @property
     def latency(self) -> int:
         """Pipeline fill and drain of one run: with ``slot = max(steps, drain)``,
-        cycles = n_ob·Ho·Wo·slot − (slot − steps) + latency, latency = rows + R_lat + 5 + drain:
+        cycles = n_ob·Ho·Wo·slot − (slot − steps) + latency,
+        latency = rows + R_lat + 6 + drain − II:
         stage A (1), skew over the rows (rows − 1), memory read (1), array (4: row fan-out,
         operand, product and partial-sum registers), accumulate (1), the last pixel's drain
-        (``drain``: one cycle per group of ``post_lanes`` columns), requant lane (R_lat = 10,
-        11 with ``lut_requant``; the bias is added by the accumulators), ``done`` (1)."""
+        (``drain − II + 1``: groups of ``post_lanes`` columns, one every ``II`` cycles), requant
+        lane (R_lat = 11, 12 with ``lut_requant``, 17 serial; bias add included), ``done`` (1)."""
         return self.rows + self.requant_latency + 6 + self.drain - self.requant_ii
 
     @property
     def requant_latency(self) -> int:
         if self.serial_requant:
             return RequantSerial.LATENCY
-        return 11 if self.lut_requant else 10
+        return 12 if self.lut_requant else 11
 
     def as_dict(self):
         return dict(rows=self.rows, cols=self.cols, in_depth=self.in_depth, w_depth=self.w_depth,
@@ -133,7 +136,8 @@ class Engine(wiring.Component):
         A = cfg.addr_width
         self.desc_layout = layer_desc_layout(A)
         self.step_layout = step_entry_layout(A, cfg.lanes)
-        self.block_layout = block_entry_layout(A, cfg.cols)
+        #: block table word: one per (output-channel block, group of post_lanes columns)
+        self.block_layout = block_entry_layout(A, cfg.post_lanes)
         self.ld_width = max(cfg.lanes * 8, cfg.rows * cfg.cols * 8,
                             cfg.rows * self.step_layout.size, self.block_layout.size)
         super().__init__({
@@ -166,11 +170,12 @@ class Engine(wiring.Component):
         m.submodules.step_mem = step_mem = Memory(
             shape=data.ArrayLayout(self.step_layout, R), depth=cfg.step_depth, init=[])
         bl = self.block_layout
-        qm_layout = data.ArrayLayout(data.StructLayout({"mult": unsigned(31), "shift": signed(6)}), C)
+        KB = cfg.group_bits
+        prm_layout = data.ArrayLayout(data.StructLayout(
+            {"bias": signed(32), "mult": unsigned(31), "shift": signed(6)}), P)
         m.submodules.base_mem = base_mem = Memory(shape=A, depth=cfg.ob_depth, init=[])
-        m.submodules.bias_mem = bias_mem = Memory(shape=data.ArrayLayout(signed(32), C),
-                                                  depth=cfg.ob_depth, init=[])
-        m.submodules.qm_mem = qm_mem = Memory(shape=qm_layout, depth=cfg.ob_depth, init=[])
+        m.submodules.prm_mem = prm_mem = Memory(shape=prm_layout, depth=cfg.ob_depth << KB,
+                                                init=[])
         w_mems = []
         for r in range(R):
             wm = Memory(shape=C * 8, depth=cfg.w_depth, init=[])
@@ -185,13 +190,17 @@ class Engine(wiring.Component):
         for r, wm in enumerate(w_mems):
             loader(wm, 1, self.ld_data[r * C * 8:(r + 1) * C * 8])
         loader(step_mem, 2, self.ld_data[:R * self.step_layout.size])
+        # block table (sel 3): address ob·2^KB + group; in_base is taken from group 0's word
         blk_word = data.View(bl, self.ld_data[:bl.size])
-        loader(base_mem, 3, blk_word.in_base)
-        loader(bias_mem, 3, blk_word.bias)
-        qm_word = Signal(qm_layout)
-        for c in range(C):
-            m.d.comb += [qm_word[c].mult.eq(blk_word.mult[c]), qm_word[c].shift.eq(blk_word.shift[c])]
-        loader(qm_mem, 3, qm_word)
+        bwp = base_mem.write_port()
+        m.d.comb += [bwp.addr.eq(self.ld_addr[KB:]), bwp.data.eq(blk_word.in_base),
+                     bwp.en.eq(self.ld_en & (self.ld_sel == 3) &
+                               ((self.ld_addr[:KB] == 0) if KB else 1))]
+        prm_word = Signal(prm_layout)
+        for p in range(P):
+            m.d.comb += [prm_word[p].bias.eq(blk_word.bias[p]), prm_word[p].mult.eq(blk_word.mult[p]),
+                         prm_word[p].shift.eq(blk_word.shift[p])]
+        loader(prm_mem, 3, prm_word)
         rd = out_mem.read_port()
         m.d.comb += [rd.addr.eq(self.rd_addr), self.rd_data.eq(rd.data)]
 
@@ -327,15 +336,13 @@ class Engine(wiring.Component):
             flags.append(n)
         b_go, b_first, b_last, b_final, b_ob = flags[-1]
 
-        # ---- column accumulators (they start at the bias) ----------------------------------
-        bias_rd = bias_mem.read_port()
-        m.d.comb += bias_rd.addr.eq(flags[-2][4])          # valid when the beat reaches b_*
+        # ---- column accumulators ----------------------------------------------------------------------------------------
         cap = b_go & b_last                       # the pixel's sums are complete this cycle
         accs, totals = [], []
         for c in range(C):
             acc = Signal(signed(32), name=f"acc_{c}")
             total = Signal(signed(32), name=f"total_{c}")
-            m.d.comb += total.eq(Mux(b_first, bias_rd.data[c], acc) + array.psum[c])
+            m.d.comb += total.eq(Mux(b_first, 0, acc) + array.psum[c])
             with m.If(b_go):
                 m.d.sync += acc.eq(total)
             accs.append(acc)
@@ -367,22 +374,22 @@ class Engine(wiring.Component):
                     k, p = divmod(c, P)
                     m.d.sync += sh[k][p].eq(totals[c])
             sh_acc = sh
-        qm_rd = qm_mem.read_port()
-        m.d.comb += qm_rd.addr.eq(Mux(cap, b_ob, d_ob))   # the draining block's parameters
-        es = qm_layout.elem_shape.size
-        qm_pad = Signal(es * P * D)                        # C columns padded to D groups of P
-        m.d.comb += qm_pad.eq(qm_rd.data.as_value())
-        qm_grp = data.View(data.ArrayLayout(data.ArrayLayout(qm_layout.elem_shape, P), D), qm_pad)
+        # the parameters of the next drain beat's group, read the cycle before it
+        prm_rd = prm_mem.read_port()
+        if KB:
+            m.d.comb += prm_rd.addr.eq(Mux(cap, b_ob << KB, Cat((dk + 1)[:KB], d_ob)))
+        else:
+            m.d.comb += prm_rd.addr.eq(Mux(cap, b_ob, d_ob))
         lanes_out = []
         for p in range(P):
-            rq = RequantSerial() if cfg.serial_requant else Requant(lut_mul=cfg.lut_requant, bias=False)
+            rq = RequantSerial() if cfg.serial_requant else Requant(lut_mul=cfg.lut_requant)
             latency = rq.LATENCY
             m.submodules[f"requant_{p}"] = rq
-            prm = qm_grp[dk][p] if D > 1 else qm_rd.data[p]
+            prm = prm_rd.data[p]
             m.d.comb += [
                 rq.i.valid.eq(beat),
                 rq.i.payload.acc.eq(sh_acc[dk][p] if D > 1 else sh_acc[0][p]),
-                rq.i.payload.bias.eq(0),
+                rq.i.payload.bias.eq(prm.bias),
                 rq.i.payload.mult.eq(prm.mult),
                 rq.i.payload.shift.eq(prm.shift),
                 rq.i.payload.zp.eq(d.y_zp), rq.i.payload.lo.eq(d.lo), rq.i.payload.hi.eq(d.hi),

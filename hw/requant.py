@@ -195,8 +195,8 @@ class Requant(wiring.Component):
 
 
 class RequantSerial(wiring.Component):
-    """A small requantisation lane for small FPGAs: the same function as :class:`Requant` with
-    ``bias=False``, but the 32×31 multiply runs four bits of the multiplier per cycle
+    """A small requantisation lane for small FPGAs: the same function as :class:`Requant`, but
+    the 32×31 multiply runs four bits of the multiplier per cycle
     (``II = 8`` cycles per value, ~1/4 of the logic of ``Requant(lut_mul=True)``).
 
     An input beat may come at most once every :attr:`II` cycles; ``zp``, ``lo`` and ``hi`` are
@@ -209,7 +209,7 @@ class RequantSerial(wiring.Component):
     register that shifts 4 bits out per digit, so ``|q| = S >> 31`` with no long carry chain.
     """
     II = 8
-    LATENCY = 16
+    LATENCY = 17
 
     def __init__(self):
         super().__init__({
@@ -221,15 +221,21 @@ class RequantSerial(wiring.Component):
         m = Module()
         p = self.i.payload
 
+        # S0: bias add
+        v0 = Signal()
+        a0 = Signal(signed(32))
+        sh0 = Signal(signed(6))
+        m0 = Signal(unsigned(31))
+        m.d.sync += [v0.eq(self.i.valid), a0.eq(p.acc + p.bias), sh0.eq(p.shift), m0.eq(p.mult)]
         # S1: sign, magnitude, split shift
         v1, neg1 = Signal(), Signal()
         mag1 = Signal(unsigned(32))
         left1, right1 = Signal(unsigned(5)), Signal(unsigned(5))
         m1 = Signal(unsigned(31))
-        m.d.sync += [v1.eq(self.i.valid), neg1.eq(p.acc < 0),
-                     mag1.eq(Mux(p.acc < 0, -p.acc, p.acc)),
-                     left1.eq(Mux(p.shift > 0, p.shift, 0)), right1.eq(Mux(p.shift < 0, -p.shift, 0)),
-                     m1.eq(p.mult)]
+        m.d.sync += [v1.eq(v0), neg1.eq(a0 < 0),
+                     mag1.eq(Mux(a0 < 0, -a0, a0)),
+                     left1.eq(Mux(sh0 > 0, sh0, 0)), right1.eq(Mux(sh0 < 0, -sh0, 0)),
+                     m1.eq(m0)]
         # S2: left shift (barrel)
         v2, neg2 = Signal(), Signal()
         wide = Signal(unsigned(63))

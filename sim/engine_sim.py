@@ -254,7 +254,7 @@ def pack_program(prog: LayerProgram, cfg: EngineConfig) -> dict:
     """Everything ``sim.tb_engine`` writes, as arrays of hexadecimal strings (npz-friendly)."""
     R, C, L = cfg.rows, cfg.cols, cfg.lanes
     step_layout = step_entry_layout(cfg.addr_width, L)
-    bl = block_entry_layout(cfg.addr_width, C)
+    bl = block_entry_layout(cfg.addr_width, cfg.post_lanes)
     desc_layout = layer_desc_layout(cfg.addr_width)
 
     def bytes_word(a) -> int:
@@ -270,14 +270,22 @@ def pack_program(prog: LayerProgram, cfg: EngineConfig) -> dict:
             word |= _pack_fields(step_layout, dict(dy=dy, dx=dx, en=en, lane=lane,
                                                    delta=delta)) << (r * ssz)
         step_hex.append(format(word, "x"))
+    # one block-table word per (block, group of post_lanes columns), at ob·2^group_bits + k
+    P, G, KB = cfg.post_lanes, cfg.groups, cfg.group_bits
     blk_hex = []
     for in_base, bias, mult, shift in prog.blocks:
-        word = int(in_base) << bl["in_base"].offset
-        for cc in range(C):
-            word |= (int(bias[cc]) & 0xFFFFFFFF) << (bl["bias"].offset + 32 * cc)
-            word |= (int(mult[cc]) & 0xFFFFFFFF) << (bl["mult"].offset + 32 * cc)
-            word |= (int(shift[cc]) & 0x3F) << (bl["shift"].offset + 6 * cc)
-        blk_hex.append(format(word, "x"))
+        words = []
+        for k in range(1 << KB):
+            word = int(in_base) << bl["in_base"].offset
+            for p in range(P):
+                cc = k * P + p
+                if k >= G or cc >= C:
+                    continue
+                word |= (int(bias[cc]) & 0xFFFFFFFF) << (bl["bias"].offset + 32 * p)
+                word |= (int(mult[cc]) & 0xFFFFFFFF) << (bl["mult"].offset + 32 * p)
+                word |= (int(shift[cc]) & 0x3F) << (bl["shift"].offset + 6 * p)
+            words.append(format(word, "x"))
+        blk_hex += words
     desc = _pack_fields(desc_layout, prog.desc)
     n_out = prog.desc["n_ob"] * prog.desc["ho"] * prog.desc["wo"]
     return dict(in_hex=np.array(in_hex), w_hex=np.array(w_hex), step_hex=np.array(step_hex),

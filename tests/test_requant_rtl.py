@@ -77,7 +77,7 @@ def test_requant_serial_bit_exact():
     for zp, lo, hi in [(0, -128, 127), (37, -100, 90), (-50, -128, 0)]:
         want = requantize(total, d["mult"], d["shift"], zp, lo, hi)
         n = len(total)
-        inp = dict(acc=total, bias=np.zeros(n, np.int64), mult=d["mult"], shift=d["shift"],
+        inp = dict(acc=d["acc"], bias=d["bias"], mult=d["mult"], shift=d["shift"],
                    zp=np.full(n, zp), lo=np.full(n, lo), hi=np.full(n, hi), gap=np.array([dut.II]))
         out = run_cocotb(dut, "sim.tb_requant", inputs=inp)
         got = out["y"]
