@@ -11,7 +11,8 @@ sel   name         word                                        address
 0     input map    ``lanes`` int8 (channels of one pixel)      ``(block·H + y)·W + x``
 1     weights      ``rows × cols`` int8 (one per PE)           ``ob·steps + step``
 2     step table   per row: ``dy, dx, en, delta``              ``step``
-3     block table  ``in_base`` + per column bias/mult/shift    ``ob`` (output-channel block)
+3     block table  ``in_base`` + bias/mult/shift of one group  ``ob·2^group_bits + k`` (group k
+                   of ``post_lanes`` columns)                  of columns ``k·P … k·P+P−1``)
 ====  ===========  ==========================================  ====================================
 
 The output memory (``cols`` int8 per word, address ``ob·Ho·Wo + oy·Wo + ox``) is read back
@@ -162,9 +163,9 @@ class Engine(wiring.Component):
         d = self.desc
 
         # ---- memories --------------------------------------------------------------------
-        # The block table (sel 3) is loaded as one word per output-channel block but kept in
-        # three memories, each read synchronously where its fields are used: ``in_base`` at
-        # issue, the biases at the column accumulators, multipliers/shifts at the drain.
+        # The block table (sel 3) is kept in two memories: ``in_base`` per block (read at
+        # issue) and the bias/multiplier/shift of each group of ``post_lanes`` columns (read
+        # the cycle before that group's drain beat).
         m.submodules.in_mem = in_mem = Memory(shape=L * 8, depth=cfg.in_depth, init=[])
         m.submodules.out_mem = out_mem = Memory(shape=C * 8, depth=cfg.out_depth, init=[])
         m.submodules.step_mem = step_mem = Memory(
