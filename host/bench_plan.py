@@ -587,7 +587,8 @@ def render_markdown(d: dict) -> str:
         w(f"`host.bench_plan.calibrate` runs six layer types (3×3, 3×3/s2, depthwise 3×3, grouped 1×1, "
           f"1×1, FC; `calibration_graph`) on the RTL engine under Verilator for {len(engines)} engine "
           f"configurations ({', '.join(engines)}: the 8×8 simulation default, the ECP5-85F 9×16 and the "
-          f"iCE40 2×4 of `hw.synth_engine.CONFIGS`, memories deepened so each layer is one run) and "
+          f"iCE40 2×4 (digit-serial requant) of `hw.synth_engine.CONFIGS`, memories deepened so each "
+          f"layer is one run) and "
           f"records the measured cycles in `scheduler_calibration.json`. The cost model, reading latency "
           f"and drain from the same `EngineConfig`, reproduces **{exact} of {len(cal)}** measurements "
           f"exactly (largest difference {worst} cycles); `tests/test_scheduler.py` checks the recorded "
@@ -597,7 +598,8 @@ def render_markdown(d: dict) -> str:
         w("| engine | rows×cols | requant lanes | layer | MACs | RTL cycles (measured) | model cycles | utilisation |")
         w("|---|---|---|---|---|---|---|---|")
         for e in cal:
-            w(f"| {e['engine']} | {e['rows']}×{e['cols']} | {e['post_lanes']} | {e['name']} | {e['macs']} | "
+            lanes = f"{e['post_lanes']}{' serial' if e.get('serial_requant') else ''}"
+            w(f"| {e['engine']} | {e['rows']}×{e['cols']} | {lanes} | {e['name']} | {e['macs']} | "
               f"{e['rtl']} | {e['model_now']} | {e['macs'] / (e['rtl'] * e['rows'] * e['cols']):.2f} |")
         w("")
     return "\n".join(L)
@@ -732,7 +734,7 @@ def calibration_graph():
 
 #: engines the calibration runs: the 8×8 simulation default (``sim.engine_sim.DEFAULT_CONFIG``,
 #: one requant lane per column) and the board configurations of ``hw.synth_engine.CONFIGS`` whose
-#: shapes differ most (ECP5-85F 9×16 with 8 lanes: 3×3 depthwise is drain-bound; iCE40 2×4, 1 lane)
+#: shapes differ most (ECP5-85F 9×16; iCE40 2×4 with one digit-serial requant lane: drain-bound)
 CALIBRATION_ENGINES = ("sim-default", "ulx3s-85f", "icebreaker")
 
 
@@ -746,9 +748,9 @@ def calibration_engine(key: str):
         return DEFAULT_CONFIG
     from hw.synth_engine import CONFIGS
 
-    c = CONFIGS[key]
-    return EngineConfig(rows=c.rows, cols=c.cols, post_lanes=c.post_lanes, lut_requant=c.lut_requant,
-                        in_depth=2048, w_depth=2048, step_depth=512, ob_depth=16, out_depth=2048)
+    d = CONFIGS[key].as_dict()            # array, requant lanes and kind as the board's engine
+    d.update(in_depth=2048, w_depth=2048, step_depth=512, ob_depth=16, out_depth=2048)
+    return EngineConfig(**d)
 
 
 def calibration_rows(cfg, measure) -> list:
@@ -767,7 +769,9 @@ def calibration_rows(cfg, measure) -> list:
         zx, zy = g.tensors[n.inputs[0]].zero_point, g.tensors[n.output].zero_point
         cyc = measure(n, vals[n.inputs[0]], zx, zy, cfg)
         rows.append(dict(name=n.name, rows=cfg.rows, cols=cfg.cols, post_lanes=cfg.post_lanes,
-                         lut_requant=cfg.lut_requant, latency=cfg.latency, model=ni.cycles + ni.latency,
+                         lut_requant=cfg.lut_requant,
+                         serial_requant=bool(getattr(cfg, "serial_requant", False)),
+                         latency=cfg.latency, model=ni.cycles + ni.latency,
                          rtl=int(cyc), macs=ni.macs))
     return rows
 
