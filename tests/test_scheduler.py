@@ -395,7 +395,9 @@ def test_cycle_model_against_recorded_rtl_cycles():
                 (cfg.rows, cfg.cols, cfg.post_lanes, bool(getattr(cfg, "serial_requant", False))), \
                 f"{key}: the board's engine changed since the calibration; rerun host.bench_plan.calibrate"
             ni = net.nodes[net.index[e["name"]]]
-            assert abs(ni.cycles + ni.latency - e["rtl"]) <= 2, e
+            assert abs(ni.cycles + ni.latency - e["rtl"]) <= 2, \
+                (e, "model and recorded RTL cycles differ: the engine changed since the calibration? "
+                    "rerun host.bench_plan.calibrate")
             assert ni.macs == e["macs"]
 
 
