@@ -369,11 +369,16 @@ class Engine(wiring.Component):
         if cfg.drain == 1:
             sh_acc = [[accs[p] for p in range(P)]]
         else:
+            # a shift register of groups: the lanes always take group 0 (no multiplexer
+            # between the shadow registers and the lanes' first adders)
             sh = Signal(data.ArrayLayout(data.ArrayLayout(signed(32), P), D), name="shadow_acc")
             with m.If(cap):
                 for c in range(C):
                     k, p = divmod(c, P)
                     m.d.sync += sh[k][p].eq(totals[c])
+            with m.Elif(beat):
+                for k in range(D - 1):
+                    m.d.sync += sh[k].eq(sh[k + 1])
             sh_acc = sh
         # the parameters of the next drain beat's group, read the cycle before it
         prm_rd = prm_mem.read_port()
@@ -389,7 +394,7 @@ class Engine(wiring.Component):
             prm = prm_rd.data[p]
             m.d.comb += [
                 rq.i.valid.eq(beat),
-                rq.i.payload.acc.eq(sh_acc[dk][p] if D > 1 else sh_acc[0][p]),
+                rq.i.payload.acc.eq(sh_acc[0][p]),
                 rq.i.payload.bias.eq(prm.bias),
                 rq.i.payload.mult.eq(prm.mult),
                 rq.i.payload.shift.eq(prm.shift),
