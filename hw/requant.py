@@ -209,7 +209,7 @@ class RequantSerial(wiring.Component):
     register that shifts 4 bits out per digit, so ``|q| = S >> 31`` with no long carry chain.
     """
     II = 8
-    LATENCY = 17
+    LATENCY = 18
 
     def __init__(self):
         super().__init__({
@@ -283,12 +283,14 @@ class RequantSerial(wiring.Component):
         m.d.comb += half.eq((1 << a_right) >> 1)
         m.d.sync += [f1_v.eq(a_last), f1_neg.eq(a_neg), f1_right.eq(a_right),
                      qh.eq(Cat(low[31], acc) + half)]
-        # F2: right shift, saturated to 9 bits (|r| ≥ 256 clamps whatever the zero point)
+        # F2: right shift (barrel);  F2b: saturate to 9 bits (|r| ≥ 256 clamps whatever the
+        # zero point)
+        f2a_v, f2a_neg = Signal(), Signal()
+        rs = Signal(unsigned(36))
+        m.d.sync += [f2a_v.eq(f1_v), f2a_neg.eq(f1_neg), rs.eq(qh >> f1_right)]
         f2_v, f2_neg = Signal(), Signal()
         r = Signal(unsigned(9))
-        rs = Signal(unsigned(36))
-        m.d.comb += rs.eq(qh >> f1_right)
-        m.d.sync += [f2_v.eq(f1_v), f2_neg.eq(f1_neg), r.eq(Mux(rs[9:] != 0, 511, rs[:9]))]
+        m.d.sync += [f2_v.eq(f2a_v), f2_neg.eq(f2a_neg), r.eq(Mux(rs[9:] != 0, 511, rs[:9]))]
         # F3: sign and zero point;  F4: clamp
         f3_v = Signal()
         y = Signal(signed(11))
