@@ -588,7 +588,7 @@ def render_markdown(d: dict) -> str:
           f"1×1, FC; `calibration_graph`) on the RTL engine under Verilator for {len(engines)} engine "
           f"configurations ({', '.join(engines)}: the 8×8 simulation default, the ECP5-85F 9×16 and the "
           f"iCE40 2×4 (digit-serial requant) of `hw.synth_engine.CONFIGS`, memories deepened so each "
-          f"layer is one run) and "
+          f"layer is one run; RTL of commit {', '.join(sorted({str(e.get('source', '?')) for e in cal}))}) and "
           f"records the measured cycles in `scheduler_calibration.json`. The cost model, reading latency "
           f"and drain from the same `EngineConfig`, reproduces **{exact} of {len(cal)}** measurements "
           f"exactly (largest difference {worst} cycles); `tests/test_scheduler.py` checks the recorded "
@@ -784,14 +784,22 @@ def rtl_cycles(node, x, zx, zy, cfg) -> int:
     return run(node, x, zx, zy, config=cfg)[1]
 
 
-def calibrate(outdir, engines=CALIBRATION_ENGINES) -> list:
+def calibrate(outdir, engines=CALIBRATION_ENGINES, source: str | None = None) -> list:
     """Run :func:`calibration_graph`'s layers on the RTL engine (Verilator; minutes on a cold
     build cache) for each engine of ``engines`` and record measured vs modelled cycles in
-    ``scheduler_calibration.json`` (a list of rows, one per engine and layer)."""
+    ``scheduler_calibration.json`` (a list of rows, one per engine and layer; ``source`` names
+    the RTL measured, e.g. a commit, default ``git describe`` of this checkout if it is one)."""
+    if source is None:
+        import subprocess
+        try:
+            source = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                                    text=True, cwd=Path(__file__).resolve().parent, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            source = ""
     rows = []
     for key in engines:
         for r in calibration_rows(calibration_engine(key), rtl_cycles):
-            rows.append(dict(engine=key, **r))
+            rows.append(dict(engine=key, source=source or "?", **r))
     path = Path(outdir) / "scheduler_calibration.json"
     path.write_text(json.dumps(rows, indent=1))
     return [path]
