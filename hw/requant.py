@@ -272,17 +272,17 @@ class RequantSerial(wiring.Component):
         m.d.comb += t.eq(Mux(pp_first, (1 << 30) - pp_neg, acc) + pp)
         a_last, a_neg = Signal(), Signal()
         a_right = Signal(unsigned(5))
-        m.d.sync += [a_last.eq(pp_v & pp_last), a_neg.eq(pp_neg), a_right.eq(pp_right)]
+        a_half = Signal(unsigned(32))           # 2^right >> 1, decoded a stage ahead of its add
+        m.d.sync += [a_last.eq(pp_v & pp_last), a_neg.eq(pp_neg), a_right.eq(pp_right),
+                     a_half.eq((1 << pp_right) >> 1)]
         with m.If(pp_v):
             m.d.sync += [acc.eq(t >> 4), low.eq(Cat(low[4:], t[:4]))]
         # F1: |q| + half  (|q| = S >> 31 = 2·acc + low[31])
         f1_v, f1_neg = Signal(), Signal()
         qh = Signal(unsigned(36))
         f1_right = Signal(unsigned(5))
-        half = Signal(unsigned(32))
-        m.d.comb += half.eq((1 << a_right) >> 1)
         m.d.sync += [f1_v.eq(a_last), f1_neg.eq(a_neg), f1_right.eq(a_right),
-                     qh.eq(Cat(low[31], acc) + half)]
+                     qh.eq(Cat(low[31], acc) + a_half)]
         # F2: right shift (barrel);  F2b: saturate to 9 bits (|r| ≥ 256 clamps whatever the
         # zero point)
         f2a_v, f2a_neg = Signal(), Signal()
