@@ -22,8 +22,11 @@ Off-chip memory
     tRP ≈ 4 cycles per burst at 100 MHz when streams interleave), read/write turnaround and
     auto-refresh (64 ms / 8192 rows ≈ 1.5 % of the cycles).
     iCEBreaker: no memory beyond its 128 KB SPRAM.  Whatever does not fit on chip would have to
-    come over the host link (FT2232H UART at 12 Mbaud ≈ 1.2 MB/s); the plan says so with a
-    warning and the link bandwidth is then used for the time estimate.
+    come over the host link (FT2232H UART at 6 Mbaud ≈ 0.6 MB/s, what the 42 MHz bitstream runs);
+    the plan says so with a warning and the link bandwidth is then used for the time estimate.
+
+Clocks and link rates are those of the board SoCs (``hw.top.BOARDS`` and the baud rate
+``hw.top.pick_baud`` gives there); ``tests/test_boards.py`` keeps them in step.
 """
 from __future__ import annotations
 
@@ -110,7 +113,7 @@ class Board:
 
 
 _SDRAM = dict(offchip_bytes=32 * 1024 * 1024, offchip_width_bytes=2, offchip_efficiency=0.70,
-              link="FT231X USB-UART 3 Mbaud", link_bytes_per_s=3e6 / 10)
+              link="FT231X USB-UART 3.03 Mbaud", link_bytes_per_s=100e6 / 33 / 10)
 
 BOARDS = {
     # 156 MULT18X18D: the 9x16 engine of hw/synth_engine.CONFIGS uses 144 (docs/engine.md: 9 rows
@@ -125,9 +128,9 @@ BOARDS = {
     # The 12F is a 25F die sold with a smaller licence; ANCHORS lists the same 28 / 56.
     "ulx3s-12f": Board("ulx3s-12f", "LFE5U-12F-6", 56, DP16KD_BYTES, 12, 0, 28, 4, 6, 100e6, **_SDRAM),
     # 8 SB_MAC16: 2x4.  10 of 30 EBR reserved (UART FIFOs, parameters); + 128 KB SPRAM.
-    "icebreaker": Board("icebreaker", "iCE40UP5K", 30, EBR_BYTES, 10, 4 * SPRAM_BYTES, 8, 2, 4, 40e6,
+    "icebreaker": Board("icebreaker", "iCE40UP5K", 30, EBR_BYTES, 10, 4 * SPRAM_BYTES, 8, 2, 4, 42e6,
                         offchip_bytes=0, offchip_width_bytes=0, offchip_efficiency=0.0,
-                        link="FT2232H UART 12 Mbaud", link_bytes_per_s=12e6 / 10),
+                        link="FT2232H UART 6 Mbaud", link_bytes_per_s=6e6 / 10),
 }
 
 

@@ -49,7 +49,7 @@ def test_icebreaker():
     b = get_board("icebreaker")
     assert not b.has_offchip
     assert b.onchip_bytes == (30 - b.reserved_blocks) * 512 + 128 * 1024
-    assert b.clock_hz == 40e6
+    assert b.clock_hz == 42e6
     assert b.offchip_bytes_per_s == b.link_bytes_per_s > 0
 
 
@@ -90,3 +90,15 @@ def test_engine_configurations_follow_the_rtl():
         assert b.to_json()["engine"]["latency"] == eng.latency
         # a copy with another budget keeps its engine
         assert with_budget(b, 50000).engine.as_dict() == eng.as_dict()
+
+
+@pytest.mark.parametrize("name", names())
+def test_clock_and_link_follow_the_soc(name):
+    """The scheduler's clock and link rate are those the board SoC is built for."""
+    from hw.top import BOARDS as SOCS, pick_baud
+    from hw.uart import divisor_for
+    b, soc = get_board(name), SOCS[name]
+    assert b.clock_hz == soc.clk_hz
+    baud = pick_baud(soc.clk_hz, soc.baud)
+    actual = soc.clk_hz / divisor_for(int(soc.clk_hz), baud)
+    assert b.link_bytes_per_s == pytest.approx(actual / 10, rel=1e-9)
