@@ -3,7 +3,7 @@ LUTs, FFs, DSPs, block RAMs and nextpnr's Fmax.
 
 The engine's ports are not pins, so a thin wrapper keeps every input alive and every output
 observed: a shift register fed from the UART RX pin drives the descriptor, the load port and
-the control inputs; the outputs are XOR-folded onto the UART TX pin. The wrapper costs one FF
+the control inputs; the outputs are registered and XOR-folded onto the UART TX pin. The wrapper costs one FF
 per shifted bit and a few LUTs; the report says what the engine configuration was.
 
     python -m hw.synth_engine --board ulx3s-85f [--json FILE]
@@ -68,8 +68,10 @@ class EngineSynthTop(Elaboratable):
         for v in ins:
             m.d.comb += v.eq(sreg[pos:pos + len(v)])
             pos += len(v)
+        # outputs registered first (as any consumer would; the read-back data comes straight
+        # from a block RAM), then XOR-folded
         outs = Signal(len(eng.rd_data) + 2 + 32)
-        m.d.comb += outs.eq(Cat(eng.rd_data, eng.done, eng.busy, eng.cycles))
+        m.d.sync += outs.eq(Cat(eng.rd_data, eng.done, eng.busy, eng.cycles))
         folded = Signal()
         m.d.sync += folded.eq(outs.xor())
         m.d.comb += uart.tx.o.eq(folded)
