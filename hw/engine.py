@@ -109,7 +109,7 @@ class EngineConfig:
         stage A (1), skew over the rows (rows − 1), memory read (1), array (4: row fan-out,
         operand, product and partial-sum registers), accumulate (1), the last pixel's drain
         (``drain − II + 1``: groups of ``post_lanes`` columns, one every ``II`` cycles), requant
-        lane (R_lat = 11, 12 with ``lut_requant``, 18 serial; bias add included), ``done`` (1)."""
+        lane (R_lat = 11, 12 with ``lut_requant``, 19 serial; bias add included), ``done`` (1)."""
         return self.rows + self.requant_latency + 6 + self.drain - self.requant_ii
 
     @property

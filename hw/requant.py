@@ -209,7 +209,7 @@ class RequantSerial(wiring.Component):
     register that shifts 4 bits out per digit, so ``|q| = S >> 31`` with no long carry chain.
     """
     II = 8
-    LATENCY = 18
+    LATENCY = 19
 
     def __init__(self):
         super().__init__({
@@ -256,15 +256,21 @@ class RequantSerial(wiring.Component):
                          ld_right.eq(right2)]
         with m.Elif(cnt != 0):
             m.d.sync += [mm.eq(mm >> 4), cnt.eq(cnt - 1)]
-        # digit products (registered), beside them: first/last digit, sign, right shift
+        # digit products in two registered halves, then their sum; beside them: first/last
+        # digit, sign, right shift
+        d4 = mm[:4]
+        t0, t1 = Signal(unsigned(34)), Signal(unsigned(36))
+        t_v, t_first, t_last, t_neg = Signal(), Signal(), Signal(), Signal()
+        t_right = Signal(unsigned(5))
+        m.d.sync += [t0.eq(Mux(d4[0], xm, 0) + Mux(d4[1], xm << 1, 0)),
+                     t1.eq(Mux(d4[2], xm << 2, 0) + Mux(d4[3], xm << 3, 0)),
+                     t_v.eq(cnt != 0), t_first.eq(cnt == self.II), t_last.eq(cnt == 1),
+                     t_neg.eq(ld_neg), t_right.eq(ld_right)]
         pp = Signal(unsigned(36))
         pp_v, pp_first, pp_last, pp_neg = Signal(), Signal(), Signal(), Signal()
         pp_right = Signal(unsigned(5))
-        d4 = mm[:4]
-        t0 = Mux(d4[0], xm, 0) + Mux(d4[1], xm << 1, 0)
-        t1 = Mux(d4[2], xm << 2, 0) + Mux(d4[3], xm << 3, 0)
-        m.d.sync += [pp.eq(t0 + t1), pp_v.eq(cnt != 0), pp_first.eq(cnt == self.II),
-                     pp_last.eq(cnt == 1), pp_neg.eq(ld_neg), pp_right.eq(ld_right)]
+        m.d.sync += [pp.eq(t0 + t1), pp_v.eq(t_v), pp_first.eq(t_first), pp_last.eq(t_last),
+                     pp_neg.eq(t_neg), pp_right.eq(t_right)]
         # accumulate: S = c + Σ pp_i·16^i, four bits leave per digit
         acc = Signal(unsigned(37))
         low = Signal(unsigned(32))
