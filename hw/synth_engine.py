@@ -88,7 +88,9 @@ def synth(board: str, cfg: EngineConfig | None = None, quiet: bool = False) -> d
     rep = build(board, out_root=ROOT / "build" / "synth-engine" / "out",
                 build_root=ROOT / "build" / "synth-engine", top_factory=factory, quiet=quiet)
     rep = dict(rep)
-    rep["engine"] = cfg.as_dict() | {"pes": cfg.rows * cfg.cols}
+    rep["engine"] = cfg.as_dict() | {"pes": cfg.rows * cfg.cols, "drain": cfg.drain,
+                                     "latency": cfg.latency}
+    rep["complete"] = True
     rep["note"] = ("engine alone behind a UART shift-register wrapper; Fmax is nextpnr's "
                    "estimate for the engine's clock")
     return rep
