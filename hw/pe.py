@@ -16,9 +16,9 @@ ACC = signed(32)
 
 class PE(wiring.Component):
     """``x_r, w_r <= x, w``; ``prod <= x_r*w_r``; ``psum_out <= psum_in + prod`` (latency 3 for
-    x/w, 1 for psum_in).  Register → multiplier → register: the operand and product registers
-    are the hard multiplier's own (SB_MAC16 input/output registers; MULT18X18D's), so no
-    routing or logic sits in the multiplier's path."""
+    x/w, 1 for psum_in).  Register → multiplier → register, no logic in the multiplier's path;
+    on ECP5 the operand and product registers are MULT18X18D's own (instantiated), elsewhere
+    yosys maps the multiply (iCE40: SB_MAC16 with the registers in the fabric beside it)."""
     LATENCY = 3
     x: In(signed(8))
     w: In(signed(8))
