@@ -15,6 +15,9 @@ sel   name         word                                        address
                    of ``post_lanes`` columns)                  of columns ``k·P … k·P+P−1``)
 ====  ===========  ==========================================  ====================================
 
+With ``EngineConfig(pool_width=N)`` and the descriptor's ``pool`` bit, a fused 2×2/2 max-pool
+(``hw.pool.MaxPool2x2``) sits before the output memory, which then holds the pooled map.
+
 The output memory (``cols`` int8 per word, address ``ob·Ho·Wo + oy·Wo + ox``) is read back
 through ``rd_addr``/``rd_data``.
 
@@ -54,6 +57,7 @@ def layer_desc_layout(addr_width: int) -> data.StructLayout:
         "y_zp": signed(9),
         "lo": signed(8),
         "hi": signed(8),
+        "pool": 1,
     })
 
 
@@ -80,8 +84,11 @@ class EngineConfig:
 
     def __init__(self, rows=4, cols=4, in_depth=4096, w_depth=2048, step_depth=512,
                  ob_depth=64, out_depth=4096, post_lanes=None, lut_requant=False,
-                 serial_requant=False):
+                 serial_requant=False, pool_width=0):
         self.rows, self.cols = rows, cols
+        #: fused 2×2/2 max-pool on the output (descriptor bit ``pool``) for output maps up to
+        #: this width; 0 = no pooling hardware (its row buffer costs ``pool_width/2`` words)
+        self.pool_width = int(pool_width)
         #: requantisation lanes (each has one 32×32 multiply); ``cols`` of them drain a pixel
         #: in one cycle, fewer take ``ceil(cols / post_lanes)`` groups per pixel
         self.post_lanes = min(cols, post_lanes or cols)
@@ -122,7 +129,7 @@ class EngineConfig:
         return dict(rows=self.rows, cols=self.cols, in_depth=self.in_depth, w_depth=self.w_depth,
                     step_depth=self.step_depth, ob_depth=self.ob_depth, out_depth=self.out_depth,
                     post_lanes=self.post_lanes, lut_requant=self.lut_requant,
-                    serial_requant=self.serial_requant)
+                    serial_requant=self.serial_requant, pool_width=self.pool_width)
 
     def __repr__(self):
         return "EngineConfig(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
@@ -418,14 +425,32 @@ class Engine(wiring.Component):
         wp = out_mem.write_port()
         out_addr = Signal(A)
         write = o_valid & (o_k == D - 1)
-        m.d.comb += [wp.addr.eq(out_addr), wp.en.eq(write)]
+        word = Signal(C * 8)
         for c in range(C):
             k, p = divmod(c, P)
             src = lanes_out[p].payload if k == D - 1 else held[k][p]
-            m.d.comb += wp.data[c * 8:(c + 1) * 8].eq(src)
+            m.d.comb += word[c * 8:(c + 1) * 8].eq(src)
+        if cfg.pool_width:
+            # fused 2×2/2 max-pool: the output words of each Ho×Wo map (raster order) pass
+            # through hw.pool.MaxPool2x2; one cycle later it writes the pooled words in
+            # raster order of the Ho/2 × Wo/2 map, so ``done`` waits one cycle more
+            from .pool import MaxPool2x2
+            m.submodules.pool = pool = MaxPool2x2(C, cfg.pool_width)
+            m.d.comb += [pool.w.eq(d.wo), pool.h.eq(d.ho), pool.o.ready.eq(1),
+                         pool.i.valid.eq(write & d.pool), pool.i.payload.as_value().eq(word)]
+            store = Signal()
+            m.d.comb += store.eq(Mux(d.pool, pool.o.valid, write))
+            m.d.comb += [wp.addr.eq(out_addr), wp.en.eq(store),
+                         wp.data.eq(Mux(d.pool, pool.o.payload.as_value(), word))]
+            fin_d = Signal()
+            m.d.sync += fin_d.eq(fin)
+            fin = Mux(d.pool, fin_d, fin)
+        else:
+            store = write
+            m.d.comb += [wp.addr.eq(out_addr), wp.en.eq(write), wp.data.eq(word)]
         with m.If(self.start & ~busy_r):
             m.d.sync += out_addr.eq(0)
-        with m.Elif(write):
+        with m.Elif(store):
             m.d.sync += out_addr.eq(out_addr + 1)
         with m.If(fin & busy_r):
             m.d.sync += [busy_r.eq(0), self.done.eq(1)]

@@ -52,8 +52,10 @@ def _ceil(a, b):
 
 def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int, hi: int,
                  stride=(1, 1), pads=(0, 0, 0, 0), groups: int = 1,
-                 cfg: EngineConfig = DEFAULT_CONFIG) -> LayerProgram:
+                 cfg: EngineConfig = DEFAULT_CONFIG, pool: bool = False) -> LayerProgram:
     """Lay one convolution out for the engine (see hw/engine.py for the memory map).
+    ``pool``: the engine's fused 2×2/2 max-pool follows (needs ``cfg.pool_width``); the output
+    is then the pooled ``(O, Ho//2, Wo//2)`` map.
 
     Depthwise layers (one input and one output channel per group) put kernel taps on the rows
     and channels on the columns; every other layer packs its reduction (kernel tap × input
@@ -162,10 +164,12 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
                        np.where(ch >= 0, mult[sel], 0), np.where(ch >= 0, shift[sel], 0)))
     desc = dict(h=h, w=w, ho=ho, wo=wo, n_ob=n_ob, steps=steps, stride_h=sh, stride_w=sw,
                 pad_t=pt, pad_l=pl, row_step=sh * w, pix0=-pt * w - pl,
-                depthwise=int(depthwise), x_zp=int(zx), y_zp=int(zy), lo=int(lo), hi=int(hi))
+                depthwise=int(depthwise), x_zp=int(zx), y_zp=int(zy), lo=int(lo), hi=int(hi),
+                pool=int(bool(pool)))
+    out_shape = (o, ho // 2, wo // 2) if pool else (o, ho, wo)
     prog = LayerProgram(desc=desc, in_words=in_words, w_words=w_words.reshape(n_ob * steps, R, C),
                         step_words=step_words, blocks=blocks, out_channels=out_channels,
-                        out_shape=(o, ho, wo), macs=int(o * ig * kh * kw * ho * wo),
+                        out_shape=out_shape, macs=int(o * ig * kh * kw * ho * wo),
                         meta=dict(depthwise=depthwise))
     check_capacity(prog, cfg)
     return prog
@@ -178,8 +182,16 @@ def check_capacity(prog: LayerProgram, cfg: EngineConfig) -> None:
         "weight memory": (len(prog.w_words), cfg.w_depth),
         "step table": (len(prog.step_words), cfg.step_depth),
         "block table": (len(prog.blocks), cfg.ob_depth),
-        "output memory": (d["n_ob"] * d["ho"] * d["wo"], cfg.out_depth),
+        "output memory": (out_words(prog), cfg.out_depth),
     }
+    if d.get("pool"):
+        if not cfg.pool_width:
+            raise EngineCapacityError("the engine configuration has no fused max-pool")
+        if d["wo"] > cfg.pool_width:
+            raise EngineCapacityError(f"output width {d['wo']} exceeds the max-pool's "
+                                      f"{cfg.pool_width}")
+        if d["ho"] < 2 or d["wo"] < 2:
+            raise EngineCapacityError("a fused 2×2 max-pool needs an output map of 2×2 or more")
     for what, (n, cap) in need.items():
         if n > cap:
             raise EngineCapacityError(f"layer needs {n} words of {what}, the engine has {cap}")
@@ -188,6 +200,14 @@ def check_capacity(prog: LayerProgram, cfg: EngineConfig) -> None:
             raise EngineCapacityError(f"layer {k}={d[k]} exceeds the descriptor's 12 bits")
     if d["stride_h"] > 15 or d["stride_w"] > 15 or d["pad_t"] > 15 or d["pad_l"] > 15:
         raise EngineCapacityError("stride or padding beyond 15")
+
+
+def out_words(prog: LayerProgram) -> int:
+    """Words the engine writes to its output memory for ``prog``."""
+    d = prog.desc
+    if d.get("pool"):
+        return d["n_ob"] * (d["ho"] // 2) * (d["wo"] // 2)
+    return d["n_ob"] * d["ho"] * d["wo"]
 
 
 def emulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int]:
@@ -223,7 +243,12 @@ def emulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int]:
         out[ob] = requantize(acc, np.asarray(mult)[None, :], np.asarray(shift)[None, :],
                              d["y_zp"], d["lo"], d["hi"])
     slot = max(steps, cfg.drain)
-    return out.reshape(-1, C).astype(np.int8), n_ob * ho * wo * slot - (slot - steps) + cfg.latency
+    cycles = n_ob * ho * wo * slot - (slot - steps) + cfg.latency
+    if d.get("pool"):
+        q = out.reshape(n_ob, ho, wo, C)[:, :ho // 2 * 2, :wo // 2 * 2]
+        q = q.reshape(n_ob, ho // 2, 2, wo // 2, 2, C).max(axis=(2, 4))
+        return q.reshape(-1, C).astype(np.int8), cycles + 1
+    return out.reshape(-1, C).astype(np.int8), cycles
 
 
 def unpack_output(prog: LayerProgram, out_words: np.ndarray) -> np.ndarray:
@@ -287,7 +312,7 @@ def pack_program(prog: LayerProgram, cfg: EngineConfig) -> dict:
             words.append(format(word, "x"))
         blk_hex += words
     desc = _pack_fields(desc_layout, prog.desc)
-    n_out = prog.desc["n_ob"] * prog.desc["ho"] * prog.desc["wo"]
+    n_out = out_words(prog)
     return dict(in_hex=np.array(in_hex), w_hex=np.array(w_hex), step_hex=np.array(step_hex),
                 blk_hex=np.array(blk_hex), desc_hex=np.array([format(desc, "x")]),
                 n_out=np.array([n_out]), cols=np.array([C]))

@@ -50,14 +50,28 @@ def random_layer(rng, c, o, h, w, k, stride, pads, groups):
                 lo=lo, hi=hi, stride=stride, pads=pads, groups=groups)
 
 
-def check(layer, cfg):
+def reference_maxpool(y):
+    """2×2 max-pool, stride 2, floor (odd last row/column dropped), by explicit loops."""
+    o, h, w = y.shape
+    out = np.zeros((o, h // 2, w // 2), dtype=y.dtype)
+    for c in range(o):
+        for i in range(h // 2):
+            for j in range(w // 2):
+                out[c, i, j] = max(y[c, 2 * i, 2 * j], y[c, 2 * i, 2 * j + 1],
+                                   y[c, 2 * i + 1, 2 * j], y[c, 2 * i + 1, 2 * j + 1])
+    return out
+
+
+def check(layer, cfg, pool=False):
     prog = compile_conv(layer["weight"], layer["bias_folded"], layer["mult"], layer["shift"],
                         layer["x"], layer["zx"], layer["zy"], layer["lo"], layer["hi"],
-                        layer["stride"], layer["pads"], layer["groups"], cfg)
+                        layer["stride"], layer["pads"], layer["groups"], cfg, pool=pool)
     y, cycles, _ = simulate(prog, cfg)
     want = reference_conv(**{k: layer[k] for k in ("x", "weight", "bias_folded", "mult", "shift",
                                                    "zx", "zy", "lo", "hi", "stride", "pads",
                                                    "groups")})
+    if pool:
+        want = reference_maxpool(want)
     assert y.shape == want.shape
     bad = np.argwhere(y != want)
     assert bad.size == 0, f"{len(bad)} of {y.size} outputs differ, first {bad[:4].tolist()}"
@@ -65,7 +79,7 @@ def check(layer, cfg):
     d = prog.desc
     slot = max(d["steps"], cfg.drain)                     # cycles per output pixel
     ideal = d["n_ob"] * d["ho"] * d["wo"] * slot - (slot - d["steps"])
-    assert cycles == ideal + cfg.latency                   # one step per cycle, no stalls
+    assert cycles == ideal + cfg.latency + int(pool)      # one step per cycle, no stalls
     return cycles
 
 
@@ -97,6 +111,19 @@ CI_CFG_FULL = EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_dep
 def test_engine_conv_all_lanes(case):
     rng = np.random.default_rng(200 + case)
     check(random_layer(rng, *CI_CASES[case]), CI_CFG_FULL)
+
+
+#: with the fused 2×2 max-pool on the output (descriptor bit ``pool``)
+CI_CFG_POOL = EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=256,
+                           ob_depth=64, out_depth=2048, post_lanes=2, pool_width=16)
+
+
+@pytest.mark.parametrize("case,pool", [(0, True), (1, True), (2, True), (6, True), (0, False)])
+def test_engine_conv_fused_maxpool(case, pool):
+    """conv → requant → 2×2/2 max-pool in the engine equals the reference conv then pool
+    (odd maps drop their last row/column); the same build without ``pool`` is unchanged."""
+    rng = np.random.default_rng(400 + case)
+    check(random_layer(rng, *CI_CASES[case]), CI_CFG_POOL, pool=pool)
 
 
 #: digit-serial requant lanes (the iCE40 build): 2 lanes for 4 columns, 8 cycles per value

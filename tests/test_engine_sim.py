@@ -92,3 +92,45 @@ def test_layer_compiler_on_the_dataflow_model(seed):
                         node.lo, node.hi, stride, pads, g, cfg)
     y = np.concatenate([unpack_output(p, emulate(p, cfg)[0]) for _, _, p in parts])
     np.testing.assert_array_equal(y, golden.conv_layer(node, x, zx, zy))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fused_maxpool_on_the_dataflow_model(seed):
+    """compile_conv(pool=True) + emulate vs the golden conv then the golden 2×2/2 max-pool;
+    emulate's cycle count is the RTL's plus one (the pool's output register)."""
+    from hw.engine import EngineConfig
+    from host.ir import Pool
+    from sim.engine_sim import emulate, unpack_output
+    rng = np.random.default_rng(500 + seed)
+    cfg = EngineConfig(rows=4, cols=3, in_depth=4096, w_depth=4096, step_depth=512, ob_depth=8,
+                       out_depth=4096, post_lanes=2, pool_width=16)
+    c, o = int(rng.integers(1, 6)), int(rng.integers(1, 8))
+    h, w = int(rng.integers(2, 11)), int(rng.integers(2, 11))
+    node = _node(rng, Conv, (o, c, 3, 3), stride=(1, 1), pads=(1, 1, 1, 1), groups=1)
+    x = rng.integers(-128, 128, (c, h, w), dtype=np.int8)
+    zx, zy = int(rng.integers(-128, 128)), int(rng.integers(-5, 5))
+    prog = compile_conv(node.weight, node.folded_bias(zx), node.mult, node.shift, x, zx, zy,
+                        node.lo, node.hi, (1, 1), (1, 1, 1, 1), 1, cfg, pool=True)
+    words, cycles = emulate(prog, cfg)
+    plain = compile_conv(node.weight, node.folded_bias(zx), node.mult, node.shift, x, zx, zy,
+                         node.lo, node.hi, (1, 1), (1, 1, 1, 1), 1, cfg)
+    assert cycles == emulate(plain, cfg)[1] + 1
+    conv = golden.conv_layer(node, x, zx, zy)
+    pool = Pool(name="p", inputs=["y"], output="z", kind="max", kernel=(2, 2), stride=(2, 2),
+                pads=(0, 0, 0, 0))
+    want = golden.maxpool_padded(pool, conv)
+    np.testing.assert_array_equal(unpack_output(prog, words), want)
+
+
+def test_fused_maxpool_capacity_errors():
+    from hw.engine import EngineConfig
+    rng = np.random.default_rng(9)
+    x = rng.integers(-128, 128, (2, 6, 20), dtype=np.int8)
+    wgt = rng.integers(-128, 128, (2, 2, 1, 1), dtype=np.int8)
+    args = (wgt, np.zeros(2), np.full(2, 1 << 30), np.zeros(2, int), x, 0, 0, -128, 127)
+    with pytest.raises(EngineCapacityError, match="no fused max-pool"):
+        compile_conv(*args, cfg=CI_CFG, pool=True)
+    narrow = EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=256,
+                          ob_depth=64, out_depth=2048, post_lanes=2, pool_width=16)
+    with pytest.raises(EngineCapacityError, match="exceeds the max-pool"):
+        compile_conv(*args, cfg=narrow, pool=True)
