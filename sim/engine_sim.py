@@ -217,7 +217,7 @@ def emulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int]:
     simulator and predicts the RTL's cycle count exactly."""
     from host.quant import requantize
     d = prog.desc
-    R, C = cfg.rows, cfg.cols
+    C = cfg.cols
     h, w, ho, wo = d["h"], d["w"], d["ho"], d["wo"]
     steps, n_ob = d["steps"], d["n_ob"]
     in_words = prog.in_words.astype(np.int64)
@@ -277,7 +277,7 @@ def _pack_fields(layout, values: dict) -> int:
 
 def pack_program(prog: LayerProgram, cfg: EngineConfig) -> dict:
     """Everything ``sim.tb_engine`` writes, as arrays of hexadecimal strings (npz-friendly)."""
-    R, C, L = cfg.rows, cfg.cols, cfg.lanes
+    C, L = cfg.cols, cfg.lanes
     step_layout = step_entry_layout(cfg.addr_width, L)
     bl = block_entry_layout(cfg.addr_width, cfg.post_lanes)
     desc_layout = layer_desc_layout(cfg.addr_width)
