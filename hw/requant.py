@@ -34,6 +34,15 @@ RequantIn = data.StructLayout({
 })
 
 
+def lane_signature() -> wiring.Signature:
+    """The interface every requantisation lane has: an always-ready stream of
+    :data:`RequantIn` in, int8 out."""
+    return wiring.Signature({
+        "i": In(stream.Signature(RequantIn, always_ready=True)),
+        "o": Out(stream.Signature(signed(8), always_ready=True)),
+    })
+
+
 class Requant(wiring.Component):
     """One requantisation lane: ``o.payload = requantize(acc + bias, mult, shift, zp, lo, hi)``.
 
@@ -48,10 +57,7 @@ class Requant(wiring.Component):
         #: column accumulators at the bias instead, one stage less
         self.bias = bias
         self.LATENCY = 10 + bool(lut_mul) + bool(bias)
-        super().__init__({
-            "i": In(stream.Signature(RequantIn, always_ready=True)),
-            "o": Out(stream.Signature(signed(8), always_ready=True)),
-        })
+        super().__init__(lane_signature())
 
     def elaborate(self, platform):
         m = Module()
@@ -212,10 +218,7 @@ class RequantSerial(wiring.Component):
     LATENCY = 19
 
     def __init__(self):
-        super().__init__({
-            "i": In(stream.Signature(RequantIn, always_ready=True)),
-            "o": Out(stream.Signature(signed(8), always_ready=True)),
-        })
+        super().__init__(lane_signature())
 
     def elaborate(self, platform):
         m = Module()
