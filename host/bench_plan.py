@@ -129,49 +129,30 @@ def bench(outdir) -> list:
             _plot_front(reps, least, out / "scheduler_front.png")
     data["vgg16"] = vgg
 
-    # ---- the activation / weight trade-off (objective weight) ---------------------------------
-    pareto = []
+    # ---- the activation / weight trade-off (objective weight), the default rule's slack and trade
     lay85 = vgg["ulx3s-85f"]["conv"]["layer"]["activations"]
-    for wc in WEIGHT_COSTS:
-        for s in ("fused", "block"):
-            _, r = plan_network(graphs["vgg16"], "ulx3s-85f", s, weight_cost=wc)
-            c = _conv_part(r)
-            pareto.append(dict(weight_cost=wc, schedule=s, act=c["activations"], weights=c["weights"],
-                               conv_total=c["total"], total=r["offchip_bytes"]["total"],
-                               act_ratio=c["activations"] / lay85,
-                               conv_total_over_w=c["total"] / vgg["ulx3s-85f"]["conv_weights"],
-                               total_over_w=r["offchip_bytes"]["total"] / r["weights_bytes"],
-                               fps=r["fps"], onchip=r["onchip_peak_bytes"],
-                               groups=[(g["nodes"][0], g["nodes"][-1], g["block"]) for g in r["groups"]
-                                       if g["nodes"][0].startswith(("conv", "pool"))]))
-    data["pareto"] = pareto
+    conv_w85 = vgg["ulx3s-85f"]["conv_weights"]
 
-    # ---- the default rule's slack -----------------------------------------------------------------
-    slack_rows = []
-    for sl in SLACKS:
-        for s in ("fused", "block"):
-            _, r = plan_network(graphs["vgg16"], "ulx3s-85f", s, slack=sl)
-            c = _conv_part(r)
-            slack_rows.append(dict(slack=sl, schedule=s, act=c["activations"], weights=c["weights"],
-                                   total=r["offchip_bytes"]["total"], act_ratio=c["activations"] / lay85,
-                                   conv_total_over_w=c["total"] / vgg["ulx3s-85f"]["conv_weights"],
-                                   total_over_w=r["offchip_bytes"]["total"] / r["weights_bytes"],
-                                   fps=r["fps"], onchip=r["onchip_peak_bytes"],
-                                   groups=[(g["nodes"][0], g["nodes"][-1], g["block"]) for g in r["groups"]
-                                           if g["nodes"][0].startswith(("conv", "pool"))]))
-    data["slack"] = slack_rows
-    trade_rows = []
-    for tr in TRADES:
-        for s in ("fused", "block"):
-            for kb in (368, 3072):
-                _, r = plan_network(graphs["vgg16"], "ulx3s-85f", s, trade=tr, budget=kb * 1024)
-                c = _conv_part(r)
-                trade_rows.append(dict(trade=tr, schedule=s, kb=kb, act=c["activations"], weights=c["weights"],
-                                       act_ratio=c["activations"] / lay85,
-                                       total_over_w=r["offchip_bytes"]["total"] / r["weights_bytes"],
-                                       conv_total_over_w=c["total"] / vgg["ulx3s-85f"]["conv_weights"],
-                                       fps=r["fps"]))
-    data["trade"] = trade_rows
+    def row(r, **key):
+        """One VGG16 plan's figures (conv part and whole network) under the options in ``key``."""
+        c = _conv_part(r)
+        total = r["offchip_bytes"]["total"]
+        return dict(key, act=c["activations"], weights=c["weights"], conv_total=c["total"],
+                    total=total, act_ratio=c["activations"] / lay85,
+                    conv_total_over_w=c["total"] / conv_w85, total_over_w=total / r["weights_bytes"],
+                    fps=r["fps"], onchip=r["onchip_peak_bytes"],
+                    groups=[(g["nodes"][0], g["nodes"][-1], g["block"]) for g in r["groups"]
+                            if g["nodes"][0].startswith(("conv", "pool"))])
+
+    v16 = graphs["vgg16"]
+    data["pareto"] = [row(plan_network(v16, "ulx3s-85f", s, weight_cost=wc)[1], weight_cost=wc,
+                          schedule=s)
+                      for wc in WEIGHT_COSTS for s in ("fused", "block")]
+    data["slack"] = [row(plan_network(v16, "ulx3s-85f", s, slack=sl)[1], slack=sl, schedule=s)
+                     for sl in SLACKS for s in ("fused", "block")]
+    data["trade"] = [row(plan_network(v16, "ulx3s-85f", s, trade=tr, budget=kb * 1024)[1],
+                         trade=tr, schedule=s, kb=kb)
+                     for tr in TRADES for s in ("fused", "block") for kb in (368, 3072)]
 
     # ---- MICRO 2016: first five conv layers ----------------------------------------------------
     g5 = first5_graph()
