@@ -2,7 +2,10 @@
 model, with cycles, utilisation and what that means in frames per second on a board."""
 from __future__ import annotations
 
+import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -41,17 +44,24 @@ def run(args) -> int:
     t_golden = time.perf_counter() - t0
     engine = EngineSim()
     t0 = time.perf_counter()
-    got = golden.run(graph, x, plan=plan, conv_fn=engine.conv_fn, fc_fn=engine.fc_fn)
+    from tqdm import tqdm
+    with tqdm(total=len(graph.nodes), desc="RTL simulation", unit="node", file=sys.stderr,
+              leave=False) as bar:
+        got = golden.run(graph, x, plan=plan, conv_fn=engine.conv_fn, fc_fn=engine.fc_fn,
+                         conv_pool_fn=engine.conv_pool_fn, progress=bar.update)
     t_sim = time.perf_counter() - t0
     exact = np.array_equal(got, want)
     pes = engine.stats[0]["pes"] if engine.stats else 0
-    print(f"{'layer':<16}{'MACs':>12}{'cycles':>12}{'utilisation':>13}")
+    wn = max([16] + [len(s["name"]) + 2 for s in engine.stats])
+    print(f"{'layer':<{wn}}{'MACs':>12}{'cycles':>12}{'utilisation':>13}")
     for s in engine.stats:
-        print(f"{s['name']:<16}{s['macs']:>12,}{s['cycles']:>12,}{s['utilisation']:>12.1%}")
+        print(f"{s['name']:<{wn}}{s['macs']:>12,}{s['cycles']:>12,}{s['utilisation']:>12.1%}")
     macs = sum(s["macs"] for s in engine.stats)
     cycles = sum(s["cycles"] for s in engine.stats)
     util = macs / (pes * cycles) if cycles else 0.0
-    print(f"{'total':<16}{macs:>12,}{cycles:>12,}{util:>12.1%}")
+    print(f"{'total':<{wn}}{macs:>12,}{cycles:>12,}{util:>12.1%}")
+    if any("+" in s["name"] for s in engine.stats):
+        print("(conv+pool: the 2×2 max-pool ran in the engine's output stage)")
     print(f"engine RTL: {pes} PEs; golden model {t_golden:.2f} s; RTL simulation {t_sim:.1f} s of "
           f"wall time (one Verilator run per layer; the first run also builds the model)")
     # On the board the array has board.pes PEs; at the same utilisation the layer cycles scale by
@@ -60,5 +70,20 @@ def run(args) -> int:
     fps = board.clock_hz / board_cycles if board_cycles else float("inf")
     print(f"on {board.name} ({board.pes} PEs at {board.clock_hz / 1e6:.0f} MHz), compute-bound: "
           f"{board_cycles:,.0f} cycles/frame → {fps:,.0f} frames/s")
+    engine_mhz = _engine_fmax(board.name)
+    if engine_mhz is not None and engine_mhz < board.clock_hz / 1e6:
+        print(f"  (that assumes the engine at the board clock; the engine alone synthesised for "
+              f"{board.name} reaches {engine_mhz:.1f} MHz so far → "
+              f"{fps * engine_mhz * 1e6 / board.clock_hz:,.0f} frames/s: docs/engine.md)")
     print("bit-exact with the golden model: " + ("YES" if exact else "NO"))
     return 0 if exact else 1
+
+
+def _engine_fmax(board: str):
+    """The engine-alone Fmax of ``docs/engine_synth_BOARD.json`` (``hw.synth_engine``), if any."""
+    f = Path(__file__).resolve().parent.parent / "docs" / f"engine_synth_{board}.json"
+    try:
+        rep = json.loads(f.read_text())
+        return min(v["achieved_mhz"] for v in rep["fmax"].values())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -193,16 +193,16 @@ def parse_target(target: str) -> tuple:
 
 
 def _engine_hooks(target: tuple):
-    """(conv_fn, fc_fn, close) for the sim/serial targets; (None, None, None) for golden."""
+    """(hooks for ``golden.run``, close) for the sim/serial targets; ({}, None) for golden."""
     if target[0] == "golden":
-        return None, None, None
+        return {}, None
     if target[0] == "sim":
         try:
             from sim.engine_sim import EngineSim
         except ImportError as e:
             raise UserError(f"the sim target is not available ({e})")
         sim = EngineSim()
-        return sim.conv_fn, sim.fc_fn, None
+        return dict(conv_fn=sim.conv_fn, fc_fn=sim.fc_fn, conv_pool_fn=sim.conv_pool_fn), None
     try:
         from . import driver
     except ImportError as e:
@@ -210,7 +210,7 @@ def _engine_hooks(target: tuple):
     if not hasattr(driver, "open_device"):
         raise UserError("the serial target is not available (host.driver has no open_device)")
     dev = driver.open_device(target[1])
-    return dev.conv_fn, dev.fc_fn, getattr(dev, "close", None)
+    return dict(conv_fn=dev.conv_fn, fc_fn=dev.fc_fn), getattr(dev, "close", None)
 
 
 def run_batch(graph, x: np.ndarray, target: tuple, schedule: str, block, plan=None) -> np.ndarray:
@@ -222,9 +222,9 @@ def run_batch(graph, x: np.ndarray, target: tuple, schedule: str, block, plan=No
 
     q = input_quant(graph, x)
     plan = plan or default_plan(graph, schedule, block)
-    conv_fn, fc_fn, close = _engine_hooks(target)
+    hooks, close = _engine_hooks(target)
     try:
-        ys = [golden.run(graph, qi, plan=plan, conv_fn=conv_fn, fc_fn=fc_fn) for qi in q]
+        ys = [golden.run(graph, qi, plan=plan, **hooks) for qi in q]
     except UserError:
         raise
     except Exception as e:

@@ -251,6 +251,39 @@ def eval_region(graph: Graph, node: Node, ins: list, out_region, conv_fn=None) -
     raise UnsupportedModel(f"{node.name}: {node.op} cannot run on a block")
 
 
+def fusable_pool(graph: Graph, node: Node):
+    """The 2×2/2 unpadded max-pool that is the only consumer of convolution ``node``'s output,
+    or None.  An engine with a fused output pool runs the two as one layer (the convolution's
+    map is never stored)."""
+    if not isinstance(node, Conv) or node.output == graph.output:
+        return None
+    consumers = graph.consumers(node.output)
+    if len(consumers) != 1:
+        return None
+    p = consumers[0]
+    if (isinstance(p, Pool) and p.kind == "max" and tuple(p.kernel) == (2, 2)
+            and tuple(p.stride) == (2, 2) and tuple(p.pads) == (0, 0, 0, 0)):
+        return p
+    return None
+
+
+def eval_conv_pool(graph: Graph, conv: Conv, pool: Pool, ins: list, pool_region,
+                   conv_pool_fn, conv_fn=None) -> np.ndarray:
+    """``pool`` (see :func:`fusable_pool`) of ``conv`` on ``pool_region``, from the conv's
+    :class:`Available` input: ``conv_pool_fn(conv, pool, x_padded, zx, zy)`` computes both at
+    once; when it returns None (the engine cannot fuse this shape) the two run one after the
+    other.  The convolution region is exactly twice the pool region, so the result is the same."""
+    conv_region = need_region(pool, pool_region)
+    zx = graph.tensors[conv.inputs[0]].zero_point
+    zy = graph.tensors[conv.output].zero_point
+    xp, _ = ins[0].cut(need_region(conv, conv_region), zx)
+    y = conv_pool_fn(conv, pool, xp, zx, zy)
+    if y is not None:
+        return y
+    mid = eval_region(graph, conv, ins, conv_region, conv_fn)
+    return maxpool_padded(pool, mid)
+
+
 def eval_whole(graph: Graph, node: Node, xs: list, conv_fn=None, fc_fn=None) -> np.ndarray:
     """Compute ``node`` on whole maps/vectors ``xs``."""
     tins = [graph.tensors[i] for i in node.inputs]
@@ -304,10 +337,26 @@ def _scale_range(rng, src: int, dst: int, what: str):
     return a * dst // src, b * dst // src
 
 
-def run_group_fused(graph: Graph, group: Group, values: dict, conv_fn=None) -> None:
+def _fused_pools(graph: Graph, nodes: list, conv_pool_fn) -> dict:
+    """conv name → its fusable pool, for pools that are in ``nodes`` too."""
+    if conv_pool_fn is None:
+        return {}
+    names = {n.name for n in nodes}
+    pairs = {}
+    for n in nodes:
+        p = fusable_pool(graph, n)
+        if p is not None and p.name in names:
+            pairs[n.name] = p
+    return pairs
+
+
+def run_group_fused(graph: Graph, group: Group, values: dict, conv_fn=None,
+                    conv_pool_fn=None) -> None:
     """Exact fusion with halos: for each output block, compute back-to-front the regions every
     tensor of the group must provide, then front-to-back just those regions."""
     nodes, ext_inputs, outputs = _group_io(graph, group)
+    pools = _fused_pools(graph, nodes, conv_pool_fn)
+    pooled = {p.name for p in pools.values()}
     first_in = graph.tensors[nodes[0].inputs[0]]
     main_out = graph.tensors[nodes[-1].output]
     _, H, W = first_in.shape
@@ -342,6 +391,16 @@ def run_group_fused(graph: Graph, group: Group, values: dict, conv_fn=None) -> N
                 r = need[i]
                 avail[i] = Available(values[i][:, r[0]:r[1], r[2]:r[3]], r, (0, ih, 0, iw))
             for n in nodes:
+                if n.name in pooled:
+                    continue                      # computed with its convolution
+                p = pools.get(n.name)
+                if p is not None and p.output in need:
+                    r = need[p.output]
+                    _, th, tw = graph.tensors[p.output].shape
+                    data = eval_conv_pool(graph, n, p, [avail[i] for i in n.inputs], r,
+                                          conv_pool_fn, conv_fn)
+                    avail[p.output] = Available(data, r, (0, th, 0, tw))
+                    continue
                 if n.output not in need:
                     continue
                 r = need[n.output]
@@ -355,9 +414,12 @@ def run_group_fused(graph: Graph, group: Group, values: dict, conv_fn=None) -> N
     values.update(results)
 
 
-def run_group_block(graph: Graph, group: Group, values: dict, conv_fn=None) -> None:
+def run_group_block(graph: Graph, group: Group, values: dict, conv_fn=None,
+                    conv_pool_fn=None) -> None:
     """Block convolution: each input block runs through the group as its own image."""
     nodes, ext_inputs, outputs = _group_io(graph, group)
+    pools = _fused_pools(graph, nodes, conv_pool_fn)
+    pooled = {p.name for p in pools.values()}
     first = nodes[0].inputs[0]
     _, H, W = graph.tensors[first].shape
     bh, bw = group.block or (H, W)
@@ -372,6 +434,16 @@ def run_group_block(graph: Graph, group: Group, values: dict, conv_fn=None) -> N
                 rx = _scale_range(xr, W, iw, i)
                 local[i] = values[i][:, ry[0]:ry[1], rx[0]:rx[1]]
             for n in nodes:
+                if n.name in pooled:
+                    continue                      # computed with its convolution
+                p = pools.get(n.name)
+                if p is not None:
+                    x = local[n.inputs[0]]
+                    conv_out = _block_out(n, x.shape[1:])
+                    local[p.output] = eval_conv_pool(
+                        graph, n, p, [Available.whole(x)],
+                        (0, conv_out[0] // 2, 0, conv_out[1] // 2), conv_pool_fn, conv_fn)
+                    continue
                 local[n.output] = _eval_block_node(graph, n, [local[i] for i in n.inputs], conv_fn)
             for t in outputs:
                 pieces[t][by][bx] = local[t]
@@ -387,29 +459,42 @@ def run_group_block(graph: Graph, group: Group, values: dict, conv_fn=None) -> N
         values[t] = out
 
 
+def _block_out(node: Node, hw) -> tuple:
+    """Output size of a windowed node on an ``hw`` block treated as a whole image."""
+    kh, kw, sh, sw, pt, pl, pb, pr = node.window()
+    h, w = hw
+    ho, wo = (h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1
+    if ho < 1 or wo < 1:
+        raise PlanError(f"{node.name}: a {h}x{w} block is too small for its "
+                        f"{kh}x{kw} window (use larger blocks)")
+    return ho, wo
+
+
 def _eval_block_node(graph: Graph, node: Node, xs: list, conv_fn=None) -> np.ndarray:
     """A node on one block treated as a whole image (its borders padded like image borders)."""
     ins = [Available.whole(x) for x in xs]
     if isinstance(node, (Conv, Pool)):
-        kh, kw, sh, sw, pt, pl, pb, pr = node.window()
-        h, w = xs[0].shape[1:]
-        ho, wo = (h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1
-        if ho < 1 or wo < 1:
-            raise PlanError(f"{node.name}: a {h}x{w} block is too small for its "
-                            f"{kh}x{kw} window (use larger blocks)")
+        ho, wo = _block_out(node, xs[0].shape[1:])
         return eval_region(graph, node, ins, (0, ho, 0, wo), conv_fn)
     h, w = xs[0].shape[1:]
     return eval_region(graph, node, ins, (0, h, 0, w), conv_fn)
 
 
 def run(graph: Graph, x: np.ndarray, plan: Plan | None = None, schedule: str = "layer",
-        block: tuple | None = None, conv_fn=None, fc_fn=None, keep: bool = False, progress=None):
+        block: tuple | None = None, conv_fn=None, fc_fn=None, keep: bool = False, progress=None,
+        conv_pool_fn=None):
     """Run ``graph`` on the int8 input map ``x`` under ``plan`` (or the default plan for
     ``schedule``/``block``).  Returns the int8 output, or every tensor when ``keep`` is set.
 
     ``conv_fn(node, x_padded, zx, zy) -> int8`` and ``fc_fn(node, x, zx, zy) -> int8`` replace the
     NumPy convolution / FC (used to run layers on the RTL engine with the same scheduling).
+    ``conv_pool_fn(conv, pool, x_padded, zx, zy) -> int8 or None`` runs a convolution and the
+    2×2/2 max-pool that alone consumes it as one layer (an engine with a fused output pool;
+    None: not this shape, run them apart).  Ignored with ``keep`` (the convolution's map is
+    never formed).
     """
+    if keep:
+        conv_pool_fn = None
     tin = graph.input_tensor
     x = np.asarray(x)
     if x.dtype != np.int8:
@@ -422,18 +507,34 @@ def run(graph: Graph, x: np.ndarray, plan: Plan | None = None, schedule: str = "
     for n in graph.nodes:
         for i in n.inputs:
             remaining[i] = remaining.get(i, 0) + 1
-    for group in plan.groups:
+    groups = list(plan.groups)
+    fused_next = False                   # this group's pool was computed with the convolution
+    for k, group in enumerate(groups):
         nodes = [graph.node(name) for name in group.nodes]
         spatial = all(n.spatial for n in nodes) and graph.tensors[nodes[0].inputs[0]].is_map
-        if len(nodes) == 1 and (not spatial or group.block is None):
+        whole = len(nodes) == 1 and (not spatial or group.block is None)
+        if fused_next:
+            fused_next = False
+        elif whole:
             n = nodes[0]
-            values[n.output] = eval_whole(graph, n, [values[i] for i in n.inputs], conv_fn, fc_fn)
+            p = fusable_pool(graph, n) if conv_pool_fn is not None else None
+            nxt = groups[k + 1] if k + 1 < len(groups) else None
+            if p is not None and nxt is not None and list(nxt.nodes) == [p.name] \
+                    and nxt.block is None:
+                x = values[n.inputs[0]]
+                _, ph, pw = graph.tensors[p.output].shape
+                values[p.output] = eval_conv_pool(graph, n, p, [Available.whole(x)],
+                                                  (0, ph, 0, pw), conv_pool_fn, conv_fn)
+                fused_next = True
+            else:
+                values[n.output] = eval_whole(graph, n, [values[i] for i in n.inputs],
+                                              conv_fn, fc_fn)
         elif not spatial:
             raise PlanError(f"group starting at {nodes[0].name} mixes block-wise and whole-map layers")
         elif plan.schedule == "block":
-            run_group_block(graph, group, values, conv_fn)
+            run_group_block(graph, group, values, conv_fn, conv_pool_fn)
         else:
-            run_group_fused(graph, group, values, conv_fn)
+            run_group_fused(graph, group, values, conv_fn, conv_pool_fn)
         if not keep:
             for n in nodes:
                 for i in n.inputs:

@@ -6,7 +6,8 @@ Public API (used by ``blockfuse run --target sim``)::
     y, cycles = run_conv(node, x_int8, zx, zy=0, config=None, padded=False)
     y, cycles = run_fc(node, x_int8, zx, zy=0, config=None)
     sim = EngineSim(config)              # keeps per-layer statistics
-    golden.run(graph, x, ..., conv_fn=sim.conv_fn, fc_fn=sim.fc_fn)
+    golden.run(graph, x, ..., conv_fn=sim.conv_fn, fc_fn=sim.fc_fn,
+               conv_pool_fn=sim.conv_pool_fn)   # conv + 2×2 max-pool in one engine run
     sim.stats                            # [{"name", "macs", "cycles", "pes", "utilisation"}]
 
 ``node`` is a :class:`host.ir.Conv` / :class:`host.ir.FC` after ``Graph.finalize()`` (it needs
@@ -24,8 +25,9 @@ from hw.engine import (Engine, EngineConfig, block_entry_layout, layer_desc_layo
 
 #: The configuration the host uses by default: an 8×8 array (64 PEs) with memories big enough
 #: for VGG16-width layers at reduced height/width.
+#: It has the fused 2×2 max-pool for output maps up to 256 wide.
 DEFAULT_CONFIG = EngineConfig(rows=8, cols=8, in_depth=16384, w_depth=8192, step_depth=1024,
-                              ob_depth=64, out_depth=16384)
+                              ob_depth=64, out_depth=16384, pool_width=256)
 
 
 class EngineCapacityError(ValueError):
@@ -358,7 +360,8 @@ def _conv_chunks(o: int, groups: int, depthwise: bool, cfg: EngineConfig, fits) 
 
 
 def conv_chunks(weight, bias_folded, mult, shift, x, zx, zy, lo, hi, stride=(1, 1),
-                pads=(0, 0, 0, 0), groups=1, cfg: EngineConfig = DEFAULT_CONFIG) -> list:
+                pads=(0, 0, 0, 0), groups=1, cfg: EngineConfig = DEFAULT_CONFIG,
+                pool: bool = False) -> list:
     """Compile a convolution as one or more :class:`LayerProgram` s, splitting its output
     channels (whole groups; for depthwise layers channels with their inputs) when the layer
     does not fit the engine's weight, block or output memories.  Returns (o0, o1, program)."""
@@ -377,7 +380,7 @@ def conv_chunks(weight, bias_folded, mult, shift, x, zx, zy, lo, hi, stride=(1, 
         else:
             xs, g = x, 1
         return compile_conv(weight[o0:o1], bias_folded[o0:o1], mult[o0:o1], shift[o0:o1], xs,
-                            zx, zy, lo, hi, stride, pads, g, cfg)
+                            zx, zy, lo, hi, stride, pads, g, cfg, pool=pool)
 
     def fits(o0, o1):
         try:
@@ -390,8 +393,9 @@ def conv_chunks(weight, bias_folded, mult, shift, x, zx, zy, lo, hi, stride=(1, 
 
 
 def run_conv(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None,
-             padded: bool = False) -> tuple[np.ndarray, int]:
-    """One :class:`host.ir.Conv` on the RTL engine → (int8 (O, Ho, Wo), cycles).
+             padded: bool = False, pool: bool = False) -> tuple[np.ndarray, int]:
+    """One :class:`host.ir.Conv` on the RTL engine → (int8 (O, Ho, Wo), cycles); with ``pool``
+    followed by the engine's fused 2×2/2 max-pool → (O, Ho//2, Wo//2).
 
     Layers too large for the configuration's memories run as several engine passes over
     output-channel chunks; the cycles are summed.  A layer whose input map alone does not fit
@@ -400,7 +404,7 @@ def run_conv(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None,
     pads = (0, 0, 0, 0) if padded else tuple(node.pads)
     x = np.asarray(x, dtype=np.int8)
     parts = conv_chunks(node.weight, node.folded_bias(zx), node.mult, node.shift, x, zx, zy,
-                        node.lo, node.hi, tuple(node.stride), pads, node.groups, cfg)
+                        node.lo, node.hi, tuple(node.stride), pads, node.groups, cfg, pool=pool)
     ys, total = [], 0
     for _, _, prog in parts:
         y, cycles, _ = simulate(prog, cfg)
@@ -431,18 +435,31 @@ class EngineSim:
         self.config = config or DEFAULT_CONFIG
         self.stats = []
 
-    def _record(self, node, macs, cycles):
+    def _record(self, name, macs, cycles):
         pes = self.config.rows * self.config.cols
-        self.stats.append(dict(name=node.name, macs=int(macs), cycles=int(cycles), pes=pes,
+        self.stats.append(dict(name=name, macs=int(macs), cycles=int(cycles), pes=pes,
                                utilisation=macs / (pes * cycles) if cycles else 0.0))
 
     def conv_fn(self, node, xp, zx, zy):
         y, cycles = run_conv(node, xp, zx, zy, self.config, padded=True)
         o, ig, kh, kw = node.weight.shape
-        self._record(node, y.shape[1] * y.shape[2] * o * ig * kh * kw, cycles)
+        self._record(node.name, y.shape[1] * y.shape[2] * o * ig * kh * kw, cycles)
+        return y
+
+    def conv_pool_fn(self, node, pool, xp, zx, zy):
+        """The convolution and the 2×2/2 max-pool after it in one engine run (the fused
+        output pool); None when this engine cannot pool this map (then the host pools)."""
+        kh, kw = node.weight.shape[2:]
+        sh, sw = node.stride
+        ho, wo = (xp.shape[1] - kh) // sh + 1, (xp.shape[2] - kw) // sw + 1
+        if not self.config.pool_width or wo > self.config.pool_width or min(ho, wo) < 2:
+            return None
+        y, cycles = run_conv(node, xp, zx, zy, self.config, padded=True, pool=True)
+        o, ig = node.weight.shape[:2]
+        self._record(f"{node.name}+{pool.name}", ho * wo * o * ig * kh * kw, cycles)
         return y
 
     def fc_fn(self, node, x, zx, zy):
         y, cycles = run_fc(node, x, zx, zy, self.config)
-        self._record(node, node.weight.size, cycles)
+        self._record(node.name, node.weight.size, cycles)
         return y

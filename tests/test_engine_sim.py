@@ -65,6 +65,58 @@ def test_network_on_engine_bit_exact(schedule, block):
     assert all(0 < s["utilisation"] <= 1 for s in sim.stats)
 
 
+def _pool_net():
+    """conv → max-pool pairs the engine fuses (odd 7×7 map: floor pooling), one it must not
+    (the conv output also feeds the residual add) and a 3×3 pool it cannot."""
+    b = GraphBuilder("pooly", (3, 14, 14), seed=9)
+    x = b.conv(b.input, 4, 3, name="c1")
+    x = b.maxpool(x, 2, name="p1")                       # 7×7
+    y = b.conv(x, 4, 3, name="c2")
+    x = b.add(x, y, name="res")
+    x = b.conv(x, 5, 3, groups=1, name="c3")
+    x = b.maxpool(x, 2, name="p3")                       # 7×7 → 3×3 (last row/column dropped)
+    x = b.conv(x, 5, 3, groups=5, name="dw")
+    x = b.maxpool(x, 3, stride=1, pad=1, name="p4")      # not 2×2/2: the host pools
+    x = b.flatten(x, name="flat")
+    b.fc(x, 3, name="fc")
+    return b.build()
+
+
+@pytest.mark.parametrize("schedule,block", [("layer", None), ("fused", (7, 7)),
+                                            ("block", (14, 14))])
+def test_network_with_fused_pools_bit_exact(schedule, block):
+    """``conv_pool_fn``: convolutions whose only consumer is a 2×2/2 max-pool run with the
+    engine's fused pool, under every schedule, bit-exact with the golden model."""
+    from hw.engine import EngineConfig
+    cfg = EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=256,
+                       ob_depth=64, out_depth=2048, post_lanes=2, pool_width=16)
+    g = _pool_net()
+    x = smooth_input(g, seed=2)
+    want = golden.run(g, x, schedule=schedule, block=block)
+    sim = EngineSim(cfg)
+    got = golden.run(g, x, schedule=schedule, block=block, conv_fn=sim.conv_fn,
+                     fc_fn=sim.fc_fn, conv_pool_fn=sim.conv_pool_fn)
+    np.testing.assert_array_equal(got, want)
+    names = [s["name"] for s in sim.stats]
+    assert "c1+p1" in names and "c3+p3" in names
+    assert "c1" not in names and "c3" not in names and "dw" in names and "c2" in names
+    assert len(np.unique(got)) > 1
+
+
+def test_fused_pool_falls_back_when_the_map_is_too_wide():
+    """An engine whose pool row buffer is narrower than the map pools on the host instead."""
+    from hw.engine import EngineConfig
+    cfg = EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=256,
+                       ob_depth=64, out_depth=2048, post_lanes=2, pool_width=4)
+    g = _pool_net()
+    x = smooth_input(g, seed=3)
+    sim = EngineSim(cfg)
+    got = golden.run(g, x, conv_fn=sim.conv_fn, fc_fn=sim.fc_fn, conv_pool_fn=sim.conv_pool_fn)
+    np.testing.assert_array_equal(got, golden.run(g, x))
+    names = [s["name"] for s in sim.stats]
+    assert "c1" in names and "c3" in names and not any("+" in n for n in names)
+
+
 @pytest.mark.parametrize("seed", range(40))
 def test_layer_compiler_on_the_dataflow_model(seed):
     """compile_conv + the NumPy model of the engine's dataflow (emulate) vs the golden conv on

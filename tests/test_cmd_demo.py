@@ -1,0 +1,25 @@
+"""``blockfuse demo``: a zoo network on the engine RTL, compared with the golden model."""
+import pytest
+
+from host.cli import main
+
+
+def test_demo_digits_is_bit_exact_and_reports_cycles(capsys):
+    pytest.importorskip("sim.engine_sim")
+    code = main(["demo", "--model", "zoo:digits"])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    assert "bit-exact with the golden model: YES" in out
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()
+            if line.split() and line.split()[0] in ("conv1", "conv2", "fc", "total")}
+    assert set(rows) == {"conv1", "conv2", "fc", "total"}
+    cycles = [int(rows[k][1].replace(",", "")) for k in ("conv1", "conv2", "fc")]
+    assert int(rows["total"][1].replace(",", "")) == sum(cycles) > 0
+    assert "frames/s" in out
+
+
+def test_demo_unknown_model_is_one_line_error(capsys):
+    code = main(["demo", "--model", "zoo:nope"])
+    out, err = capsys.readouterr()
+    assert code != 0
+    assert len(err.strip().splitlines()) == 1 and "nope" in err
