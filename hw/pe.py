@@ -14,16 +14,25 @@ from amaranth.lib.wiring import In, Out
 ACC = signed(32)
 
 
+def psum_width(rows: int) -> int:
+    """Bits of a partial sum after ``rows`` int8×int8 products: every product lies in
+    [−128·127, 128·128], so ``|sum| ≤ rows·2^14``."""
+    return (rows * (1 << 14)).bit_length() + 1
+
+
 class PE(wiring.Component):
     """``x_r, w_r <= x, w``; ``prod <= x_r*w_r``; ``psum_out <= psum_in + prod`` (latency 3 for
     x/w, 1 for psum_in).  Register → multiplier → register, no logic in the multiplier's path;
     on ECP5 the operand and product registers are MULT18X18D's own (instantiated), elsewhere
     yosys maps the multiply (iCE40: SB_MAC16 with the registers in the fabric beside it)."""
     LATENCY = 3
-    x: In(signed(8))
-    w: In(signed(8))
-    psum_in: In(ACC)
-    psum_out: Out(ACC)
+
+    def __init__(self, psum_width: int = 32):
+        #: partial-sum bits: a column of ``rows`` PEs never needs more than
+        #: :func:`psum_width` ``(rows)`` (the column foot widens to 32)
+        self.psum_width = psum_width
+        super().__init__({"x": In(signed(8)), "w": In(signed(8)),
+                          "psum_in": In(signed(psum_width)), "psum_out": Out(signed(psum_width))})
 
     def elaborate(self, platform):
         m = Module()

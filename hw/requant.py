@@ -10,9 +10,11 @@ round-half-up on magnitudes:
 * ``q = SRDHM(x, m)`` with ``m ≥ 0``: ``|q| = (|x|·m + 2^30 − [x<0]) >> 31``, sign of ``x``;
 * ``RoundingDivideByPOT(q, e)``: ``|r| = (|q| + (2^e >> 1)) >> e``, sign of ``q``.
 
-so the 32×31 product splits into four unsigned 16×16 partial products (one DSP tile each: ECP5
-MULT18X18D, iCE40 SB_MAC16) and no carry chain in the lane is longer than ~34 bits — the
-pipeline is 11 stages deep (10 without the bias stage) so a small FPGA can clock it fast. The multiplier must be in
+so the 32×31 product is unsigned: with hard multipliers four 16×16 partial products (one DSP
+tile each: ECP5 MULT18X18D, iCE40 SB_MAC16), no carry chain longer than ~34 bits, 11 stages
+(10 without the bias stage); in logic (``lut_mul``) sixteen pairs of partial-product rows, each
+pair one carry chain (:mod:`hw.and_pair`: on ECP5 the ANDs live inside the carry cells' LUTs),
+and an adder tree that also adds the rounding constants, 12 stages.  The multiplier must be in
 [0, 2^31) (what :func:`host.quant.quantize_multiplier` produces).
 
 One lane takes one accumulator per cycle through always-ready ``lib.stream`` in/out (the engine
@@ -48,10 +50,10 @@ def lane_signature() -> wiring.Signature:
 class Requant(wiring.Component):
     """One requantisation lane: ``o.payload = requantize(acc + bias, mult, shift, zp, lo, hi)``.
 
-    ``lut_mul=True`` builds the four 16×16 partial products as pipelined shift-add trees in
-    logic instead of hard multipliers (one more stage), so the FPGA's multipliers all go to the
-    PE array.  ``bias=False`` drops the bias stage (the engine's accumulators start at the
-    bias)."""
+    ``lut_mul=True`` builds the product in logic instead of hard multipliers (one more stage),
+    so the FPGA's multipliers all go to the PE array: ~2000 TRELLIS_COMB on ECP5 with
+    ``cells="auto"``/``"ecp5"`` (carry cells with the ANDs inside), ~3300 as generic logic.
+    ``bias=False`` drops the bias stage (the engine's accumulators start at the bias)."""
 
     def __init__(self, lut_mul: bool = False, bias: bool = True, cells: str = "auto"):
         self.lut_mul = lut_mul

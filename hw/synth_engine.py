@@ -26,7 +26,7 @@ from .engine import Engine, EngineConfig
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Engine configurations per board: every hard multiplier is a PE (ECP5-85F: 144 of 156
-#: MULT18X18D; iCE40 UP5K: all 8 SB_MAC16), the requantisation multipliers are shift-add trees
+#: MULT18X18D; iCE40 UP5K: all 8 SB_MAC16), the requantisation multipliers are adder trees
 #: in logic (``lut_requant``); memories sized to the device's block RAM and LUT budget.
 CONFIGS = {
     "ulx3s-85f": EngineConfig(rows=9, cols=16, post_lanes=16, lut_requant=True, in_depth=512,

@@ -19,7 +19,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .pe import ACC, PE
+from .pe import ACC, PE, psum_width
 
 
 class SystolicArray(wiring.Component):
@@ -41,6 +41,9 @@ class SystolicArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         below = [0] * self.cols
+        # the partial sums need only the bits of a full column (19 for 9 rows), not 32: shorter
+        # adders and registers in every PE
+        width = psum_width(self.rows)
         for r in range(self.rows):
             # row fan-out register: the selected byte (standard layers), the word (depthwise)
             # and the weights are registered once per row before they fan out to the columns,
@@ -54,7 +57,7 @@ class SystolicArray(wiring.Component):
                          xw.eq(self.x[r].as_value()[:8 * self.cols]), wr.eq(self.w[r]),
                          dw.eq(self.dw)]
             for c in range(self.cols):
-                pe = PE()
+                pe = PE(width)
                 m.submodules[f"pe_{r}_{c}"] = pe
                 m.d.comb += [pe.x.eq(Mux(dw, xw[c], xr)), pe.w.eq(wr[c]),
                              pe.psum_in.eq(below[c])]

@@ -6,7 +6,7 @@ from amaranth.sim import Simulator
 from hw.systolic import SystolicArray
 
 
-@pytest.mark.parametrize("rows,cols,dw", [(3, 4, 0), (3, 4, 1), (4, 2, 0), (4, 2, 1)])
+@pytest.mark.parametrize("rows,cols,dw", [(3, 4, 0), (3, 4, 1), (4, 2, 0), (4, 2, 1), (9, 2, 0)])
 def test_systolic_skewed_dot_products(rows, cols, dw):
     rng = np.random.default_rng(rows * 10 + cols + dw)
     dut = SystolicArray(rows, cols)
@@ -14,7 +14,9 @@ def test_systolic_skewed_dot_products(rows, cols, dw):
     x = rng.integers(-128, 128, (T, rows, L))
     w = rng.integers(-128, 128, (T, rows, cols))
     lane = rng.integers(0, L, (T, rows))
-    x[0], w[0] = -128, -128                         # extreme products
+    # extreme column sums (the partial sums are only psum_width(rows) bits wide)
+    x[0], w[0] = -128, -128                         # rows · 2^14
+    x[1], w[1] = -128, 127                          # −rows · 128 · 127
     # reference: column c of beat t = Σ_r x[t, r, sel] · w[t, r, c]
     want = np.zeros((T, cols), dtype=np.int64)
     for t in range(T):
