@@ -84,8 +84,12 @@ class EngineConfig:
 
     def __init__(self, rows=4, cols=4, in_depth=4096, w_depth=2048, step_depth=512,
                  ob_depth=64, out_depth=4096, post_lanes=None, lut_requant=False,
-                 serial_requant=False, pool_width=0):
+                 serial_requant=False, pool_width=0, psum_hop=1):
         self.rows, self.cols = rows, cols
+        #: cycles a partial sum takes from one array row to the next (``SystolicArray(hop=)``):
+        #: 2 puts a register between rows, for arrays spread over a large die; the skew
+        #: grows to ``(rows − 1)·hop`` cycles
+        self.psum_hop = int(psum_hop)
         #: fused 2×2/2 max-pool on the output (descriptor bit ``pool``) for output maps up to
         #: this width; 0 = no pooling hardware (its row buffer costs ``pool_width/2`` words)
         self.pool_width = int(pool_width)
@@ -112,12 +116,13 @@ class EngineConfig:
     def latency(self) -> int:
         """Pipeline fill and drain of one run: with ``slot = max(steps, drain)``,
         cycles = n_ob·Ho·Wo·slot − (slot − steps) + latency,
-        latency = rows + R_lat + 6 + drain − II:
-        stage A (1), skew over the rows (rows − 1), memory read (1), array (4: row fan-out,
+        latency = 1 + (rows − 1)·hop + R_lat + 6 + drain − II:
+        stage A (1), skew over the rows ((rows − 1)·hop), memory read (1), array (4: row fan-out,
         operand, product and partial-sum registers), accumulate (1), the last pixel's drain
         (``drain − II + 1``: groups of ``post_lanes`` columns, one every ``II`` cycles), requant
         lane (R_lat = 11, 12 with ``lut_requant``, 19 serial; bias add included), ``done`` (1)."""
-        return self.rows + self.requant_latency + 6 + self.drain - self.requant_ii
+        return (1 + (self.rows - 1) * self.psum_hop + self.requant_latency + 6 + self.drain
+                - self.requant_ii)
 
     @property
     def requant_latency(self) -> int:
@@ -129,7 +134,8 @@ class EngineConfig:
         return dict(rows=self.rows, cols=self.cols, in_depth=self.in_depth, w_depth=self.w_depth,
                     step_depth=self.step_depth, ob_depth=self.ob_depth, out_depth=self.out_depth,
                     post_lanes=self.post_lanes, lut_requant=self.lut_requant,
-                    serial_requant=self.serial_requant, pool_width=self.pool_width)
+                    serial_requant=self.serial_requant, pool_width=self.pool_width,
+                    psum_hop=self.psum_hop)
 
     def __repr__(self):
         return "EngineConfig(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
@@ -307,12 +313,12 @@ class Engine(wiring.Component):
             m.d.sync += [a_ok[r].eq(ok), a_addr[r].eq(in_base + e.delta + pix),
                          a_lane[r].eq(e.lane)]
 
-        # ---- skew: row r reads r cycles after row 0 ---------------------------------------
-        array = m.submodules.array = SystolicArray(R, C)
+        # ---- skew: row r reads r·hop cycles after row 0 -----------------------------------
+        array = m.submodules.array = SystolicArray(R, C, hop=cfg.psum_hop)
         m.d.comb += array.dw.eq(d.depthwise)
         for r in range(R):
             addr, ok, wa, ln = a_addr[r], a_ok[r], a_waddr, a_lane[r]
-            for k in range(r):
+            for k in range(r * cfg.psum_hop):
                 addr2 = Signal(A, name=f"skew_addr_{r}_{k}")
                 ok2 = Signal(name=f"skew_ok_{r}_{k}")
                 wa2 = Signal(A, name=f"skew_wa_{r}_{k}")
@@ -334,9 +340,9 @@ class Engine(wiring.Component):
                 m.d.comb += array.w[r][c].eq(wrp.data[c * 8:(c + 1) * 8])
 
         # ---- beat flags follow the data down the array -------------------------------------
-        # stage A → row 0's memory read (1) → array (rows − 1 + LATENCY) → column sums
+        # stage A → row 0's memory read (1) → array (sum_latency) → column sums
         flags = [(a_go, a_first, a_last, a_final, a_ob)]
-        for k in range(R + SystolicArray.LATENCY):
+        for k in range(1 + array.sum_latency):
             g, f, l, fin, o = flags[-1]
             n = (Signal(name=f"b_go_{k}"), Signal(name=f"b_first_{k}"), Signal(name=f"b_last_{k}"),
                  Signal(name=f"b_final_{k}"), Signal(12, name=f"b_ob_{k}"))

@@ -2,10 +2,10 @@
 down the columns.
 
 Dataflow (see docs/engine.md): every cycle each row receives one input word and one weight word.
-Row ``r`` must be fed ``r`` cycles after row 0 (the engine skews its control, not the data), so
-that PE(r, c) adds its product to the partial sum arriving from PE(r-1, c) in the same cycle.
-Column ``c`` then emits ``Σ_r x[r, c]·w[r][c]`` at ``psum[c]`` ``rows + 1`` cycles after row 0 saw
-its operands.
+Row ``r`` must be fed ``r·hop`` cycles after row 0 (the engine skews its control, not the data),
+so that PE(r, c) adds its product to the partial sum arriving from PE(r-1, c) in the same cycle.
+Column ``c`` then emits ``Σ_r x[r, c]·w[r][c]`` at ``psum[c]`` :attr:`SystolicArray.sum_latency`
+cycles after row 0 saw its operands.
 
 Which input byte a PE multiplies depends on the layer kind (``dw``):
 
@@ -23,8 +23,14 @@ from .pe import ACC, PE, psum_width
 
 
 class SystolicArray(wiring.Component):
-    def __init__(self, rows: int, cols: int):
-        self.rows, self.cols = rows, cols
+    """``hop``: cycles a partial sum takes from one row to the next (1: PE to PE directly;
+    2: one more register between them, for arrays whose multipliers sit far apart on the die —
+    row ``r`` is then fed ``2r`` cycles after row 0)."""
+
+    def __init__(self, rows: int, cols: int, hop: int = 1):
+        if hop < 1:
+            raise ValueError("hop must be at least 1")
+        self.rows, self.cols, self.hop = rows, cols, hop
         self.lanes = max(rows, cols)
         super().__init__({
             "dw": In(1),
@@ -37,6 +43,11 @@ class SystolicArray(wiring.Component):
     #: cycles from a row's operands to its PE's partial sum: the row fan-out register, then the
     #: PE (operand register, product register, partial-sum register)
     LATENCY = 1 + PE.LATENCY
+
+    @property
+    def sum_latency(self) -> int:
+        """Cycles from row 0's operands to the column sum at ``psum``."""
+        return self.LATENCY + (self.rows - 1) * self.hop
 
     def elaborate(self, platform):
         m = Module()
@@ -62,6 +73,10 @@ class SystolicArray(wiring.Component):
                 m.d.comb += [pe.x.eq(Mux(dw, xw[c], xr)), pe.w.eq(wr[c]),
                              pe.psum_in.eq(below[c])]
                 below[c] = pe.psum_out
+                for k in range(self.hop - 1 if r < self.rows - 1 else 0):
+                    hop_reg = Signal(signed(width), name=f"hop_{r}_{c}_{k}")
+                    m.d.sync += hop_reg.eq(below[c])
+                    below[c] = hop_reg
         for c in range(self.cols):
             m.d.comb += self.psum[c].eq(below[c])
         return m

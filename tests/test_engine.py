@@ -113,6 +113,19 @@ def test_engine_conv_all_lanes(case):
     check(random_layer(rng, *CI_CASES[case]), CI_CFG_FULL)
 
 
+#: a register between array rows (partial sums take two cycles per row; the skew doubles)
+CI_CFG_HOP = EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=256,
+                          ob_depth=64, out_depth=2048, post_lanes=2, psum_hop=2)
+
+
+@pytest.mark.parametrize("case", [0, 2])
+def test_engine_with_psum_hop(case):
+    """``psum_hop=2``: same results, cycles = the formula with the longer skew."""
+    rng = np.random.default_rng(300 + case)
+    check(random_layer(rng, *CI_CASES[case]), CI_CFG_HOP)
+    assert CI_CFG_HOP.latency == CI_CFG.latency + CI_CFG.rows - 1
+
+
 #: with the fused 2×2 max-pool on the output (descriptor bit ``pool``)
 CI_CFG_POOL = EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=256,
                            ob_depth=64, out_depth=2048, post_lanes=2, pool_width=16)

@@ -6,10 +6,12 @@ from amaranth.sim import Simulator
 from hw.systolic import SystolicArray
 
 
-@pytest.mark.parametrize("rows,cols,dw", [(3, 4, 0), (3, 4, 1), (4, 2, 0), (4, 2, 1), (9, 2, 0)])
-def test_systolic_skewed_dot_products(rows, cols, dw):
+@pytest.mark.parametrize("rows,cols,dw,hop", [(3, 4, 0, 1), (3, 4, 1, 1), (4, 2, 0, 1),
+                                               (4, 2, 1, 1), (9, 2, 0, 1), (3, 4, 0, 2),
+                                               (4, 2, 1, 3)])
+def test_systolic_skewed_dot_products(rows, cols, dw, hop):
     rng = np.random.default_rng(rows * 10 + cols + dw)
-    dut = SystolicArray(rows, cols)
+    dut = SystolicArray(rows, cols, hop=hop)
     L, T = dut.lanes, 12
     x = rng.integers(-128, 128, (T, rows, L))
     w = rng.integers(-128, 128, (T, rows, cols))
@@ -28,14 +30,15 @@ def test_systolic_skewed_dot_products(rows, cols, dw):
 
     async def bench(ctx):
         ctx.set(dut.dw, dw)
-        lat = dut.LATENCY + rows - 1                # column sums leave rows+3 cycles after row 0
+        lat = dut.LATENCY + (rows - 1) * hop        # column sums leave this long after row 0
+        assert lat == dut.sum_latency
         for k in range(T + lat + 1):
             t_out = k - lat
             if 0 <= t_out < T:
                 for c in range(cols):
                     got[t_out, c] = ctx.get(dut.psum[c])
             for r in range(rows):
-                t = k - r                           # row r runs r cycles behind row 0
+                t = k - r * hop                     # row r runs r·hop cycles behind row 0
                 live = 0 <= t < T
                 for ln in range(L):
                     ctx.set(dut.x[r][ln], int(x[t, r, ln]) if live else 0)
