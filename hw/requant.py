@@ -52,7 +52,7 @@ class Requant(wiring.Component):
 
     ``lut_mul=True`` builds the product in logic instead of hard multipliers (one more stage),
     so the FPGA's multipliers all go to the PE array: ~2000 TRELLIS_COMB on ECP5 with
-    ``cells="auto"``/``"ecp5"`` (carry cells with the ANDs inside), ~3300 as generic logic.
+    ``cells="auto"``/``"ecp5"`` (carry cells with the ANDs inside), ~3000 as generic logic.
     ``bias=False`` drops the bias stage (the engine's accumulators start at the bias)."""
 
     def __init__(self, lut_mul: bool = False, bias: bool = True, cells: str = "auto"):
