@@ -439,10 +439,9 @@ def run_group_block(graph: Graph, group: Group, values: dict, conv_fn=None,
                 p = pools.get(n.name)
                 if p is not None:
                     x = local[n.inputs[0]]
-                    conv_out = _block_out(n, x.shape[1:])
-                    local[p.output] = eval_conv_pool(
-                        graph, n, p, [Available.whole(x)],
-                        (0, conv_out[0] // 2, 0, conv_out[1] // 2), conv_pool_fn, conv_fn)
+                    ph, pw = _block_out(p, _block_out(n, x.shape[1:]))   # errors as unfused
+                    local[p.output] = eval_conv_pool(graph, n, p, [Available.whole(x)],
+                                                     (0, ph, 0, pw), conv_pool_fn, conv_fn)
                     continue
                 local[n.output] = _eval_block_node(graph, n, [local[i] for i in n.inputs], conv_fn)
             for t in outputs:
