@@ -315,6 +315,14 @@ class Engine(wiring.Component):
 
         # ---- skew: row r reads r·hop cycles after row 0 -----------------------------------
         array = m.submodules.array = SystolicArray(R, C, hop=cfg.psum_hop)
+        # the input zero point reaches row r through r + 1 registers of one chain (not one
+        # descriptor net fanning out to every row's padding multiplexers; static per layer)
+        zp_rows, prev_zp = [], d.x_zp
+        for r in range(R):
+            z = Signal(signed(8), name=f"x_zp_{r}")
+            m.d.sync += z.eq(prev_zp)
+            zp_rows.append(z)
+            prev_zp = z
         m.d.comb += array.dw.eq(d.depthwise)
         for r in range(R):
             addr, ok, wa, ln = a_addr[r], a_ok[r], a_waddr, a_lane[r]
@@ -335,7 +343,7 @@ class Engine(wiring.Component):
             m.d.comb += [xrp.addr.eq(addr), wrp.addr.eq(wa)]
             for lane in range(L):
                 m.d.comb += array.x[r][lane].eq(
-                    Mux(ok_d, xrp.data[lane * 8:(lane + 1) * 8], d.x_zp))
+                    Mux(ok_d, xrp.data[lane * 8:(lane + 1) * 8], zp_rows[r]))
             for c in range(C):
                 m.d.comb += array.w[r][c].eq(wrp.data[c * 8:(c + 1) * 8])
 

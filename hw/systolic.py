@@ -55,6 +55,17 @@ class SystolicArray(wiring.Component):
         # the partial sums need only the bits of a full column (19 for 9 rows), not 32: shorter
         # adders and registers in every PE
         width = psum_width(self.rows)
+        # the layer kind reaches row r through r + 1 registers of one chain: identical
+        # per-row registers would be merged by yosys into one net driving every PE's operand
+        # multiplexer across the die (nextpnr's congestion map showed it as the worst net);
+        # dw is static during a layer and row r's operands come r·hop cycles late anyway
+        dw_chain = []
+        prev = self.dw
+        for r in range(self.rows):
+            stage_r = Signal(name=f"dw_{r}")
+            m.d.sync += stage_r.eq(prev)
+            dw_chain.append(stage_r)
+            prev = stage_r
         for r in range(self.rows):
             # row fan-out register: the selected byte (standard layers), the word (depthwise)
             # and the weights are registered once per row before they fan out to the columns,
@@ -63,10 +74,9 @@ class SystolicArray(wiring.Component):
             xr = Signal(signed(8), name=f"x_row_{r}")
             xw = Signal(data.ArrayLayout(signed(8), self.cols), name=f"x_word_{r}")
             wr = Signal(data.ArrayLayout(signed(8), self.cols), name=f"w_row_{r}")
-            dw = Signal(name=f"dw_{r}")
+            dw = dw_chain[r]
             m.d.sync += [xr.eq(self.x[r].as_value().word_select(self.lane[r], 8)),
-                         xw.eq(self.x[r].as_value()[:8 * self.cols]), wr.eq(self.w[r]),
-                         dw.eq(self.dw)]
+                         xw.eq(self.x[r].as_value()[:8 * self.cols]), wr.eq(self.w[r])]
             for c in range(self.cols):
                 pe = PE(width)
                 m.submodules[f"pe_{r}_{c}"] = pe
