@@ -38,7 +38,9 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .bram import BRAMTarget
 from .requant import Requant, RequantSerial
+from .row_feeder import RowFeeder
 from .systolic import SystolicArray
 
 
@@ -58,6 +60,12 @@ def layer_desc_layout(addr_width: int) -> data.StructLayout:
         "lo": signed(8),
         "hi": signed(8),
         "pool": 1,
+        # line mode (EngineConfig.line_rows): kernel height, input rows a pass fetches,
+        # H·W (one channel block of the map), channel blocks a pass fetches per row
+        "kh": 4,
+        "h_feed": 12,
+        "plane": addr_width,
+        "nb": 8,
     })
 
 
@@ -84,8 +92,20 @@ class EngineConfig:
 
     def __init__(self, rows=4, cols=4, in_depth=4096, w_depth=2048, step_depth=512,
                  ob_depth=64, out_depth=4096, post_lanes=None, lut_requant=False,
-                 serial_requant=False, pool_width=0, psum_hop=1):
+                 serial_requant=False, pool_width=0, psum_hop=1, line_rows=0, line_width=0,
+                 line_blocks=1):
         self.rows, self.cols = rows, cols
+        #: line mode: the array reads a ring of ``line_rows`` input rows (each of up to
+        #: ``line_width`` pixels × ``line_blocks`` channel blocks) which :class:`hw.row_feeder.
+        #: RowFeeder` fills from the map memory, each row once per output-channel pass
+        #: (row-stationary); 0 = the array reads the whole map from the input memory
+        self.line_rows, self.line_width, self.line_blocks = (int(line_rows), int(line_width),
+                                                             int(line_blocks))
+        if self.line_rows:
+            for what, n in (("line_rows", self.line_rows), ("line_width", self.line_width),
+                            ("line_blocks", self.line_blocks)):
+                if n < 1 or n & (n - 1):
+                    raise ValueError(f"{what}={n} must be a power of two")
         #: cycles a partial sum takes from one array row to the next (``SystolicArray(hop=)``):
         #: 2 puts a register between rows, for arrays spread over a large die; the skew
         #: grows to ``(rows − 1)·hop`` cycles
@@ -135,7 +155,9 @@ class EngineConfig:
                     step_depth=self.step_depth, ob_depth=self.ob_depth, out_depth=self.out_depth,
                     post_lanes=self.post_lanes, lut_requant=self.lut_requant,
                     serial_requant=self.serial_requant, pool_width=self.pool_width,
-                    psum_hop=self.psum_hop)
+                    psum_hop=self.psum_hop) | (
+            dict(line_rows=self.line_rows, line_width=self.line_width,
+                 line_blocks=self.line_blocks) if self.line_rows else {})
 
     def __repr__(self):
         return "EngineConfig(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
@@ -166,7 +188,7 @@ class Engine(wiring.Component):
             "ld_data": In(self.ld_width),
             "rd_addr": In(A),
             "rd_data": Out(cfg.cols * 8),
-        })
+        } | ({"fetched": Out(32)} if cfg.line_rows else {}))
 
     def elaborate(self, platform):
         m = Module()
@@ -179,7 +201,20 @@ class Engine(wiring.Component):
         # The block table (sel 3) is kept in two memories: ``in_base`` per block (read at
         # issue) and the bias/multiplier/shift of each group of ``post_lanes`` columns (read
         # the cycle before that group's drain beat).
-        m.submodules.in_mem = in_mem = Memory(shape=L * 8, depth=cfg.in_depth, init=[])
+        line = bool(cfg.line_rows)
+        if line:
+            # the map sits behind a memory port (a board's SDRAM; here block RAM) and only the
+            # row feeder reads it; the array reads the ring of line memories
+            m.submodules.in_mem = in_tgt = BRAMTarget(cfg.in_depth, L * 8)
+            m.submodules.feeder = feeder = RowFeeder(in_tgt.addr_width, L * 8, cfg.line_rows,
+                                                     cfg.line_width, cfg.line_blocks)
+            m.submodules.line_mem = line_mem = Memory(shape=L * 8, depth=1 << feeder.ring_bits,
+                                                      init=[])
+            lwp = line_mem.write_port()
+            m.d.comb += [lwp.addr.eq(feeder.wr_addr), lwp.data.eq(feeder.wr_data),
+                         lwp.en.eq(feeder.wr_en), self.fetched.eq(feeder.fetched)]
+        else:
+            m.submodules.in_mem = in_mem = Memory(shape=L * 8, depth=cfg.in_depth, init=[])
         m.submodules.out_mem = out_mem = Memory(shape=C * 8, depth=cfg.out_depth, init=[])
         m.submodules.step_mem = step_mem = Memory(
             shape=data.ArrayLayout(self.step_layout, R), depth=cfg.step_depth, init=[])
@@ -200,7 +235,8 @@ class Engine(wiring.Component):
             wp = mem.write_port()
             m.d.comb += [wp.addr.eq(self.ld_addr), wp.data.eq(value),
                          wp.en.eq(self.ld_en & (self.ld_sel == sel))]
-        loader(in_mem, 0, self.ld_data[:L * 8])
+        if not line:
+            loader(in_mem, 0, self.ld_data[:L * 8])
         for r, wm in enumerate(w_mems):
             loader(wm, 1, self.ld_data[r * C * 8:(r + 1) * C * 8])
         loader(step_mem, 2, self.ld_data[:R * self.step_layout.size])
@@ -243,7 +279,9 @@ class Engine(wiring.Component):
         slot_d = (Mux(d.steps >= cfg.drain, d.steps, cfg.drain) if cfg.drain > 1 else d.steps) - 1
         last_step = s + 1 == d.steps
         issue = Signal()
-        m.d.comb += issue.eq(run & (s < d.steps))
+        # line mode: the pixel waits while the rows its window needs are not in the ring yet
+        stall = Signal()
+        m.d.comb += issue.eq(run & (s < d.steps) & ~stall)
         # loop conditions as registers (set one cycle ahead from the down counters): the next
         # step / block address the synchronous table reads take depends on them
         wrap, last_x, last_y, last_ob = Signal(), Signal(), Signal(), Signal()
@@ -267,7 +305,7 @@ class Engine(wiring.Component):
                          ob_left.eq(d.n_ob - 1), last_ob.eq(d.n_ob == 1)] + restart_rows()
         with m.Elif(busy_r):
             m.d.sync += cycles.eq(cycles + 1)
-        with m.If(run):
+        with m.If(run & ~stall):
             with m.If(~wrap):
                 m.d.comb += s_nx.eq(s + 1)
                 m.d.sync += [waddr.eq(waddr + 1), s_left.eq(s_left - 1), wrap.eq(s_left == 1)]
@@ -301,7 +339,8 @@ class Engine(wiring.Component):
 
         a_go, a_first, a_last, a_final = Signal(), Signal(), Signal(), Signal()
         a_ob, a_waddr = Signal(12), Signal(A)
-        a_addr = [Signal(A, name=f"a_addr_{r}") for r in range(R)]
+        AW = max(A, feeder.ring_bits) if line else A
+        a_addr = [Signal(AW, name=f"a_addr_{r}") for r in range(R)]
         a_ok = [Signal(name=f"a_ok_{r}") for r in range(R)]
         a_lane = [Signal(range(L), name=f"a_lane_{r}") for r in range(R)]
         m.d.sync += [a_go.eq(issue), a_first.eq(s == 0), a_last.eq(last_step),
@@ -310,8 +349,62 @@ class Engine(wiring.Component):
         for r in range(R):
             e = step_rd.data[r]
             ok = e.en & (e.dy >= ylo) & (e.dy < yhi) & (e.dx >= xlo) & (e.dx < xhi)
-            m.d.sync += [a_ok[r].eq(ok), a_addr[r].eq(in_base + e.delta + pix),
-                         a_lane[r].eq(e.lane)]
+            if line:
+                # ring address of the tap: (block, input row mod line_rows, input column);
+                # xlo = −ix0, ylo = −iy0 of the pixel, and delta holds the channel block
+                ix, iy = Signal(signed(15)), Signal(signed(15))
+                m.d.comb += [ix.eq(e.dx - xlo), iy.eq(e.dy - ylo)]
+                ring = Cat(ix[:feeder.xb], iy[:feeder.yb], e.delta[:feeder.bb])
+                m.d.sync += a_addr[r].eq(ring)
+            else:
+                m.d.sync += a_addr[r].eq(in_base + e.delta + pix)
+            m.d.sync += [a_ok[r].eq(ok), a_lane[r].eq(e.lane)]
+
+        # ---- line mode: fill the ring ahead of the array, release rows behind it ----------
+        if line:
+            # the map memory's port: the loader (sel 0) while idle, the feeder while busy
+            tq, fq = in_tgt.bus.req, feeder.bus.req
+            m.d.comb += [
+                tq.valid.eq(Mux(busy_r, fq.valid, self.ld_en & (self.ld_sel == 0))),
+                tq.payload.addr.eq(Mux(busy_r, fq.payload.addr, self.ld_addr)),
+                tq.payload.write.eq(~busy_r),
+                tq.payload.data.eq(self.ld_data[:L * 8]),
+                fq.ready.eq(tq.ready & busy_r),
+            ]
+            wiring.connect(m, in_tgt.bus.resp, feeder.bus.resp)
+            # pass bookkeeping: f_ob is the output-channel block whose rows the feeder holds
+            # (or will fetch once started); rel_iy0 is the first input row the array may still
+            # read, so rows below rel_iy0 + line_rows may overwrite their line
+            f_ob, f_started = Signal(12), Signal()
+            rel_iy0 = Signal(signed(14))
+            m.d.comb += [feeder.base.eq(in_base), feeder.n_rows.eq(d.h_feed), feeder.w.eq(d.w),
+                         feeder.plane.eq(d.plane), feeder.nb.eq(d.nb),
+                         feeder.limit.eq(rel_iy0 + cfg.line_rows)]
+            with m.If(run & ~f_started & (f_ob == ob) & feeder.idle):
+                # in_base already belongs to ob (read at ob_nx)
+                m.d.comb += feeder.go.eq(1)
+                m.d.sync += f_started.eq(1)
+            need = Signal(signed(15))            # rows the current output row needs: iy0 + kh
+            m.d.comb += need.eq(d.kh - ylo)
+            m.d.comb += stall.eq(~f_started | (f_ob != ob) |
+                                 (feeder.rows.as_signed() < Mux(need > d.h_feed, d.h_feed, need)))
+            # an output row's last read leaves row R−1's skew 1 + (R−1)·hop cycles after its
+            # issue; the release follows it (one more cycle of margin)
+            row_end = run & ~stall & wrap & last_x
+            rel = [(row_end, row_end & last_y)]
+            for k in range(2 + (R - 1) * cfg.psum_hop):
+                e1, e2 = Signal(name=f"rel_row_{k}"), Signal(name=f"rel_pass_{k}")
+                m.d.sync += [e1.eq(rel[-1][0]), e2.eq(rel[-1][1])]
+                rel.append((e1, e2))
+            rel_row, rel_pass = rel[-1]
+            with m.If(self.start & ~busy_r):
+                m.d.sync += [f_ob.eq(0), f_started.eq(0), rel_iy0.eq(-d.pad_t)]
+            with m.Elif(rel_pass):
+                m.d.sync += [f_ob.eq(f_ob + 1), f_started.eq(0), rel_iy0.eq(-d.pad_t)]
+            with m.Elif(rel_row):
+                m.d.sync += rel_iy0.eq(rel_iy0 + d.stride_h)
+        else:
+            m.d.comb += stall.eq(0)
 
         # ---- skew: row r reads r·hop cycles after row 0 -----------------------------------
         array = m.submodules.array = SystolicArray(R, C, hop=cfg.psum_hop)
@@ -327,13 +420,13 @@ class Engine(wiring.Component):
         for r in range(R):
             addr, ok, wa, ln = a_addr[r], a_ok[r], a_waddr, a_lane[r]
             for k in range(r * cfg.psum_hop):
-                addr2 = Signal(A, name=f"skew_addr_{r}_{k}")
+                addr2 = Signal(AW, name=f"skew_addr_{r}_{k}")
                 ok2 = Signal(name=f"skew_ok_{r}_{k}")
                 wa2 = Signal(A, name=f"skew_wa_{r}_{k}")
                 ln2 = Signal(range(L), name=f"skew_lane_{r}_{k}")
                 m.d.sync += [addr2.eq(addr), ok2.eq(ok), wa2.eq(wa), ln2.eq(ln)]
                 addr, ok, wa, ln = addr2, ok2, wa2, ln2
-            xrp = in_mem.read_port()
+            xrp = (line_mem if line else in_mem).read_port()
             wrp = w_mems[r].read_port()
             ok_d = Signal(name=f"ok_d_{r}")
             m.d.sync += ok_d.eq(ok)

@@ -79,6 +79,9 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
         raise EngineCapacityError(f"kernel {kh}x{kw} larger than the engine's 15x15")
     hw = h * w
     depthwise = g > 1 and ig == 1 and og == 1
+    # line mode: the step table's delta is the tap's channel block (the ring is addressed by
+    # block, row and column), not a map offset
+    line = bool(cfg.line_rows)
     bias_folded = np.asarray(bias_folded, dtype=np.int64)
     if np.any(bias_folded < -(1 << 31)) or np.any(bias_folded >= (1 << 31)):
         raise EngineCapacityError("folded bias does not fit int32")
@@ -101,7 +104,7 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
                 t = s * R + r
                 if t < taps:
                     dy, dx = divmod(t, kw)
-                    row.append((dy, dx, 1, 0, dy * w + dx))
+                    row.append((dy, dx, 1, 0, 0 if line else dy * w + dx))
                 else:
                     row.append((0, 0, 0, 0, 0))
             step_words.append(row)
@@ -139,7 +142,8 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
                 if e < n_el:
                     tap, ci = divmod(e, ig)
                     ky, kx = divmod(tap, kw)
-                    row.append((ky, kx, 1, ci % L, (ci // L) * hw + ky * w + kx))
+                    row.append((ky, kx, 1, ci % L,
+                                ci // L if line else (ci // L) * hw + ky * w + kx))
                 else:
                     row.append((0, 0, 0, 0, 0))
             step_words.append(row)
@@ -167,12 +171,13 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
     desc = dict(h=h, w=w, ho=ho, wo=wo, n_ob=n_ob, steps=steps, stride_h=sh, stride_w=sw,
                 pad_t=pt, pad_l=pl, row_step=sh * w, pix0=-pt * w - pl,
                 depthwise=int(depthwise), x_zp=int(zx), y_zp=int(zy), lo=int(lo), hi=int(hi),
-                pool=int(bool(pool)))
+                pool=int(bool(pool)), kh=kh, h_feed=max(0, min(h, (ho - 1) * sh - pt + kh)), plane=hw,
+                nb=1 if depthwise else n_cbg)
     out_shape = (o, ho // 2, wo // 2) if pool else (o, ho, wo)
     prog = LayerProgram(desc=desc, in_words=in_words, w_words=w_words.reshape(n_ob * steps, R, C),
                         step_words=step_words, blocks=blocks, out_channels=out_channels,
                         out_shape=out_shape, macs=int(o * ig * kh * kw * ho * wo),
-                        meta=dict(depthwise=depthwise))
+                        meta=dict(depthwise=depthwise, line=line))
     check_capacity(prog, cfg)
     return prog
 
@@ -197,6 +202,16 @@ def check_capacity(prog: LayerProgram, cfg: EngineConfig) -> None:
     for what, (n, cap) in need.items():
         if n > cap:
             raise EngineCapacityError(f"layer needs {n} words of {what}, the engine has {cap}")
+    if cfg.line_rows:
+        if d["kh"] > cfg.line_rows:
+            raise EngineCapacityError(f"kernel height {d['kh']} exceeds the engine's "
+                                      f"{cfg.line_rows} line memories")
+        if d["w"] > cfg.line_width:
+            raise EngineCapacityError(f"input width {d['w']} exceeds the line memories' "
+                                      f"{cfg.line_width}")
+        if d["nb"] > cfg.line_blocks:
+            raise EngineCapacityError(f"{d['nb']} channel blocks per input row exceed the line "
+                                      f"memories' {cfg.line_blocks}")
     for k in ("h", "w", "ho", "wo", "n_ob", "steps"):
         if d[k] >= 4096:
             raise EngineCapacityError(f"layer {k}={d[k]} exceeds the descriptor's 12 bits")
@@ -236,7 +251,10 @@ def emulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int]:
             for r, (dy, dx, en, lane, delta) in enumerate(prog.step_words[s]):
                 iy, ix = iy0 + dy, ix0 + dx
                 ok = bool(en) & (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
-                addr = np.where(ok, in_base + delta + pix, 0)
+                if prog.meta.get("line"):
+                    addr = np.where(ok, in_base + delta * h * w + iy * w + ix, 0)
+                else:
+                    addr = np.where(ok, in_base + delta + pix, 0)
                 word = np.where(ok[:, None], in_words[addr], d["x_zp"])   # (P, lanes)
                 xv = word[:, :C] if d["depthwise"] else word[:, [lane]]
                 acc += xv * wt[r][None, :]
@@ -245,12 +263,66 @@ def emulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int]:
         out[ob] = requantize(acc, np.asarray(mult)[None, :], np.asarray(shift)[None, :],
                              d["y_zp"], d["lo"], d["hi"])
     slot = max(steps, cfg.drain)
-    cycles = n_ob * ho * wo * slot - (slot - steps) + cfg.latency
+    if prog.meta.get("line"):
+        cycles = line_mode_cycles(d, cfg)
+    else:
+        cycles = n_ob * ho * wo * slot - (slot - steps) + cfg.latency
     if d.get("pool"):
         q = out.reshape(n_ob, ho, wo, C)[:, :ho // 2 * 2, :wo // 2 * 2]
         q = q.reshape(n_ob, ho // 2, 2, wo // 2, 2, C).max(axis=(2, 4))
         return q.reshape(-1, C).astype(np.int8), cycles + 1
     return out.reshape(-1, C).astype(np.int8), cycles
+
+
+#: map-memory read latency of the row feeder (hw.bram.BRAMTarget: request → response) plus the
+#: cycle the ring's row counter takes to show a written row
+FEED_LATENCY = 3
+
+
+def line_mode_cycles(d: dict, cfg: EngineConfig) -> int:
+    """Cycles of one layer in line mode, event by event as the RTL runs it: per output-channel
+    pass the row feeder requests the map words of rows ``0 … h_feed−1`` one per cycle, a row
+    only once the array has released the line it overwrites (``rel_iy0 + line_rows``, updated
+    ``2 + (rows−1)·hop`` cycles after an output row's last step), and an output row starts once
+    the rows its window needs are written (``FEED_LATENCY`` after their last request)."""
+    h_feed, w, nb, kh = d["h_feed"], d["w"], d["nb"], d["kh"]
+    ho, wo, sh, pt = d["ho"], d["wo"], d["stride_h"], d["pad_t"]
+    steps = d["steps"]
+    slot = max(steps, cfg.drain)
+    NL, DL = cfg.line_rows, 2 + (cfg.rows - 1) * cfg.psum_hop
+    words = nb * w
+    t_go, end = 0, 0                     # feeder start of this pass; end of the last output row
+    for _ in range(d["n_ob"]):
+        row_end = []                     # E_n: first cycle after output row n
+        t_req = t_go                     # cycle of the last request so far
+        written = []                     # cycle from which rows ≥ y + 1 are visible
+
+        def allowed(y):
+            """First cycle at which row y may be requested (its line is released)."""
+            k = 0                        # rows released so far: rel_iy0 = −pt + k·sh
+            while -pt + k * sh + NL <= y:
+                k += 1
+            return t_go if k == 0 else row_end[k - 1] + DL
+
+        def feed_until(rows):
+            nonlocal t_req
+            while len(written) < rows:
+                y = len(written)
+                t_req = max(t_req + 1, allowed(y)) + words - 1
+                written.append(t_req + FEED_LATENCY)
+
+        start = max(end, t_go + 1)
+        for n in range(ho):
+            need = min(n * sh - pt + kh, h_feed)
+            t = start if n == 0 else row_end[-1]
+            if need > 0:
+                feed_until(need)
+                t = max(t, written[need - 1])
+            row_end.append(t + wo * slot)
+        feed_until(h_feed)
+        end = row_end[-1]
+        t_go = end + DL
+    return end - (slot - steps) + cfg.latency
 
 
 def unpack_output(prog: LayerProgram, out_words: np.ndarray) -> np.ndarray:
@@ -339,6 +411,8 @@ def simulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int, di
     words = np.array([[(int(h, 16) >> (8 * c)) & 0xFF for c in range(cfg.cols)]
                       for h in out["out_hex"]], dtype=np.uint8).view(np.int8)
     info = dict(sim_seconds=float(out["sim_seconds"][0]), cpu_seconds=float(out["cpu_seconds"][0]))
+    if cfg.line_rows:
+        info["fetched"] = int(out["fetched"][0])      # map words the row feeder read
     return unpack_output(prog, words), int(out["cycles"][0]), info
 
 

@@ -38,6 +38,8 @@ async def engine_layer(dut):
     cpu_seconds = time.process_time() - c0
     await ReadOnly()
     cycles = int(dut.cycles.value)
+    # line mode: words the row feeder read from the map memory
+    fetched = int(dut.fetched.value) if hasattr(dut, "fetched") else -1
     await RisingEdge(dut.clk)
     n_out = int(d["n_out"][0])
     out = []
@@ -46,5 +48,5 @@ async def engine_layer(dut):
         await FallingEdge(dut.clk)        # the read port captured rd_addr on the rising edge
         out.append(format(int(dut.rd_data.value), "x"))
         dut.rd_addr.value = a + 1 if a + 1 < n_out else 0
-    save_outputs(out_hex=np.array(out), cycles=np.array([cycles]),
+    save_outputs(out_hex=np.array(out), cycles=np.array([cycles]), fetched=np.array([fetched]),
                  sim_seconds=np.array([sim_seconds]), cpu_seconds=np.array([cpu_seconds]))
