@@ -92,18 +92,15 @@ class EngineConfig:
 
     def __init__(self, rows=4, cols=4, in_depth=4096, w_depth=2048, step_depth=512,
                  ob_depth=64, out_depth=4096, post_lanes=None, lut_requant=False,
-                 serial_requant=False, pool_width=0, psum_hop=1, line_rows=0, line_width=0,
-                 line_blocks=1):
+                 serial_requant=False, pool_width=0, psum_hop=1, line_rows=0, line_words=0):
         self.rows, self.cols = rows, cols
-        #: line mode: the array reads a ring of ``line_rows`` input rows (each of up to
-        #: ``line_width`` pixels × ``line_blocks`` channel blocks) which :class:`hw.row_feeder.
-        #: RowFeeder` fills from the map memory, each row once per output-channel pass
-        #: (row-stationary); 0 = the array reads the whole map from the input memory
-        self.line_rows, self.line_width, self.line_blocks = (int(line_rows), int(line_width),
-                                                             int(line_blocks))
+        #: line mode: the array reads a ring of ``line_rows`` input rows of up to
+        #: ``line_words`` words (channel blocks × width) which :class:`hw.row_feeder.RowFeeder`
+        #: fills from the map memory, each row once per output-channel pass (row-stationary);
+        #: 0 = the array reads the whole map from the input memory
+        self.line_rows, self.line_words = int(line_rows), int(line_words)
         if self.line_rows:
-            for what, n in (("line_rows", self.line_rows), ("line_width", self.line_width),
-                            ("line_blocks", self.line_blocks)):
+            for what, n in (("line_rows", self.line_rows), ("line_words", self.line_words)):
                 if n < 1 or n & (n - 1):
                     raise ValueError(f"{what}={n} must be a power of two")
         #: cycles a partial sum takes from one array row to the next (``SystolicArray(hop=)``):
@@ -156,8 +153,7 @@ class EngineConfig:
                     post_lanes=self.post_lanes, lut_requant=self.lut_requant,
                     serial_requant=self.serial_requant, pool_width=self.pool_width,
                     psum_hop=self.psum_hop) | (
-            dict(line_rows=self.line_rows, line_width=self.line_width,
-                 line_blocks=self.line_blocks) if self.line_rows else {})
+            dict(line_rows=self.line_rows, line_words=self.line_words) if self.line_rows else {})
 
     def __repr__(self):
         return "EngineConfig(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
@@ -207,7 +203,7 @@ class Engine(wiring.Component):
             # row feeder reads it; the array reads the ring of line memories
             m.submodules.in_mem = in_tgt = BRAMTarget(cfg.in_depth, L * 8)
             m.submodules.feeder = feeder = RowFeeder(in_tgt.addr_width, L * 8, cfg.line_rows,
-                                                     cfg.line_width, cfg.line_blocks)
+                                                     cfg.line_words)
             m.submodules.line_mem = line_mem = Memory(shape=L * 8, depth=1 << feeder.ring_bits,
                                                       init=[])
             lwp = line_mem.write_port()
@@ -350,11 +346,11 @@ class Engine(wiring.Component):
             e = step_rd.data[r]
             ok = e.en & (e.dy >= ylo) & (e.dy < yhi) & (e.dx >= xlo) & (e.dx < xhi)
             if line:
-                # ring address of the tap: (block, input row mod line_rows, input column);
-                # xlo = −ix0, ylo = −iy0 of the pixel, and delta holds the channel block
+                # ring address of the tap: (input row mod line_rows, block·W + input column);
+                # xlo = −ix0, ylo = −iy0 of the pixel, and delta holds block·W
                 ix, iy = Signal(signed(15)), Signal(signed(15))
-                m.d.comb += [ix.eq(e.dx - xlo), iy.eq(e.dy - ylo)]
-                ring = Cat(ix[:feeder.xb], iy[:feeder.yb], e.delta[:feeder.bb])
+                m.d.comb += [ix.eq(e.dx - xlo + e.delta), iy.eq(e.dy - ylo)]
+                ring = Cat(ix[:feeder.xb], iy[:feeder.yb])
                 m.d.sync += a_addr[r].eq(ring)
             else:
                 m.d.sync += a_addr[r].eq(in_base + e.delta + pix)

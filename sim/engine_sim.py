@@ -79,8 +79,8 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
         raise EngineCapacityError(f"kernel {kh}x{kw} larger than the engine's 15x15")
     hw = h * w
     depthwise = g > 1 and ig == 1 and og == 1
-    # line mode: the step table's delta is the tap's channel block (the ring is addressed by
-    # block, row and column), not a map offset
+    # line mode: the step table's delta is the tap's channel block times W (its place in a
+    # ring line, which holds a row's blocks side by side), not a map offset
     line = bool(cfg.line_rows)
     bias_folded = np.asarray(bias_folded, dtype=np.int64)
     if np.any(bias_folded < -(1 << 31)) or np.any(bias_folded >= (1 << 31)):
@@ -143,7 +143,7 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
                     tap, ci = divmod(e, ig)
                     ky, kx = divmod(tap, kw)
                     row.append((ky, kx, 1, ci % L,
-                                ci // L if line else (ci // L) * hw + ky * w + kx))
+                                (ci // L) * w if line else (ci // L) * hw + ky * w + kx))
                 else:
                     row.append((0, 0, 0, 0, 0))
             step_words.append(row)
@@ -206,12 +206,11 @@ def check_capacity(prog: LayerProgram, cfg: EngineConfig) -> None:
         if d["kh"] > cfg.line_rows:
             raise EngineCapacityError(f"kernel height {d['kh']} exceeds the engine's "
                                       f"{cfg.line_rows} line memories")
-        if d["w"] > cfg.line_width:
-            raise EngineCapacityError(f"input width {d['w']} exceeds the line memories' "
-                                      f"{cfg.line_width}")
-        if d["nb"] > cfg.line_blocks:
-            raise EngineCapacityError(f"{d['nb']} channel blocks per input row exceed the line "
-                                      f"memories' {cfg.line_blocks}")
+        if d["nb"] * d["w"] > cfg.line_words:
+            raise EngineCapacityError(f"an input row of {d['nb']} channel blocks × {d['w']} "
+                                      f"pixels exceeds the line memories' {cfg.line_words} words")
+        if d["nb"] >= 256:
+            raise EngineCapacityError(f"{d['nb']} channel blocks exceed the descriptor's 8 bits")
     for k in ("h", "w", "ho", "wo", "n_ob", "steps"):
         if d[k] >= 4096:
             raise EngineCapacityError(f"layer {k}={d[k]} exceeds the descriptor's 12 bits")
@@ -252,7 +251,7 @@ def emulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int]:
                 iy, ix = iy0 + dy, ix0 + dx
                 ok = bool(en) & (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
                 if prog.meta.get("line"):
-                    addr = np.where(ok, in_base + delta * h * w + iy * w + ix, 0)
+                    addr = np.where(ok, in_base + delta // w * h * w + iy * w + ix, 0)
                 else:
                     addr = np.where(ok, in_base + delta + pix, 0)
                 word = np.where(ok[:, None], in_words[addr], d["x_zp"])   # (P, lanes)

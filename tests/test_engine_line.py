@@ -16,7 +16,7 @@ from tests.test_engine import random_layer, reference_conv, reference_maxpool
 
 LINE_CFG = EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=256,
                         ob_depth=64, out_depth=2048, post_lanes=2, pool_width=16,
-                        line_rows=4, line_width=16, line_blocks=2)
+                        line_rows=4, line_words=32)
 KEYS = ("x", "weight", "bias_folded", "mult", "shift", "zx", "zy", "lo", "hi", "stride", "pads",
         "groups")
 #: compile_conv's positional order
@@ -26,7 +26,7 @@ CASES = [
     # (c, o, h, w, k, stride, pads, groups, pool)
     (5, 6, 11, 9, 3, (1, 1), (1, 1, 1, 1), 1, False),     # tall map: every line reused 3×
     (4, 4, 10, 7, 4, (1, 1), (2, 1, 1, 2), 1, False),     # kernel height = lines: ring full
-    (8, 4, 12, 10, 3, (2, 2), (1, 1, 0, 0), 1, False),    # stride 2, two channel blocks
+    (8, 4, 12, 9, 3, (2, 2), (1, 1, 0, 0), 1, False),     # stride 2, two channel blocks
     (6, 6, 9, 9, 3, (2, 2), (1, 1, 1, 1), 6, False),      # depthwise stride 2
     (6, 9, 7, 7, 1, (2, 2), (0, 0, 0, 0), 3, False),      # grouped 1×1 stride 2: odd rows unused
     (9, 7, 1, 1, 1, (1, 1), (0, 0, 0, 0), 1, False),      # FC (1×1 map, 2 blocks)
@@ -71,8 +71,8 @@ def test_line_mode_reads_each_row_once_per_pass():
 
 @pytest.mark.parametrize("what,case", [
     ("kernel height", (3, 3, 8, 8, 5, (1, 1), (2, 2, 2, 2), 1)),       # 5 rows > 4 lines
-    ("input width", (3, 3, 4, 17, 3, (1, 1), (1, 1, 1, 1), 1)),       # 17 > 16 columns
-    ("channel blocks", (11, 3, 4, 4, 3, (1, 1), (1, 1, 1, 1), 1)),    # 3 blocks > 2
+    ("exceeds the line memories", (3, 3, 4, 33, 3, (1, 1), (1, 1, 1, 1), 1)),   # 33 > 32 words
+    ("exceeds the line memories", (11, 3, 4, 11, 3, (1, 1), (1, 1, 1, 1), 1)),  # 3 × 11 > 32
 ])
 def test_line_mode_capacity_errors(what, case):
     c, o, h, w, k, stride, pads, groups = case
