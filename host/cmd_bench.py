@@ -15,6 +15,7 @@ BENCHES = {
     "golden": ("host.bench_golden", "bench"),   # golden-model speed on the zoo
     "plan": ("host.bench_plan", "bench"),       # scheduler traffic / on-chip / fps per schedule
     "engine": ("sim.bench_engine", "bench"),    # RTL cycles and utilisation, sim speed
+    "engine-line": ("sim.bench_engine", "bench_line"),   # the same in line mode: map traffic
 }
 
 

@@ -6,6 +6,13 @@ MobileNetV1 depthwise and pointwise layers, ShuffleNetV1 (g=3) grouped 1×1 and 
 Writes ``docs/engine_bench.md``, ``docs/engine_bench.json`` and the plot ``docs/engine_bench.png``.
 
     python -m sim.bench_engine [--rows 9 --cols 16 --post-lanes 16 --size 8] [--quick]
+    python -m sim.bench_engine --line-rows 4 --line-words 512     # line mode → engine_bench_line
+
+Line mode (``EngineConfig(line_rows=…)``: the row feeder streams each input row once per
+output-channel pass from the map memory into a ring of line memories) adds, per layer, the map
+words the feeder read (counted by the RTL), the words the array read from the lines, their
+ratio (the reuse the line memories give) and the cycles the same layer takes with the whole map
+preloaded (the feeder's stalls are the difference).
 """
 from __future__ import annotations
 
@@ -19,7 +26,7 @@ import numpy as np
 from host.golden import conv_acc_padded
 from host.quant import quantize_multipliers, requantize
 from hw.engine import EngineConfig
-from sim.engine_sim import compile_conv, simulate
+from sim.engine_sim import array_reads, compile_conv, simulate
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -66,7 +73,15 @@ def one_layer(rng, cfg, name, ci, co, h, w, k, stride, pad, groups):
     acc = conv_acc_padded(weight, xp, (stride, stride), groups) + bias_f[:, None, None]
     want = requantize(acc, mult[:, None, None], shift[:, None, None], zy, -128, 127)
     pes = cfg.rows * cfg.cols
-    return dict(layer=name, shape=f"{ci}x{h}x{w} -> {co}x{y.shape[1]}x{y.shape[2]}, k{k} s{stride} g{groups}",
+    extra = {}
+    if cfg.line_rows:
+        d = prog.desc
+        slot = max(d["steps"], cfg.drain)
+        extra = dict(fetched=info["fetched"], array_reads=array_reads(prog),
+                     map_words=len(prog.in_words),
+                     preloaded_cycles=d["n_ob"] * d["ho"] * d["wo"] * slot - (slot - d["steps"])
+                     + cfg.latency)
+    return extra | dict(layer=name, shape=f"{ci}x{h}x{w} -> {co}x{y.shape[1]}x{y.shape[2]}, k{k} s{stride} g{groups}",
                 macs=prog.macs, cycles=cycles, utilisation=prog.macs / (pes * cycles),
                 bit_exact=bool(np.array_equal(y, want)), sim_seconds=info["sim_seconds"],
                 sim_cycles_per_s=cycles / info["sim_seconds"] if info["sim_seconds"] else 0.0,
@@ -92,6 +107,11 @@ def plot(rows, cfg, path):
             continue
         xs = list(range(x, x + len(grp)))
         ax.bar(xs, [100 * r["utilisation"] for r in grp], color=color, label=name)
+        if "preloaded_cycles" in grp[0]:
+            pes = cfg.rows * cfg.cols
+            ax.bar(xs, [100 * r["macs"] / (pes * r["preloaded_cycles"]) for r in grp], fill=False,
+                   edgecolor="black", lw=0.7,
+                   label="the same, map preloaded" if x == 0 else None)
         ticks += xs
         labels += [r["layer"].split(".", 1)[1] for r in grp]
         x += len(grp) + 1
@@ -101,7 +121,9 @@ def plot(rows, cfg, path):
     ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=8)
     ax.set_ylim(0, 125)
     ax.set_ylabel("PE utilisation (%)")
-    ax.set_title(f"RTL engine, {cfg.rows}×{cfg.cols} PEs, {cfg.post_lanes} requant lanes: "
+    mode = (f", line mode ({cfg.line_rows} lines × {cfg.line_words} words)"
+            if cfg.line_rows else "")
+    ax.set_title(f"RTL engine, {cfg.rows}×{cfg.cols} PEs, {cfg.post_lanes} requant lanes{mode}: "
                  "utilisation per layer (cycles measured in Verilator)", fontsize=10)
     ax.legend(loc="upper center", ncol=3, fontsize=8)
     fig.tight_layout()
@@ -116,19 +138,28 @@ def main(argv=None):
     ap.add_argument("--post-lanes", type=int, default=16)
     ap.add_argument("--size", type=int, default=8, help="input height = width of every layer")
     ap.add_argument("--quick", action="store_true", help="a few layers only")
-    ap.add_argument("--out", default=str(DOCS / "engine_bench"))
+    ap.add_argument("--line-rows", type=int, default=0,
+                    help="line mode: lines in the ring (a power of two; 0 = map preloaded)")
+    ap.add_argument("--line-words", type=int, default=512, help="line mode: words per line")
+    ap.add_argument("--out", default=None,
+                    help="output stem (default docs/engine_bench, or docs/engine_bench_line)")
     a = ap.parse_args(argv)
+    a.out = a.out or str(DOCS / ("engine_bench_line" if a.line_rows else "engine_bench"))
     cfg = EngineConfig(rows=a.rows, cols=a.cols, post_lanes=a.post_lanes, lut_requant=True,
                        in_depth=4096,
-                       w_depth=32768, step_depth=1024, ob_depth=256, out_depth=8192)
+                       w_depth=32768, step_depth=1024, ob_depth=256, out_depth=8192,
+                       line_rows=a.line_rows, line_words=a.line_words if a.line_rows else 0)
     rng = np.random.default_rng(2018)
     rows = []
     for spec in layers(a.size, a.quick):
         r = one_layer(rng, cfg, *spec)
         rows.append(r)
+        line_info = (f"  fetched {r['fetched']}/{r['map_words']} map words, array read "
+                     f"{r['array_reads']} ({r['array_reads'] / max(1, r['fetched']):.1f}×)"
+                     if cfg.line_rows else "")
         print(f"{r['layer']:28s} {r['cycles']:>9d} cycles  util {100 * r['utilisation']:5.1f}%  "
               f"{'bit-exact' if r['bit_exact'] else 'MISMATCH'}  {r['sim_cycles_per_s'] / 1e3:6.0f}k cyc/s wall "
-              f"{r['sim_cycles_per_cpu_s'] / 1e3:6.0f}k cyc/s cpu",
+              f"{r['sim_cycles_per_cpu_s'] / 1e3:6.0f}k cyc/s cpu" + line_info,
               flush=True)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -147,7 +178,27 @@ def main(argv=None):
         "| layer | shape | MACs | cycles | utilisation | bit-exact | sim cycles/s (wall) | sim cycles/s (CPU) |",
         "|---|---|---:|---:|---:|:---:|---:|---:|",
     ]
+    if cfg.line_rows:
+        lines[0] = "# Engine benchmark in line mode (RTL, Verilator)"
+        lines[-2:] = [
+            f"Line mode: a ring of {cfg.line_rows} lines × {cfg.line_words} words; the row feeder "
+            "reads each input row from the map memory once per output-channel pass. *map words* "
+            "= the input map's size in words, *fetched* = words the feeder read (the RTL's "
+            "counter), *array reads* = words the array's rows read from the lines (taps inside "
+            "the map), *reuse* = array reads / fetched; *preloaded* = the cycles of the same "
+            "layer with the whole map in the input memory beforehand (the default mode).", "",
+            "| layer | shape | MACs | cycles | utilisation | preloaded cycles | map words | "
+            "fetched | array reads | reuse | bit-exact |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"]
     for r in rows:
+        if cfg.line_rows:
+            lines.append(
+                f"| {r['layer']} | {r['shape']} | {r['macs']:,} | {r['cycles']:,} | "
+                f"{100 * r['utilisation']:.1f}% | {r['preloaded_cycles']:,} | {r['map_words']:,} | "
+                f"{r['fetched']:,} | {r['array_reads']:,} | "
+                f"{r['array_reads'] / max(1, r['fetched']):.1f}× | "
+                f"{'yes' if r['bit_exact'] else '**no**'} |")
+            continue
         lines.append(f"| {r['layer']} | {r['shape']} | {r['macs']:,} | {r['cycles']:,} | "
                      f"{100 * r['utilisation']:.1f}% | {'yes' if r['bit_exact'] else '**no**'} | "
                      f"{r['sim_cycles_per_s']:,.0f} | {r['sim_cycles_per_cpu_s']:,.0f} |")
@@ -173,6 +224,14 @@ def main(argv=None):
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("wrote", out.with_suffix(".md"), "and", png)
     return 0 if all(r["bit_exact"] for r in rows) else 1
+
+
+def bench_line(outdir) -> list:
+    """``blockfuse bench engine-line``: the same layers in line mode (4 lines of 512 words)."""
+    out = Path(outdir) / "engine_bench_line"
+    if main(["--out", str(out), "--line-rows", "4", "--line-words", "512"]) != 0:
+        raise RuntimeError("engine benchmark (line mode): a layer was not bit-exact")
+    return [out.with_suffix(".md"), out.with_suffix(".json"), out.with_suffix(".png")]
 
 
 def bench(outdir) -> list:

@@ -218,6 +218,22 @@ def check_capacity(prog: LayerProgram, cfg: EngineConfig) -> None:
         raise EngineCapacityError("stride or padding beyond 15")
 
 
+def array_reads(prog: LayerProgram) -> int:
+    """Input words the array's rows read from memory for ``prog`` (taps inside the map; padding
+    taps take the zero point and read nothing): per step row, the output pixels whose tap
+    ``(iy0 + dy, ix0 + dx)`` lies inside, a product of a row count and a column count."""
+    d = prog.desc
+    oy, ox = np.arange(d["ho"]), np.arange(d["wo"])
+    iy0, ix0 = oy * d["stride_h"] - d["pad_t"], ox * d["stride_w"] - d["pad_l"]
+    n = 0
+    for row in prog.step_words:
+        for dy, dx, en, _lane, _delta in row:
+            if en:
+                n += (int(((iy0 + dy >= 0) & (iy0 + dy < d["h"])).sum())
+                      * int(((ix0 + dx >= 0) & (ix0 + dx < d["w"])).sum()))
+    return n * d["n_ob"]
+
+
 def out_words(prog: LayerProgram) -> int:
     """Words the engine writes to its output memory for ``prog``."""
     d = prog.desc
