@@ -62,6 +62,19 @@ def test_line_mode_conv(case):
     run(CASES[case], seed=300 + case)
 
 
+HOP_CFG = EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=256,
+                       ob_depth=64, out_depth=2048, post_lanes=3, psum_hop=2,
+                       line_rows=4, line_words=32)
+
+
+@pytest.mark.parametrize("case", [0, 1, 3])
+def test_line_mode_with_psum_hop_and_drain_1(case):
+    """The release delay follows the skew, which doubles with ``psum_hop=2``; one requant lane
+    per column (drain 1) makes the depthwise pixels one cycle each, the feeder's tightest race."""
+    c, o, h, w, k, stride, pads, groups, pool = CASES[case]
+    run((c, o, h, w, k, stride, pads, groups, False), cfg=HOP_CFG, seed=500 + case)
+
+
 def test_line_mode_reads_each_row_once_per_pass():
     """A 3×3 layer with one output-channel block: the feeder reads the map exactly once, where
     the array makes 9 reads per input word."""
