@@ -19,6 +19,9 @@ def register(sub):
                    help="run the network at N×N input (default: the network's own)")
     p.add_argument("--schedule", default="fused", choices=["layer", "fused", "block"])
     p.add_argument("--board", default="ulx3s-85f", help="board for the frames-per-second estimate")
+    p.add_argument("--line-mode", action="store_true",
+                   help="run the engine in line mode: the row feeder streams each input row "
+                        "once from the map memory into a ring of line memories (docs/engine.md)")
     p.set_defaults(func=run)
 
 
@@ -29,7 +32,7 @@ def run(args) -> int:
     from .cmd_run import choose_plan
 
     try:
-        from sim.engine_sim import EngineSim
+        from sim.engine_sim import LINE_CONFIG, EngineSim
     except ImportError as e:                       # pragma: no cover - engine not built yet
         raise UserError(f"the RTL engine simulation is not available ({e})")
     name = args.model.removeprefix("zoo:")
@@ -42,7 +45,7 @@ def run(args) -> int:
     t0 = time.perf_counter()
     want = golden.run(graph, x, plan=plan)
     t_golden = time.perf_counter() - t0
-    engine = EngineSim()
+    engine = EngineSim(LINE_CONFIG if args.line_mode else None)
     t0 = time.perf_counter()
     from tqdm import tqdm
     with tqdm(total=len(graph.nodes), desc="RTL simulation", unit="node", file=sys.stderr,
@@ -53,13 +56,20 @@ def run(args) -> int:
     exact = np.array_equal(got, want)
     pes = engine.stats[0]["pes"] if engine.stats else 0
     wn = max([16] + [len(s["name"]) + 2 for s in engine.stats])
-    print(f"{'layer':<{wn}}{'MACs':>12}{'cycles':>12}{'utilisation':>13}")
+    line = args.line_mode
+    print(f"{'layer':<{wn}}{'MACs':>12}{'cycles':>12}{'utilisation':>13}"
+          + (f"{'map words read':>16}" if line else ""))
     for s in engine.stats:
-        print(f"{s['name']:<{wn}}{s['macs']:>12,}{s['cycles']:>12,}{s['utilisation']:>12.1%}")
+        print(f"{s['name']:<{wn}}{s['macs']:>12,}{s['cycles']:>12,}{s['utilisation']:>12.1%}"
+              + (f"{s.get('fetched', 0):>16,}" if line else ""))
     macs = sum(s["macs"] for s in engine.stats)
     cycles = sum(s["cycles"] for s in engine.stats)
     util = macs / (pes * cycles) if cycles else 0.0
-    print(f"{'total':<{wn}}{macs:>12,}{cycles:>12,}{util:>12.1%}")
+    print(f"{'total':<{wn}}{macs:>12,}{cycles:>12,}{util:>12.1%}"
+          + (f"{sum(s.get('fetched', 0) for s in engine.stats):>16,}" if line else ""))
+    if line:
+        print("(line mode: each input row is read once from the map memory into the line "
+              "memories; cycles include waiting for it)")
     if any("+" in s["name"] for s in engine.stats):
         print("(conv+pool: the 2×2 max-pool ran in the engine's output stage)")
     print(f"engine RTL: {pes} PEs; golden model {t_golden:.2f} s; RTL simulation {t_sim:.1f} s of "

@@ -44,6 +44,9 @@ def register(sub):
                         "scheduler's choice")
     p.add_argument("--board", default="ulx3s-85f", metavar="BOARD",
                    help="board whose on-chip budget the scheduler plans for (default: ulx3s-85f)")
+    p.add_argument("--line-mode", action="store_true",
+                   help="--target sim: the engine streams each input row once from the map "
+                        "memory into a ring of line memories (docs/engine.md)")
     p.add_argument("--plan", metavar="PLAN.json",
                    help="run exactly this plan (from `blockfuse plan --json`)")
     p.set_defaults(func=handler)
@@ -72,6 +75,8 @@ def export_handler(args) -> int:
 
 def handler(args) -> int:
     target = parse_target(args.target)
+    if args.line_mode and target[0] != "sim":
+        raise UserError("--line-mode applies to --target sim only")
     if args.block is not None and min(args.block) < 1:
         raise UserError(f"--block {args.block[0]} {args.block[1]}: block sizes must be positive")
     graph = load_model(args.model)
@@ -79,7 +84,7 @@ def handler(args) -> int:
     check_output_path(args.output)
     plan, how = choose_plan(graph, args.schedule, tuple(args.block) if args.block else None,
                             args.board, args.plan)
-    y = run_batch(graph, x, target, plan.schedule, None, plan=plan)
+    y = run_batch(graph, x, target, plan.schedule, None, plan=plan, line_mode=args.line_mode)
     write_npy_atomic(args.output, y)
     print(f"{args.output}: {y.shape[0]} output(s) of shape {tuple(y.shape[1:])} "
           f"(target {args.target}, schedule {plan.schedule}, {how})")
@@ -192,16 +197,16 @@ def parse_target(target: str) -> tuple:
     raise UserError(f"unknown target {target!r} (use golden, sim or serial:PORT)")
 
 
-def _engine_hooks(target: tuple):
+def _engine_hooks(target: tuple, line_mode: bool = False):
     """(hooks for ``golden.run``, close) for the sim/serial targets; ({}, None) for golden."""
     if target[0] == "golden":
         return {}, None
     if target[0] == "sim":
         try:
-            from sim.engine_sim import EngineSim
+            from sim.engine_sim import LINE_CONFIG, EngineSim
         except ImportError as e:
             raise UserError(f"the sim target is not available ({e})")
-        sim = EngineSim()
+        sim = EngineSim(LINE_CONFIG if line_mode else None)
         return dict(conv_fn=sim.conv_fn, fc_fn=sim.fc_fn, conv_pool_fn=sim.conv_pool_fn), None
     try:
         from . import driver
@@ -213,7 +218,8 @@ def _engine_hooks(target: tuple):
     return dict(conv_fn=dev.conv_fn, fc_fn=dev.fc_fn), getattr(dev, "close", None)
 
 
-def run_batch(graph, x: np.ndarray, target: tuple, schedule: str, block, plan=None) -> np.ndarray:
+def run_batch(graph, x: np.ndarray, target: tuple, schedule: str, block, plan=None,
+              line_mode: bool = False) -> np.ndarray:
     """Quantise ``x`` (N, C, H, W), run every image on ``target`` under ``plan`` (default: the
     simple plan for ``schedule``/``block``), dequantise the outputs."""
     from . import golden
@@ -222,7 +228,7 @@ def run_batch(graph, x: np.ndarray, target: tuple, schedule: str, block, plan=No
 
     q = input_quant(graph, x)
     plan = plan or default_plan(graph, schedule, block)
-    hooks, close = _engine_hooks(target)
+    hooks, close = _engine_hooks(target, line_mode)
     try:
         ys = [golden.run(graph, qi, plan=plan, **hooks) for qi in q]
     except UserError:

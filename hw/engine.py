@@ -66,6 +66,7 @@ def layer_desc_layout(addr_width: int) -> data.StructLayout:
         "h_feed": 12,
         "plane": addr_width,
         "nb": 8,
+        "pool_w": 12,
     })
 
 
@@ -312,6 +313,23 @@ class Engine(wiring.Component):
                     m.d.sync += [x_left.eq(x_left - 1), last_x.eq(x_left == 1),
                                  xlo.eq(xlo - d.stride_w), xhi.eq(xhi - d.stride_w),
                                  pix.eq(pix + d.stride_w)]
+                with m.Elif(line):
+                    # line mode: output row → output-channel block → column, so every block
+                    # of an output row reads the same lines and each input row is fetched once
+                    m.d.sync += restart_x()
+                    with m.If(~last_ob):
+                        m.d.comb += ob_nx.eq(ob + 1)
+                        m.d.sync += [wbase.eq(wbase + d.steps), waddr.eq(wbase + d.steps),
+                                     ob_left.eq(ob_left - 1), last_ob.eq(ob_left == 1)]
+                    with m.Else():
+                        m.d.comb += ob_nx.eq(0)
+                        m.d.sync += [wbase.eq(0), waddr.eq(0), ob_left.eq(d.n_ob - 1),
+                                     last_ob.eq(d.n_ob == 1)]
+                        with m.If(~last_y):
+                            m.d.sync += [y_left.eq(y_left - 1), last_y.eq(y_left == 1),
+                                         ylo.eq(ylo - d.stride_h), yhi.eq(yhi - d.stride_h)]
+                        with m.Else():
+                            m.d.sync += run.eq(0)
                 with m.Else():
                     m.d.sync += restart_x()
                     with m.If(~last_y):
@@ -347,9 +365,10 @@ class Engine(wiring.Component):
             ok = e.en & (e.dy >= ylo) & (e.dy < yhi) & (e.dx >= xlo) & (e.dx < xhi)
             if line:
                 # ring address of the tap: (input row mod line_rows, block·W + input column);
-                # xlo = −ix0, ylo = −iy0 of the pixel, and delta holds block·W
-                ix, iy = Signal(signed(15)), Signal(signed(15))
-                m.d.comb += [ix.eq(e.dx - xlo + e.delta), iy.eq(e.dy - ylo)]
+                # xlo = −ix0, ylo = −iy0 of the pixel; in_base holds the first block·W of the
+                # output block's group and delta the tap's block·W within the group
+                ix, iy = Signal(signed(max(A, 14) + 3)), Signal(signed(15))
+                m.d.comb += [ix.eq(in_base + e.delta + e.dx - xlo), iy.eq(e.dy - ylo)]
                 ring = Cat(ix[:feeder.xb], iy[:feeder.yb])
                 m.d.sync += a_addr[r].eq(ring)
             else:
@@ -368,36 +387,31 @@ class Engine(wiring.Component):
                 fq.ready.eq(tq.ready & busy_r),
             ]
             wiring.connect(m, in_tgt.bus.resp, feeder.bus.resp)
-            # pass bookkeeping: f_ob is the output-channel block whose rows the feeder holds
-            # (or will fetch once started); rel_iy0 is the first input row the array may still
-            # read, so rows below rel_iy0 + line_rows may overwrite their line
-            f_ob, f_started = Signal(12), Signal()
+            # the feeder fetches every row of the map once (all channel blocks side by side);
+            # rel_iy0 is the first input row the array may still read, so rows below
+            # rel_iy0 + line_rows may overwrite their line
+            f_started = Signal()
             rel_iy0 = Signal(signed(14))
-            m.d.comb += [feeder.base.eq(in_base), feeder.n_rows.eq(d.h_feed), feeder.w.eq(d.w),
+            m.d.comb += [feeder.base.eq(0), feeder.n_rows.eq(d.h_feed), feeder.w.eq(d.w),
                          feeder.plane.eq(d.plane), feeder.nb.eq(d.nb),
                          feeder.limit.eq(rel_iy0 + cfg.line_rows)]
-            with m.If(run & ~f_started & (f_ob == ob) & feeder.idle):
-                # in_base already belongs to ob (read at ob_nx)
+            with m.If(run & ~f_started & feeder.idle):
                 m.d.comb += feeder.go.eq(1)
                 m.d.sync += f_started.eq(1)
             need = Signal(signed(15))            # rows the current output row needs: iy0 + kh
             m.d.comb += need.eq(d.kh - ylo)
-            m.d.comb += stall.eq(~f_started | (f_ob != ob) |
+            m.d.comb += stall.eq(~f_started |
                                  (feeder.rows.as_signed() < Mux(need > d.h_feed, d.h_feed, need)))
             # an output row's last read leaves row R−1's skew 1 + (R−1)·hop cycles after its
             # issue; the release follows it (one more cycle of margin)
-            row_end = run & ~stall & wrap & last_x
-            rel = [(row_end, row_end & last_y)]
+            rel = [run & ~stall & wrap & last_x & last_ob]
             for k in range(2 + (R - 1) * cfg.psum_hop):
-                e1, e2 = Signal(name=f"rel_row_{k}"), Signal(name=f"rel_pass_{k}")
-                m.d.sync += [e1.eq(rel[-1][0]), e2.eq(rel[-1][1])]
-                rel.append((e1, e2))
-            rel_row, rel_pass = rel[-1]
+                e1 = Signal(name=f"rel_row_{k}")
+                m.d.sync += e1.eq(rel[-1])
+                rel.append(e1)
             with m.If(self.start & ~busy_r):
-                m.d.sync += [f_ob.eq(0), f_started.eq(0), rel_iy0.eq(-d.pad_t)]
-            with m.Elif(rel_pass):
-                m.d.sync += [f_ob.eq(f_ob + 1), f_started.eq(0), rel_iy0.eq(-d.pad_t)]
-            with m.Elif(rel_row):
+                m.d.sync += [f_started.eq(0), rel_iy0.eq(-d.pad_t)]
+            with m.Elif(rel[-1]):
                 m.d.sync += rel_iy0.eq(rel_iy0 + d.stride_h)
         else:
             m.d.comb += stall.eq(0)
@@ -539,7 +553,8 @@ class Engine(wiring.Component):
             # raster order of the Ho/2 × Wo/2 map, so ``done`` waits one cycle more
             from .pool import MaxPool2x2
             m.submodules.pool = pool = MaxPool2x2(C, cfg.pool_width)
-            m.d.comb += [pool.w.eq(d.wo), pool.h.eq(d.ho), pool.o.ready.eq(1),
+            # a pooled row is Wo words, or in line mode n_ob·Wo (blocks side by side)
+            m.d.comb += [pool.w.eq(d.pool_w), pool.h.eq(d.ho), pool.o.ready.eq(1),
                          pool.i.valid.eq(write & d.pool), pool.i.payload.as_value().eq(word)]
             store = Signal()
             m.d.comb += store.eq(Mux(d.pool, pool.o.valid, write))

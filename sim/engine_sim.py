@@ -28,6 +28,11 @@ from hw.engine import (Engine, EngineConfig, block_entry_layout, layer_desc_layo
 #: It has the fused 2×2 max-pool for output maps up to 256 wide.
 DEFAULT_CONFIG = EngineConfig(rows=8, cols=8, in_depth=16384, w_depth=8192, step_depth=1024,
                               ob_depth=64, out_depth=16384, pool_width=256)
+#: the same engine in line mode (``--line-mode``): the array reads a ring of 8 input rows of up
+#: to 2048 words (e.g. 224 pixels × 64 channels), which the row feeder fills from the map memory
+LINE_CONFIG = EngineConfig(rows=8, cols=8, in_depth=16384, w_depth=8192, step_depth=1024,
+                           ob_depth=64, out_depth=16384, pool_width=256, line_rows=8,
+                           line_words=2048)
 
 
 class EngineCapacityError(ValueError):
@@ -79,8 +84,10 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
         raise EngineCapacityError(f"kernel {kh}x{kw} larger than the engine's 15x15")
     hw = h * w
     depthwise = g > 1 and ig == 1 and og == 1
-    # line mode: the step table's delta is the tap's channel block times W (its place in a
-    # ring line, which holds a row's blocks side by side), not a map offset
+    # line mode: a ring line holds all channel blocks of an input row side by side, so the step
+    # table's delta is the tap's block within its group times W and in_base the group's first
+    # block times W (places in a line), not map offsets; output rows are ordered
+    # (row, output-channel block, column)
     line = bool(cfg.line_rows)
     bias_folded = np.asarray(bias_folded, dtype=np.int64)
     if np.any(bias_folded < -(1 << 31)) or np.any(bias_folded >= (1 << 31)):
@@ -123,7 +130,7 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
             for cc in range(C):
                 if ob * C + cc < o:
                     out_channels[ob, cc] = ob * C + cc
-            in_base.append(ob * hw)
+            in_base.append(ob * w if line else ob * hw)
     else:
         n_cbg = _ceil(ig, L)                 # input words (channel blocks) per group and pixel
         n_obg = _ceil(og, C)                 # output-channel blocks per group
@@ -161,7 +168,7 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
                 for cc in range(C):
                     if j * C + cc < og:
                         out_channels[ob, cc] = gi * og + j * C + cc
-                in_base.append(gi * n_cbg * hw)
+                in_base.append(gi * n_cbg * (w if line else hw))
     blocks = []
     for ob in range(n_ob):
         ch = out_channels[ob]
@@ -172,7 +179,7 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
                 pad_t=pt, pad_l=pl, row_step=sh * w, pix0=-pt * w - pl,
                 depthwise=int(depthwise), x_zp=int(zx), y_zp=int(zy), lo=int(lo), hi=int(hi),
                 pool=int(bool(pool)), kh=kh, h_feed=max(0, min(h, (ho - 1) * sh - pt + kh)), plane=hw,
-                nb=1 if depthwise else n_cbg)
+                nb=n_cb if depthwise else g * n_cbg, pool_w=n_ob * wo if line else wo)
     out_shape = (o, ho // 2, wo // 2) if pool else (o, ho, wo)
     prog = LayerProgram(desc=desc, in_words=in_words, w_words=w_words.reshape(n_ob * steps, R, C),
                         step_words=step_words, blocks=blocks, out_channels=out_channels,
@@ -194,9 +201,12 @@ def check_capacity(prog: LayerProgram, cfg: EngineConfig) -> None:
     if d.get("pool"):
         if not cfg.pool_width:
             raise EngineCapacityError("the engine configuration has no fused max-pool")
-        if d["wo"] > cfg.pool_width:
-            raise EngineCapacityError(f"output width {d['wo']} exceeds the max-pool's "
+        if d["pool_w"] > cfg.pool_width:
+            raise EngineCapacityError(f"output row of {d['pool_w']} words exceeds the max-pool's "
                                       f"{cfg.pool_width}")
+        if cfg.line_rows and d["n_ob"] > 1 and d["wo"] % 2:
+            raise EngineCapacityError("a fused max-pool in line mode needs an even output width "
+                                      "when there are several output-channel blocks")
         if d["ho"] < 2 or d["wo"] < 2:
             raise EngineCapacityError("a fused 2×2 max-pool needs an output map of 2×2 or more")
     for what, (n, cap) in need.items():
@@ -267,7 +277,7 @@ def emulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int]:
                 iy, ix = iy0 + dy, ix0 + dx
                 ok = bool(en) & (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
                 if prog.meta.get("line"):
-                    addr = np.where(ok, in_base + delta // w * h * w + iy * w + ix, 0)
+                    addr = np.where(ok, (in_base + delta) // w * h * w + iy * w + ix, 0)
                 else:
                     addr = np.where(ok, in_base + delta + pix, 0)
                 word = np.where(ok[:, None], in_words[addr], d["x_zp"])   # (P, lanes)
@@ -282,10 +292,13 @@ def emulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int]:
         cycles = line_mode_cycles(d, cfg)
     else:
         cycles = n_ob * ho * wo * slot - (slot - steps) + cfg.latency
+    out = out.reshape(n_ob, ho, wo, C)
     if d.get("pool"):
-        q = out.reshape(n_ob, ho, wo, C)[:, :ho // 2 * 2, :wo // 2 * 2]
-        q = q.reshape(n_ob, ho // 2, 2, wo // 2, 2, C).max(axis=(2, 4))
-        return q.reshape(-1, C).astype(np.int8), cycles + 1
+        out = out[:, :ho // 2 * 2, :wo // 2 * 2]
+        out = out.reshape(n_ob, ho // 2, 2, wo // 2, 2, C).max(axis=(2, 4))
+        cycles += 1
+    if prog.meta.get("line"):
+        out = out.transpose(1, 0, 2, 3)          # the RTL writes (row, block, column)
     return out.reshape(-1, C).astype(np.int8), cycles
 
 
@@ -295,56 +308,50 @@ FEED_LATENCY = 3
 
 
 def line_mode_cycles(d: dict, cfg: EngineConfig) -> int:
-    """Cycles of one layer in line mode, event by event as the RTL runs it: per output-channel
-    pass the row feeder requests the map words of rows ``0 … h_feed−1`` one per cycle, a row
-    only once the array has released the line it overwrites (``rel_iy0 + line_rows``, updated
-    ``2 + (rows−1)·hop`` cycles after an output row's last step), and an output row starts once
-    the rows its window needs are written (``FEED_LATENCY`` after their last request)."""
+    """Cycles of one layer in line mode, event by event as the RTL runs it: the row feeder
+    requests the map words of rows ``0 … h_feed−1`` one per cycle, a row only once the array
+    has released the line it overwrites (``rel_iy0 + line_rows``, updated ``2 + (rows−1)·hop``
+    cycles after an output row's last step), and an output row (all its output-channel blocks,
+    ``n_ob·Wo`` pixels) starts once the rows its windows need are written (``FEED_LATENCY``
+    after their last request)."""
     h_feed, w, nb, kh = d["h_feed"], d["w"], d["nb"], d["kh"]
     ho, wo, sh, pt = d["ho"], d["wo"], d["stride_h"], d["pad_t"]
     steps = d["steps"]
     slot = max(steps, cfg.drain)
     NL, DL = cfg.line_rows, 2 + (cfg.rows - 1) * cfg.psum_hop
     words = nb * w
-    t_go, end = 0, 0                     # feeder start of this pass; end of the last output row
-    for _ in range(d["n_ob"]):
-        row_end = []                     # E_n: first cycle after output row n
-        t_req = t_go                     # cycle of the last request so far
-        written = []                     # cycle from which rows ≥ y + 1 are visible
+    row_end = []                         # E_n: first cycle after output row n
+    t_req = 0                            # cycle of the last request so far (go at cycle 0)
+    written = []                         # cycle from which rows ≥ y + 1 are visible
 
-        def allowed(y):
-            """First cycle at which row y may be requested (its line is released)."""
-            k = 0                        # rows released so far: rel_iy0 = −pt + k·sh
-            while -pt + k * sh + NL <= y:
-                k += 1
-            return t_go if k == 0 else row_end[k - 1] + DL
+    def allowed(y):
+        """First cycle at which row y may be requested (its line is released)."""
+        k = 0                            # output rows released: rel_iy0 = −pt + k·sh
+        while -pt + k * sh + NL <= y:
+            k += 1
+        return 0 if k == 0 else row_end[k - 1] + DL
 
-        def feed_until(rows):
-            nonlocal t_req
-            while len(written) < rows:
-                y = len(written)
-                t_req = max(t_req + 1, allowed(y)) + words - 1
-                written.append(t_req + FEED_LATENCY)
-
-        start = max(end, t_go + 1)
-        for n in range(ho):
-            need = min(n * sh - pt + kh, h_feed)
-            t = start if n == 0 else row_end[-1]
-            if need > 0:
-                feed_until(need)
-                t = max(t, written[need - 1])
-            row_end.append(t + wo * slot)
-        feed_until(h_feed)
-        end = row_end[-1]
-        t_go = end + DL
-    return end - (slot - steps) + cfg.latency
+    for n in range(ho):
+        need = min(n * sh - pt + kh, h_feed)
+        t = 1 if n == 0 else row_end[-1]
+        while len(written) < need:
+            t_req = max(t_req + 1, allowed(len(written))) + words - 1
+            written.append(t_req + FEED_LATENCY)
+        if need > 0:
+            t = max(t, written[need - 1])
+        row_end.append(t + d["n_ob"] * wo * slot)
+    return row_end[-1] - (slot - steps) + cfg.latency
 
 
 def unpack_output(prog: LayerProgram, out_words: np.ndarray) -> np.ndarray:
     """(n_ob·Ho·Wo, cols) int8 words → (O, Ho, Wo) int8 map."""
     o, ho, wo = prog.out_shape
     n_ob, C = prog.out_channels.shape
-    words = np.asarray(out_words, dtype=np.int8).reshape(n_ob, ho, wo, C)
+    if prog.meta.get("line"):
+        words = (np.asarray(out_words, dtype=np.int8).reshape(ho, n_ob, wo, C)
+                 .transpose(1, 0, 2, 3))
+    else:
+        words = np.asarray(out_words, dtype=np.int8).reshape(n_ob, ho, wo, C)
     y = np.zeros((o, ho, wo), dtype=np.int8)
     for ob in range(n_ob):
         for cc in range(C):
@@ -482,13 +489,15 @@ def conv_chunks(weight, bias_folded, mult, shift, x, zx, zy, lo, hi, stride=(1, 
 
 
 def run_conv(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None,
-             padded: bool = False, pool: bool = False) -> tuple[np.ndarray, int]:
+             padded: bool = False, pool: bool = False,
+             info: dict | None = None) -> tuple[np.ndarray, int]:
     """One :class:`host.ir.Conv` on the RTL engine → (int8 (O, Ho, Wo), cycles); with ``pool``
     followed by the engine's fused 2×2/2 max-pool → (O, Ho//2, Wo//2).
 
     Layers too large for the configuration's memories run as several engine passes over
     output-channel chunks; the cycles are summed.  A layer whose input map alone does not fit
-    raises :class:`EngineCapacityError`."""
+    raises :class:`EngineCapacityError`.  ``info``: a dict to which the map words the row
+    feeder read are added (line mode, key ``fetched``)."""
     cfg = config or DEFAULT_CONFIG
     pads = (0, 0, 0, 0) if padded else tuple(node.pads)
     x = np.asarray(x, dtype=np.int8)
@@ -496,13 +505,16 @@ def run_conv(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None,
                         node.lo, node.hi, tuple(node.stride), pads, node.groups, cfg, pool=pool)
     ys, total = [], 0
     for _, _, prog in parts:
-        y, cycles, _ = simulate(prog, cfg)
+        y, cycles, sim_info = simulate(prog, cfg)
         ys.append(y)
         total += cycles
+        if info is not None and "fetched" in sim_info:
+            info["fetched"] = info.get("fetched", 0) + sim_info["fetched"]
     return np.concatenate(ys, axis=0), total
 
 
-def run_fc(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None) -> tuple[np.ndarray, int]:
+def run_fc(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None,
+           info: dict | None = None) -> tuple[np.ndarray, int]:
     """A :class:`host.ir.FC` as a 1×1 convolution on a 1×1 map → (int8 (O,), cycles)."""
     cfg = config or DEFAULT_CONFIG
     w = np.asarray(node.weight)
@@ -510,9 +522,11 @@ def run_fc(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None) ->
     for _, _, prog in conv_chunks(w.reshape(w.shape[0], w.shape[1], 1, 1), node.folded_bias(zx),
                                   node.mult, node.shift, np.asarray(x, dtype=np.int8).reshape(-1, 1, 1),
                                   zx, zy, node.lo, node.hi, cfg=cfg):
-        y, cycles, _ = simulate(prog, cfg)
+        y, cycles, sim_info = simulate(prog, cfg)
         ys.append(y.reshape(-1))
         total += cycles
+        if info is not None and "fetched" in sim_info:
+            info["fetched"] = info.get("fetched", 0) + sim_info["fetched"]
     return np.concatenate(ys), total
 
 
@@ -524,15 +538,17 @@ class EngineSim:
         self.config = config or DEFAULT_CONFIG
         self.stats = []
 
-    def _record(self, name, macs, cycles):
+    def _record(self, name, macs, cycles, info=None):
         pes = self.config.rows * self.config.cols
         self.stats.append(dict(name=name, macs=int(macs), cycles=int(cycles), pes=pes,
-                               utilisation=macs / (pes * cycles) if cycles else 0.0))
+                               utilisation=macs / (pes * cycles) if cycles else 0.0)
+                          | ({"fetched": info["fetched"]} if info and "fetched" in info else {}))
 
     def conv_fn(self, node, xp, zx, zy):
-        y, cycles = run_conv(node, xp, zx, zy, self.config, padded=True)
+        info = {}
+        y, cycles = run_conv(node, xp, zx, zy, self.config, padded=True, info=info)
         o, ig, kh, kw = node.weight.shape
-        self._record(node.name, y.shape[1] * y.shape[2] * o * ig * kh * kw, cycles)
+        self._record(node.name, y.shape[1] * y.shape[2] * o * ig * kh * kw, cycles, info)
         return y
 
     def conv_pool_fn(self, node, pool, xp, zx, zy):
@@ -543,12 +559,14 @@ class EngineSim:
         ho, wo = (xp.shape[1] - kh) // sh + 1, (xp.shape[2] - kw) // sw + 1
         if not self.config.pool_width or wo > self.config.pool_width or min(ho, wo) < 2:
             return None
-        y, cycles = run_conv(node, xp, zx, zy, self.config, padded=True, pool=True)
+        info = {}
+        y, cycles = run_conv(node, xp, zx, zy, self.config, padded=True, pool=True, info=info)
         o, ig = node.weight.shape[:2]
-        self._record(f"{node.name}+{pool.name}", ho * wo * o * ig * kh * kw, cycles)
+        self._record(f"{node.name}+{pool.name}", ho * wo * o * ig * kh * kw, cycles, info)
         return y
 
     def fc_fn(self, node, x, zx, zy):
-        y, cycles = run_fc(node, x, zx, zy, self.config)
-        self._record(node.name, node.weight.size, cycles)
+        info = {}
+        y, cycles = run_fc(node, x, zx, zy, self.config, info=info)
+        self._record(node.name, node.weight.size, cycles, info)
         return y

@@ -175,6 +175,8 @@ def test_errors_in_the_options(models, tmp_path, capsys):
     _expect_error(capsys, tmp_path, "zoo:digits", good, fragment="shape")
     _expect_error(capsys, tmp_path, models["convs_i8"], good, "--target", "fpga", fragment="unknown target")
     _expect_error(capsys, tmp_path, models["convs_i8"], good, "--block", "0", "4", fragment="positive")
+    _expect_error(capsys, tmp_path, models["convs_i8"], good, "--line-mode",
+                  fragment="--line-mode applies to --target sim only")
     _expect_error(capsys, tmp_path, models["convs_i8"], good, "--schedule", "block", "--block", "5", "5",
                   fragment="block")
     try:
@@ -271,6 +273,10 @@ def test_sim_target_on_quantize_static_model(models, tmp_path, capsys):
                             "--target", target)
         assert code == 0, err
     np.testing.assert_array_equal(np.load(tmp_path / "sim.npy"), np.load(tmp_path / "golden.npy"))
+    code, _, err = _run(capsys, models["shuffle_i8"], "--input", inp, "--output", tmp_path / "line.npy",
+                        "--target", "sim", "--line-mode")
+    assert code == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "line.npy"), np.load(tmp_path / "golden.npy"))
 
 
 @pytest.mark.parametrize("schedule", ["fused", "block"])

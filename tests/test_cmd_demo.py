@@ -23,3 +23,18 @@ def test_demo_unknown_model_is_one_line_error(capsys):
     out, err = capsys.readouterr()
     assert code != 0
     assert len(err.strip().splitlines()) == 1 and "nope" in err
+
+
+def test_demo_line_mode_reports_map_reads(capsys):
+    """``--line-mode``: the same network with the row feeder; each layer's map words read are
+    reported and the result is still bit-exact."""
+    pytest.importorskip("sim.engine_sim")
+    code = main(["demo", "--model", "zoo:digits", "--line-mode"])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    assert "bit-exact with the golden model: YES" in out
+    assert "map words read" in out
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()
+            if line.split() and line.split()[0] in ("conv1", "conv2", "total")}
+    reads = {k: int(v[3].replace(",", "")) for k, v in rows.items()}
+    assert reads["conv1"] > 0 and reads["conv2"] > 0 and reads["total"] >= reads["conv1"] + reads["conv2"]
