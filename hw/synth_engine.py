@@ -47,10 +47,15 @@ TARGET_MHZ = {"ulx3s-85f": 100.0, "ulx3s-45f": 100.0, "icebreaker": 40.0}
 class EngineSynthTop(Elaboratable):
     """Engine + pin wrapper (UART RX → shift register → engine inputs; outputs → XOR → TX)."""
 
-    def __init__(self, cfg: EngineConfig, target_mhz: float | None = None):
+    def __init__(self, cfg: EngineConfig, target_mhz: float | None = None,
+                 untimed_inputs: bool = False):
         self.cfg = cfg
         self.engine = Engine(cfg)
         self.target_mhz = target_mhz
+        #: diagnostic: the input shift register runs on a second clock (a button pin), so the
+        #: paths from it — descriptor, start, load port, all static while a layer runs — are
+        #: not timed against the engine clock and Fmax is that of the engine's own paths
+        self.untimed_inputs = untimed_inputs
 
     def elaborate(self, platform):
         m = Module()
@@ -63,7 +68,13 @@ class EngineSynthTop(Elaboratable):
                eng.rd_addr]
         width = sum(len(v) for v in ins)
         sreg = Signal(width)
-        m.d.sync += sreg.eq(Cat(uart.rx.i, sreg[:-1]))
+        if self.untimed_inputs:
+            from amaranth.hdl import ClockDomain, ClockSignal
+            m.domains.ld = ClockDomain(local=True, reset_less=True)
+            m.d.comb += ClockSignal("ld").eq(platform.request("button_fire", 0).i)
+            m.d.ld += sreg.eq(Cat(uart.rx.i, sreg[:-1]))
+        else:
+            m.d.sync += sreg.eq(Cat(uart.rx.i, sreg[:-1]))
         pos = 0
         for v in ins:
             m.d.comb += v.eq(sreg[pos:pos + len(v)])

@@ -65,15 +65,20 @@ def test_line_mode_conv(case):
 
 HOP_CFG = EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=256,
                        ob_depth=64, out_depth=2048, post_lanes=3, psum_hop=2,
-                       line_rows=4, line_words=32)
+                       line_rows=8, line_words=32)
+BIG_KERNELS = [
+    (4, 4, 8, 8, 7, (2, 2), (3, 3, 3, 3), 4, False),      # depthwise 7×7 stride 2
+    (3, 5, 9, 8, 5, (2, 1), (2, 2, 1, 0), 1, False),      # 5×5, mixed stride
+    (4, 4, 17, 6, 7, (1, 1), (3, 3, 3, 3), 4, False),     # 7×7 on a tall map: lines recycled
+]
 
 
-@pytest.mark.parametrize("case", [0, 1, 3])
+@pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[3]] + BIG_KERNELS)
 def test_line_mode_with_psum_hop_and_drain_1(case):
-    """The release delay follows the skew, which doubles with ``psum_hop=2``; one requant lane
-    per column (drain 1) makes the depthwise pixels one cycle each, the feeder's tightest race."""
-    c, o, h, w, k, stride, pads, groups, pool = CASES[case]
-    run((c, o, h, w, k, stride, pads, groups, False), cfg=HOP_CFG, seed=500 + case)
+    """An 8-line ring (kernels up to 7×7 and beyond) with ``psum_hop=2``: the release delay
+    follows the doubled skew; one requant lane per column (drain 1) makes the depthwise pixels
+    one cycle each, the feeder's tightest race."""
+    run(case, cfg=HOP_CFG, seed=500 + case[3])
 
 
 def test_line_mode_reads_each_row_once():
