@@ -8,8 +8,8 @@ Writes ``docs/engine_bench.md``, ``docs/engine_bench.json`` and the plot ``docs/
     python -m sim.bench_engine [--rows 9 --cols 16 --post-lanes 16 --size 8] [--quick]
     python -m sim.bench_engine --line-rows 4 --line-words 512     # line mode → engine_bench_line
 
-Line mode (``EngineConfig(line_rows=…)``: the row feeder streams each input row once per
-output-channel pass from the map memory into a ring of line memories) adds, per layer, the map
+Line mode (``EngineConfig(line_rows=…)``: the row feeder streams each input row once from the
+map memory into a ring of line memories) adds, per layer, the map
 words the feeder read (counted by the RTL), the words the array read from the lines, their
 ratio (the reuse the line memories give) and the cycles the same layer takes with the whole map
 preloaded (the feeder's stalls are the difference).
@@ -182,7 +182,7 @@ def main(argv=None):
         lines[0] = "# Engine benchmark in line mode (RTL, Verilator)"
         lines[-2:] = [
             f"Line mode: a ring of {cfg.line_rows} lines × {cfg.line_words} words; the row feeder "
-            "reads each input row from the map memory once per output-channel pass. *map words* "
+            "reads each input row from the map memory once, one word per cycle. *map words* "
             "= the input map's size in words, *fetched* = words the feeder read (the RTL's "
             "counter), *array reads* = words the array's rows read from the lines (taps inside "
             "the map), *reuse* = array reads / fetched; *preloaded* = the cycles of the same "
