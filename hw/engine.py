@@ -32,6 +32,13 @@ row, and take lane ``c`` in column ``c``.
 
 Schedule: output-channel block ``ob`` → output row → output column → step; one step per cycle
 with no bubbles, so a layer takes ``n_ob·Ho·Wo·steps`` cycles plus the pipeline latency.
+
+Line mode (``EngineConfig(line_rows=L, line_words=N)``): the input map (sel 0) goes to a map
+memory behind a memory port (``hw.memport``; a board's SDRAM later) that only
+:class:`hw.row_feeder.RowFeeder` reads, streaming each input row once into a ring of ``L``
+lines of ``N`` words that the array reads; the schedule becomes output row → ``ob`` → column →
+step, and a pixel waits while the rows its window needs are not in the ring yet (see
+docs/engine.md).  ``fetched`` counts the map words read.
 """
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
@@ -60,8 +67,9 @@ def layer_desc_layout(addr_width: int) -> data.StructLayout:
         "lo": signed(8),
         "hi": signed(8),
         "pool": 1,
-        # line mode (EngineConfig.line_rows): kernel height, input rows a pass fetches,
-        # H·W (one channel block of the map), channel blocks a pass fetches per row
+        # line mode (EngineConfig.line_rows): kernel height, input rows the feeder fetches,
+        # H·W (one channel block of the map), channel blocks per input row; a pooled row's
+        # words (Wo, or n_ob·Wo in line mode)
         "kh": 4,
         "h_feed": 12,
         "plane": addr_width,
@@ -97,7 +105,7 @@ class EngineConfig:
         self.rows, self.cols = rows, cols
         #: line mode: the array reads a ring of ``line_rows`` input rows of up to
         #: ``line_words`` words (channel blocks × width) which :class:`hw.row_feeder.RowFeeder`
-        #: fills from the map memory, each row once per output-channel pass (row-stationary);
+        #: fills from the map memory, each row once for the whole layer (row-stationary);
         #: 0 = the array reads the whole map from the input memory
         self.line_rows, self.line_words = int(line_rows), int(line_words)
         if self.line_rows:
