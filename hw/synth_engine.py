@@ -100,12 +100,12 @@ def _router2_wrapper(build_root: Path) -> str:
 
 
 def synth(board: str, cfg: EngineConfig | None = None, quiet: bool = False,
-          router: str = "router2") -> dict:
+          router: str = "router2", untimed_inputs: bool = False) -> dict:
     from host import build as host_build
     cfg = cfg or CONFIGS[board]
 
     def factory(_board, _clk):
-        return EngineSynthTop(cfg, TARGET_MHZ.get(board))
+        return EngineSynthTop(cfg, TARGET_MHZ.get(board), untimed_inputs=untimed_inputs)
 
     build_root = ROOT / "build" / "synth-engine"
     saved = dict(host_build.TOOL_ENV)
@@ -122,6 +122,7 @@ def synth(board: str, cfg: EngineConfig | None = None, quiet: bool = False,
     rep["engine"] = cfg.as_dict() | {"pes": cfg.rows * cfg.cols, "drain": cfg.drain,
                                      "latency": cfg.latency}
     rep["complete"] = True
+    rep["untimed_inputs"] = untimed_inputs
     rep["note"] = ("engine alone behind a UART shift-register wrapper; Fmax is nextpnr's "
                    "estimate for the engine's clock")
     return rep
@@ -133,8 +134,11 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="report file (default docs/engine_synth_BOARD.json)")
     ap.add_argument("--router", default="router2", choices=["router1", "router2"],
                     help="nextpnr-ecp5 router (default router2; iCE40 builds use the default)")
+    ap.add_argument("--untimed-inputs", action="store_true",
+                    help="diagnostic: clock the wrapper's input shift register from a button "
+                         "pin, so only the engine's own paths are timed against its clock")
     a = ap.parse_args(argv)
-    rep = synth(a.board, router=a.router)
+    rep = synth(a.board, router=a.router, untimed_inputs=a.untimed_inputs)
     out = Path(a.json or ROOT / "docs" / f"engine_synth_{a.board}.json")
     out.write_text(json.dumps(rep, indent=2) + "\n")
     r = rep["resources"]
