@@ -101,8 +101,12 @@ class EngineConfig:
 
     def __init__(self, rows=4, cols=4, in_depth=4096, w_depth=2048, step_depth=512,
                  ob_depth=64, out_depth=4096, post_lanes=None, lut_requant=False,
-                 serial_requant=False, pool_width=0, psum_hop=1, line_rows=0, line_words=0):
+                 serial_requant=False, pool_width=0, psum_hop=1, line_rows=0, line_words=0,
+                 dsp_sites=None):
         self.rows, self.cols = rows, cols
+        #: fixed multiplier sites on the FPGA (a scheme of ``hw.dsp_sites``, e.g. "ecp5-85f");
+        #: None lets the placer choose.  No effect in simulation.
+        self.dsp_sites = dsp_sites
         #: line mode: the array reads a ring of ``line_rows`` input rows of up to
         #: ``line_words`` words (channel blocks × width) which :class:`hw.row_feeder.RowFeeder`
         #: fills from the map memory, each row once for the whole layer (row-stationary);
@@ -162,7 +166,8 @@ class EngineConfig:
                     post_lanes=self.post_lanes, lut_requant=self.lut_requant,
                     serial_requant=self.serial_requant, pool_width=self.pool_width,
                     psum_hop=self.psum_hop) | (
-            dict(line_rows=self.line_rows, line_words=self.line_words) if self.line_rows else {})
+            dict(line_rows=self.line_rows, line_words=self.line_words) if self.line_rows else {}) | (
+            dict(dsp_sites=self.dsp_sites) if self.dsp_sites else {})
 
     def __repr__(self):
         return "EngineConfig(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
@@ -425,7 +430,11 @@ class Engine(wiring.Component):
             m.d.comb += stall.eq(0)
 
         # ---- skew: row r reads r·hop cycles after row 0 -----------------------------------
-        array = m.submodules.array = SystolicArray(R, C, hop=cfg.psum_hop)
+        bels = None
+        if cfg.dsp_sites and getattr(platform, "family", None) == "ecp5":
+            from .dsp_sites import SCHEMES
+            bels = SCHEMES[cfg.dsp_sites](R, C)
+        array = m.submodules.array = SystolicArray(R, C, hop=cfg.psum_hop, bels=bels)
         # the input zero point reaches row r through r + 1 registers of one chain (not one
         # descriptor net fanning out to every row's padding multiplexers; static per layer)
         zp_rows, prev_zp = [], d.x_zp

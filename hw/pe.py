@@ -27,10 +27,12 @@ class PE(wiring.Component):
     yosys maps the multiply (iCE40: SB_MAC16 with the registers in the fabric beside it)."""
     LATENCY = 3
 
-    def __init__(self, psum_width: int = 32):
+    def __init__(self, psum_width: int = 32, bel: str | None = None):
         #: partial-sum bits: a column of ``rows`` PEs never needs more than
         #: :func:`psum_width` ``(rows)`` (the column foot widens to 32)
         self.psum_width = psum_width
+        #: ECP5: the DSP site (nextpnr ``BEL``) to fix the multiplier to (``hw.dsp_sites``)
+        self.bel = bel
         super().__init__({"x": In(signed(8)), "w": In(signed(8)),
                           "psum_in": In(signed(psum_width)), "psum_out": Out(signed(psum_width))})
 
@@ -48,6 +50,8 @@ class PE(wiring.Component):
             ports |= {f"i_C{k}": 0 for k in range(18)}
             ports |= {f"o_P{k}": p[k] for k in range(36)}
             ports |= {f"i_{n}{k}": 0 for n in ("CLK", "CE", "RST") for k in range(1, 4)}
+            if self.bel:
+                ports["a_BEL"] = self.bel
             m.submodules.mult = Instance(
                 "MULT18X18D",
                 p_REG_INPUTA_CLK="CLK0", p_REG_INPUTB_CLK="CLK0", p_REG_OUTPUT_CLK="CLK0",

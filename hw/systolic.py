@@ -27,10 +27,12 @@ class SystolicArray(wiring.Component):
     2: one more register between them, for arrays whose multipliers sit far apart on the die —
     row ``r`` is then fed ``2r`` cycles after row 0)."""
 
-    def __init__(self, rows: int, cols: int, hop: int = 1):
+    def __init__(self, rows: int, cols: int, hop: int = 1, bels: dict | None = None):
         if hop < 1:
             raise ValueError("hop must be at least 1")
         self.rows, self.cols, self.hop = rows, cols, hop
+        #: ``{(r, c): site}``: fixed multiplier sites (ECP5, ``hw.dsp_sites``), or None
+        self.bels = bels or {}
         self.lanes = max(rows, cols)
         super().__init__({
             "dw": In(1),
@@ -78,7 +80,7 @@ class SystolicArray(wiring.Component):
             m.d.sync += [xr.eq(self.x[r].as_value().word_select(self.lane[r], 8)),
                          xw.eq(self.x[r].as_value()[:8 * self.cols]), wr.eq(self.w[r])]
             for c in range(self.cols):
-                pe = PE(width)
+                pe = PE(width, bel=self.bels.get((r, c)))
                 m.submodules[f"pe_{r}_{c}"] = pe
                 m.d.comb += [pe.x.eq(Mux(dw, xw[c], xr)), pe.w.eq(wr[c]),
                              pe.psum_in.eq(below[c])]
