@@ -527,19 +527,33 @@ class Engine(wiring.Component):
             m.d.comb += prm_rd.addr.eq(Mux(cap, b_ob << KB, Cat((dk + 1)[:KB], d_ob)))
         else:
             m.d.comb += prm_rd.addr.eq(Mux(cap, b_ob, d_ob))
+        # the output zero point and clamp bounds reach lane group g (4 groups at most) through
+        # stage g of one delay chain: identical per-lane copies would be merged by yosys into
+        # one register chain whose last stage drives every lane across the die (the routed
+        # 85F critical path: 15 ns of routing on that net); static per layer, and the first
+        # pixel reaches the lanes ≥ rows + 6 cycles after start, later than stage 3
+        n_post_groups = min(P, 4)
+        post_static, prev = [], (d.y_zp, d.lo, d.hi)
+        for g in range(n_post_groups):
+            stage = (Signal(signed(9), name=f"y_zp_{g}"), Signal(signed(8), name=f"lo_{g}"),
+                     Signal(signed(8), name=f"hi_{g}"))
+            m.d.sync += [a.eq(b) for a, b in zip(stage, prev)]
+            post_static.append(stage)
+            prev = stage
         lanes_out = []
         for p in range(P):
             rq = RequantSerial() if cfg.serial_requant else Requant(lut_mul=cfg.lut_requant)
             latency = rq.LATENCY
             m.submodules[f"requant_{p}"] = rq
             prm = prm_rd.data[p]
+            zp_p, lo_p, hi_p = post_static[p * n_post_groups // P]
             m.d.comb += [
                 rq.i.valid.eq(beat),
                 rq.i.payload.acc.eq(sh_acc[0][p]),
                 rq.i.payload.bias.eq(prm.bias),
                 rq.i.payload.mult.eq(prm.mult),
                 rq.i.payload.shift.eq(prm.shift),
-                rq.i.payload.zp.eq(d.y_zp), rq.i.payload.lo.eq(d.lo), rq.i.payload.hi.eq(d.hi),
+                rq.i.payload.zp.eq(zp_p), rq.i.payload.lo.eq(lo_p), rq.i.payload.hi.eq(hi_p),
             ]
             lanes_out.append(rq.o)
 

@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #: in logic (``lut_requant``); memories sized to the device's block RAM and LUT budget.
 CONFIGS = {
     "ulx3s-85f": EngineConfig(rows=9, cols=16, post_lanes=16, lut_requant=True, in_depth=512,
-                              w_depth=512, step_depth=32, ob_depth=8, out_depth=512),
+                              w_depth=512, step_depth=32, ob_depth=8, out_depth=512,
+                              dsp_sites="ecp5-85f"),
     "ulx3s-45f": EngineConfig(rows=8, cols=8, post_lanes=4, lut_requant=True, in_depth=512,
                               w_depth=512, step_depth=32, ob_depth=8, out_depth=512),
     "icebreaker": EngineConfig(rows=2, cols=4, post_lanes=1, serial_requant=True, in_depth=512,
