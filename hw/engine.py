@@ -48,6 +48,7 @@ from amaranth.lib.wiring import In, Out
 from .bram import BRAMTarget
 from .requant import Requant, RequantSerial
 from .row_feeder import RowFeeder
+from .static_chain import static_chain
 from .systolic import SystolicArray
 
 
@@ -305,6 +306,16 @@ class Engine(wiring.Component):
             return [y_left.eq(d.ho - 1), last_y.eq(d.ho == 1), ylo.eq(d.pad_t),
                     yhi.eq(d.h + d.pad_t), rowpix.eq(d.pix0), pix.eq(d.pix0)] + restart_x()
 
+        def next_y():
+            return [y_left.eq(y_left - 1), last_y.eq(y_left == 1),
+                    ylo.eq(ylo - d.stride_h), yhi.eq(yhi - d.stride_h)]
+
+        def next_ob():
+            """Move to the next output-channel block (its weights, its in_base read)."""
+            m.d.comb += ob_nx.eq(ob + 1)
+            m.d.sync += [wbase.eq(wbase + d.steps), waddr.eq(wbase + d.steps),
+                         ob_left.eq(ob_left - 1), last_ob.eq(ob_left == 1)]
+
         busy_r = Signal()
         m.d.comb += self.busy.eq(busy_r)
         with m.If(self.start & ~busy_r):
@@ -326,37 +337,30 @@ class Engine(wiring.Component):
                     m.d.sync += [x_left.eq(x_left - 1), last_x.eq(x_left == 1),
                                  xlo.eq(xlo - d.stride_w), xhi.eq(xhi - d.stride_w),
                                  pix.eq(pix + d.stride_w)]
-                with m.Elif(line):
-                    # line mode: output row → output-channel block → column, so every block
-                    # of an output row reads the same lines and each input row is fetched once
-                    m.d.sync += restart_x()
-                    with m.If(~last_ob):
-                        m.d.comb += ob_nx.eq(ob + 1)
-                        m.d.sync += [wbase.eq(wbase + d.steps), waddr.eq(wbase + d.steps),
-                                     ob_left.eq(ob_left - 1), last_ob.eq(ob_left == 1)]
-                    with m.Else():
-                        m.d.comb += ob_nx.eq(0)
-                        m.d.sync += [wbase.eq(0), waddr.eq(0), ob_left.eq(d.n_ob - 1),
-                                     last_ob.eq(d.n_ob == 1)]
-                        with m.If(~last_y):
-                            m.d.sync += [y_left.eq(y_left - 1), last_y.eq(y_left == 1),
-                                         ylo.eq(ylo - d.stride_h), yhi.eq(yhi - d.stride_h)]
-                        with m.Else():
-                            m.d.sync += run.eq(0)
                 with m.Else():
                     m.d.sync += restart_x()
-                    with m.If(~last_y):
-                        m.d.sync += [y_left.eq(y_left - 1), last_y.eq(y_left == 1),
-                                     ylo.eq(ylo - d.stride_h), yhi.eq(yhi - d.stride_h),
-                                     rowpix.eq(rowpix + d.row_step),
-                                     pix.eq(rowpix + d.row_step)]
-                    with m.Else():
-                        m.d.comb += ob_nx.eq(ob + 1)
-                        m.d.sync += [wbase.eq(wbase + d.steps), waddr.eq(wbase + d.steps),
-                                     ob_left.eq(ob_left - 1), last_ob.eq(ob_left == 1)]
-                        m.d.sync += restart_rows()
-                        with m.If(last_ob):
-                            m.d.sync += run.eq(0)
+                    if line:
+                        # output row → output-channel block → column, so every block of an
+                        # output row reads the same lines and each input row is fetched once
+                        with m.If(~last_ob):
+                            next_ob()
+                        with m.Else():
+                            m.d.comb += ob_nx.eq(0)
+                            m.d.sync += [wbase.eq(0), waddr.eq(0), ob_left.eq(d.n_ob - 1),
+                                         last_ob.eq(d.n_ob == 1)]
+                            with m.If(~last_y):
+                                m.d.sync += next_y()
+                            with m.Else():
+                                m.d.sync += run.eq(0)
+                    else:
+                        with m.If(~last_y):
+                            m.d.sync += next_y() + [rowpix.eq(rowpix + d.row_step),
+                                                    pix.eq(rowpix + d.row_step)]
+                        with m.Else():
+                            next_ob()
+                            m.d.sync += restart_rows()
+                            with m.If(last_ob):
+                                m.d.sync += run.eq(0)
 
         # ---- stage A: per-row addresses and validity (registered) -------------------------
         step_rd = step_mem.read_port()
@@ -435,14 +439,9 @@ class Engine(wiring.Component):
             from .dsp_sites import SCHEMES
             bels = SCHEMES[cfg.dsp_sites](R, C)
         array = m.submodules.array = SystolicArray(R, C, hop=cfg.psum_hop, bels=bels)
-        # the input zero point reaches row r through r + 1 registers of one chain (not one
-        # descriptor net fanning out to every row's padding multiplexers; static per layer)
-        zp_rows, prev_zp = [], d.x_zp
-        for r in range(R):
-            z = Signal(signed(8), name=f"x_zp_{r}")
-            m.d.sync += z.eq(prev_zp)
-            zp_rows.append(z)
-            prev_zp = z
+        # the input zero point reaches row r through stage r of one chain (hw.static_chain),
+        # not one descriptor net fanning out to every row's padding multiplexers
+        zp_rows = static_chain(m, d.x_zp, R, "x_zp")
         m.d.comb += array.dw.eq(d.depthwise)
         for r in range(R):
             addr, ok, wa, ln = a_addr[r], a_ok[r], a_waddr, a_lane[r]
@@ -528,18 +527,13 @@ class Engine(wiring.Component):
         else:
             m.d.comb += prm_rd.addr.eq(Mux(cap, b_ob, d_ob))
         # the output zero point and clamp bounds reach lane group g (4 groups at most) through
-        # stage g of one delay chain: identical per-lane copies would be merged by yosys into
-        # one register chain whose last stage drives every lane across the die (the routed
-        # 85F critical path: 15 ns of routing on that net); static per layer, and the first
-        # pixel reaches the lanes ≥ rows + 6 cycles after start, later than stage 3
+        # stage g of one chain (hw.static_chain; one merged chain driving all 16 lanes was the
+        # routed 85F critical path, 15 ns of routing); the first pixel reaches the lanes
+        # ≥ rows + 6 cycles after start, later than stage 3
         n_post_groups = min(P, 4)
-        post_static, prev = [], (d.y_zp, d.lo, d.hi)
-        for g in range(n_post_groups):
-            stage = (Signal(signed(9), name=f"y_zp_{g}"), Signal(signed(8), name=f"lo_{g}"),
-                     Signal(signed(8), name=f"hi_{g}"))
-            m.d.sync += [a.eq(b) for a, b in zip(stage, prev)]
-            post_static.append(stage)
-            prev = stage
+        post_static = list(zip(static_chain(m, d.y_zp, n_post_groups, "y_zp"),
+                               static_chain(m, d.lo, n_post_groups, "lo"),
+                               static_chain(m, d.hi, n_post_groups, "hi")))
         lanes_out = []
         for p in range(P):
             rq = RequantSerial() if cfg.serial_requant else Requant(lut_mul=cfg.lut_requant)

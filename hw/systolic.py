@@ -20,6 +20,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .pe import ACC, PE, psum_width
+from .static_chain import static_chain
 
 
 class SystolicArray(wiring.Component):
@@ -57,17 +58,10 @@ class SystolicArray(wiring.Component):
         # the partial sums need only the bits of a full column (19 for 9 rows), not 32: shorter
         # adders and registers in every PE
         width = psum_width(self.rows)
-        # the layer kind reaches row r through r + 1 registers of one chain: identical
-        # per-row registers would be merged by yosys into one net driving every PE's operand
-        # multiplexer across the die (nextpnr's congestion map showed it as the worst net);
-        # dw is static during a layer and row r's operands come r·hop cycles late anyway
-        dw_chain = []
-        prev = self.dw
-        for r in range(self.rows):
-            stage_r = Signal(name=f"dw_{r}")
-            m.d.sync += stage_r.eq(prev)
-            dw_chain.append(stage_r)
-            prev = stage_r
+        # the layer kind reaches row r through stage r of one chain (hw.static_chain): not one
+        # net driving every PE's operand multiplexer across the die; dw is static during a
+        # layer and row r's operands come r·hop cycles late anyway
+        dw_chain = static_chain(m, self.dw, self.rows, "dw")
         for r in range(self.rows):
             # row fan-out register: the selected byte (standard layers), the word (depthwise)
             # and the weights are registered once per row before they fan out to the columns,
