@@ -26,7 +26,7 @@ import numpy as np
 from host.golden import conv_acc_padded
 from host.quant import quantize_multipliers, requantize
 from hw.engine import EngineConfig
-from sim.engine_sim import array_reads, compile_conv, simulate
+from sim.engine_sim import array_reads, compile_conv, preloaded_cycles, simulate
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -75,12 +75,9 @@ def one_layer(rng, cfg, name, ci, co, h, w, k, stride, pad, groups):
     pes = cfg.rows * cfg.cols
     extra = {}
     if cfg.line_rows:
-        d = prog.desc
-        slot = max(d["steps"], cfg.drain)
         extra = dict(fetched=info["fetched"], array_reads=array_reads(prog),
                      map_words=len(prog.in_words),
-                     preloaded_cycles=d["n_ob"] * d["ho"] * d["wo"] * slot - (slot - d["steps"])
-                     + cfg.latency)
+                     preloaded_cycles=preloaded_cycles(prog.desc, cfg))
     return extra | dict(layer=name, shape=f"{ci}x{h}x{w} -> {co}x{y.shape[1]}x{y.shape[2]}, k{k} s{stride} g{groups}",
                 macs=prog.macs, cycles=cycles, utilisation=prog.macs / (pes * cycles),
                 bit_exact=bool(np.array_equal(y, want)), sim_seconds=info["sim_seconds"],

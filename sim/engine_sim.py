@@ -287,11 +287,7 @@ def emulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int]:
         acc = (acc + np.asarray(bias)[None, :] + (1 << 31)) % (1 << 32) - (1 << 31)
         out[ob] = requantize(acc, np.asarray(mult)[None, :], np.asarray(shift)[None, :],
                              d["y_zp"], d["lo"], d["hi"])
-    slot = max(steps, cfg.drain)
-    if prog.meta.get("line"):
-        cycles = line_mode_cycles(d, cfg)
-    else:
-        cycles = n_ob * ho * wo * slot - (slot - steps) + cfg.latency
+    cycles = line_mode_cycles(d, cfg) if prog.meta.get("line") else preloaded_cycles(d, cfg)
     out = out.reshape(n_ob, ho, wo, C)
     if d.get("pool"):
         out = out[:, :ho // 2 * 2, :wo // 2 * 2]
@@ -300,6 +296,14 @@ def emulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int]:
     if prog.meta.get("line"):
         out = out.transpose(1, 0, 2, 3)          # the RTL writes (row, block, column)
     return out.reshape(-1, C).astype(np.int8), cycles
+
+
+def preloaded_cycles(d: dict, cfg: EngineConfig) -> int:
+    """Cycles of one layer with the map preloaded (no stalls): every output pixel takes
+    ``slot = max(steps, drain)`` cycles, the last one only its steps, plus the pipeline latency
+    (``EngineConfig.latency``); a fused pool adds one more (counted by the caller)."""
+    slot = max(d["steps"], cfg.drain)
+    return d["n_ob"] * d["ho"] * d["wo"] * slot - (slot - d["steps"]) + cfg.latency
 
 
 #: map-memory read latency of the row feeder (hw.bram.BRAMTarget: request → response) plus the
@@ -488,6 +492,12 @@ def conv_chunks(weight, bias_folded, mult, shift, x, zx, zy, lo, hi, stride=(1, 
     return [(o0, o1, part(o0, o1)) for o0, o1 in _conv_chunks(o, groups, depthwise, cfg, fits)]
 
 
+def _add_fetched(info: dict | None, sim_info: dict) -> None:
+    """Add a run's map words read (line mode) to the caller's ``info``, if it asked."""
+    if info is not None and "fetched" in sim_info:
+        info["fetched"] = info.get("fetched", 0) + sim_info["fetched"]
+
+
 def run_conv(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None,
              padded: bool = False, pool: bool = False,
              info: dict | None = None) -> tuple[np.ndarray, int]:
@@ -508,8 +518,7 @@ def run_conv(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None,
         y, cycles, sim_info = simulate(prog, cfg)
         ys.append(y)
         total += cycles
-        if info is not None and "fetched" in sim_info:
-            info["fetched"] = info.get("fetched", 0) + sim_info["fetched"]
+        _add_fetched(info, sim_info)
     return np.concatenate(ys, axis=0), total
 
 
@@ -525,8 +534,7 @@ def run_fc(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None,
         y, cycles, sim_info = simulate(prog, cfg)
         ys.append(y.reshape(-1))
         total += cycles
-        if info is not None and "fetched" in sim_info:
-            info["fetched"] = info.get("fetched", 0) + sim_info["fetched"]
+        _add_fetched(info, sim_info)
     return np.concatenate(ys), total
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from hw.engine import EngineConfig
 from sim.engine_sim import (EngineCapacityError, compile_conv, emulate, line_mode_cycles,
-                            simulate)
+                            preloaded_cycles, simulate)
 from tests.test_engine import random_layer, reference_conv, reference_maxpool
 
 LINE_CFG = EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=256,
@@ -51,9 +51,7 @@ def run(case, cfg=LINE_CFG, seed=0):
     assert bad.size == 0, f"{len(bad)} of {y.size} outputs differ, first {bad[:4].tolist()}"
     d = prog.desc
     assert info["fetched"] == d["h_feed"] * d["nb"] * d["w"]       # each row once
-    slot = max(d["steps"], cfg.drain)
-    ideal = d["n_ob"] * d["ho"] * d["wo"] * slot - (slot - d["steps"]) + cfg.latency
-    assert cycles >= ideal + int(pool)
+    assert cycles >= preloaded_cycles(d, cfg) + int(pool)
     assert cycles == emulate(prog, cfg)[1] == line_mode_cycles(d, cfg) + int(pool)
     return cycles, info
 
@@ -150,16 +148,8 @@ def test_network_in_line_mode_bit_exact(schedule, block):
     """A network (fused conv+pool pairs, a residual add, depthwise, FC) layer by layer on the
     line-mode engine, bit-exact with the golden model under every schedule (the block schedule
     hands the engine blocks padded at their own borders)."""
-    from host import golden
-    from host.builder import smooth_input
-    from sim.engine_sim import EngineSim
-    from tests.test_engine_sim import _pool_net
-    g = _pool_net()
-    x = smooth_input(g, seed=4)
-    want = golden.run(g, x, schedule=schedule, block=block)
-    sim = EngineSim(LINE_CFG)
-    got = golden.run(g, x, schedule=schedule, block=block, conv_fn=sim.conv_fn,
-                     fc_fn=sim.fc_fn, conv_pool_fn=sim.conv_pool_fn)
+    from tests.test_engine_sim import run_pool_net
+    got, want, sim = run_pool_net(LINE_CFG, schedule, block, seed=4)
     np.testing.assert_array_equal(got, want)
     assert "c1+p1" in {s["name"] for s in sim.stats}
     assert len(np.unique(got)) > 1

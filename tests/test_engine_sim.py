@@ -82,6 +82,18 @@ def _pool_net():
     return b.build()
 
 
+def run_pool_net(cfg, schedule, block, seed):
+    """``_pool_net`` on the engine ``cfg`` (with the fused-pool hook) and on the golden model
+    under one schedule → (engine output, golden output, the EngineSim with its stats)."""
+    g = _pool_net()
+    x = smooth_input(g, seed=seed)
+    want = golden.run(g, x, schedule=schedule, block=block)
+    sim = EngineSim(cfg)
+    got = golden.run(g, x, schedule=schedule, block=block, conv_fn=sim.conv_fn,
+                     fc_fn=sim.fc_fn, conv_pool_fn=sim.conv_pool_fn)
+    return got, want, sim
+
+
 @pytest.mark.parametrize("schedule,block", [("layer", None), ("fused", (7, 7)),
                                             ("block", (14, 14))])
 def test_network_with_fused_pools_bit_exact(schedule, block):
@@ -90,12 +102,7 @@ def test_network_with_fused_pools_bit_exact(schedule, block):
     from hw.engine import EngineConfig
     cfg = EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=256,
                        ob_depth=64, out_depth=2048, post_lanes=2, pool_width=16)
-    g = _pool_net()
-    x = smooth_input(g, seed=2)
-    want = golden.run(g, x, schedule=schedule, block=block)
-    sim = EngineSim(cfg)
-    got = golden.run(g, x, schedule=schedule, block=block, conv_fn=sim.conv_fn,
-                     fc_fn=sim.fc_fn, conv_pool_fn=sim.conv_pool_fn)
+    got, want, sim = run_pool_net(cfg, schedule, block, seed=2)
     np.testing.assert_array_equal(got, want)
     names = [s["name"] for s in sim.stats]
     assert "c1+p1" in names and "c3+p3" in names
