@@ -93,6 +93,11 @@ def block_entry_layout(addr_width: int, cols: int) -> data.StructLayout:
     })
 
 
+#: cycles from a row's read address to its data at the array: the block-RAM read and the
+#: output register behind it
+MEM_LATENCY = 2
+
+
 def _bits(n: int) -> int:
     return max(1, (n - 1).bit_length())
 
@@ -147,13 +152,13 @@ class EngineConfig:
     def latency(self) -> int:
         """Pipeline fill and drain of one run: with ``slot = max(steps, drain)``,
         cycles = n_ob·Ho·Wo·slot − (slot − steps) + latency,
-        latency = 1 + (rows − 1)·hop + R_lat + 6 + drain − II:
-        stage A (1), skew over the rows ((rows − 1)·hop), memory read (1), array (4: row fan-out,
-        operand, product and partial-sum registers), accumulate (1), the last pixel's drain
+        latency = 1 + (rows − 1)·hop + MEM_LATENCY + R_lat + 5 + drain − II:
+        stage A (1), skew over the rows ((rows − 1)·hop), memory read and its output register
+        (``MEM_LATENCY`` = 2), array (4: row fan-out, operand, product and partial-sum registers), accumulate (1), the last pixel's drain
         (``drain − II + 1``: groups of ``post_lanes`` columns, one every ``II`` cycles), requant
         lane (R_lat = 11, 12 with ``lut_requant``, 19 serial; bias add included), ``done`` (1)."""
-        return (1 + (self.rows - 1) * self.psum_hop + self.requant_latency + 6 + self.drain
-                - self.requant_ii)
+        return (1 + (self.rows - 1) * self.psum_hop + MEM_LATENCY + self.requant_latency + 5
+                + self.drain - self.requant_ii)
 
     @property
     def requant_latency(self) -> int:
@@ -454,22 +459,31 @@ class Engine(wiring.Component):
                 addr, ok, wa, ln = addr2, ok2, wa2, ln2
             xrp = (line_mem if line else in_mem).read_port()
             wrp = w_mems[r].read_port()
-            ok_d = Signal(name=f"ok_d_{r}")
-            m.d.sync += ok_d.eq(ok)
-            ln_d = Signal(range(L), name=f"lane_d_{r}")
-            m.d.sync += ln_d.eq(ln)
-            m.d.comb += array.lane[r].eq(ln_d)
             m.d.comb += [xrp.addr.eq(addr), wrp.addr.eq(wa)]
+            # block-RAM output register: the read data goes straight into a register beside
+            # the RAM before any logic or long route (an ECP5 DP16KD without its own output
+            # register takes 5.8 ns from clock to data, over half a 100 MHz cycle)
+            x_q = Signal(L * 8, name=f"x_q_{r}")
+            w_q = Signal(C * 8, name=f"w_q_{r}")
+            m.d.sync += [x_q.eq(xrp.data), w_q.eq(wrp.data)]
+            # validity and lane follow the data: read (1) + output register (1)
+            for k in range(MEM_LATENCY):
+                ok2 = Signal(name=f"ok_d_{r}_{k}")
+                ln2 = Signal(range(L), name=f"lane_d_{r}_{k}")
+                m.d.sync += [ok2.eq(ok), ln2.eq(ln)]
+                ok, ln = ok2, ln2
+            m.d.comb += array.lane[r].eq(ln)
             for lane in range(L):
                 m.d.comb += array.x[r][lane].eq(
-                    Mux(ok_d, xrp.data[lane * 8:(lane + 1) * 8], zp_rows[r]))
+                    Mux(ok, x_q[lane * 8:(lane + 1) * 8], zp_rows[r]))
             for c in range(C):
-                m.d.comb += array.w[r][c].eq(wrp.data[c * 8:(c + 1) * 8])
+                m.d.comb += array.w[r][c].eq(w_q[c * 8:(c + 1) * 8])
 
         # ---- beat flags follow the data down the array -------------------------------------
-        # stage A → row 0's memory read (1) → array (sum_latency) → column sums
+        # stage A → row 0's memory read and output register (MEM_LATENCY) → array
+        # (sum_latency) → column sums
         flags = [(a_go, a_first, a_last, a_final, a_ob)]
-        for k in range(1 + array.sum_latency):
+        for k in range(MEM_LATENCY + array.sum_latency):
             g, f, l, fin, o = flags[-1]
             n = (Signal(name=f"b_go_{k}"), Signal(name=f"b_first_{k}"), Signal(name=f"b_last_{k}"),
                  Signal(name=f"b_final_{k}"), Signal(12, name=f"b_ob_{k}"))
