@@ -152,13 +152,19 @@ class EngineConfig:
     def latency(self) -> int:
         """Pipeline fill and drain of one run: with ``slot = max(steps, drain)``,
         cycles = n_ob·Ho·Wo·slot − (slot − steps) + latency,
-        latency = 1 + (rows − 1)·hop + MEM_LATENCY + R_lat + 5 + drain − II:
-        stage A (1), skew over the rows ((rows − 1)·hop), memory read and its output register
+        latency = 2 + (rows − 1)·hop + MEM_LATENCY + R_lat + 5 + drain − II:
+        stages T and A (2: the table reads, then the addresses), skew over the rows ((rows − 1)·hop), memory read and its output register
         (``MEM_LATENCY`` = 2), array (4: row fan-out, operand, product and partial-sum registers), accumulate (1), the last pixel's drain
         (``drain − II + 1``: groups of ``post_lanes`` columns, one every ``II`` cycles), requant
         lane (R_lat = 11, 12 with ``lut_requant``, 19 serial; bias add included), ``done`` (1)."""
-        return (1 + (self.rows - 1) * self.psum_hop + MEM_LATENCY + self.requant_latency + 5
+        return (2 + (self.rows - 1) * self.psum_hop + MEM_LATENCY + self.requant_latency + 5
                 + self.drain - self.requant_ii)
+
+    @property
+    def release_delay(self) -> int:
+        """Line mode: cycles from an output row's last issue to the release of its first
+        input rows: stages T and A (2), the skew ((rows − 1)·hop) and one cycle of margin."""
+        return 3 + (self.rows - 1) * self.psum_hop
 
     @property
     def requant_latency(self) -> int:
@@ -284,8 +290,7 @@ class Engine(wiring.Component):
         waddr, wbase = Signal(A), Signal(A)
         cycles = Signal(32)
         m.d.comb += self.cycles.eq(cycles)
-        # next values of s and ob: the step table and in_base are read synchronously at the
-        # next address, so their outputs belong to the current (s, ob) with no extra stage
+        # next values of s and ob (the counters' next-state logic)
         s_nx, ob_nx = Signal(12), Signal(12)
         m.d.comb += [s_nx.eq(s), ob_nx.eq(ob)]
         m.d.sync += [s.eq(s_nx), ob.eq(ob_nx)]
@@ -367,34 +372,48 @@ class Engine(wiring.Component):
                             with m.If(last_ob):
                                 m.d.sync += run.eq(0)
 
-        # ---- stage A: per-row addresses and validity (registered) -------------------------
+        # ---- stage T: table reads at registered addresses ----------------------------------
+        # The step table and in_base are read at the current (s, ob) registers, not at their
+        # next-state logic: the address nets fan out to every LUT-RAM cell of the tables
+        # (routed 85F critical path: s → s + 1 → multiplexer → 6 ns of address routing), so
+        # they must start at a flip-flop. The data arrive a cycle later; the loop state they
+        # belong to waits in the t_* registers.
         step_rd = step_mem.read_port()
         base_rd = base_mem.read_port()
-        m.d.comb += [step_rd.addr.eq(s_nx), base_rd.addr.eq(ob_nx)]
+        m.d.comb += [step_rd.addr.eq(s), base_rd.addr.eq(ob)]
         in_base = base_rd.data
+        t_go, t_first, t_last, t_final = Signal(), Signal(), Signal(), Signal()
+        t_ob, t_waddr = Signal(12), Signal(A)
+        t_ylo, t_yhi = Signal(signed(14)), Signal(signed(14))
+        t_xlo, t_xhi = Signal(signed(14)), Signal(signed(14))
+        t_pix = Signal(signed(A + 3))
+        m.d.sync += [t_go.eq(issue), t_first.eq(s == 0), t_last.eq(last_step),
+                     t_final.eq(last_step & last_x & last_y & last_ob),
+                     t_ob.eq(ob), t_waddr.eq(waddr), t_ylo.eq(ylo), t_yhi.eq(yhi),
+                     t_xlo.eq(xlo), t_xhi.eq(xhi), t_pix.eq(pix)]
 
+        # ---- stage A: per-row addresses and validity (registered) -------------------------
         a_go, a_first, a_last, a_final = Signal(), Signal(), Signal(), Signal()
         a_ob, a_waddr = Signal(12), Signal(A)
         AW = max(A, feeder.ring_bits) if line else A
         a_addr = [Signal(AW, name=f"a_addr_{r}") for r in range(R)]
         a_ok = [Signal(name=f"a_ok_{r}") for r in range(R)]
         a_lane = [Signal(range(L), name=f"a_lane_{r}") for r in range(R)]
-        m.d.sync += [a_go.eq(issue), a_first.eq(s == 0), a_last.eq(last_step),
-                     a_final.eq(last_step & last_x & last_y & last_ob),
-                     a_ob.eq(ob), a_waddr.eq(waddr)]
+        m.d.sync += [a_go.eq(t_go), a_first.eq(t_first), a_last.eq(t_last),
+                     a_final.eq(t_final), a_ob.eq(t_ob), a_waddr.eq(t_waddr)]
         for r in range(R):
             e = step_rd.data[r]
-            ok = e.en & (e.dy >= ylo) & (e.dy < yhi) & (e.dx >= xlo) & (e.dx < xhi)
+            ok = e.en & (e.dy >= t_ylo) & (e.dy < t_yhi) & (e.dx >= t_xlo) & (e.dx < t_xhi)
             if line:
                 # ring address of the tap: (input row mod line_rows, block·W + input column);
                 # xlo = −ix0, ylo = −iy0 of the pixel; in_base holds the first block·W of the
                 # output block's group and delta the tap's block·W within the group
                 ix, iy = Signal(signed(max(A, 14) + 3)), Signal(signed(15))
-                m.d.comb += [ix.eq(in_base + e.delta + e.dx - xlo), iy.eq(e.dy - ylo)]
+                m.d.comb += [ix.eq(in_base + e.delta + e.dx - t_xlo), iy.eq(e.dy - t_ylo)]
                 ring = Cat(ix[:feeder.xb], iy[:feeder.yb])
                 m.d.sync += a_addr[r].eq(ring)
             else:
-                m.d.sync += a_addr[r].eq(in_base + e.delta + pix)
+                m.d.sync += a_addr[r].eq(in_base + e.delta + t_pix)
             m.d.sync += [a_ok[r].eq(ok), a_lane[r].eq(e.lane)]
 
         # ---- line mode: fill the ring ahead of the array, release rows behind it ----------
@@ -424,10 +443,10 @@ class Engine(wiring.Component):
             m.d.comb += need.eq(d.kh - ylo)
             m.d.comb += stall.eq(~f_started |
                                  (feeder.rows.as_signed() < Mux(need > d.h_feed, d.h_feed, need)))
-            # an output row's last read leaves row R−1's skew 1 + (R−1)·hop cycles after its
-            # issue; the release follows it (one more cycle of margin)
+            # an output row's last read leaves row R−1's skew 2 + (R−1)·hop cycles after its
+            # issue (stages T and A, the skew); the release follows it (cfg.release_delay)
             rel = [run & ~stall & wrap & last_x & last_ob]
-            for k in range(2 + (R - 1) * cfg.psum_hop):
+            for k in range(cfg.release_delay):
                 e1 = Signal(name=f"rel_row_{k}")
                 m.d.sync += e1.eq(rel[-1])
                 rel.append(e1)
@@ -510,15 +529,23 @@ class Engine(wiring.Component):
         d_act, dk = Signal(), Signal(range(max(D, 2)))
         dii = Signal(range(max(II, 2)))
         d_ob, sh_fin = Signal(12), Signal()
+        # the group counter and block in next-state form: the parameter read address below is
+        # registered from them
+        dk_nx, d_ob_nx = Signal(range(max(D, 2))), Signal(12)
+        m.d.comb += [dk_nx.eq(dk), d_ob_nx.eq(d_ob)]
+        m.d.sync += [dk.eq(dk_nx), d_ob.eq(d_ob_nx)]
         with m.If(cap):
-            m.d.sync += [d_act.eq(1), dk.eq(0), dii.eq(0), d_ob.eq(b_ob), sh_fin.eq(b_final)]
+            m.d.comb += [dk_nx.eq(0), d_ob_nx.eq(b_ob)]
+            m.d.sync += [d_act.eq(1), dii.eq(0), sh_fin.eq(b_final)]
         with m.Elif(d_act):
             if II > 1:
                 m.d.sync += dii.eq(dii + 1)
             with m.If(dii == II - 1):
-                m.d.sync += [dii.eq(0), dk.eq(dk + 1)]
+                m.d.sync += dii.eq(0)
+                m.d.comb += dk_nx.eq(dk + 1)
                 with m.If(dk == D - 1):
-                    m.d.sync += [d_act.eq(0), dk.eq(0)]
+                    m.d.sync += d_act.eq(0)
+                    m.d.comb += dk_nx.eq(0)
         beat = d_act & (dii == 0)
         if cfg.drain == 1:
             sh_acc = [[accs[p] for p in range(P)]]
@@ -534,12 +561,18 @@ class Engine(wiring.Component):
                 for k in range(D - 1):
                     m.d.sync += sh[k].eq(sh[k + 1])
             sh_acc = sh
-        # the parameters of the next drain beat's group, read the cycle before it
+        # the parameters of the next drain beat's group, read the cycle before it: at a capture
+        # the new block's first group, else the group after the current one. The address is a
+        # register, computed a cycle ahead from the flags one stage up and the next-state
+        # values, because its nets reach the LUT-RAM cells of all the lanes across the die
         prm_rd = prm_mem.read_port()
+        prm_addr = Signal.like(prm_rd.addr, name="prm_addr")
+        g2, _, l2, _, o2 = flags[-2]
         if KB:
-            m.d.comb += prm_rd.addr.eq(Mux(cap, b_ob << KB, Cat((dk + 1)[:KB], d_ob)))
+            m.d.sync += prm_addr.eq(Mux(g2 & l2, o2 << KB, Cat((dk_nx + 1)[:KB], d_ob_nx)))
         else:
-            m.d.comb += prm_rd.addr.eq(Mux(cap, b_ob, d_ob))
+            m.d.sync += prm_addr.eq(Mux(g2 & l2, o2, d_ob_nx))
+        m.d.comb += prm_rd.addr.eq(prm_addr)
         # the output zero point and clamp bounds reach lane group g (4 groups at most) through
         # stage g of one chain (hw.static_chain; one merged chain driving all 16 lanes was the
         # routed 85F critical path, 15 ns of routing); the first pixel reaches the lanes

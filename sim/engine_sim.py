@@ -314,15 +314,15 @@ FEED_LATENCY = 3
 def line_mode_cycles(d: dict, cfg: EngineConfig) -> int:
     """Cycles of one layer in line mode, event by event as the RTL runs it: the row feeder
     requests the map words of rows ``0 … h_feed−1`` one per cycle, a row only once the array
-    has released the line it overwrites (``rel_iy0 + line_rows``, updated ``2 + (rows−1)·hop``
-    cycles after an output row's last step), and an output row (all its output-channel blocks,
-    ``n_ob·Wo`` pixels) starts once the rows its windows need are written (``FEED_LATENCY``
+    has released the line it overwrites (``rel_iy0 + line_rows``, updated
+    ``EngineConfig.release_delay`` cycles after an output row's last step), and an output row
+    (all its output-channel blocks, ``n_ob·Wo`` pixels) starts once the rows its windows need are written (``FEED_LATENCY``
     after their last request)."""
     h_feed, w, nb, kh = d["h_feed"], d["w"], d["nb"], d["kh"]
     ho, wo, sh, pt = d["ho"], d["wo"], d["stride_h"], d["pad_t"]
     steps = d["steps"]
     slot = max(steps, cfg.drain)
-    NL, DL = cfg.line_rows, 2 + (cfg.rows - 1) * cfg.psum_hop
+    NL, DL = cfg.line_rows, cfg.release_delay
     words = nb * w
     row_end = []                         # E_n: first cycle after output row n
     t_req = 0                            # cycle of the last request so far (go at cycle 0)
