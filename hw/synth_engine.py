@@ -68,17 +68,25 @@ class EngineSynthTop(Elaboratable):
         ins = [eng.desc.as_value(), eng.start, eng.ld_en, eng.ld_sel, eng.ld_addr, eng.ld_data,
                eng.rd_addr]
         width = sum(len(v) for v in ins)
+        # the shift register loads a capture register on a strobe (here: two ones shifted in),
+        # which drives the engine. Driven from the shift register directly, every delay chain
+        # the engine uses to give each group of consumers its own copy of a static value
+        # (hw.static_chain) would equal a stretch of the shift register, and yosys merged them
+        # (the descriptor's zero point reached all rows from one place, the routed critical
+        # path); a host interface's registers have load enables and do not alias like that
         sreg = Signal(width)
+        held = Signal(width)
         if self.untimed_inputs:
             from amaranth.hdl import ClockDomain, ClockSignal
             m.domains.ld = ClockDomain(local=True, reset_less=True)
             m.d.comb += ClockSignal("ld").eq(platform.request("button_fire", 0).i)
-            m.d.ld += sreg.eq(Cat(uart.rx.i, sreg[:-1]))
-        else:
-            m.d.sync += sreg.eq(Cat(uart.rx.i, sreg[:-1]))
+        dom = "ld" if self.untimed_inputs else "sync"
+        m.d[dom] += sreg.eq(Cat(uart.rx.i, sreg[:-1]))
+        with m.If(sreg[0] & sreg[1]):
+            m.d[dom] += held.eq(sreg)
         pos = 0
         for v in ins:
-            m.d.comb += v.eq(sreg[pos:pos + len(v)])
+            m.d.comb += v.eq(held[pos:pos + len(v)])
             pos += len(v)
         # outputs registered first (as any consumer would; the read-back data comes straight
         # from a block RAM), then XOR-folded
