@@ -152,13 +152,16 @@ class EngineConfig:
     def latency(self) -> int:
         """Pipeline fill and drain of one run: with ``slot = max(steps, drain)``,
         cycles = n_ob·Ho·Wo·slot − (slot − steps) + latency,
-        latency = 2 + (rows − 1)·hop + MEM_LATENCY + R_lat + 5 + drain − II:
-        stages T and A (2: the table reads, then the addresses), skew over the rows ((rows − 1)·hop), memory read and its output register
-        (``MEM_LATENCY`` = 2), array (4: row fan-out, operand, product and partial-sum registers), accumulate (1), the last pixel's drain
-        (``drain − II + 1``: groups of ``post_lanes`` columns, one every ``II`` cycles), requant
-        lane (R_lat = 11, 12 with ``lut_requant``, 19 serial; bias add included), ``done`` (1)."""
-        return (2 + (self.rows - 1) * self.psum_hop + MEM_LATENCY + self.requant_latency + 5
-                + self.drain - self.requant_ii)
+        latency = 2 + (rows − 1)·hop + MEM_LATENCY + A_lat + 1 + R_lat + drain − II:
+        stages T and A (2: the table reads, then the addresses), the skew over the rows
+        ((rows − 1)·hop), the memory read and its output register (``MEM_LATENCY`` = 2), the
+        array (``A_lat = SystolicArray.LATENCY`` = 5: row fan-out register, the PE's operand
+        registers in the fabric and in the multiplier, product, partial sum), the requant lane
+        (R_lat = 11, 12 with ``lut_requant``, 19 serial; bias add included), and with the
+        accumulator, the last pixel's drain (groups of ``post_lanes`` columns, one every ``II``
+        cycles) and ``done``, ``1 + drain − II``."""
+        return (2 + (self.rows - 1) * self.psum_hop + MEM_LATENCY + SystolicArray.LATENCY + 1
+                + self.requant_latency + self.drain - self.requant_ii)
 
     @property
     def release_delay(self) -> int:
@@ -382,24 +385,24 @@ class Engine(wiring.Component):
         base_rd = base_mem.read_port()
         m.d.comb += [step_rd.addr.eq(s), base_rd.addr.eq(ob)]
         in_base = base_rd.data
-        t_go, t_first, t_last, t_final = Signal(), Signal(), Signal(), Signal()
+        t_go, t_last, t_final = Signal(), Signal(), Signal()
         t_ob, t_waddr = Signal(12), Signal(A)
         t_ylo, t_yhi = Signal(signed(14)), Signal(signed(14))
         t_xlo, t_xhi = Signal(signed(14)), Signal(signed(14))
         t_pix = Signal(signed(A + 3))
-        m.d.sync += [t_go.eq(issue), t_first.eq(s == 0), t_last.eq(last_step),
+        m.d.sync += [t_go.eq(issue), t_last.eq(last_step),
                      t_final.eq(last_step & last_x & last_y & last_ob),
                      t_ob.eq(ob), t_waddr.eq(waddr), t_ylo.eq(ylo), t_yhi.eq(yhi),
                      t_xlo.eq(xlo), t_xhi.eq(xhi), t_pix.eq(pix)]
 
         # ---- stage A: per-row addresses and validity (registered) -------------------------
-        a_go, a_first, a_last, a_final = Signal(), Signal(), Signal(), Signal()
+        a_go, a_last, a_final = Signal(), Signal(), Signal()
         a_ob, a_waddr = Signal(12), Signal(A)
         AW = max(A, feeder.ring_bits) if line else A
         a_addr = [Signal(AW, name=f"a_addr_{r}") for r in range(R)]
         a_ok = [Signal(name=f"a_ok_{r}") for r in range(R)]
         a_lane = [Signal(range(L), name=f"a_lane_{r}") for r in range(R)]
-        m.d.sync += [a_go.eq(t_go), a_first.eq(t_first), a_last.eq(t_last),
+        m.d.sync += [a_go.eq(t_go), a_last.eq(t_last),
                      a_final.eq(t_final), a_ob.eq(t_ob), a_waddr.eq(t_waddr)]
         for r in range(R):
             e = step_rd.data[r]
@@ -501,24 +504,30 @@ class Engine(wiring.Component):
         # ---- beat flags follow the data down the array -------------------------------------
         # stage A → row 0's memory read and output register (MEM_LATENCY) → array
         # (sum_latency) → column sums
-        flags = [(a_go, a_first, a_last, a_final, a_ob)]
+        flags = [(a_go, a_last, a_final, a_ob)]
         for k in range(MEM_LATENCY + array.sum_latency):
-            g, f, l, fin, o = flags[-1]
-            n = (Signal(name=f"b_go_{k}"), Signal(name=f"b_first_{k}"), Signal(name=f"b_last_{k}"),
+            g, l, fin, o = flags[-1]
+            n = (Signal(name=f"b_go_{k}"), Signal(name=f"b_last_{k}"),
                  Signal(name=f"b_final_{k}"), Signal(12, name=f"b_ob_{k}"))
-            m.d.sync += [n[0].eq(g), n[1].eq(f), n[2].eq(l), n[3].eq(fin), n[4].eq(o)]
+            m.d.sync += [n[0].eq(g), n[1].eq(l), n[2].eq(fin), n[3].eq(o)]
             flags.append(n)
-        b_go, b_first, b_last, b_final, b_ob = flags[-1]
+        b_go, b_last, b_final, b_ob = flags[-1]
 
         # ---- column accumulators ----------------------------------------------------------------------------------------
         cap = b_go & b_last                       # the pixel's sums are complete this cycle
+        # acc_c: the sum including this beat (what the drain takes); open_c: the sum of the
+        # pixel still open, 0 after a pixel's last beat. The "pixel ends" flag thus picks
+        # open_c's next value behind the adder instead of zeroing its input in front of it:
+        # its net reaches all cols × 32 bits across the die and no longer runs through a
+        # carry chain on the way
         accs, totals = [], []
         for c in range(C):
             acc = Signal(signed(32), name=f"acc_{c}")
+            open_sum = Signal(signed(32), name=f"open_{c}")
             total = Signal(signed(32), name=f"total_{c}")
-            m.d.comb += total.eq(Mux(b_first, 0, acc) + array.psum[c])
+            m.d.comb += total.eq(open_sum + array.psum[c])
             with m.If(b_go):
-                m.d.sync += acc.eq(total)
+                m.d.sync += [acc.eq(total), open_sum.eq(Mux(b_last, 0, total))]
             accs.append(acc)
             totals.append(total)
 
@@ -567,7 +576,7 @@ class Engine(wiring.Component):
         # values, because its nets reach the LUT-RAM cells of all the lanes across the die
         prm_rd = prm_mem.read_port()
         prm_addr = Signal.like(prm_rd.addr, name="prm_addr")
-        g2, _, l2, _, o2 = flags[-2]
+        g2, l2, _, o2 = flags[-2]
         if KB:
             m.d.sync += prm_addr.eq(Mux(g2 & l2, o2 << KB, Cat((dk_nx + 1)[:KB], d_ob_nx)))
         else:

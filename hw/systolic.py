@@ -43,9 +43,10 @@ class SystolicArray(wiring.Component):
             "psum": Out(data.ArrayLayout(ACC, cols)),
         })
 
-    #: cycles from a row's operands to its PE's partial sum: the row fan-out register, then the
-    #: PE (operand register, product register, partial-sum register)
-    LATENCY = 1 + PE.LATENCY
+    #: cycles from a row's operands to its PE's partial sum: the row fan-out register, the
+    #: PE's operand register in the fabric, then the PE (operand register, product register,
+    #: partial-sum register)
+    LATENCY = 2 + PE.LATENCY
 
     @property
     def sum_latency(self) -> int:
@@ -76,8 +77,14 @@ class SystolicArray(wiring.Component):
             for c in range(self.cols):
                 pe = PE(width, bel=self.bels.get((r, c)))
                 m.submodules[f"pe_{r}_{c}"] = pe
-                m.d.comb += [pe.x.eq(Mux(dw, xw[c], xr)), pe.w.eq(wr[c]),
-                             pe.psum_in.eq(below[c])]
+                # the PE's own operand registers in the fabric, beside its multiplier: the row
+                # registers' long route across the array ends here, not at the multiplier's
+                # input register behind the layer-kind multiplexer (each register has its own
+                # input, xw[c], so synthesis cannot merge them back into one per row)
+                xp = Signal(signed(8), name=f"x_pe_{r}_{c}")
+                wp = Signal(signed(8), name=f"w_pe_{r}_{c}")
+                m.d.sync += [xp.eq(Mux(dw, xw[c], xr)), wp.eq(wr[c])]
+                m.d.comb += [pe.x.eq(xp), pe.w.eq(wp), pe.psum_in.eq(below[c])]
                 below[c] = pe.psum_out
                 for k in range(self.hop - 1 if r < self.rows - 1 else 0):
                     hop_reg = Signal(signed(width), name=f"hop_{r}_{c}_{k}")
