@@ -256,21 +256,32 @@ class Engine(wiring.Component):
             m.submodules[f"w_mem_{r}"] = wm
             w_mems.append(wm)
 
-        def loader(mem, sel, value):
+        def loader(mem, sel, value, addr_value=None, extra=1, name=None):
+            """Write ``mem`` from the load port one cycle late, through registers of its own:
+            the enable decoded, the address and the data taken only when ``sel`` is selected
+            (so no two memories' registers are equal and synthesis keeps them apart). The
+            load nets then start at a register per memory instead of carrying the port's
+            decoder to every block-RAM and LUT-RAM cell of the engine."""
             wp = mem.write_port()
-            m.d.comb += [wp.addr.eq(self.ld_addr), wp.data.eq(value),
-                         wp.en.eq(self.ld_en & (self.ld_sel == sel))]
+            name = name or f"ld{sel}"
+            hit = self.ld_en & (self.ld_sel == sel) & extra
+            en = Signal(name=f"{name}_en")
+            addr = Signal.like(wp.addr, name=f"{name}_addr")
+            word = Signal(mem.shape, name=f"{name}_data")
+            m.d.sync += en.eq(hit)
+            with m.If(hit):
+                m.d.sync += [addr.eq(self.ld_addr if addr_value is None else addr_value),
+                             word.eq(value)]
+            m.d.comb += [wp.addr.eq(addr), wp.data.eq(word), wp.en.eq(en)]
         if not line:
             loader(in_mem, 0, self.ld_data[:L * 8])
         for r, wm in enumerate(w_mems):
-            loader(wm, 1, self.ld_data[r * C * 8:(r + 1) * C * 8])
+            loader(wm, 1, self.ld_data[r * C * 8:(r + 1) * C * 8], name=f"ld1_{r}")
         loader(step_mem, 2, self.ld_data[:R * self.step_layout.size])
         # block table (sel 3): address ob·2^KB + group; in_base is taken from group 0's word
         blk_word = data.View(bl, self.ld_data[:bl.size])
-        bwp = base_mem.write_port()
-        m.d.comb += [bwp.addr.eq(self.ld_addr[KB:]), bwp.data.eq(blk_word.in_base),
-                     bwp.en.eq(self.ld_en & (self.ld_sel == 3) &
-                               ((self.ld_addr[:KB] == 0) if KB else 1))]
+        loader(base_mem, 3, blk_word.in_base, addr_value=self.ld_addr[KB:],
+               extra=(self.ld_addr[:KB] == 0) if KB else 1, name="ld3_base")
         prm_word = Signal(prm_layout)
         for p in range(P):
             m.d.comb += [prm_word[p].bias.eq(blk_word.bias[p]), prm_word[p].mult.eq(blk_word.mult[p]),
