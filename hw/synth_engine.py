@@ -2,9 +2,10 @@
 LUTs, FFs, DSPs, block RAMs and nextpnr's Fmax.
 
 The engine's ports are not pins, so a thin wrapper keeps every input alive and every output
-observed: a shift register fed from the UART RX pin drives the descriptor, the load port and
-the control inputs; the outputs are registered and XOR-folded onto the UART TX pin. The wrapper costs one FF
-per shifted bit and a few LUTs; the report says what the engine configuration was.
+observed: a shift register fed from the UART RX pin loads a capture register (on a strobe,
+like a host interface's registers) that drives the descriptor, the load port and the control
+inputs; the outputs are registered and XOR-folded onto the UART TX pin. The wrapper costs two
+FFs per input bit and a few LUTs; the report says what the engine configuration was.
 
     python -m hw.synth_engine --board ulx3s-85f [--json FILE]
     python -m hw.synth_engine --board icebreaker
