@@ -35,6 +35,8 @@ def register(subparsers):
                     "wrapper; writes docs/engine_synth_BOARD.json (never touches bitstreams/).")
     q.add_argument("--board", default="ulx3s-85f", help="target board (default ulx3s-85f)")
     q.add_argument("--json", metavar="FILE", help="report file")
+    q.add_argument("--seed", type=int, metavar="N",
+                   help="nextpnr's seed (default: the board's, recorded in the report)")
     q.set_defaults(func=handle_synth_engine)
 
 
@@ -46,7 +48,8 @@ def handle_synth_engine(args) -> int:
     if args.board not in synth_engine.CONFIGS:
         raise UserError(f"no engine configuration for {args.board!r} "
                         f"(choose one of {', '.join(sorted(synth_engine.CONFIGS))})")
-    argv = ["--board", args.board] + (["--json", args.json] if args.json else [])
+    argv = ["--board", args.board] + (["--json", args.json] if args.json else []) + (
+        ["--seed", str(args.seed)] if args.seed is not None else [])
     return synth_engine.main(argv)
 
 
