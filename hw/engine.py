@@ -264,7 +264,7 @@ class Engine(wiring.Component):
         def loader(mem, sel, value, addr_value=None, extra=1, name=None):
             """Write ``mem`` from the load port one cycle late, through registers of its own:
             the enable decoded, the address and the data taken only when ``sel`` is selected
-            (so no two memories' registers are equal and synthesis keeps them apart). The
+            (so the registers of different selects differ and synthesis keeps them apart). The
             load nets then start at a register per memory instead of carrying the port's
             decoder to every block-RAM and LUT-RAM cell of the engine."""
             wp = mem.write_port()
@@ -416,14 +416,13 @@ class Engine(wiring.Component):
                      t_xlo.eq(xlo), t_xhi.eq(xhi), t_pix.eq(pix)]
 
         # ---- stage A: per-row addresses and validity (registered) -------------------------
-        a_go, a_last, a_final = Signal(), Signal(), Signal()
-        a_ob, a_waddr = Signal(12), Signal(A)
+        # (the beat flags pass stage A in the flag chain below)
+        a_waddr = Signal(A)
         AW = max(A, feeder.ring_bits) if line else A
         a_addr = [Signal(AW, name=f"a_addr_{r}") for r in range(R)]
         a_ok = [Signal(name=f"a_ok_{r}") for r in range(R)]
         a_lane = [Signal(range(L), name=f"a_lane_{r}") for r in range(R)]
-        m.d.sync += [a_go.eq(t_go), a_last.eq(t_last),
-                     a_final.eq(t_final), a_ob.eq(t_ob), a_waddr.eq(t_waddr)]
+        m.d.sync += a_waddr.eq(t_waddr)
         for r in range(R):
             e = step_rd.data[r]
             ok = e.en & (e.dy >= t_ylo) & (e.dy < t_yhi) & (e.dx >= t_xlo) & (e.dx < t_xhi)
@@ -522,10 +521,10 @@ class Engine(wiring.Component):
                 m.d.comb += array.w[r][c].eq(w_q[c * 8:(c + 1) * 8])
 
         # ---- beat flags follow the data down the array -------------------------------------
-        # stage A → row 0's memory read and output register (MEM_LATENCY) → array
-        # (sum_latency) → column sums
-        flags = [(a_go, a_last, a_final, a_ob)]
-        for k in range(MEM_LATENCY + array.sum_latency):
+        # stage T → stage A (1) → row 0's memory read and output register (MEM_LATENCY) →
+        # array (sum_latency) → column sums
+        flags = [(t_go, t_last, t_final, t_ob)]
+        for k in range(1 + MEM_LATENCY + array.sum_latency):
             g, l, fin, o = flags[-1]
             n = (Signal(name=f"b_go_{k}"), Signal(name=f"b_last_{k}"),
                  Signal(name=f"b_final_{k}"), Signal(12, name=f"b_ob_{k}"))

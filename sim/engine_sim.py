@@ -316,8 +316,8 @@ def line_mode_cycles(d: dict, cfg: EngineConfig) -> int:
     requests the map words of rows ``0 … h_feed−1`` one per cycle, a row only once the array
     has released the line it overwrites (``rel_iy0 + line_rows``, updated
     ``EngineConfig.release_delay`` cycles after an output row's last step), and an output row
-    (all its output-channel blocks, ``n_ob·Wo`` pixels) starts once the rows its windows need are written (``FEED_LATENCY``
-    after their last request)."""
+    (all its output-channel blocks, ``n_ob·Wo`` pixels) starts once the rows its windows need
+    are written (``FEED_LATENCY`` after their last request)."""
     h_feed, w, nb, kh = d["h_feed"], d["w"], d["nb"], d["kh"]
     ho, wo, sh, pt = d["ho"], d["wo"], d["stride_h"], d["pad_t"]
     steps = d["steps"]
