@@ -261,12 +261,16 @@ class Engine(wiring.Component):
             m.submodules[f"w_mem_{r}"] = wm
             w_mems.append(wm)
 
-        def loader(mem, sel, value, addr_value=None, extra=1, name=None):
+        def loader(mem, sel, value, addr_value=None, extra=1, name=None, gated=True):
             """Write ``mem`` from the load port one cycle late, through registers of its own:
             the enable decoded, the address and the data taken only when ``sel`` is selected
             (so the registers of different selects differ and synthesis keeps them apart). The
             load nets then start at a register per memory instead of carrying the port's
-            decoder to every block-RAM and LUT-RAM cell of the engine."""
+            decoder to every block-RAM and LUT-RAM cell of the engine. ``gated=False``: the
+            address and data registers load every cycle (only the write enable is decoded),
+            for the one memory whose data register is so wide that the decoder's clock-enable
+            net would span the die (the parameter table: 1117 enables, the routed 85F's
+            second-worst path)."""
             wp = mem.write_port()
             name = name or f"ld{sel}"
             hit = self.ld_en & (self.ld_sel == sel) & extra
@@ -278,7 +282,7 @@ class Engine(wiring.Component):
             addr = Signal.like(wp.addr, name=f"{name}_addr")
             word = Signal(mem.shape, name=f"{name}_data")
             m.d.sync += en.eq(hit)
-            with m.If(hit):
+            with m.If(hit if gated else 1):
                 m.d.sync += [addr.eq(self.ld_addr if addr_value is None else addr_value),
                              word.eq(value)]
             m.d.comb += [wp.addr.eq(addr), wp.data.eq(word), wp.en.eq(en)]
@@ -295,7 +299,7 @@ class Engine(wiring.Component):
         for p in range(P):
             m.d.comb += [prm_word[p].bias.eq(blk_word.bias[p]), prm_word[p].mult.eq(blk_word.mult[p]),
                          prm_word[p].shift.eq(blk_word.shift[p])]
-        loader(prm_mem, 3, prm_word)
+        loader(prm_mem, 3, prm_word, gated=False)
         rd = out_mem.read_port()
         m.d.comb += [rd.addr.eq(self.rd_addr), self.rd_data.eq(rd.data)]
 

@@ -46,6 +46,13 @@ def cases(seed: int, n: int):
         acc[n - 1 - k], mult[n - 1 - k], shift[n - 1 - k], bias[n - 1 - k] = a, mm, s, 0
     for r in (ties, slice(n - len(edges), n)):              # no clamping hides these
         zp[r], lo[r], hi[r], bias[r] = 0, -128, 127, 0
+    # around the clamp's short cut (|result before zp| ≥ 1024 saturates whatever the zero
+    # point): m ≈ 1 and no shift, so the magnitude before the zero point is |acc| itself
+    near = slice(n - 300, n - 200)
+    acc[near] = rng.choice([900, 1000, 1023, 1024, 1025, 1150, 1279, 1280, 2047, 2048, 4097],
+                           100) * rng.choice([-1, 1], 100)
+    mult[near], shift[near], bias[near] = (1 << 31) - 1, 0, 0
+    zp[near] = rng.choice([-128, -100, 0, 100, 127], 100)
     return dict(acc=acc, bias=bias, mult=mult, shift=shift, zp=zp, lo=lo, hi=hi)
 
 
