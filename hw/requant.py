@@ -180,7 +180,7 @@ class Requant(wiring.Component):
         # compares are 12 bits wide instead of ~37 (the routed 85F's worst path was the clamp)
         stage[0] = 10
         v10 = reg(1, v9, "v")
-        big = reg(1, r[10:] != 0, "big") if len(r) > 10 else 0
+        big = reg(1, r[10:] != 0, "big")                          # r has ≥ 32 bits
         low = r[:10]
         y = reg(signed(12), Mux(neg9, sb["zp"] - low, sb["zp"] + low), "y")
         neg10 = reg(1, neg9, "neg")
