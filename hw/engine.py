@@ -40,12 +40,13 @@ lines of ``N`` words that the array reads; the schedule becomes output row → `
 step, and a pixel waits while the rows its window needs are not in the ring yet (see
 docs/engine.md).  ``fetched`` counts the map words read.
 """
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .bram import BRAMTarget
+from .read_reg_ram import LATENCY as RAM_LATENCY, ReadRegRAM
 from .requant import Requant, RequantSerial
 from .row_feeder import RowFeeder
 from .static_chain import static_chain
@@ -94,8 +95,8 @@ def block_entry_layout(addr_width: int, cols: int) -> data.StructLayout:
 
 
 #: cycles from a row's read address to its data at the array: the block-RAM read and the
-#: output register behind it
-MEM_LATENCY = 2
+#: output register behind it (``hw.read_reg_ram.LATENCY``)
+MEM_LATENCY = RAM_LATENCY
 
 
 def _bits(n: int) -> int:
@@ -244,7 +245,10 @@ class Engine(wiring.Component):
             m.d.comb += [lwp.addr.eq(feeder.wr_addr), lwp.data.eq(feeder.wr_data),
                          lwp.en.eq(feeder.wr_en), self.fetched.eq(feeder.fetched)]
         else:
-            m.submodules.in_mem = in_mem = Memory(shape=L * 8, depth=cfg.in_depth, init=[])
+            # one read port per array row, each followed by an output register (on ECP5,
+            # block-RAM tiles without yosys's read-during-write emulation: hw.read_reg_ram)
+            m.submodules.in_mem = in_mem = ReadRegRAM(L * 8, cfg.in_depth, read_ports=R,
+                                                      name="in_mem")
         m.submodules.out_mem = out_mem = Memory(shape=C * 8, depth=cfg.out_depth, init=[])
         m.submodules.step_mem = step_mem = Memory(
             shape=data.ArrayLayout(self.step_layout, R), depth=cfg.step_depth, init=[])
@@ -257,35 +261,40 @@ class Engine(wiring.Component):
                                                 init=[])
         w_mems = []
         for r in range(R):
-            wm = Memory(shape=C * 8, depth=cfg.w_depth, init=[])
+            wm = ReadRegRAM(C * 8, cfg.w_depth, name=f"w_mem_{r}")
             m.submodules[f"w_mem_{r}"] = wm
             w_mems.append(wm)
 
-        def loader(mem, sel, value, addr_value=None, extra=1, name=None, gated=True):
-            """Write ``mem`` from the load port one cycle late, through registers of its own:
-            the enable decoded, the address and the data taken only when ``sel`` is selected
-            (so the registers of different selects differ and synthesis keeps them apart). The
-            load nets then start at a register per memory instead of carrying the port's
-            decoder to every block-RAM and LUT-RAM cell of the engine. ``gated=False``: the
-            address and data registers load every cycle (only the write enable is decoded),
-            for the one memory whose data register is so wide that the decoder's clock-enable
-            net would span the die (the parameter table: 1117 enables, the routed 85F's
-            second-worst path)."""
+        def write_port(mem):
+            """(address, data, enable) of ``mem``'s write port."""
+            if isinstance(mem, ReadRegRAM):
+                return mem.w_addr, mem.w_data, mem.w_en
             wp = mem.write_port()
+            return wp.addr, wp.data, wp.en
+
+        def loader(mem, sel, value, addr_value=None, extra=1, name=None):
+            """Write ``mem`` from the load port one cycle late, through registers: the write
+            enable decoded from ``sel`` into a register of the memory's own, the address taken
+            when ``sel`` is selected, the data taken every cycle. The load nets then start at
+            registers instead of carrying the port's decoder to every block-RAM and LUT-RAM
+            cell of the engine. The data registers have no clock enable because the decoder
+            driving one was the routed 85F's critical path (one LUT, hundreds of enables
+            across the die: 1117 for the parameter table); memories that take the same bits
+            of ``ld_data`` share them (synthesis merges equal registers)."""
+            w_addr, w_data, w_en = write_port(mem)
             name = name or f"ld{sel}"
             hit = self.ld_en & (self.ld_sel == sel) & extra
+            addr_in = self.ld_addr if addr_value is None else addr_value
             if not cfg.load_regs:
-                m.d.comb += [wp.addr.eq(self.ld_addr if addr_value is None else addr_value),
-                             wp.data.eq(value), wp.en.eq(hit)]
+                m.d.comb += [w_addr.eq(addr_in), w_data.eq(value), w_en.eq(hit)]
                 return
             en = Signal(name=f"{name}_en")
-            addr = Signal.like(wp.addr, name=f"{name}_addr")
-            word = Signal(mem.shape, name=f"{name}_data")
-            m.d.sync += en.eq(hit)
-            with m.If(hit if gated else 1):
-                m.d.sync += [addr.eq(self.ld_addr if addr_value is None else addr_value),
-                             word.eq(value)]
-            m.d.comb += [wp.addr.eq(addr), wp.data.eq(word), wp.en.eq(en)]
+            addr = Signal(len(w_addr), name=f"{name}_addr")
+            word = Signal(len(Value.cast(w_data)), name=f"{name}_data")
+            m.d.sync += [en.eq(hit), word.eq(value)]
+            with m.If(hit):
+                m.d.sync += addr.eq(addr_in)
+            m.d.comb += [w_addr.eq(addr), w_data.eq(word), w_en.eq(en)]
         if not line:
             loader(in_mem, 0, self.ld_data[:L * 8])
         for r, wm in enumerate(w_mems):
@@ -299,7 +308,7 @@ class Engine(wiring.Component):
         for p in range(P):
             m.d.comb += [prm_word[p].bias.eq(blk_word.bias[p]), prm_word[p].mult.eq(blk_word.mult[p]),
                          prm_word[p].shift.eq(blk_word.shift[p])]
-        loader(prm_mem, 3, prm_word, gated=False)
+        loader(prm_mem, 3, prm_word)
         rd = out_mem.read_port()
         m.d.comb += [rd.addr.eq(self.rd_addr), self.rd_data.eq(rd.data)]
 
@@ -502,15 +511,19 @@ class Engine(wiring.Component):
                 ln2 = Signal(range(L), name=f"skew_lane_{r}_{k}")
                 m.d.sync += [addr2.eq(addr), ok2.eq(ok), wa2.eq(wa), ln2.eq(ln)]
                 addr, ok, wa, ln = addr2, ok2, wa2, ln2
-            xrp = (line_mem if line else in_mem).read_port()
-            wrp = w_mems[r].read_port()
-            m.d.comb += [xrp.addr.eq(addr), wrp.addr.eq(wa)]
-            # block-RAM output register: the read data goes straight into a register beside
-            # the RAM before any logic or long route (an ECP5 DP16KD without its own output
-            # register takes 5.8 ns from clock to data, over half a 100 MHz cycle)
-            x_q = Signal(L * 8, name=f"x_q_{r}")
-            w_q = Signal(C * 8, name=f"w_q_{r}")
-            m.d.sync += [x_q.eq(xrp.data), w_q.eq(wrp.data)]
+            # the read data reaches a register before any logic or long route (an ECP5 DP16KD
+            # without its own output register takes 5.8 ns from clock to data): the output
+            # register of hw.read_reg_ram or, for the line memory, one of its own
+            if line:
+                xrp = line_mem.read_port()
+                m.d.comb += xrp.addr.eq(addr)
+                x_q = Signal(L * 8, name=f"x_q_{r}")
+                m.d.sync += x_q.eq(xrp.data)
+            else:
+                m.d.comb += in_mem.r_addr[r].eq(addr)
+                x_q = in_mem.r_data[r]
+            m.d.comb += w_mems[r].r_addr[0].eq(wa)
+            w_q = w_mems[r].r_data[0]
             # validity and lane follow the data: read (1) + output register (1)
             for k in range(MEM_LATENCY):
                 ok2 = Signal(name=f"ok_d_{r}_{k}")
