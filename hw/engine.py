@@ -249,7 +249,10 @@ class Engine(wiring.Component):
             # block-RAM tiles without yosys's read-during-write emulation: hw.read_reg_ram)
             m.submodules.in_mem = in_mem = ReadRegRAM(L * 8, cfg.in_depth, read_ports=R,
                                                       name="in_mem")
-        m.submodules.out_mem = out_mem = Memory(shape=C * 8, depth=cfg.out_depth, init=[])
+        # read back by the host one cycle after rd_addr; tiles on ECP5 (hw.read_reg_ram), for
+        # the same reason as the map and weight memories
+        m.submodules.out_mem = out_mem = ReadRegRAM(C * 8, cfg.out_depth, name="out_mem",
+                                                    registered=False)
         m.submodules.step_mem = step_mem = Memory(
             shape=data.ArrayLayout(self.step_layout, R), depth=cfg.step_depth, init=[])
         bl = self.block_layout
@@ -309,8 +312,7 @@ class Engine(wiring.Component):
             m.d.comb += [prm_word[p].bias.eq(blk_word.bias[p]), prm_word[p].mult.eq(blk_word.mult[p]),
                          prm_word[p].shift.eq(blk_word.shift[p])]
         loader(prm_mem, 3, prm_word)
-        rd = out_mem.read_port()
-        m.d.comb += [rd.addr.eq(self.rd_addr), self.rd_data.eq(rd.data)]
+        m.d.comb += [out_mem.r_addr[0].eq(self.rd_addr), self.rd_data.eq(out_mem.r_data[0])]
 
         # ---- issue: loop counters ----------------------------------------------------------
         # down counters (what is left of the pixel's slot, the row, the map, the blocks) so the
@@ -656,7 +658,7 @@ class Engine(wiring.Component):
                 for p in range(P):
                     m.d.sync += held[o_k][p].eq(lanes_out[p].payload)
 
-        wp = out_mem.write_port()
+        wp_addr, wp_data, wp_en = out_mem.w_addr, out_mem.w_data, out_mem.w_en
         out_addr = Signal(A)
         write = o_valid & (o_k == D - 1)
         word = Signal(C * 8)
@@ -675,14 +677,14 @@ class Engine(wiring.Component):
                          pool.i.valid.eq(write & d.pool), pool.i.payload.as_value().eq(word)]
             store = Signal()
             m.d.comb += store.eq(Mux(d.pool, pool.o.valid, write))
-            m.d.comb += [wp.addr.eq(out_addr), wp.en.eq(store),
-                         wp.data.eq(Mux(d.pool, pool.o.payload.as_value(), word))]
+            m.d.comb += [wp_addr.eq(out_addr), wp_en.eq(store),
+                         wp_data.eq(Mux(d.pool, pool.o.payload.as_value(), word))]
             fin_d = Signal()
             m.d.sync += fin_d.eq(fin)
             fin = Mux(d.pool, fin_d, fin)
         else:
             store = write
-            m.d.comb += [wp.addr.eq(out_addr), wp.en.eq(write), wp.data.eq(word)]
+            m.d.comb += [wp_addr.eq(out_addr), wp_en.eq(write), wp_data.eq(word)]
         with m.If(self.start & ~busy_r):
             m.d.sync += out_addr.eq(0)
         with m.Elif(store):

@@ -31,17 +31,22 @@ TILE_DEPTH, TILE_WIDTH, TILE_ADDR_SHIFT = 512, 36, 5
 
 class ReadRegRAM(wiring.Component):
     """``depth`` words of ``width`` bits; ``w_en`` writes ``w_data`` at ``w_addr``; read port
-    ``i`` returns the word at ``r_addr[i]`` on ``r_data[i]`` :data:`LATENCY` cycles later.
+    ``i`` returns the word at ``r_addr[i]`` on ``r_data[i]`` :data:`LATENCY` cycles later (one
+    cycle with ``registered=False``).
     A read of the word written in the same cycle is undefined (on ECP5, hardware-defined)."""
 
     def __init__(self, width: int, depth: int, read_ports: int = 1, name: str = "ram",
-                 tiles: bool | None = None):
+                 tiles: bool | None = None, registered: bool = True):
         if width < 1 or depth < 1 or read_ports < 1:
             raise ValueError(f"ReadRegRAM needs width, depth and read_ports ≥ 1 "
                              f"(got {width}, {depth}, {read_ports})")
         self.width, self.depth, self.read_ports, self.name = width, depth, read_ports, name
         #: build from DP16KD tiles: None = on ECP5 when ``depth`` ≤ 512 (tests force it)
         self.tiles = tiles
+        #: False: no output register, the data come one cycle after the address (for a
+        #: consumer that registers them itself)
+        self.registered = bool(registered)
+        self.latency = LATENCY if registered else LATENCY - 1
         if tiles and depth > TILE_DEPTH:
             raise ValueError(f"DP16KD tiles hold {TILE_DEPTH} words, not {depth}")
         super().__init__({
@@ -63,6 +68,10 @@ class ReadRegRAM(wiring.Component):
         """One DP16KD (tests replace this with a model of the tile)."""
         return Instance("DP16KD", **params_and_ports)
 
+    @property
+    def _out_domain(self):
+        return "sync" if self.registered else "comb"
+
     def elaborate(self, platform):
         m = Module()
         if self.uses_tiles(platform):
@@ -75,7 +84,7 @@ class ReadRegRAM(wiring.Component):
         for p in range(self.read_ports):
             rp = mem.read_port()
             m.d.comb += rp.addr.eq(self.r_addr[p])
-            m.d.sync += self.r_data[p].eq(rp.data)
+            m.d[self._out_domain] += self.r_data[p].eq(rp.data)
         return m
 
     def _tiles(self, m, p):
@@ -84,7 +93,7 @@ class ReadRegRAM(wiring.Component):
         w_data = Signal(n_tiles * TILE_WIDTH, name=f"{self.name}_wd_{p}")
         r_data = Signal(n_tiles * TILE_WIDTH, name=f"{self.name}_rd_{p}")
         m.d.comb += w_data.eq(self.w_data)
-        m.d.sync += self.r_data[p].eq(r_data[:self.width])
+        m.d[self._out_domain] += self.r_data[p].eq(r_data[:self.width])
         wa = Signal(14, name=f"{self.name}_wa_{p}")
         ra = Signal(14, name=f"{self.name}_ra_{p}")
         m.d.comb += [wa.eq(self.w_addr << TILE_ADDR_SHIFT),

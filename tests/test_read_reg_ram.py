@@ -35,32 +35,35 @@ def traffic(width, depth, ports, n, seed):
     return dict(w_en=w_en.astype(np.int64), w_addr=w_addr, w_data=w_data, r_addr=r_addr)
 
 
-def expected(d, depth, nbytes):
-    """r_data at cycle t + LATENCY: the word at r_addr[t] after the writes before cycle t."""
+def expected(d, depth, nbytes, latency):
+    """r_data at cycle t + latency: the word at r_addr[t] after the writes before cycle t."""
     mem = np.zeros((depth, nbytes), dtype=np.uint8)
     n, ports = d["r_addr"].shape
     want = np.zeros((n, ports, nbytes), dtype=np.uint8)
     for t in range(n):
-        if t + LATENCY < n:
-            want[t + LATENCY] = mem[d["r_addr"][t]]
+        if t + latency < n:
+            want[t + latency] = mem[d["r_addr"][t]]
         if d["w_en"][t]:
             mem[d["w_addr"][t]] = d["w_data"][t]
     return want
 
 
 @pytest.mark.parametrize("tiles", [False, True], ids=["memory", "dp16kd"])
-@pytest.mark.parametrize("width,depth,ports", [(128, 512, 3), (20, 37, 2), (36, 2, 1)])
-def test_read_reg_ram_bit_exact(tiles, width, depth, ports):
+@pytest.mark.parametrize("width,depth,ports,registered", [
+    (128, 512, 3, True), (20, 37, 2, True), (36, 2, 1, True), (128, 512, 1, False)])
+def test_read_reg_ram_bit_exact(tiles, width, depth, ports, registered):
     d = traffic(width, depth, ports, 1500, seed=width + depth + ports)
-    dut = ReadRegRAM(width, depth, ports, tiles=tiles)
+    dut = ReadRegRAM(width, depth, ports, tiles=tiles, registered=registered)
+    assert dut.latency == (LATENCY if registered else LATENCY - 1)
     design = to_verilog(dut) + dp16kd_pdp36_model() if tiles else dut
     out = run_cocotb(design, "sim.tb_read_reg_ram",
                      inputs=dict(d, abits=np.array([max(1, (depth - 1).bit_length())])))
-    want = expected(d, depth, d["w_data"].shape[1])
+    lat = dut.latency
+    want = expected(d, depth, d["w_data"].shape[1], lat)
     got = out["r_data"]
-    bad = np.argwhere(np.any(got[LATENCY:] != want[LATENCY:], axis=2))
-    assert bad.size == 0, f"{len(bad)} wrong reads, first (cycle, port): {bad[:5] + [LATENCY, 0]}"
-    assert len(np.unique(want[LATENCY:, 0, 0])) > min(100, depth)  # real data came back
+    bad = np.argwhere(np.any(got[lat:] != want[lat:], axis=2))
+    assert bad.size == 0, f"{len(bad)} wrong reads, first (cycle, port): {bad[:5] + [lat, 0]}"
+    assert len(np.unique(want[lat:, 0, 0])) > min(100, depth)  # real data came back
 
 
 def test_tiles_refuse_deep_memories():
