@@ -1,12 +1,13 @@
 """Simple dual-port RAM whose read data leaves through an output register: one write port and
 ``read_ports`` read ports, each returning the word two cycles after its address (the RAM's
-read, then the output register).
+read, then the output register), or one cycle after it with ``registered=False``.
 
 Why a component of its own: on ECP5, yosys maps an Amaranth ``Memory`` of 36-bit-wide block-RAM
 words with an emulation of read-during-write (a register of the written word and a multiplexer
 between the block RAM and whatever its read data feeds), because the DP16KD leaves a read of the
 address being written from the other port undefined. The engine never reads a memory while the
-host loads it, so the emulation is dead logic, and it sat on the 85F's critical path: block-RAM
+host loads it, nor reads back its output memory while a layer writes it, so the emulation is
+dead logic, and it sat on the 85F's critical path: block-RAM
 output (5.8 ns) → multiplexer → output register. Here, on ECP5, each read port is a row of DP16KD
 tiles instantiated directly, in the 512×36 pseudo-dual-port arrangement of yosys's own mapping
 (``share/lattice/brams_map_16kd.v``), and the output register is a fabric register fed by the
@@ -32,8 +33,8 @@ TILE_DEPTH, TILE_WIDTH, TILE_ADDR_SHIFT = 512, 36, 5
 class ReadRegRAM(wiring.Component):
     """``depth`` words of ``width`` bits; ``w_en`` writes ``w_data`` at ``w_addr``; read port
     ``i`` returns the word at ``r_addr[i]`` on ``r_data[i]`` :data:`LATENCY` cycles later (one
-    cycle with ``registered=False``).
-    A read of the word written in the same cycle is undefined (on ECP5, hardware-defined)."""
+    cycle with ``registered=False``). A read of the word being written in the same cycle is
+    undefined."""
 
     def __init__(self, width: int, depth: int, read_ports: int = 1, name: str = "ram",
                  tiles: bool | None = None, registered: bool = True):
