@@ -25,6 +25,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .and_pair import AndPairSum
+from .static_chain import own_copy
 
 #: Per-channel parameters and the accumulator of one output value.
 RequantIn = data.StructLayout({
@@ -75,8 +76,13 @@ class Requant(wiring.Component):
             m.d.sync += s.eq(value)
             return s
 
-        def carry(**kw):
-            """Register the side-band fields into the next stage."""
+        def carry(own=False, **kw):
+            """Register the side-band fields into the next stage. ``own``: registers that
+            synthesis may not merge with another lane's (hw.static_chain.own_copy): the
+            engine gives every lane the same zero point and bounds, and with merged registers
+            lane 9's clamp read lane 8's bound across the die (the routed 85F's worst path)."""
+            if own:
+                return {k: own_copy(m, v, f"s{stage[0]}_{k}", platform) for k, v in kw.items()}
             return {k: reg(len(v) if not v.shape().signed else v.shape(), v, k) for k, v in kw.items()}
 
         # S0: bias add (optional)
@@ -172,7 +178,7 @@ class Requant(wiring.Component):
         v9 = reg(1, v, "v")
         r = reg(unsigned(len(qh)), qh >> right, "r")
         neg9 = reg(1, neg, "neg")
-        sb = carry(**sb)
+        sb = carry(own=True, **sb)
 
         # S10: apply the sign and add the zero point. Only r's low 10 bits enter the sum: with
         # r ≥ 1024, zp − r < −128 ≤ lo and zp + r > 127 ≥ hi for any 9-bit zp, so the clamp
@@ -184,7 +190,7 @@ class Requant(wiring.Component):
         low = r[:10]
         y = reg(signed(12), Mux(neg9, sb["zp"] - low, sb["zp"] + low), "y")
         neg10 = reg(1, neg9, "neg")
-        sb = carry(lo=sb["lo"], hi=sb["hi"])
+        sb = carry(own=True, lo=sb["lo"], hi=sb["hi"])
 
         # S11: clamp
         lo, hi = sb["lo"], sb["hi"]

@@ -21,3 +21,23 @@ def static_chain(m, value, stages: int, name: str) -> list:
         chain.append(stage)
         prev = stage
     return chain
+
+
+def own_copy(m, value, name: str, platform=None) -> Signal:
+    """``value`` one cycle late in a register that synthesis keeps apart from every register
+    with the same input: on ECP5 one ``FD1S3AX`` cell per bit (yosys merges equal flip-flops
+    even under a ``keep`` attribute, but not hand-instantiated cells; checked with a
+    two-register build: 18 stay 18), elsewhere a plain register (simulation does not care).
+    For a consumer of a static value that must have its driver beside it, such as each
+    requantisation lane's clamp bounds."""
+    from amaranth.hdl import ClockSignal, Instance
+    reg = Signal(Shape.cast(value.shape()), name=name)
+    if getattr(platform, "family", None) != "ecp5":
+        m.d.sync += reg.eq(value)
+        return reg
+    bits = Signal(len(reg), name=f"{name}_d")
+    m.d.comb += bits.eq(value)
+    for i in range(len(reg)):
+        m.submodules[f"{name}_ff{i}"] = Instance("FD1S3AX", p_GSR="DISABLED", i_CK=ClockSignal(),
+                                                 i_D=bits[i], o_Q=reg[i])
+    return reg
