@@ -1,12 +1,13 @@
 """Distribute a value that is static during a layer (descriptor fields, the layer kind) to many
 consumers across the die without one net fanning out to all of them.
 
-Per-consumer copy registers would not help: they all have the same input, so yosys merges them
-back into one register whose net reaches every consumer (nextpnr showed such nets as the worst
-congestion, ``dw_0`` in the array, and as the routed critical path, the requant lanes'
+Per-consumer copies in plain registers would not help: they all have the same input, so yosys
+merges them back into one register whose net reaches every consumer (nextpnr showed such nets as
+the worst congestion, ``dw_0`` in the array, and as the routed critical path, the requant lanes'
 ``zp/lo/hi``).  Stage ``k`` of one delay chain is a distinct register, so each group of consumers
 gets its own driver; the price is ``k + 1`` cycles of delay, harmless for a value that is set
-before ``start`` and read later than the chain is long.
+before ``start`` and read later than the chain is long.  Where the delay matters (a value that
+travels with a pipeline), :func:`own_copy` makes a copy that synthesis keeps apart.
 """
 from amaranth.hdl import Shape, Signal
 
