@@ -658,7 +658,7 @@ class Engine(wiring.Component):
                 for p in range(P):
                     m.d.sync += held[o_k][p].eq(lanes_out[p].payload)
 
-        wp_addr, wp_data, wp_en = out_mem.w_addr, out_mem.w_data, out_mem.w_en
+        wp_addr, wp_data, wp_en = write_port(out_mem)
         out_addr = Signal(A)
         write = o_valid & (o_k == D - 1)
         word = Signal(C * 8)

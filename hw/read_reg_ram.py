@@ -64,11 +64,6 @@ class ReadRegRAM(wiring.Component):
             return self.tiles
         return getattr(platform, "family", None) == "ecp5" and self.depth <= TILE_DEPTH
 
-    @staticmethod
-    def tile_cell(**params_and_ports):
-        """One DP16KD (tests replace this with a model of the tile)."""
-        return Instance("DP16KD", **params_and_ports)
-
     @property
     def _out_domain(self):
         return "sync" if self.registered else "comb"
@@ -76,8 +71,13 @@ class ReadRegRAM(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         if self.uses_tiles(platform):
+            # the write side is the same for every read port's copy of the memory
+            n_tiles = -(-self.width // TILE_WIDTH)
+            w_data = Signal(n_tiles * TILE_WIDTH, name=f"{self.name}_wd")
+            wa = Signal(14, name=f"{self.name}_wa")
+            m.d.comb += [w_data.eq(self.w_data), wa.eq(self.w_addr << TILE_ADDR_SHIFT)]
             for p in range(self.read_ports):
-                self._tiles(m, p)
+                self._tiles(m, p, n_tiles, w_data, wa)
             return m
         m.submodules.mem = mem = Memory(shape=self.width, depth=self.depth, init=[])
         wp = mem.write_port()
@@ -88,17 +88,13 @@ class ReadRegRAM(wiring.Component):
             m.d[self._out_domain] += self.r_data[p].eq(rp.data)
         return m
 
-    def _tiles(self, m, p):
-        """Read port ``p``: its own copy of the memory, ceil(width / 36) tiles side by side."""
-        n_tiles = -(-self.width // TILE_WIDTH)
-        w_data = Signal(n_tiles * TILE_WIDTH, name=f"{self.name}_wd_{p}")
+    def _tiles(self, m, p, n_tiles, w_data, wa):
+        """Read port ``p``: its own copy of the memory, ``n_tiles`` tiles side by side, written
+        from the (padded) word ``w_data`` at tile address ``wa``."""
         r_data = Signal(n_tiles * TILE_WIDTH, name=f"{self.name}_rd_{p}")
-        m.d.comb += w_data.eq(self.w_data)
         m.d[self._out_domain] += self.r_data[p].eq(r_data[:self.width])
-        wa = Signal(14, name=f"{self.name}_wa_{p}")
         ra = Signal(14, name=f"{self.name}_ra_{p}")
-        m.d.comb += [wa.eq(self.w_addr << TILE_ADDR_SHIFT),
-                     ra.eq(self.r_addr[p] << TILE_ADDR_SHIFT)]
+        m.d.comb += ra.eq(self.r_addr[p] << TILE_ADDR_SHIFT)
         for t in range(n_tiles):
             di = w_data[t * TILE_WIDTH:(t + 1) * TILE_WIDTH]
             do = r_data[t * TILE_WIDTH:(t + 1) * TILE_WIDTH]
@@ -117,7 +113,8 @@ class ReadRegRAM(wiring.Component):
             for k in range(18):
                 ports[f"i_DIA{k}"], ports[f"i_DIB{k}"] = di[k], di[18 + k]
                 ports[f"o_DOA{k}"], ports[f"o_DOB{k}"] = do[k], do[18 + k]
-            m.submodules[f"tile_{p}_{t}"] = self.tile_cell(
+            m.submodules[f"tile_{p}_{t}"] = Instance(
+                "DP16KD",
                 p_DATA_WIDTH_A=TILE_WIDTH, p_DATA_WIDTH_B=TILE_WIDTH,
                 p_REGMODE_A="NOREG", p_REGMODE_B="NOREG",
                 p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",

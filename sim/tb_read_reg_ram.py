@@ -18,6 +18,7 @@ async def read_reg_ram(dut):
     n, ports = d["r_addr"].shape
     abits = int(d["abits"][0])
     nbytes = d["w_data"].shape[1]
+    width = len(dut.r_data) // ports
     Clock(dut.clk, 10, unit="ns").start()
     dut.rst.value = 1
     dut.w_en.value = 0
@@ -31,7 +32,6 @@ async def read_reg_ram(dut):
         dut.w_data.value = to_int(d["w_data"][t])
         dut.r_addr.value = sum(int(a) << (p * abits) for p, a in enumerate(d["r_addr"][t]))
         word = int(dut.r_data.value)
-        width = len(dut.r_data) // ports
         for p in range(ports):
             v = (word >> (p * width)) & ((1 << width) - 1)
             got[t, p] = np.frombuffer(v.to_bytes(nbytes, "little"), dtype=np.uint8)
