@@ -12,7 +12,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .memport import MemPortSignature, mem_request_layout
+from hw.memory.memport import MemPortSignature, mem_request_layout
 
 __all__ = ["StreamSlice", "MemPortSlice"]
 
@@ -43,7 +43,7 @@ class StreamSlice(wiring.Component):
 
 
 class MemPortSlice(wiring.Component):
-    """A :class:`hw.memport.MemPortSignature` port through register slices: ``target`` (the
+    """A :class:`hw.memory.memport.MemPortSignature` port through register slices: ``target`` (the
     initiator connects here) → ``initiator`` (to the memory or arbiter).  Requests and read
     responses each cross one :class:`StreamSlice`, so the port keeps its order and full
     throughput and adds one cycle each way."""

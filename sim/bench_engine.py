@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from host.golden import conv_acc_padded
-from host.quant import quantize_multipliers, requantize
-from hw.engine import EngineConfig
+from host.runtime.golden import conv_acc_padded
+from host.model.quant import quantize_multipliers, requantize
+from hw.engine.engine import EngineConfig
 from sim.engine_sim import array_reads, compile_conv, preloaded_cycles, simulate
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -165,7 +165,7 @@ def main(argv=None):
     lines = [
         "# Engine benchmark (RTL, Verilator)", "",
         f"Engine: {cfg.rows}×{cfg.cols} PEs ({cfg.rows * cfg.cols}), {cfg.post_lanes} requant lanes "
-        "(multipliers in logic, as in the ECP5-85F synthesis of `hw/synth_engine.py`); "
+        "(multipliers in logic, as in the ECP5-85F synthesis of `hw/engine/synth.py`); "
         f"every layer at {a.size}×{a.size} input with its real channel counts, seeded random int8 "
         "data. Cycles are counted by the RTL (`start` to `done`, pipeline fill included); "
         "utilisation = MACs / (PEs × cycles); *bit-exact* compares with the golden model; "

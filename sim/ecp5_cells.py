@@ -28,7 +28,7 @@ def cell_models(*names: str) -> str:
 
 def dp16kd_pdp36_model() -> str:
     """Verilog model of the DP16KD in the one arrangement the gateware instantiates by hand
-    (``hw.read_reg_ram``): 512 words of 36 bits, written through port A (data on DIA/DIB, word
+    (``hw.memory.read_reg_ram``): 512 words of 36 bits, written through port A (data on DIA/DIB, word
     address on ADA13…5, byte enables of the four 9-bit bytes on ADA3…0, as yosys's own
     ``brams_map_16kd.v`` wires it), read through port B with the data on DOA/DOB one cycle
     after the address (``REGMODE_B = "NOREG"``). yosys ships the DP16KD as a black box, so this

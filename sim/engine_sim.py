@@ -10,7 +10,7 @@ Public API (used by ``blockfuse run --target sim``)::
                conv_pool_fn=sim.conv_pool_fn)   # conv + 2×2 max-pool in one engine run
     sim.stats                            # [{"name", "macs", "cycles", "pes", "utilisation"}]
 
-``node`` is a :class:`host.ir.Conv` / :class:`host.ir.FC` after ``Graph.finalize()`` (it needs
+``node`` is a :class:`host.model.ir.Conv` / :class:`host.model.ir.FC` after ``Graph.finalize()`` (it needs
 ``mult``/``shift``).  ``x_int8`` is CHW (conv) or a vector (FC).  With ``padded=True`` the map
 is already padded (as ``golden.run`` hands it to ``conv_fn``) and the node's pads are ignored.
 """
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hw.engine import (Engine, EngineConfig, block_entry_layout, layer_desc_layout,
+from hw.engine.engine import (Engine, EngineConfig, block_entry_layout, layer_desc_layout,
                        step_entry_layout)
 
 #: The configuration the host uses by default: an 8×8 array (64 PEs) with memories big enough
@@ -60,7 +60,7 @@ def _ceil(a, b):
 def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int, hi: int,
                  stride=(1, 1), pads=(0, 0, 0, 0), groups: int = 1,
                  cfg: EngineConfig = DEFAULT_CONFIG, pool: bool = False) -> LayerProgram:
-    """Lay one convolution out for the engine (see hw/engine.py for the memory map).
+    """Lay one convolution out for the engine (see hw/engine/engine.py for the memory map).
     ``pool``: the engine's fused 2×2/2 max-pool follows (needs ``cfg.pool_width``); the output
     is then the pooled ``(O, Ho//2, Wo//2)`` map.
 
@@ -257,7 +257,7 @@ def emulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int]:
     zero-point substitution, lane selection, column sums) in NumPy; returns (output words
     (n_ob·Ho·Wo, cols) int8, cycles the RTL takes).  Checks the layer compiler without a
     simulator and predicts the RTL's cycle count exactly."""
-    from host.quant import requantize
+    from host.model.quant import requantize
     d = prog.desc
     C = cfg.cols
     h, w, ho, wo = d["h"], d["w"], d["ho"], d["wo"]
@@ -306,7 +306,7 @@ def preloaded_cycles(d: dict, cfg: EngineConfig) -> int:
     return d["n_ob"] * d["ho"] * d["wo"] * slot - (slot - d["steps"]) + cfg.latency
 
 
-#: map-memory read latency of the row feeder (hw.bram.BRAMTarget: request → response) plus the
+#: map-memory read latency of the row feeder (hw.memory.bram.BRAMTarget: request → response) plus the
 #: cycle the ring's row counter takes to show a written row
 FEED_LATENCY = 3
 
@@ -501,7 +501,7 @@ def _add_fetched(info: dict | None, sim_info: dict) -> None:
 def run_conv(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None,
              padded: bool = False, pool: bool = False,
              info: dict | None = None) -> tuple[np.ndarray, int]:
-    """One :class:`host.ir.Conv` on the RTL engine → (int8 (O, Ho, Wo), cycles); with ``pool``
+    """One :class:`host.model.ir.Conv` on the RTL engine → (int8 (O, Ho, Wo), cycles); with ``pool``
     followed by the engine's fused 2×2/2 max-pool → (O, Ho//2, Wo//2).
 
     Layers too large for the configuration's memories run as several engine passes over
@@ -524,7 +524,7 @@ def run_conv(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None,
 
 def run_fc(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None,
            info: dict | None = None) -> tuple[np.ndarray, int]:
-    """A :class:`host.ir.FC` as a 1×1 convolution on a 1×1 map → (int8 (O,), cycles)."""
+    """A :class:`host.model.ir.FC` as a 1×1 convolution on a 1×1 map → (int8 (O,), cycles)."""
     cfg = config or DEFAULT_CONFIG
     w = np.asarray(node.weight)
     ys, total = [], 0
@@ -540,7 +540,7 @@ def run_fc(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None,
 
 class EngineSim:
     """Runs conv/FC layers on the RTL engine and records cycles and utilisation per layer.
-    ``conv_fn``/``fc_fn`` have the signatures ``host.golden.run`` expects."""
+    ``conv_fn``/``fc_fn`` have the signatures ``host.runtime.golden.run`` expects."""
 
     def __init__(self, config: EngineConfig | None = None):
         self.config = config or DEFAULT_CONFIG

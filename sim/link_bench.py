@@ -1,4 +1,4 @@
-"""cocotb benches for the link SoC (``hw.link_soc.SimLinkTop``) under Verilator.
+"""cocotb benches for the link SoC (``hw.soc.link_soc.SimLinkTop``) under Verilator.
 
 * ``serve``: the simulated device behind ``sim.link_sim.SimDevice``.  Connects to the host's
   socket (``BLOCKFUSE_LINK_PORT``) and moves bytes between it and the host-side UART of the top.

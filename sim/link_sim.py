@@ -1,6 +1,6 @@
 """The simulated device: the link SoC under Verilator, reachable over a loopback TCP socket.
 
-``SimDevice`` builds :class:`hw.link_soc.SimLinkTop` (once per configuration: ``sim/runner.py``
+``SimDevice`` builds :class:`hw.soc.link_soc.SimLinkTop` (once per configuration: ``sim/runner.py``
 caches Verilator builds by hash), then starts the simulator in a child process running the
 cocotb bench ``sim.link_bench.serve``.  The bench connects back to a socket the host side
 listens on and moves bytes both ways: bytes from the host go into the host-side UART, which
@@ -37,20 +37,20 @@ class SimConfig:
     host_fifo: int = 256
 
     def soc(self):
-        from hw.link_soc import LinkSoC
+        from hw.soc.link_soc import LinkSoC
         return LinkSoC(divisor=self.divisor, mem_bytes=self.mem_bytes,
                        word_bytes=self.word_bytes, max_payload=self.max_payload,
                        clock_hz=SIM_CLOCK_HZ, board="sim", rx_fifo=self.rx_fifo,
                        tx_fifo=self.tx_fifo)
 
     def info(self):
-        from hw.link_soc import LinkSoC
+        from hw.soc.link_soc import LinkSoC
         return LinkSoC.make_info(divisor=self.divisor, mem_bytes=self.mem_bytes,
                                  word_bytes=self.word_bytes, max_payload=self.max_payload,
                                  clock_hz=SIM_CLOCK_HZ, board="sim")
 
     def top(self):
-        from hw.link_soc import SimLinkTop
+        from hw.soc.link_soc import SimLinkTop
         return SimLinkTop(self.soc(), host_fifo=self.host_fifo)
 
 

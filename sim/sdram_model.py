@@ -1,7 +1,7 @@
 """Behavioural SDR SDRAM model that stores data and checks the datasheet's timing rules.
 
 :class:`SDRAMModel` is a pure-Python, cycle-based model of one SDR SDRAM chip (geometry and
-timing from :class:`hw.sdram.SDRAMChip`).  It is fed the pin values the chip samples at each
+timing from :class:`hw.memory.sdram.SDRAMChip`).  It is fed the pin values the chip samples at each
 rising clock edge (:meth:`SDRAMModel.edge`) and says what the chip drives on DQ for the next edge
 (:meth:`SDRAMModel.dq_for_edge`).  Every rule it checks is evaluated in **nanoseconds** from the
 clock period, independently of the controller's own cycle arithmetic; any violation raises
@@ -32,7 +32,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from hw.sdram import MT48LC16M16A2_6A, SDRAMChip
+from hw.memory.sdram import MT48LC16M16A2_6A, SDRAMChip
 
 __all__ = ["SDRAMTimingError", "SDRAMModel", "attach"]
 
@@ -300,7 +300,7 @@ class SDRAMModel:
 
 def attach(sim, pins, model: SDRAMModel, *, out_delay: int = 0, in_delay: int = 0):
     """Add a process to an Amaranth ``Simulator`` that plays ``model`` on ``pins`` (a
-    :class:`hw.sdram.SDRAMPinsSignature` interface, controller side).
+    :class:`hw.memory.sdram.SDRAMPinsSignature` interface, controller side).
 
     ``out_delay``/``in_delay`` model I/O registers between the controller and the chip (cycles
     of delay on the command/data outputs and on the read data).  Errors raised by the model

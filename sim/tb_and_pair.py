@@ -1,4 +1,4 @@
-"""cocotb testbench for hw.and_pair.AndPairSum: apply (a, s0, s1), read the combinational sum."""
+"""cocotb testbench for hw.engine.and_pair.AndPairSum: apply (a, s0, s1), read the combinational sum."""
 import cocotb
 import numpy as np
 from cocotb.triggers import Timer

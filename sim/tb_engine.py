@@ -1,4 +1,4 @@
-"""cocotb testbench for hw.engine.Engine: load the memories, start once, wait for ``done``
+"""cocotb testbench for hw.engine.engine.Engine: load the memories, start once, wait for ``done``
 (no Python per simulated cycle while the layer runs), read the output memory back."""
 import time
 

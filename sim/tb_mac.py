@@ -1,4 +1,4 @@
-"""cocotb testbench for hw.pe.MAC: drive int8 pairs from the inputs file, record acc each cycle."""
+"""cocotb testbench for hw.engine.pe.MAC: drive int8 pairs from the inputs file, record acc each cycle."""
 import cocotb
 import numpy as np
 from cocotb.clock import Clock

@@ -1,4 +1,4 @@
-"""cocotb testbench for hw.read_reg_ram.ReadRegRAM: one write and one read per port every
+"""cocotb testbench for hw.memory.read_reg_ram.ReadRegRAM: one write and one read per port every
 cycle, as given; records every port's read data every cycle."""
 import cocotb
 import numpy as np

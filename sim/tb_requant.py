@@ -1,10 +1,10 @@
-"""cocotb testbench for hw.requant.Requant: one beat per cycle, collect every output beat."""
+"""cocotb testbench for hw.engine.requant.Requant: one beat per cycle, collect every output beat."""
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
-from hw.requant import RequantIn
+from hw.engine.requant import RequantIn
 from sim.runner import load_inputs, save_outputs
 
 

@@ -1,4 +1,4 @@
-"""cocotb testbench: hw.sdram.SDRAMController (Verilated) against sim.sdram_model.SDRAMModel.
+"""cocotb testbench: hw.memory.sdram.SDRAMController (Verilated) against sim.sdram_model.SDRAMModel.
 
 Inputs (``sim.runner.load_inputs``): ``clk_freq``, ``io_delay`` (I/O register stages emulated
 on each side, as in the board top), ``ops`` (N × 3: kind 0=read 1=write, addr, data), ``ready_p``,
@@ -16,7 +16,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
-from hw.sdram import MT48LC16M16A2_6A
+from hw.memory.sdram import MT48LC16M16A2_6A
 from sim.runner import load_inputs, save_outputs
 from sim.sdram_model import SDRAMModel
 

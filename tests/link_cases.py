@@ -3,11 +3,11 @@
 ``make_cases(rng, info, n)`` returns a list of wire-byte chunks (each one frame or garbage ending
 in a delimiter), mixing good commands with corrupted ones: random bytes, truncated frames,
 flipped bits, bad CRCs, oversize and inconsistent lengths, unknown commands, out-of-range
-addresses.  The device's answers are checked against ``host.protocol.DeviceModel``.
+addresses.  The device's answers are checked against ``host.runtime.protocol.DeviceModel``.
 """
 import struct
 
-from host import protocol as P
+from host.runtime import protocol as P
 
 
 def rand_bytes(rng, n):

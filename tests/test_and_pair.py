@@ -1,9 +1,9 @@
-"""hw.and_pair.AndPairSum: the hand-instantiated ECP5 carry cells (simulated with yosys's own
+"""hw.engine.and_pair.AndPairSum: the hand-instantiated ECP5 carry cells (simulated with yosys's own
 CCU2C model) and the generic version both equal a·s0 + 2·a·s1, for odd and even widths."""
 import numpy as np
 import pytest
 
-from hw.and_pair import AndPairSum, ccu2c_init
+from hw.engine.and_pair import AndPairSum, ccu2c_init
 from sim.ecp5_cells import cell_models
 from sim.runner import run_cocotb, to_verilog
 

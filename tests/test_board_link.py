@@ -1,4 +1,4 @@
-"""The board's host link (hw.top.BoardLink: the link gateware with register slices) on the
+"""The board's host link (hw.soc.top.BoardLink: the link gateware with register slices) on the
 board memories: frames go in and out at the UART line level (Amaranth simulator).
 
 * iCEBreaker memory: SPRAM (behavioural), 32-bit words;
@@ -13,10 +13,10 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
-from host.protocol import Deframer, DeviceInfo, Reply, Status, frame, req_info, req_read, req_write
-from hw.sdram import SDRAMController
-from hw.spram import SPRAMMemory
-from hw.top import BoardLink
+from host.runtime.protocol import Deframer, DeviceInfo, Reply, Status, frame, req_info, req_read, req_write
+from hw.memory.sdram import SDRAMController
+from hw.memory.spram import SPRAMMemory
+from hw.soc.top import BoardLink
 from sim.sdram_model import SDRAMModel, attach
 
 DIV = 4

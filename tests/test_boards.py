@@ -1,7 +1,7 @@
 """Board models: the names of DESIGN.md §6, budgets derived from ANCHORS.md resources."""
 import pytest
 
-from host.boards import BOARDS, DP16KD_BYTES, get_board, names, with_budget
+from host.compiler.boards import BOARDS, DP16KD_BYTES, get_board, names, with_budget
 from host.errors import UserError
 
 
@@ -73,10 +73,10 @@ def test_to_json():
 
 
 def test_engine_configurations_follow_the_rtl():
-    """Boards with an RTL engine configuration (hw.synth_engine.CONFIGS) take it as it is (so
+    """Boards with an RTL engine configuration (hw.engine.synth.CONFIGS) take it as it is (so
     the cost model follows latency and requant lanes); the others get a logic-requant engine of
     their own array shape."""
-    from hw.synth_engine import CONFIGS
+    from hw.engine.synth import CONFIGS
 
     for n in names():
         b = get_board(n)
@@ -95,8 +95,8 @@ def test_engine_configurations_follow_the_rtl():
 @pytest.mark.parametrize("name", names())
 def test_clock_and_link_follow_the_soc(name):
     """The scheduler's clock and link rate are those the board SoC is built for."""
-    from hw.top import BOARDS as SOCS, pick_baud
-    from hw.uart import divisor_for
+    from hw.soc.top import BOARDS as SOCS, pick_baud
+    from hw.link.uart import divisor_for
     b, soc = get_board(name), SOCS[name]
     assert b.clock_hz == soc.clk_hz
     baud = pick_baud(soc.clk_hz, soc.baud)

@@ -3,7 +3,7 @@ LEDs: a small top) at 48 MHz through yosys + nextpnr-ice40 + icepack with the sa
 ``blockfuse build`` (into a temporary directory), and the report has every field."""
 import json
 
-from host.build import build, source_hash
+from host.synthesis import build, source_hash
 
 
 def test_icebreaker_build_smoke(tmp_path):
@@ -23,7 +23,7 @@ def test_icebreaker_build_smoke(tmp_path):
     assert rep["system_clock_mhz"] == 48 and rep["host_link"] is False
     assert clk["met"] == (clk["achieved_mhz"] >= clk["constraint_mhz"])
     assert rep["tools"]["yosys"].startswith("Yosys") and "nextpnr" in rep["tools"]["nextpnr"]
-    assert "hw/spram.py" in rep["source_files"] and "host/build.py" in rep["source_files"]
+    assert "hw/memory/spram.py" in rep["source_files"] and "host/synthesis.py" in rep["source_files"]
     assert rep["source_hash"] == source_hash(rep["source_files"])
     assert rep["build_seconds"]["total"] > 0
 
@@ -37,7 +37,7 @@ def test_unknown_board_is_one_line_error():
 
 
 def test_cli_errors_are_one_line(capsys, tmp_path):
-    from host.cli import main
+    from host.cli.main import main
     assert main(["build"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--board" in err[0]
@@ -45,7 +45,7 @@ def test_cli_errors_are_one_line(capsys, tmp_path):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot read" in err[0]
     bad = tmp_path / "report.json"
-    bad.write_text('{"source_files": ["hw/memport.py"], "source_hash": "0"}')
+    bad.write_text('{"source_files": ["hw/memory/memport.py"], "source_hash": "0"}')
     assert main(["build", "--check", str(bad)]) == 1
     assert "other sources" in capsys.readouterr().err
 

@@ -12,9 +12,10 @@ import onnxruntime as ort
 import pytest
 from onnx import helper
 
-from host import golden
-from host.cli import main
-from host.onnx_import import input_quant, load_onnx, output_dequant
+from host.model import zoo
+from host.runtime import golden
+from host.cli.main import main
+from host.model.onnx_import import input_quant, load_onnx, output_dequant
 
 import onnx_models as M
 
@@ -102,7 +103,6 @@ def test_schedules(models, tmp_path, capsys):
 
 @pytest.mark.parametrize("spec", ["zoo:digits", "zoo:mobilenet_v1@32", "zoo:shufflenet_v1@24x32"])
 def test_zoo_model(tmp_path, capsys, spec):
-    zoo = pytest.importorskip("host.zoo")
     name, _, res = spec[4:].partition("@")
     res = tuple(int(v) for v in res.split("x")) if res else None
     g = zoo.get(name, res[0] if res and len(res) == 1 else res)
@@ -179,11 +179,6 @@ def test_errors_in_the_options(models, tmp_path, capsys):
                   fragment="--line-mode applies to --target sim only")
     _expect_error(capsys, tmp_path, models["convs_i8"], good, "--schedule", "block", "--block", "5", "5",
                   fragment="block")
-    try:
-        import host.driver  # noqa: F401
-    except ImportError:
-        _expect_error(capsys, tmp_path, models["convs_i8"], good, "--target", "serial:/dev/null",
-                      fragment="serial target is not available")
     code, _, err = _run(capsys, models["convs_i8"], "--input", good, "--output", tmp_path / "no" / "y.npy")
     assert code == 1 and "does not exist" in err and len(err.strip().splitlines()) == 1
 
@@ -202,7 +197,7 @@ def test_error_keeps_an_existing_output(models, tmp_path, capsys):
 
 def _blockfuse():
     exe = Path(sys.executable).parent / "blockfuse"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "host.cli"]
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "host.cli.main"]
 
 
 def test_installed_command(models, tmp_path):
@@ -223,8 +218,6 @@ def test_installed_command(models, tmp_path):
 
 @pytest.mark.slow
 def test_sim_target_on_digits(tmp_path, capsys):
-    pytest.importorskip("sim.engine_sim")
-    zoo = pytest.importorskip("host.zoo")
     g = zoo.get("digits")
     inp, outp = tmp_path / "x.npy", tmp_path / "y.npy"
     x = np.random.default_rng(6).normal(0, 1, (1,) + g.input_tensor.shape).astype(np.float32)
@@ -238,7 +231,6 @@ def test_sim_target_on_digits(tmp_path, capsys):
 def test_export_zoo_model_runs_the_same(tmp_path, capsys, uint8):
     """``blockfuse export zoo:digits`` → ONNX; ``run`` on it equals ``run zoo:digits`` exactly and
     ONNX Runtime within 1 LSB per requantising layer."""
-    zoo = pytest.importorskip("host.zoo")
     g = zoo.get("digits")
     path = tmp_path / "digits.onnx"
     code = main(["export", "zoo:digits", str(path)] + (["--uint8"] if uint8 else []))
@@ -265,7 +257,6 @@ def test_export_errors(tmp_path, capsys):
 def test_sim_target_on_quantize_static_model(models, tmp_path, capsys):
     """A quantize_static model (group conv, shuffle, depthwise, add, concat) on the engine RTL:
     bit-exact with the golden target."""
-    pytest.importorskip("sim.engine_sim")
     inp = tmp_path / "x.npy"
     _input(inp, models["shuffle_i8"], seed=9)
     for target in ("golden", "sim"):
@@ -283,9 +274,9 @@ def test_sim_target_on_quantize_static_model(models, tmp_path, capsys):
 def test_run_executes_the_schedulers_plan(tmp_path, capsys, schedule):
     """Without --block, `run` executes exactly the plan `blockfuse plan` reports for the board;
     `--plan FILE` runs a saved plan."""
-    from host import zoo
-    from host.builder import smooth_input
-    from host.scheduler import plan_network
+    from host.model import zoo
+    from host.model.builder import smooth_input
+    from host.compiler.scheduler import plan_network
 
     graph = zoo.get("resnet18", 96)
     x = smooth_input(graph, seed=3)

@@ -1,11 +1,9 @@
 """``blockfuse demo``: a zoo network on the engine RTL, compared with the golden model."""
-import pytest
 
-from host.cli import main
+from host.cli.main import main
 
 
 def test_demo_digits_is_bit_exact_and_reports_cycles(capsys):
-    pytest.importorskip("sim.engine_sim")
     code = main(["demo", "--model", "zoo:digits"])
     out, err = capsys.readouterr()
     assert code == 0, out + err
@@ -28,7 +26,6 @@ def test_demo_unknown_model_is_one_line_error(capsys):
 def test_demo_line_mode_reports_map_reads(capsys):
     """``--line-mode``: the same network with the row feeder; each layer's map words read are
     reported and the result is still bit-exact."""
-    pytest.importorskip("sim.engine_sim")
     code = main(["demo", "--model", "zoo:digits", "--line-mode"])
     out, err = capsys.readouterr()
     assert code == 0, out + err

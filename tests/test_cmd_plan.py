@@ -4,11 +4,12 @@ import json
 import numpy as np
 import pytest
 
-from host import golden, zoo
-from host.builder import smooth_input
-from host.cli import main
-from host.cmd_plan import plan_from_json
-from host.scheduler import plan_network
+from host.runtime import golden
+from host.model import zoo
+from host.model.builder import smooth_input
+from host.cli.main import main
+from host.cli.plan import plan_from_json
+from host.compiler.scheduler import plan_network
 
 
 @pytest.mark.parametrize("schedule", ["layer", "fused", "block"])
@@ -94,7 +95,7 @@ def test_bad_weight_cost(capsys):
 
 
 def test_plan_onnx_model(tmp_path, capsys):
-    from host.onnx_export import save_onnx
+    from host.model.onnx_export import save_onnx
 
     g = zoo.get("igcv")
     path = tmp_path / "igcv.onnx"

@@ -7,9 +7,9 @@ from amaranth.hdl import Module
 from amaranth.lib.wiring import connect
 from amaranth.sim import Simulator
 
-from host import protocol as P
-from hw.bram import BRAMTarget
-from hw.link_soc import EngineStub, LinkCore
+from host.runtime import protocol as P
+from hw.memory.bram import BRAMTarget
+from hw.soc.link_soc import EngineStub, LinkCore
 from tests.link_cases import compare_replies, expected_replies, make_cases
 from sim.amsim import stream_put
 

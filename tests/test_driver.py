@@ -1,7 +1,7 @@
 """The host driver over both transports, with the same tests:
 
 * ``serial``: the real pyserial transport on a pseudo-terminal, with the Python reference model
-  of the device (``host.protocol.DeviceModel``) on the other end;
+  of the device (``host.runtime.protocol.DeviceModel``) on the other end;
 * ``sim``: the Verilated link SoC, every byte through its UART.
 
 Plus robustness: a noisy line (driver retries), a device that stops answering mid-transfer or
@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from host import protocol as P
-from host.cli import main as cli_main
-from host.driver import CommandRefused, Device, DeviceError, NoReply, SerialTransport
+from host.runtime import protocol as P
+from host.cli.main import main as cli_main
+from host.runtime.driver import CommandRefused, Device, DeviceError, NoReply, SerialTransport
 from sim.link_sim import SimConfig
 
 SIM = SimConfig()
@@ -276,7 +276,7 @@ def test_engine_port_sum_program_on_sim(sim_device):
 
 
 def test_run_entry_point_reports_missing_engine():
-    from host.driver import open_device
+    from host.runtime.driver import open_device
     fake = PtyModelDevice(model_info())
     try:
         with pytest.raises(DeviceError, match="no convolution engine") as e:

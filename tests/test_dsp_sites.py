@@ -1,12 +1,12 @@
-"""hw.dsp_sites: the fixed multiplier sites of the ECP5-85F array are distinct real sites laid out
+"""hw.engine.dsp_sites: the fixed multiplier sites of the ECP5-85F array are distinct real sites laid out
 as column strips, and the PE passes its site to the MULT18X18D instance as nextpnr's BEL."""
 import re
 
 import pytest
 from amaranth.back import rtlil
 
-from hw.dsp_sites import strips
-from hw.pe import PE
+from hw.engine.dsp_sites import strips
+from hw.engine.pe import PE
 
 
 def _xy(bel):

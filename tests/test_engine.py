@@ -1,12 +1,12 @@
-"""The RTL engine (hw.engine) against an independent NumPy convolution, bit for bit.
+"""The RTL engine (hw.engine.engine) against an independent NumPy convolution, bit for bit.
 
 Shapes and data are seeded random; one small engine build (5×3 PEs) serves the CI set.  The
 long sweep (more shapes, an 8×8 array, VGG16 channel counts) is marked slow."""
 import numpy as np
 import pytest
 
-from host.quant import quantize_multipliers, requantize
-from hw.engine import EngineConfig
+from host.model.quant import quantize_multipliers, requantize
+from hw.engine.engine import EngineConfig
 from sim.engine_sim import compile_conv, simulate
 
 CI_CFG = EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=256,

@@ -1,5 +1,5 @@
 """The engine in line mode (``EngineConfig(line_rows=…)``): the array reads a ring of input rows
-that ``hw.row_feeder.RowFeeder`` fills from the map memory, each row once (the engine runs output
+that ``hw.engine.row_feeder.RowFeeder`` fills from the map memory, each row once (the engine runs output
 row → output-channel block → column, so all blocks of an output row read the same lines).
 Checked bit for bit against the direct-loop convolution of ``tests/test_engine.py``; the map
 words the feeder read must be exactly ``rows × blocks × W`` (every needed row fetched once) and
@@ -10,7 +10,7 @@ fills the ring completely (the tightest case the feeder's flow control must not 
 import numpy as np
 import pytest
 
-from hw.engine import EngineConfig
+from hw.engine.engine import EngineConfig
 from sim.engine_sim import (EngineCapacityError, compile_conv, emulate, line_mode_cycles,
                             preloaded_cycles, simulate)
 from tests.test_engine import random_layer, reference_conv, reference_maxpool

@@ -1,13 +1,13 @@
-"""sim.engine_sim: host.ir nodes on the RTL engine (chunked when too large), and a small
-network layer by layer through host.golden.run with the engine's conv_fn/fc_fn hooks, bit-exact
+"""sim.engine_sim: host.model.ir nodes on the RTL engine (chunked when too large), and a small
+network layer by layer through host.runtime.golden.run with the engine's conv_fn/fc_fn hooks, bit-exact
 with the golden model under the layer and block schedules."""
 import numpy as np
 import pytest
 
-from host import golden
-from host.builder import GraphBuilder, smooth_input
-from host.ir import FC, Conv
-from host.quant import quantize_multipliers
+from host.runtime import golden
+from host.model.builder import GraphBuilder, smooth_input
+from host.model.ir import FC, Conv
+from host.model.quant import quantize_multipliers
 from sim.engine_sim import EngineCapacityError, EngineSim, compile_conv, run_conv, run_fc
 from tests.test_engine import CI_CFG
 
@@ -99,7 +99,7 @@ def run_pool_net(cfg, schedule, block, seed):
 def test_network_with_fused_pools_bit_exact(schedule, block):
     """``conv_pool_fn``: convolutions whose only consumer is a 2×2/2 max-pool run with the
     engine's fused pool, under every schedule, bit-exact with the golden model."""
-    from hw.engine import EngineConfig
+    from hw.engine.engine import EngineConfig
     cfg = EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=256,
                        ob_depth=64, out_depth=2048, post_lanes=2, pool_width=16)
     got, want, sim = run_pool_net(cfg, schedule, block, seed=2)
@@ -112,7 +112,7 @@ def test_network_with_fused_pools_bit_exact(schedule, block):
 
 def test_fused_pool_falls_back_when_the_map_is_too_wide():
     """An engine whose pool row buffer is narrower than the map pools on the host instead."""
-    from hw.engine import EngineConfig
+    from hw.engine.engine import EngineConfig
     cfg = EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=256,
                        ob_depth=64, out_depth=2048, post_lanes=2, pool_width=4)
     g = _pool_net()
@@ -128,7 +128,7 @@ def test_fused_pool_falls_back_when_the_map_is_too_wide():
 def test_layer_compiler_on_the_dataflow_model(seed):
     """compile_conv + the NumPy model of the engine's dataflow (emulate) vs the golden conv on
     many random shapes — fast, no simulator; the RTL tests then pin the RTL to the same model."""
-    from hw.engine import EngineConfig
+    from hw.engine.engine import EngineConfig
     from sim.engine_sim import conv_chunks, emulate, unpack_output
     rng = np.random.default_rng(seed)
     cfg = EngineConfig(rows=int(rng.integers(1, 10)), cols=int(rng.integers(1, 10)),
@@ -157,8 +157,8 @@ def test_layer_compiler_on_the_dataflow_model(seed):
 def test_fused_maxpool_on_the_dataflow_model(seed):
     """compile_conv(pool=True) + emulate vs the golden conv then the golden 2×2/2 max-pool;
     emulate's cycle count is the RTL's plus one (the pool's output register)."""
-    from hw.engine import EngineConfig
-    from host.ir import Pool
+    from hw.engine.engine import EngineConfig
+    from host.model.ir import Pool
     from sim.engine_sim import emulate, unpack_output
     rng = np.random.default_rng(500 + seed)
     cfg = EngineConfig(rows=4, cols=3, in_depth=4096, w_depth=4096, step_depth=512, ob_depth=8,
@@ -182,7 +182,7 @@ def test_fused_maxpool_on_the_dataflow_model(seed):
 
 
 def test_fused_maxpool_capacity_errors():
-    from hw.engine import EngineConfig
+    from hw.engine.engine import EngineConfig
     rng = np.random.default_rng(9)
     x = rng.integers(-128, 128, (2, 6, 20), dtype=np.int8)
     wgt = rng.integers(-128, 128, (2, 2, 1, 1), dtype=np.int8)

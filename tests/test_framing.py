@@ -6,8 +6,8 @@ import zlib
 import pytest
 from amaranth.sim import Simulator
 
-from host import protocol as P
-from hw.framing import COBSDecoder, COBSEncoder, CRCAppender
+from host.runtime import protocol as P
+from hw.link.framing import COBSDecoder, COBSEncoder, CRCAppender
 from sim.amsim import stream_get, stream_put
 
 

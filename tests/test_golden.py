@@ -4,12 +4,12 @@ import copy
 import numpy as np
 import pytest
 
-from host import golden
-from host.builder import GraphBuilder, smooth_input
+from host.runtime import golden
+from host.model.builder import GraphBuilder, smooth_input
 from host.errors import UserError
-from host.ir import Conv, Pool
-from host.plan import Group, Plan, PlanError, default_plan
-from host.quant import requantize
+from host.model.ir import Conv, Pool
+from host.compiler.plan import Group, Plan, PlanError, default_plan
+from host.model.quant import requantize
 
 
 def naive_conv(x, w, bias, stride, pads, groups, zx):

@@ -1,10 +1,10 @@
-"""hw.line_buffer.LineBuffer against NumPy windows of the zero-point-padded map (Amaranth sim),
+"""hw.engine.line_buffer.LineBuffer against NumPy windows of the zero-point-padded map (Amaranth sim),
 with random back-pressure on the output and gaps on the input."""
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hw.line_buffer import LineBuffer
+from hw.engine.line_buffer import LineBuffer
 
 MAX_W, MAX_K = 12, 7
 

@@ -1,7 +1,7 @@
 """The whole link SoC under Verilator (UART line level): random bytes, truncated frames, bad CRCs,
 oversize and inconsistent lengths, mixed with good commands.
 
-Every reply is compared with ``host.protocol.DeviceModel``; a final read of the whole memory
+Every reply is compared with ``host.runtime.protocol.DeviceModel``; a final read of the whole memory
 must equal the model's memory, so a refused frame cannot have written anything; every good frame
 after garbage must succeed (the model says OK and so must the device).  The bench has a cycle
 budget, so a hang fails the test instead of blocking it.  Also measures link efficiency.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from host import protocol as P
+from host.runtime import protocol as P
 from sim.link_sim import SimConfig, run_bench
 from tests.link_cases import compare_replies, expected_replies, make_cases
 

@@ -6,8 +6,8 @@ from amaranth.hdl import Module
 from amaranth.lib.wiring import connect
 from amaranth.sim import Simulator
 
-from hw.bram import BRAMTarget
-from hw.memarb import MemPortArbiter
+from hw.memory.bram import BRAMTarget
+from hw.memory.memarb import MemPortArbiter
 
 
 def test_two_initiators_random():

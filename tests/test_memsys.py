@@ -7,9 +7,9 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
-from hw.memarb import MemPortArbiter
-from hw.memtest import MemTest, memtest_pattern
-from hw.spram import SPRAMMemory
+from hw.memory.memarb import MemPortArbiter
+from hw.memory.memtest import MemTest, memtest_pattern
+from hw.memory.spram import SPRAMMemory
 from hw.stream_slice import MemPortSlice
 
 from test_sdram import reference      # the dict model of a memory the SDRAM tests use
@@ -142,7 +142,7 @@ def test_memport_slice_full_rate():
 @pytest.mark.parametrize("seed,sliced", [(4, False), (5, False), (6, True), (7, True)])
 def test_arbiter_two_initiators(seed, sliced):
     """Two initiators on disjoint address halves share one SPRAM; each sees its own data.
-    ``sliced``: as in the board SoC (hw.top), a MemPortSlice on every side of the arbiter."""
+    ``sliced``: as in the board SoC (hw.soc.top), a MemPortSlice on every side of the arbiter."""
     rng = random.Random(seed)
     m = Module()
     m.submodules.arb = arb = MemPortArbiter(2, 15, 32, max_reads=4)

@@ -7,12 +7,12 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
-from host import golden
-from host.builder import GraphBuilder, smooth_input
+from host.runtime import golden
+from host.model.builder import GraphBuilder, smooth_input
 from host.errors import UserError
-from host.ir import FC, Add, Clamp, Conv, Permute, Pool
-from host.onnx_export import to_onnx
-from host.onnx_import import input_quant, load_onnx, output_dequant
+from host.model.ir import FC, Add, Clamp, Conv, Permute, Pool
+from host.model.onnx_export import to_onnx
+from host.model.onnx_import import input_quant, load_onnx, output_dequant
 
 import onnx_models as M
 

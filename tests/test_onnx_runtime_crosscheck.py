@@ -12,9 +12,10 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from host import golden
-from host.ir import FC, Clamp, Conv, Flatten, Permute, Pool, UnsupportedModel
-from host.onnx_import import input_quant, load_onnx, output_dequant
+from host.model import zoo
+from host.runtime import golden
+from host.model.ir import FC, Clamp, Conv, Flatten, Permute, Pool, UnsupportedModel
+from host.model.onnx_import import input_quant, load_onnx, output_dequant
 
 import onnx_models as M
 
@@ -234,7 +235,7 @@ def test_end_to_end_check_detects_a_wrong_layer():
 def check_layers_against_ort(g, seed: int):
     """Export ``g``, import it back (same integers), and compare every layer, fed ONNX
     Runtime's own input codes, with ONNX Runtime's output codes: within 1 LSB."""
-    from host.onnx_export import to_onnx
+    from host.model.onnx_export import to_onnx
 
     model = to_onnx(g)
     h = load_onnx(model, fold_clamps=False)
@@ -267,7 +268,6 @@ def test_exported_random_graphs_layer_by_layer(seed):
 @pytest.mark.parametrize("name", ["digits", "mobilenet_v1", "shufflenet_v1", "squeezenet1_1", "igcv",
                                   "resnet18", "vgg16"])
 def test_zoo_layer_by_layer(name):
-    zoo = pytest.importorskip("host.zoo")
     g = zoo.get(name, None if name == "digits" else 32)
     check_layers_against_ort(g, 5)
 
@@ -284,5 +284,4 @@ def test_float_relu_between_differently_quantised_vectors_is_rejected():
                                   "resnet18", "vgg16"])
 def test_zoo_full_size_layer_by_layer(name):
     """As above at the published input size (make test-slow)."""
-    zoo = pytest.importorskip("host.zoo")
     check_layers_against_ort(zoo.get(name), 6)

@@ -1,8 +1,8 @@
-"""RTL tests of hw.pe against NumPy (Verilator via sim.runner)."""
+"""RTL tests of hw.engine.pe against NumPy (Verilator via sim.runner)."""
 import numpy as np
 import pytest
 
-from hw.pe import MAC
+from hw.engine.pe import MAC
 from sim.runner import build, run_cocotb, to_verilog
 
 

@@ -1,9 +1,9 @@
-"""hw.pool.MaxPool2x2 against NumPy (Amaranth simulator), with input gaps and back-pressure."""
+"""hw.engine.pool.MaxPool2x2 against NumPy (Amaranth simulator), with input gaps and back-pressure."""
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hw.pool import MaxPool2x2
+from hw.engine.pool import MaxPool2x2
 
 
 @pytest.mark.parametrize("h,w", [(4, 6), (5, 7), (2, 2), (1, 4), (6, 1), (3, 10)])

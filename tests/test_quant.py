@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from host import quant
+from host.model import quant
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 

@@ -1,10 +1,10 @@
-"""hw.read_reg_ram.ReadRegRAM: both builds (Amaranth memory; ECP5 DP16KD tiles, simulated with
+"""hw.memory.read_reg_ram.ReadRegRAM: both builds (Amaranth memory; ECP5 DP16KD tiles, simulated with
 the model in sim.ecp5_cells) return every word two cycles after its address, bit for bit; and
 yosys maps the tiles without the read-during-write emulation it adds to an Amaranth memory."""
 import numpy as np
 import pytest
 
-from hw.read_reg_ram import LATENCY, ReadRegRAM
+from hw.memory.read_reg_ram import LATENCY, ReadRegRAM
 from sim.ecp5_cells import dp16kd_pdp36_model, ecp5_cell_counts
 from sim.runner import run_cocotb, to_verilog
 

@@ -1,9 +1,9 @@
-"""hw.requant.Requant against host.quant.requantize, bit for bit, incl. edge cases."""
+"""hw.engine.requant.Requant against host.model.quant.requantize, bit for bit, incl. edge cases."""
 import numpy as np
 import pytest
 
-from host.quant import INT32_MAX, INT32_MIN, quantize_multiplier, requantize
-from hw.requant import Requant, RequantSerial
+from host.model.quant import INT32_MAX, INT32_MIN, quantize_multiplier, requantize
+from hw.engine.requant import Requant, RequantSerial
 from sim.ecp5_cells import cell_models
 from sim.runner import run_cocotb, to_verilog
 

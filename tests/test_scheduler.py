@@ -3,13 +3,14 @@
 import numpy as np
 import pytest
 
-from host import golden, zoo
-from host.boards import get_board, names as board_names, with_budget
-from host.builder import GraphBuilder, smooth_input
-from host.cost import AxisExtents, GroupAccumulator, NetInfo, blocked_cost
+from host.runtime import golden
+from host.model import zoo
+from host.compiler.boards import get_board, names as board_names, with_budget
+from host.model.builder import GraphBuilder, smooth_input
+from host.compiler.cost import AxisExtents, GroupAccumulator, NetInfo, blocked_cost
 from host.errors import UserError
-from host.plan import Plan
-from host.scheduler import MAX_GROUP_NODES, _grids, plan_network
+from host.compiler.plan import Plan
+from host.compiler.scheduler import MAX_GROUP_NODES, _grids, plan_network
 
 # reduced resolution and a proportionally reduced on-chip budget per network, chosen so that
 # the plans have multi-layer groups cut into several blocks (checked below)
@@ -195,7 +196,7 @@ def test_default_objective_elsewhere(name):
 def test_exact_grids_share_one_accumulator():
     """Under `block` the scheduler costs every grid from one whole-map accumulator scaled by the
     block area; the chosen groups recomputed directly (blocked_cost) give the same figures."""
-    from host.scheduler import _choices_into
+    from host.compiler.scheduler import _choices_into
 
     g = zoo.shape_graph("mobilenet_v1", 64)
     board = small_board(30000)
@@ -304,7 +305,7 @@ def test_fused_macs_count_halo_recomputation():
     counted = {}
 
     def conv_fn(node, xp, zx, zy):
-        from host.golden import conv_acc_padded, conv_requant
+        from host.runtime.golden import conv_acc_padded, conv_requant
         acc = conv_acc_padded(node.weight, xp, node.stride, node.groups)
         o, i, kh, kw = node.weight.shape
         counted[node.name] = counted.get(node.name, 0) + acc.size * i * kh * kw
@@ -353,8 +354,8 @@ def _emulated_cycles(node, x, zx, zy, cfg):
 @pytest.mark.parametrize("key", ["sim-default", "ulx3s-85f", "icebreaker", "ulx3s-25f"])
 def test_cycle_model_follows_engine_config(key):
     """The cost model's cycles are the engine's formula with the EngineConfig's latency and
-    drain (read from hw.engine, not restated): equal to what sim.engine_sim.emulate predicts."""
-    from host.bench_plan import calibration_engine, calibration_rows
+    drain (read from hw.engine.engine, not restated): equal to what sim.engine_sim.emulate predicts."""
+    from host.bench.plan import calibration_engine, calibration_rows
 
     cfg = get_board(key).engine if key == "ulx3s-25f" else calibration_engine(key)
     rows = calibration_rows(cfg, _emulated_cycles)
@@ -375,13 +376,13 @@ def test_board_engine_drives_the_cost_model():
 
 def test_cycle_model_against_recorded_rtl_cycles():
     """docs/scheduler_calibration.json holds cycles measured on the RTL engine (Verilator) by
-    host.bench_plan.calibrate on three engine shapes.  The model, from the current
+    host.bench.plan.calibrate on three engine shapes.  The model, from the current
     EngineConfig, must stay within 2 cycles per engine run of them (docs/scheduler.md states the
     measured agreement; EngineConfig.latency was off by -1..+2 when recorded)."""
     import json
     from pathlib import Path
 
-    from host.bench_plan import calibration_engine, calibration_graph
+    from host.bench.plan import calibration_engine, calibration_graph
 
     rec = json.loads((Path(__file__).parent.parent / "docs" / "scheduler_calibration.json").read_text())
     g = calibration_graph()
@@ -393,11 +394,11 @@ def test_cycle_model_against_recorded_rtl_cycles():
         for e in (e for e in rec if e["engine"] == key):
             assert (e["rows"], e["cols"], e["post_lanes"], e.get("serial_requant", False)) == \
                 (cfg.rows, cfg.cols, cfg.post_lanes, bool(getattr(cfg, "serial_requant", False))), \
-                f"{key}: the board's engine changed since the calibration; rerun host.bench_plan.calibrate"
+                f"{key}: the board's engine changed since the calibration; rerun host.bench.plan.calibrate"
             ni = net.nodes[net.index[e["name"]]]
             assert abs(ni.cycles + ni.latency - e["rtl"]) <= 2, \
                 (e, "model and recorded RTL cycles differ: the engine changed since the calibration? "
-                    "rerun host.bench_plan.calibrate")
+                    "rerun host.bench.plan.calibrate")
             assert ni.macs == e["macs"]
 
 

@@ -10,7 +10,7 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from hw.sdram import MT48LC16M16A2_6A, SDRAMController
+from hw.memory.sdram import MT48LC16M16A2_6A, SDRAMController
 from sim.sdram_model import SDRAMModel, SDRAMTimingError, attach
 
 CHIP = MT48LC16M16A2_6A

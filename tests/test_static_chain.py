@@ -1,9 +1,9 @@
-"""hw.static_chain: the delay chain and per-consumer copies of a static value; on ECP5 the
+"""hw.engine.static_chain: the delay chain and per-consumer copies of a static value; on ECP5 the
 copies must survive synthesis as separate registers (yosys merges equal plain registers)."""
 import numpy as np
 from amaranth.hdl import Module, Signal, signed
 
-from hw.static_chain import own_copy, static_chain
+from hw.engine.static_chain import own_copy, static_chain
 from sim.amsim import run
 from sim.ecp5_cells import ecp5_cell_counts
 

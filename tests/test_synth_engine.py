@@ -1,10 +1,10 @@
-"""hw.synth_engine's wrapper elaborates for a board platform (no tools run): every engine input
+"""hw.engine.synth's wrapper elaborates for a board platform (no tools run): every engine input
 comes from the shift register, and with ``untimed_inputs`` that register is on its own clock."""
 import pytest
 
-from hw.engine import EngineConfig
-from hw.synth_engine import EngineSynthTop
-from hw.top import make_platform
+from hw.engine.engine import EngineConfig
+from hw.engine.synth import EngineSynthTop
+from hw.soc.top import make_platform
 
 SMALL = EngineConfig(rows=2, cols=2, in_depth=64, w_depth=32, step_depth=8, ob_depth=2,
                      out_depth=64, lut_requant=True)

@@ -1,9 +1,9 @@
-"""hw.systolic.SystolicArray against NumPy (Amaranth's simulator: small array, no build)."""
+"""hw.engine.systolic.SystolicArray against NumPy (Amaranth's simulator: small array, no build)."""
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hw.systolic import SystolicArray
+from hw.engine.systolic import SystolicArray
 
 
 @pytest.mark.parametrize("rows,cols,dw,hop", [(3, 4, 0, 1), (3, 4, 1, 1), (4, 2, 0, 1),

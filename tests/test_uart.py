@@ -5,7 +5,7 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
-from hw.uart import UARTRx, UARTTx, divisor_for
+from hw.link.uart import UARTRx, UARTTx, divisor_for
 from sim.amsim import stream_get, stream_put
 
 

@@ -10,12 +10,13 @@ import json
 import numpy as np
 import pytest
 
-from host import golden, zoo
-from host.builder import smooth_input
-from host.cli import main as cli_main
+from host.runtime import golden
+from host.model import zoo
+from host.model.builder import smooth_input
+from host.cli.main import main as cli_main
 from host.errors import UserError
-from host.ir import Conv, Permute, Pool
-from host.plan import Group, Plan, default_plan
+from host.model.ir import Conv, Permute, Pool
+from host.compiler.plan import Group, Plan, default_plan
 
 # reduced input size per network for execution tests; block sizes follow from tiled_plan()
 TEST_RES = {"vgg16": 64, "mobilenet_v1": 64, "shufflenet_v1": 64, "squeezenet1_1": 96,

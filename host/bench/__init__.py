@@ -1,0 +1,1 @@
+"""Benchmarks that write tables and plots under ``docs/`` (``blockfuse bench``)."""

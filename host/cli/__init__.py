@@ -1,0 +1,1 @@
+"""The ``blockfuse`` command line: one module per subcommand, joined in :mod:`host.cli.main`."""

@@ -1,0 +1,212 @@
+"""``blockfuse plan MODEL --board BOARD --schedule layer|fused|block [--json FILE] [--plot FILE.png]``.
+
+Plans a network for a board (``host.compiler.scheduler.plan_network``) and prints a per-layer table of
+MACs, off-chip bytes (weights, activations in/out), on-chip peak and cycles, then the totals and
+the estimated frame rate.  ``--json`` writes the full report (DESIGN.md §6 keys plus the plan's
+groups and block sizes, which ``plan_from_json`` turns back into a :class:`host.compiler.plan.Plan`);
+``--plot`` draws per-layer off-chip traffic and on-chip use under all three schedules.
+
+MODEL is ``zoo:NAME[@RES]`` (RES = N or HxW; planned from shapes only, no weights drawn) or a
+quantised ONNX file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+from host.errors import UserError
+from host.compiler.plan import SCHEDULES, Group, Plan
+
+
+def register(sub):
+    from host.compiler.boards import names as board_names
+    from host.compiler.scheduler import DEFAULT_SLACK, DEFAULT_TRADE
+
+    p = sub.add_parser("plan", help="choose fusion groups and block sizes for a board; report costs",
+                       description="Plan MODEL for BOARD: fusion groups, block sizes, off-chip traffic, "
+                                   "on-chip peak, cycles and estimated fps.")
+    p.add_argument("model", metavar="MODEL", help="quantised ONNX file, or zoo:NAME[@RES]")
+    p.add_argument("--board", default="ulx3s-85f", metavar="BOARD",
+                   help=f"target board ({', '.join(board_names())}; default ulx3s-85f)")
+    p.add_argument("--schedule", default="block", choices=SCHEDULES,
+                   help="layer-by-layer, exact fusion with halos, or block convolution (default: block)")
+    p.add_argument("--budget", type=int, metavar="BYTES",
+                   help="override the board's on-chip byte budget")
+    p.add_argument("--slack", type=float, default=DEFAULT_SLACK, metavar="S",
+                   help="default objective: among the plans whose total off-chip traffic and time are "
+                        "within S (a fraction) of the least-total-traffic plan's, the least activation "
+                        f"bytes + weight bytes / R (default {DEFAULT_SLACK}; 0: least total traffic)")
+    p.add_argument("--trade", type=float, default=DEFAULT_TRADE, metavar="R",
+                   help="weight bytes worth re-reading to keep one feature-map byte on chip "
+                        f"(default {DEFAULT_TRADE:g}; inf: least feature-map traffic within the slack)")
+    p.add_argument("--weight-cost", type=float, default=None, metavar="F",
+                   help="instead: minimise activation bytes + F x weight bytes (1: total off-chip "
+                        "traffic; 0: keep feature maps on chip whatever the weight re-reads)")
+    p.add_argument("--objective", default="traffic", choices=("traffic", "time"),
+                   help="off-chip traffic (default, as above) or the estimated time per frame")
+    p.add_argument("--json", metavar="FILE", help="write the plan and its costs as JSON")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="plot per-layer off-chip traffic and on-chip use for the three schedules")
+    p.add_argument("--quiet", action="store_true", help="totals only, no per-layer table")
+    p.set_defaults(func=handler)
+
+
+def load_graph(spec: str):
+    """An IR graph for planning: zoo networks from shapes only (fast), ONNX files imported."""
+    if spec.startswith("zoo:"):
+        from host.model import zoo
+
+        name, resolution = zoo.parse_spec(spec[4:])
+        return zoo.shape_graph(name, resolution)
+    if not os.path.exists(spec):
+        raise UserError(f"model file {spec!r} not found (give an ONNX path or zoo:NAME)")
+    from host.model.onnx_import import load_onnx
+
+    return load_onnx(spec)
+
+
+def plan_from_json(data, graph=None) -> Plan:
+    """The :class:`Plan` of a ``blockfuse plan --json`` report (dict or file path)."""
+    if isinstance(data, (str, os.PathLike)):
+        try:
+            with open(data) as f:
+                data = json.load(f)
+        except (OSError, ValueError) as e:
+            raise UserError(f"cannot read plan {data}: {e}")
+    try:
+        plan = Plan(data["schedule"], [Group(list(g["nodes"]), tuple(g["block"]) if g.get("block") else None)
+                                       for g in data["groups"]])
+    except (KeyError, TypeError) as e:
+        raise UserError(f"not a blockfuse plan (missing {e})")
+    return plan.check(graph) if graph is not None else plan
+
+
+def handler(args) -> int:
+    from host.compiler.boards import get_board
+    from host.compiler.scheduler import plan_network
+
+    board = get_board(args.board)
+    if args.budget is not None and args.budget < 1:
+        raise UserError(f"--budget {args.budget}: must be a positive number of bytes")
+    for path, what in ((args.json, "--json"), (args.plot, "--plot")):
+        if path and os.path.dirname(os.path.abspath(path)) and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise UserError(f"{what} {path}: directory does not exist")
+    graph = load_graph(args.model)
+    if args.weight_cost is not None and args.weight_cost < 0:
+        raise UserError(f"--weight-cost {args.weight_cost}: must be >= 0")
+    if args.slack < 0:
+        raise UserError(f"--slack {args.slack}: must be >= 0")
+    if not args.trade >= 1:
+        raise UserError(f"--trade {args.trade}: must be >= 1")
+    opts = dict(budget=args.budget, weight_cost=args.weight_cost, objective=args.objective,
+                slack=args.slack, trade=args.trade)
+    plan, report = plan_network(graph, board, args.schedule, **opts)
+    print(format_report(report, per_layer=not args.quiet))
+    if args.json:
+        write_json_atomic(args.json, report)
+        print(f"wrote {args.json}")
+    if args.plot:
+        reports = {s: (report if s == args.schedule else
+                       plan_network(graph, board, s, **opts)[1])
+                   for s in SCHEDULES}
+        plot_schedules(reports, args.plot, title=f"{graph.name} on {board.name}")
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def write_json_atomic(path: str, obj) -> None:
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".plan-", suffix=".json", dir=d)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _b(n: float) -> str:
+    """Bytes, human-readable."""
+    for unit, k in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if abs(n) >= k:
+            return f"{n / k:.2f} {unit}"
+    return f"{int(n)} B"
+
+
+def format_report(r: dict, per_layer: bool = True) -> str:
+    lines = []
+    if per_layer:
+        hdr = (f"{'layer':<18} {'op':<8} {'grp':>3} {'block':>9} {'MMACs':>9} {'weights':>10} "
+               f"{'act in':>10} {'act out':>10} {'on-chip':>10} {'kcycles':>9} {'util':>5}")
+        lines += [hdr, "-" * len(hdr)]
+        blocks = {g["index"]: g for g in r["groups"]}
+        for lay in r["layers"]:
+            g = blocks[lay["group"]]
+            blk = ("x".join(str(v) for v in g["tile"]) if g["tile"] else
+                   ("stream" if g["mode"] == "streamed" else "whole"))
+            o = lay["offchip_bytes"]
+            lines.append(f"{lay['name'][:18]:<18} {lay['op'][:8]:<8} {lay['group']:>3} {blk:>9} "
+                         f"{lay['macs'] / 1e6:>9.2f} {_b(o['weights']):>10} {_b(o['activations_in']):>10} "
+                         f"{_b(o['activations_out']):>10} {_b(lay['onchip_peak_bytes']):>10} "
+                         f"{lay['cycles'] / 1e3:>9.1f} {lay['utilisation']:>5.2f}")
+        lines.append("")
+    o = r["offchip_bytes"]
+    fused = sum(1 for g in r["groups"] if len(g["nodes"]) > 1)
+    lines += [
+        f"{r['model']} {'x'.join(str(v) for v in r['input_shape'])} on {r['board']}, schedule {r['schedule']}: "
+        f"{len(r['groups'])} groups ({fused} fused)",
+        f"  MACs           {r['total_macs'] / 1e6:.1f} M executed ({r['network_macs'] / 1e6:.1f} M in the network)",
+        f"  off-chip       {_b(o['total'])}: weights {_b(o['weights'])} (model weights {_b(r['weights_bytes'])}), "
+        f"activations {_b(o['activations'])} (in {_b(o['activations_in'])}, out {_b(o['activations_out'])})",
+        f"  on-chip peak   {_b(r['onchip_peak_bytes'])} of {_b(r['onchip_budget_bytes'])}",
+        f"  cycles         {r['cycles'] / 1e6:.2f} M (array utilisation {r['utilisation']:.2f})",
+        f"  time           {r['seconds'] * 1e3:.1f} ms/frame (compute {r['compute_seconds'] * 1e3:.1f} ms, "
+        f"memory {r['memory_seconds'] * 1e3:.1f} ms) → {r['fps']:.2f} fps (estimate)",
+    ]
+    for w in r["warnings"]:
+        lines.append(f"  warning: {w}")
+    return "\n".join(lines)
+
+
+def plot_schedules(reports: dict, path: str, title: str = "") -> None:
+    """Per-layer off-chip traffic (weights hatched over activations) and on-chip use, one
+    series per schedule."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    scheds = list(reports)
+    names = [lay["name"] for lay in reports[scheds[0]]["layers"]]
+    x = np.arange(len(names))
+    width = 0.8 / len(scheds)
+    colors = {"layer": "tab:gray", "fused": "tab:blue", "block": "tab:orange"}
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(8, 0.22 * len(names) + 3), 7), sharex=True)
+    for k, s in enumerate(scheds):
+        lays = {lay["name"]: lay for lay in reports[s]["layers"]}
+        act = np.array([lays[n]["offchip_bytes"]["activations"] for n in names]) / 1e6
+        wts = np.array([lays[n]["offchip_bytes"]["weights"] for n in names]) / 1e6
+        tot = reports[s]["offchip_bytes"]
+        label = f"{s}: {tot['total'] / 1e6:.1f} MB ({tot['activations'] / 1e6:.1f} MB act.)"
+        pos = x - 0.4 + width * (k + 0.5)
+        ax1.bar(pos, act, width, color=colors.get(s), label=label)
+        ax1.bar(pos, wts, width, bottom=act, color=colors.get(s), alpha=0.45, hatch="//")
+        on = np.array([lays[n]["onchip_peak_bytes"] for n in names]) / 1e3
+        ax2.step(x, on, where="mid", color=colors.get(s), label=s)
+    budget = reports[scheds[0]]["onchip_budget_bytes"] / 1e3
+    ax2.axhline(budget, color="red", ls="--", lw=1, label=f"budget {budget:.0f} KB")
+    ax1.set_ylabel("off-chip MB (hatched: weights)")
+    ax1.set_yscale("symlog", linthresh=0.01)
+    ax1.legend(fontsize=8)
+    ax2.set_ylabel("on-chip peak KB")
+    ax2.legend(fontsize=8)
+    ax2.set_xticks(x)
+    ax2.set_xticklabels(names, rotation=90, fontsize=6)
+    if title:
+        ax1.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

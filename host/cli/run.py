@@ -1,0 +1,243 @@
+"""``blockfuse run MODEL --input IN.npy --output OUT.npy`` (DESIGN.md §6).
+
+MODEL is a QDQ-quantised ONNX file or ``zoo:NAME`` (optionally ``zoo:NAME@RES`` with RES = N or
+HxW for a reduced input size).  IN.npy holds float32 NCHW inputs; they are quantised as the
+model's first QuantizeLinear does, run image by image (N > 1 loops over the batch) on the
+chosen target under the chosen schedule, and the int8 outputs are dequantised as ONNX Runtime
+outputs them.  OUT.npy is written atomically (temporary file, then rename): on any error no
+output file appears.
+
+``blockfuse export MODEL OUT.onnx [--uint8]`` (registered here too) writes a model — typically a
+zoo network — as a QDQ ONNX file (:func:`host.model.onnx_export.to_onnx`).
+
+Targets:
+
+* ``golden`` — the NumPy golden model (default);
+* ``sim`` — conv/FC layers on the engine RTL under Verilator (``sim.engine_sim.EngineSim``);
+* ``serial:PORT`` — a board on a serial port through ``host.runtime.driver.open_device(PORT)``, an object
+  with ``conv_fn``/``fc_fn`` like ``EngineSim`` (and optionally ``close()``).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+from host.errors import UserError
+from host.compiler.plan import SCHEDULES
+
+
+def register(sub):
+    p = sub.add_parser("run", help="run a quantised ONNX model or zoo network on an input",
+                       description="Run a quantised ONNX model (QDQ) or zoo:NAME on IN.npy (float32 "
+                                   "NCHW) and write the dequantised float32 output to OUT.npy.")
+    p.add_argument("model", metavar="MODEL", help="quantised ONNX file, or zoo:NAME[@RES]")
+    p.add_argument("--input", required=True, metavar="IN.npy", help="float32 NCHW input")
+    p.add_argument("--output", required=True, metavar="OUT.npy", help="float32 output to write")
+    p.add_argument("--target", default="golden", metavar="golden|sim|serial:PORT",
+                   help="where to run (default: golden)")
+    p.add_argument("--schedule", default="fused", choices=SCHEDULES,
+                   help="layer-by-layer, exact fusion with halos, or block convolution (default: fused)")
+    p.add_argument("--block", nargs=2, type=int, metavar=("H", "W"),
+                   help="one block size for every fused group's input map, instead of the "
+                        "scheduler's choice")
+    p.add_argument("--board", default="ulx3s-85f", metavar="BOARD",
+                   help="board whose on-chip budget the scheduler plans for (default: ulx3s-85f)")
+    p.add_argument("--line-mode", action="store_true",
+                   help="--target sim: the engine streams each input row once from the map "
+                        "memory into a ring of line memories (docs/engine.md)")
+    p.add_argument("--plan", metavar="PLAN.json",
+                   help="run exactly this plan (from `blockfuse plan --json`)")
+    p.set_defaults(func=handler)
+    e = sub.add_parser("export", help="write a model (e.g. a zoo network) as a QDQ ONNX file",
+                       description="Write MODEL (zoo:NAME[@RES] or an ONNX file) as a QDQ-quantised "
+                                   "ONNX model that ONNX Runtime and Netron can open.")
+    e.add_argument("model", metavar="MODEL", help="zoo:NAME[@RES] or quantised ONNX file")
+    e.add_argument("output", metavar="OUT.onnx", help="ONNX file to write")
+    e.add_argument("--uint8", action="store_true", help="write uint8 activations (default: int8)")
+    e.set_defaults(func=export_handler)
+
+
+def export_handler(args) -> int:
+    """``blockfuse export``: the IR graph as QDQ ONNX, written atomically."""
+    from host.model.onnx_export import to_onnx
+
+    graph = load_model(args.model)
+    check_output_path(args.output)
+    if args.uint8:
+        graph.activation_dtype = "uint8"
+    data = to_onnx(graph).SerializeToString()
+    write_bytes_atomic(args.output, data)
+    print(f"{args.output}: {graph.name}, {len(graph.nodes)} layers, {len(data) / 1e6:.1f} MB")
+    return 0
+
+
+def handler(args) -> int:
+    target = parse_target(args.target)
+    if args.line_mode and target[0] != "sim":
+        raise UserError("--line-mode applies to --target sim only")
+    if args.block is not None and min(args.block) < 1:
+        raise UserError(f"--block {args.block[0]} {args.block[1]}: block sizes must be positive")
+    graph = load_model(args.model)
+    x = read_input(args.input)
+    check_output_path(args.output)
+    plan, how = choose_plan(graph, args.schedule, tuple(args.block) if args.block else None,
+                            args.board, args.plan)
+    y = run_batch(graph, x, target, plan.schedule, None, plan=plan, line_mode=args.line_mode)
+    write_npy_atomic(args.output, y)
+    print(f"{args.output}: {y.shape[0]} output(s) of shape {tuple(y.shape[1:])} "
+          f"(target {args.target}, schedule {plan.schedule}, {how})")
+    return 0
+
+
+def choose_plan(graph, schedule: str, block, board: str, plan_file: str | None):
+    """The plan ``run`` executes, and a few words on where it came from: a plan file, one block
+    size for every group (``--block``), or — by default — the scheduler's plan for ``board``, so
+    that ``run`` executes what ``blockfuse plan`` reports."""
+    from host.compiler.plan import default_plan
+
+    if plan_file:
+        from host.cli.plan import plan_from_json
+
+        return plan_from_json(plan_file, graph).check(graph), f"plan {plan_file}"
+    if block is not None or schedule == "layer":
+        return default_plan(graph, schedule, block), (f"blocks {block[0]}x{block[1]}" if block else "no blocks")
+    from host.compiler.scheduler import plan_network
+
+    plan, report = plan_network(graph, board, schedule)
+    return plan, f"scheduler plan for {board}: {len(plan.groups)} groups"
+
+
+# ---------------------------------------------------------------------------------------------
+# Model, input, output
+# ---------------------------------------------------------------------------------------------
+
+def load_model(spec: str):
+    """An IR graph from an ONNX path or ``zoo:NAME[@RES]``."""
+    if spec.startswith("zoo:"):
+        return _load_zoo(spec[4:])
+    from host.model.onnx_import import load_onnx
+
+    return load_onnx(spec)
+
+
+def _load_zoo(spec: str):
+    try:
+        from host.model import zoo
+    except ImportError as e:
+        raise UserError(f"the model zoo is not available ({e})")
+    name, resolution = zoo.parse_spec(spec)
+    return zoo.get(name, resolution) if resolution is not None else zoo.get(name)
+
+
+def read_input(path: str) -> np.ndarray:
+    """Float input array (N, C, H, W) from a .npy file, with one-line errors."""
+    if not os.path.exists(path):
+        raise UserError(f"input file {path!r} does not exist")
+    try:
+        x = np.load(path, allow_pickle=False)
+    except Exception as e:          # ValueError (pickled/garbage), OSError, EOFError, …
+        raise UserError(f"cannot read input {path!r} as a .npy array: {' '.join(str(e).split())[:200]}")
+    if not isinstance(x, np.ndarray):
+        if hasattr(x, "close"):
+            x.close()
+        raise UserError(f"input {path!r} is an .npz archive; give one float32 NCHW array in a .npy file")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise UserError(f"input {path!r} has dtype {x.dtype}; expected float32 (NCHW)")
+    if x.ndim != 4 or x.shape[0] < 1:
+        raise UserError(f"input {path!r} has shape {tuple(x.shape)}; expected float32 NCHW (N, C, H, W)")
+    if np.isnan(x).any():
+        raise UserError(f"input {path!r} contains NaN values")
+    return x.astype(np.float32, copy=False)
+
+
+def check_output_path(path: str) -> None:
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise UserError(f"output directory {d!r} does not exist")
+    if os.path.isdir(path):
+        raise UserError(f"output {path!r} is a directory")
+
+
+def write_npy_atomic(path: str, arr: np.ndarray) -> None:
+    """Write ``arr`` to ``path`` exactly (no .npy appended) via a temporary file and a rename."""
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".blockfuse-", suffix=".tmp", dir=d)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise UserError(f"cannot write output {path!r}: {e.strerror or e}")
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# ---------------------------------------------------------------------------------------------
+# Targets
+# ---------------------------------------------------------------------------------------------
+
+def parse_target(target: str) -> tuple:
+    """('golden',) | ('sim',) | ('serial', PORT)."""
+    if target in ("golden", "sim"):
+        return (target,)
+    if target.startswith("serial:") and len(target) > len("serial:"):
+        return ("serial", target[len("serial:"):])
+    raise UserError(f"unknown target {target!r} (use golden, sim or serial:PORT)")
+
+
+def _engine_hooks(target: tuple, line_mode: bool = False):
+    """(hooks for ``golden.run``, close) for the sim/serial targets; ({}, None) for golden."""
+    if target[0] == "golden":
+        return {}, None
+    if target[0] == "sim":
+        try:
+            from sim.engine_sim import LINE_CONFIG, EngineSim
+        except ImportError as e:
+            raise UserError(f"the sim target is not available ({e})")
+        sim = EngineSim(LINE_CONFIG if line_mode else None)
+        return dict(conv_fn=sim.conv_fn, fc_fn=sim.fc_fn, conv_pool_fn=sim.conv_pool_fn), None
+    try:
+        from host.runtime import driver
+    except ImportError as e:
+        raise UserError(f"the serial target is not available ({e})")
+    if not hasattr(driver, "open_device"):
+        raise UserError("the serial target is not available (host.runtime.driver has no open_device)")
+    dev = driver.open_device(target[1])
+    return dict(conv_fn=dev.conv_fn, fc_fn=dev.fc_fn), getattr(dev, "close", None)
+
+
+def run_batch(graph, x: np.ndarray, target: tuple, schedule: str, block, plan=None,
+              line_mode: bool = False) -> np.ndarray:
+    """Quantise ``x`` (N, C, H, W), run every image on ``target`` under ``plan`` (default: the
+    simple plan for ``schedule``/``block``), dequantise the outputs."""
+    from host.runtime import golden
+    from host.model.onnx_import import input_quant, output_dequant
+    from host.compiler.plan import default_plan
+
+    q = input_quant(graph, x)
+    plan = plan or default_plan(graph, schedule, block)
+    hooks, close = _engine_hooks(target, line_mode)
+    try:
+        ys = [golden.run(graph, qi, plan=plan, **hooks) for qi in q]
+    except UserError:
+        raise
+    except Exception as e:
+        if target[0] == "golden":
+            raise
+        raise UserError(f"target {target[0]} failed: {type(e).__name__}: {' '.join(str(e).split())[:300]}")
+    finally:
+        if close is not None:
+            close()
+    return output_dequant(graph, np.stack(ys))

@@ -1,0 +1,360 @@
+"""Post-processing: int32 accumulator (+ bias) → int8, bit-exact with ``host.model.quant.requantize``.
+
+gemmlowp/TFLite fixed point (DESIGN.md §4): saturating left shift, saturating rounding doubling
+high multiply by the Q31 multiplier, rounding right shift (half away from zero), ``+ zero
+point``, clamp to [lo, hi] (ReLU/ReLU6/Clip bounds).
+
+The lane works in sign–magnitude, which turns gemmlowp's sign-dependent nudges into plain
+round-half-up on magnitudes:
+
+* ``q = SRDHM(x, m)`` with ``m ≥ 0``: ``|q| = (|x|·m + 2^30 − [x<0]) >> 31``, sign of ``x``;
+* ``RoundingDivideByPOT(q, e)``: ``|r| = (|q| + (2^e >> 1)) >> e``, sign of ``q``.
+
+so the 32×31 product is unsigned: with hard multipliers four 16×16 partial products (one DSP
+tile each: ECP5 MULT18X18D, iCE40 SB_MAC16), no carry chain longer than ~34 bits, 11 stages
+(10 without the bias stage); in logic (``lut_mul``) sixteen pairs of partial-product rows, each
+pair one carry chain (:mod:`hw.engine.and_pair`: on ECP5 the ANDs live inside the carry cells' LUTs),
+and an adder tree that also adds the rounding constants, 12 stages.  The multiplier must be in
+[0, 2^31) (what :func:`host.model.quant.quantize_multiplier` produces).
+
+One lane takes one accumulator per cycle through always-ready ``lib.stream`` in/out (the engine
+never back-pressures it), fixed latency :attr:`Requant.LATENCY`.
+"""
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.engine.and_pair import AndPairSum
+from hw.engine.static_chain import own_copy
+
+#: Per-channel parameters and the accumulator of one output value.
+RequantIn = data.StructLayout({
+    "acc": signed(32),
+    "bias": signed(32),    # added first (int32 wrap-around, as the accumulator itself)
+    "mult": unsigned(31),  # Q31 multiplier m in [0, 2^31)
+    "shift": signed(6),    # -31..30: left shift if > 0, rounding right shift if < 0
+    "zp": signed(9),       # output zero point
+    "lo": signed(8),
+    "hi": signed(8),
+})
+
+
+def lane_signature() -> wiring.Signature:
+    """The interface every requantisation lane has: an always-ready stream of
+    :data:`RequantIn` in, int8 out."""
+    return wiring.Signature({
+        "i": In(stream.Signature(RequantIn, always_ready=True)),
+        "o": Out(stream.Signature(signed(8), always_ready=True)),
+    })
+
+
+class Requant(wiring.Component):
+    """One requantisation lane: ``o.payload = requantize(acc + bias, mult, shift, zp, lo, hi)``.
+
+    ``lut_mul=True`` builds the product in logic instead of hard multipliers (one more stage),
+    so the FPGA's multipliers all go to the PE array: ~2000 TRELLIS_COMB on ECP5 with
+    ``cells="auto"``/``"ecp5"`` (carry cells with the ANDs inside), ~3000 as generic logic.
+    ``bias=False`` drops the bias stage (the engine's accumulators start at the bias)."""
+
+    def __init__(self, lut_mul: bool = False, bias: bool = True, cells: str = "auto"):
+        self.lut_mul = lut_mul
+        #: ``lut_mul`` partial products: ECP5 carry cells or generic logic (see hw.engine.and_pair)
+        self.cells = cells
+        #: ``bias=False``: no bias stage (``payload.bias`` is ignored) — the engine starts its
+        #: column accumulators at the bias instead, one stage less
+        self.bias = bias
+        self.LATENCY = 10 + bool(lut_mul) + bool(bias)
+        super().__init__(lane_signature())
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.i.payload
+        stage = [0]
+
+        def reg(value_shape, value, name):
+            s = Signal(value_shape, name=f"s{stage[0]}_{name}")
+            m.d.sync += s.eq(value)
+            return s
+
+        def carry(own=False, **kw):
+            """Register the side-band fields into the next stage. ``own``: registers that
+            synthesis may not merge with another lane's (hw.engine.static_chain.own_copy): the
+            engine gives every lane the same zero point and bounds, and with merged registers
+            lane 9's clamp read lane 8's bound across the die (the routed 85F's worst path)."""
+            if own:
+                return {k: own_copy(m, v, f"s{stage[0]}_{k}", platform) for k, v in kw.items()}
+            return {k: reg(len(v) if not v.shape().signed else v.shape(), v, k) for k, v in kw.items()}
+
+        # S0: bias add (optional)
+        stage[0] = 0
+        if self.bias:
+            v = reg(1, self.i.valid, "v")
+            a = reg(signed(32), p.acc + p.bias, "a")
+            sb = carry(m=p.mult, sh=p.shift, zp=p.zp, lo=p.lo, hi=p.hi)
+        else:
+            v, a = self.i.valid, p.acc
+            sb = dict(m=p.mult, sh=p.shift, zp=p.zp, lo=p.lo, hi=p.hi)
+
+        # S1: sign, magnitude, split shift
+        stage[0] = 1
+        v1 = reg(1, v, "v")
+        neg = reg(1, a < 0, "neg")
+        mag = reg(unsigned(32), Mux(a < 0, -a, a), "mag")          # |INT32_MIN| = 2^31 fits
+        left = reg(unsigned(5), Mux(sb["sh"] > 0, sb["sh"], 0), "left")
+        right = reg(unsigned(5), Mux(sb["sh"] < 0, -sb["sh"], 0), "right")
+        sb = carry(m=sb["m"], zp=sb["zp"], lo=sb["lo"], hi=sb["hi"])
+
+        # S2: left shift (barrel)
+        stage[0] = 2
+        v2 = reg(1, v1, "v")
+        wide = reg(unsigned(63), mag << left, "wide")
+        neg2 = reg(1, neg, "neg")
+        right2 = reg(unsigned(5), right, "right")
+        sb = carry(**sb)
+
+        # S3: saturate the magnitude to 2^31 − 1 (positive) or 2^31 (negative)
+        stage[0] = 3
+        v3 = reg(1, v2, "v")
+        big = wide[31:] != 0                                       # wide ≥ 2^31
+        over_neg = (wide[32:] != 0) | (wide[31] & (wide[:31] != 0))  # wide > 2^31
+        sat = Mux(neg2, Mux(over_neg, 1 << 31, wide[:32]), Mux(big, (1 << 31) - 1, wide[:31]))
+        x = reg(unsigned(32), sat, "x")
+        neg3 = reg(1, neg2, "neg")
+        right3 = reg(unsigned(5), right2, "right")
+        sb = carry(**sb)
+
+        if self.lut_mul:
+            self._product_in_logic(m, reg, carry, stage, v3, x, neg3, right3, sb)
+            return m
+
+        # S4: four unsigned 16×16 partial products of |x|·m (hard multipliers)
+        stage[0] = 4
+        mm = sb["m"]
+        pairs = {"hh": (x[16:32], mm[16:31]), "hl": (x[16:32], mm[:16]),
+                 "lh": (x[:16], mm[16:31]), "ll": (x[:16], mm[:16])}
+        v4 = reg(1, v3, "v")
+        prods = {k: reg(unsigned(32), a * b, k) for k, (a, b) in pairs.items()}
+        hh, hl, lh, ll = prods["hh"], prods["hl"], prods["lh"], prods["ll"]
+        neg4 = reg(1, neg3, "neg")
+        right4 = reg(unsigned(5), right3, "right")
+        sb = carry(zp=sb["zp"], lo=sb["lo"], hi=sb["hi"])
+
+        # S5: middle sum
+        stage[0] = 5
+        v5 = reg(1, v4, "v")
+        mid = reg(unsigned(33), hl + lh, "mid")
+        hh5 = reg(unsigned(32), hh, "hh")
+        ll5 = reg(unsigned(32), ll, "ll")
+        neg5 = reg(1, neg4, "neg")
+        right5 = reg(unsigned(5), right4, "right")
+        sb = carry(**sb)
+
+        # S6: low part with the rounding nudge, high part  (P + c) >> 31 = 2(hh + mid_hi) + L >> 31
+        stage[0] = 6
+        v6 = reg(1, v5, "v")
+        low = reg(unsigned(35), ll5 + (mid[:16] << 16) + (1 << 30) - neg5, "low")
+        high = reg(unsigned(34), hh5 + mid[16:], "high")
+        neg6 = reg(1, neg5, "neg")
+        right6 = reg(unsigned(5), right5, "right")
+        sb = carry(**sb)
+
+        # S7: |q| = 2·high + (low >> 31), plus half for round-half-away-from-zero on the
+        # magnitude (a three-operand add of ~34 bits)
+        stage[0] = 7
+        v8 = reg(1, v6, "v")
+        half = Signal(unsigned(32))
+        m.d.comb += half.eq((1 << right6) >> 1)
+        qh = reg(unsigned(35), (high << 1) + low[31:] + half, "qh")
+        neg8 = reg(1, neg6, "neg")
+        right8 = reg(unsigned(5), right6, "right")
+        sb = carry(**sb)
+        self._output(m, reg, carry, stage, v8, qh, neg8, right8, sb)
+        return m
+
+    def _output(self, m, reg, carry, stage, v, qh, neg, right, sb):
+        """The last three stages: right shift (barrel), sign and zero point, clamp."""
+        # S9: right shift (barrel)
+        stage[0] = 9
+        v9 = reg(1, v, "v")
+        r = reg(unsigned(len(qh)), qh >> right, "r")
+        neg9 = reg(1, neg, "neg")
+        sb = carry(own=True, **sb)
+
+        # S10: apply the sign and add the zero point. Only r's low 10 bits enter the sum: with
+        # r ≥ 1024, zp − r < −128 ≤ lo and zp + r > 127 ≥ hi for any 9-bit zp, so the clamp
+        # gives lo (negative) or hi whatever zp is (``big``), and the sum and the clamp's
+        # compares are 12 bits wide instead of ~37 (the routed 85F's worst path was the clamp)
+        stage[0] = 10
+        v10 = reg(1, v9, "v")
+        big = reg(1, r[10:] != 0, "big")                          # r has ≥ 32 bits
+        low = r[:10]
+        y = reg(signed(12), Mux(neg9, sb["zp"] - low, sb["zp"] + low), "y")
+        neg10 = reg(1, neg9, "neg")
+        sb = carry(own=True, lo=sb["lo"], hi=sb["hi"])
+
+        # S11: clamp
+        lo, hi = sb["lo"], sb["hi"]
+        m.d.sync += [
+            self.o.valid.eq(v10),
+            self.o.payload.eq(Mux(big, Mux(neg10, lo, hi),
+                                  Mux(y < lo, lo, Mux(y > hi, hi, y)))),
+        ]
+
+    def _product_in_logic(self, m, reg, carry, stage, v3, x, neg3, right3, sb):
+        """|q| + half in logic: sixteen pairs of partial-product rows, each pair one carry
+        chain (:class:`hw.engine.and_pair.AndPairSum`), then a four-level adder tree into which the
+        rounding nudge ``2^30 − [x<0]`` and the right shift's half (``2^(right−1)·2^31``) are
+        added, so ``P >> 31`` is ``|q| + half`` directly.  Five stages, as many as the
+        hard-multiplier path's four plus the one ``lut_mul`` always had."""
+        mm = sb["m"]
+        # S4: S_j = m·x[2j] + 2·m·x[2j+1]  (33 bits, weight 4^j)
+        stage[0] = 4
+        v = reg(1, v3, "v")
+        rows = []
+        for j in range(16):
+            ps = AndPairSum(31, cells=self.cells)
+            m.submodules[f"pair_{j}"] = ps
+            m.d.comb += [ps.a.eq(mm), ps.s0.eq(x[2 * j]), ps.s1.eq(x[2 * j + 1])]
+            rows.append(reg(unsigned(33), ps.o, f"pair{j}"))
+        neg = reg(1, neg3, "neg")
+        right = reg(unsigned(5), right3, "right")
+        sb = carry(zp=sb["zp"], lo=sb["lo"], hi=sb["hi"])
+        # S5..S7: tree levels (weights 4^j → 16^k → 256^k → 65536^k); the nudge joins at S6
+        # (it is only wiring: 2^30 − 1 = thirty ones, 2^30 = bit 30), the half is decoded at S7
+        widths = {5: 35, 6: 39, 7: 48}
+        shift = 2
+        for st in (5, 6, 7):
+            stage[0] = st
+            v = reg(1, v, "v")
+            nxt = []
+            for k in range(0, len(rows), 2):
+                total = rows[k] + (rows[k + 1] << shift)
+                if st == 6 and k == 0:
+                    total = total + Cat(*([neg] * 30), ~neg)
+                nxt.append(reg(unsigned(widths[st]), total, f"t{k // 2}"))
+            rows = nxt
+            shift *= 2
+            if st == 7:
+                half = reg(unsigned(31), (1 << right) >> 1, "half")
+            neg = reg(1, neg, "neg")
+            right = reg(unsigned(5), right, "right")
+            sb = carry(**sb)
+        # S8: P = |x|·m + nudge + half·2^31 (63 bits); |q| + half = P >> 31
+        stage[0] = 8
+        v = reg(1, v, "v")
+        p = Signal(unsigned(63))
+        m.d.comb += p.eq(rows[0] + (rows[1] << 16) + (half << 31))
+        qh = reg(unsigned(32), p[31:], "qh")
+        neg = reg(1, neg, "neg")
+        right = reg(unsigned(5), right, "right")
+        sb = carry(**sb)
+        self._output(m, reg, carry, stage, v, qh, neg, right, sb)
+
+
+class RequantSerial(wiring.Component):
+    """A small requantisation lane for small FPGAs: the same function as :class:`Requant`, but
+    the 32×31 multiply runs four bits of the multiplier per cycle
+    (``II = 8`` cycles per value, ~1/4 of the logic of ``Requant(lut_mul=True)``).
+
+    An input beat may come at most once every :attr:`II` cycles; ``zp``, ``lo`` and ``hi`` are
+    read at the output stage and must not change while a value is in flight (the engine takes
+    them from the layer descriptor).  Fixed latency :attr:`LATENCY` from the input beat to
+    ``o.valid``.
+
+    Magnitude product, least significant digit first: with ``c = 2^30 − [x<0]``,
+    ``S = c + Σ_i |x|·d_i·16^i`` (``d_i`` the 4-bit digits of ``m``) accumulates in a 37-bit
+    register that shifts 4 bits out per digit, so ``|q| = S >> 31`` with no long carry chain.
+    """
+    II = 8
+    LATENCY = 19
+
+    def __init__(self):
+        super().__init__(lane_signature())
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.i.payload
+
+        # S0: bias add
+        v0 = Signal()
+        a0 = Signal(signed(32))
+        sh0 = Signal(signed(6))
+        m0 = Signal(unsigned(31))
+        m.d.sync += [v0.eq(self.i.valid), a0.eq(p.acc + p.bias), sh0.eq(p.shift), m0.eq(p.mult)]
+        # S1: sign, magnitude, split shift
+        v1, neg1 = Signal(), Signal()
+        mag1 = Signal(unsigned(32))
+        left1, right1 = Signal(unsigned(5)), Signal(unsigned(5))
+        m1 = Signal(unsigned(31))
+        m.d.sync += [v1.eq(v0), neg1.eq(a0 < 0),
+                     mag1.eq(Mux(a0 < 0, -a0, a0)),
+                     left1.eq(Mux(sh0 > 0, sh0, 0)), right1.eq(Mux(sh0 < 0, -sh0, 0)),
+                     m1.eq(m0)]
+        # S2: left shift (barrel)
+        v2, neg2 = Signal(), Signal()
+        wide = Signal(unsigned(63))
+        right2 = Signal(unsigned(5))
+        m2 = Signal(unsigned(31))
+        m.d.sync += [v2.eq(v1), neg2.eq(neg1), wide.eq(mag1 << left1), right2.eq(right1),
+                     m2.eq(m1)]
+        # S3: saturate and load the digit loop
+        big = wide[31:] != 0
+        over_neg = (wide[32:] != 0) | (wide[31] & (wide[:31] != 0))
+        sat = Mux(neg2, Mux(over_neg, 1 << 31, wide[:32]), Mux(big, (1 << 31) - 1, wide[:31]))
+        xm = Signal(unsigned(32))
+        mm = Signal(unsigned(32))
+        cnt = Signal(range(self.II + 1))
+        ld_neg, ld_right = Signal(), Signal(unsigned(5))
+        with m.If(v2):
+            m.d.sync += [xm.eq(sat), mm.eq(m2), cnt.eq(self.II), ld_neg.eq(neg2),
+                         ld_right.eq(right2)]
+        with m.Elif(cnt != 0):
+            m.d.sync += [mm.eq(mm >> 4), cnt.eq(cnt - 1)]
+        # digit products in two registered halves, then their sum; beside them: first/last
+        # digit, sign, right shift
+        d4 = mm[:4]
+        t0, t1 = Signal(unsigned(34)), Signal(unsigned(36))
+        t_v, t_first, t_last, t_neg = Signal(), Signal(), Signal(), Signal()
+        t_right = Signal(unsigned(5))
+        m.d.sync += [t0.eq(Mux(d4[0], xm, 0) + Mux(d4[1], xm << 1, 0)),
+                     t1.eq(Mux(d4[2], xm << 2, 0) + Mux(d4[3], xm << 3, 0)),
+                     t_v.eq(cnt != 0), t_first.eq(cnt == self.II), t_last.eq(cnt == 1),
+                     t_neg.eq(ld_neg), t_right.eq(ld_right)]
+        pp = Signal(unsigned(36))
+        pp_v, pp_first, pp_last, pp_neg = Signal(), Signal(), Signal(), Signal()
+        pp_right = Signal(unsigned(5))
+        m.d.sync += [pp.eq(t0 + t1), pp_v.eq(t_v), pp_first.eq(t_first), pp_last.eq(t_last),
+                     pp_neg.eq(t_neg), pp_right.eq(t_right)]
+        # accumulate: S = c + Σ pp_i·16^i, four bits leave per digit
+        acc = Signal(unsigned(37))
+        low = Signal(unsigned(32))
+        t = Signal(unsigned(38))
+        m.d.comb += t.eq(Mux(pp_first, (1 << 30) - pp_neg, acc) + pp)
+        a_last, a_neg = Signal(), Signal()
+        a_right = Signal(unsigned(5))
+        a_half = Signal(unsigned(32))           # 2^right >> 1, decoded a stage ahead of its add
+        m.d.sync += [a_last.eq(pp_v & pp_last), a_neg.eq(pp_neg), a_right.eq(pp_right),
+                     a_half.eq((1 << pp_right) >> 1)]
+        with m.If(pp_v):
+            m.d.sync += [acc.eq(t >> 4), low.eq(Cat(low[4:], t[:4]))]
+        # F1: |q| + half  (|q| = S >> 31 = 2·acc + low[31])
+        f1_v, f1_neg = Signal(), Signal()
+        qh = Signal(unsigned(36))
+        f1_right = Signal(unsigned(5))
+        m.d.sync += [f1_v.eq(a_last), f1_neg.eq(a_neg), f1_right.eq(a_right),
+                     qh.eq(Cat(low[31], acc) + a_half)]
+        # F2: right shift (barrel);  F2b: saturate to 9 bits (|r| ≥ 256 clamps whatever the
+        # zero point)
+        f2a_v, f2a_neg = Signal(), Signal()
+        rs = Signal(unsigned(36))
+        m.d.sync += [f2a_v.eq(f1_v), f2a_neg.eq(f1_neg), rs.eq(qh >> f1_right)]
+        f2_v, f2_neg = Signal(), Signal()
+        r = Signal(unsigned(9))
+        m.d.sync += [f2_v.eq(f2a_v), f2_neg.eq(f2a_neg), r.eq(Mux(rs[9:] != 0, 511, rs[:9]))]
+        # F3: sign and zero point;  F4: clamp
+        f3_v = Signal()
+        y = Signal(signed(11))
+        m.d.sync += [f3_v.eq(f2_v), y.eq(Mux(f2_neg, p.zp - r, p.zp + r))]
+        m.d.sync += [self.o.valid.eq(f3_v),
+                     self.o.payload.eq(Mux(y < p.lo, p.lo, Mux(y > p.hi, p.hi, y)))]
+        return m

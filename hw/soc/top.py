@@ -1,0 +1,311 @@
+"""Board top-levels: clock, reset, memory, self-test, host link and status LEDs.
+
+``BOARDS`` lists the supported boards; :class:`BoardTop` builds the SoC for one of them:
+
+* **clock/reset** — ULX3S: 25 MHz oscillator → EHXPLLL → ``sync`` (100 MHz by default);
+  iCEBreaker: 12 MHz → SB_PLL40_PAD → ``sync`` (42 MHz by default, see ``BOARDS``).
+  Reset held until lock.
+* **memory** — ULX3S: :class:`hw.memory.sdram.SDRAMController` (32 MB, 16-bit words, 24-bit word
+  addresses) behind ECP5 I/O registers, SDRAM clock = inverted system clock from an ODDR;
+  (bursts of 2: 32-bit words, 23-bit word addresses); iCEBreaker: :class:`hw.memory.spram.SPRAMMemory`
+  (128 KB as 32 K × 32-bit words).
+* **initiators** on a :class:`hw.memory.memarb.MemPortArbiter`: port 0 = power-up self-test
+  (:class:`hw.memory.memtest.MemTest`, runs once over the memory then hands it over); port 1 = the host
+  link (:class:`BoardLink`: UART + the link core of ``hw/soc/link_soc.py``; ``link_factory``
+  replaces it); further ports (``extra_initiators``) are where the engine's memory traffic
+  plugs in, and ``BoardLink(engine=…)`` is where its control port plugs in.
+* **LEDs** — ULX3S: 0 heartbeat, 1 memory initialised, 2 self-test passed, 3 self-test failed,
+  4 link activity, 7 PLL locked.  iCEBreaker: green = self-test passed (blinks while running),
+  red = self-test failed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal
+from amaranth.lib import io, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.memory.memarb import MemPortArbiter
+from hw.memory.memtest import MemTest
+from hw.soc.pll import ECP5ClockGen, ICE40ClockGen
+from hw.memory.sdram import SDRAMController
+from hw.memory.spram import SPRAMMemory
+from hw.stream_slice import MemPortSlice, StreamSlice
+
+__all__ = ["BoardSpec", "BOARDS", "BoardTop", "default_link_factory", "make_platform"]
+
+
+@dataclass(frozen=True)
+class BoardSpec:
+    name: str
+    family: str              # "ecp5" or "ice40"
+    platform: str            # amaranth_boards class name
+    module: str              # amaranth_boards module
+    osc_hz: float
+    clk_hz: float            # default system clock (with the host link; see BOARDS)
+    baud: int                # fastest host-link baud rate of the board's USB-UART
+
+
+# Default clocks are those at which the whole SoC, host link included, meets timing on every
+# nextpnr seed tried (measured 2026-11, see bitstreams/*/report.json).  The link's command
+# processor, COBS coder and the memory arbiter have registered handshakes and one-hot state
+# (hw/link/command.py, hw/link/framing.py, hw/stream_slice.py) so the UP5K reaches 43-47 MHz; 42 MHz
+# gives 6 Mbaud exactly (7 clocks per bit).
+BOARDS = {
+    **{f"ulx3s-{s}": BoardSpec(f"ulx3s-{s}", "ecp5", f"ULX3S_{s.upper()}_Platform", "ulx3s",
+                               25e6, 100e6, 3_000_000)
+       for s in ("12f", "25f", "45f", "85f")},
+    "icebreaker": BoardSpec("icebreaker", "ice40", "ICEBreakerPlatform", "icebreaker",
+                            12e6, 42e6, 12_000_000),
+}
+
+_BAUDS = (12_000_000, 6_000_000, 4_000_000, 3_000_000, 2_000_000, 1_000_000, 921_600,
+          460_800, 230_400, 115_200)
+
+
+def pick_baud(clk_freq: float, max_baud: int) -> int:
+    """Fastest standard baud rate ≤ ``max_baud`` with ≥ 4 clocks per bit, within 2 %."""
+    for baud in _BAUDS:
+        if baud > max_baud:
+            continue
+        div = round(clk_freq / baud)
+        if div >= 4 and abs(clk_freq / div - baud) / baud <= 0.02:
+            return baud
+    raise ValueError(f"no UART baud rate fits a {clk_freq / 1e6:.2f} MHz clock")
+
+
+def make_platform(board: str):
+    """An amaranth_boards platform instance for ``board``."""
+    import importlib
+    spec = BOARDS[board]
+    mod = importlib.import_module(f"amaranth_boards.{spec.module}")
+    return getattr(mod, spec.platform)()
+
+
+class BoardLink(wiring.Component):
+    """The host link on a board: UART → FIFO → COBS decoder → command processor → CRC appender
+    → COBS encoder → FIFO → UART (the stages of :class:`hw.soc.link_soc.LinkCore`, here with a
+    :class:`StreamSlice` between every two of them so the link runs at the board's system
+    clock), with the command processor's memory port brought out as
+    ``bus`` (an initiator on the board memory) and its engine control port on ``engine``
+    (default :class:`hw.soc.link_soc.EngineStub`; **the engine's controller plugs in here**).
+
+    Ports: ``bus: Out(mem_signature)``, ``rx: In(1)``, ``tx: Out(1)``, ``activity: Out(1)``
+    (a frame or byte is in flight).  INFO reports ``board``, the clock, the actual baud rate,
+    ``mem_bytes`` and the word size of ``mem_signature``, and ``version_hash``.
+    """
+
+    def __init__(self, *, clk_freq: float, baud: int, mem_signature, board: str,
+                 mem_bytes: int, version_hash: int = 0, engine=None, n_perf: int = 2,
+                 max_payload: int = 1024):
+        from host.runtime.protocol import DeviceInfo
+
+        from hw.link.command import CommandProcessor
+        from hw.soc.link_soc import EngineStub
+        from hw.link.uart import divisor_for
+        self.divisor = divisor_for(int(clk_freq), baud)
+        self.info = DeviceInfo(
+            board=board, clock_hz=int(clk_freq), baud=int(clk_freq) // self.divisor,
+            mem_bytes=mem_bytes, word_bytes=mem_signature.data_width // 8,
+            max_payload=max_payload, n_perf=n_perf, version_hash=version_hash)
+        self.cp = CommandProcessor(self.info, mem_signature.addr_width)
+        self.engine = engine if engine is not None else EngineStub(n_perf)
+        super().__init__({"bus": Out(mem_signature), "rx": In(1, init=1), "tx": Out(1, init=1),
+                          "activity": Out(1)})
+
+    def elaborate(self, platform):
+        from hw.link.framing import COBSDecoder, COBSEncoder, CRCAppender, decoded_layout, \
+            frame_byte_layout
+        from hw.soc.link_soc import StreamFIFO
+        from hw.link.uart import UARTRx, UARTTx
+        m = Module()
+        m.submodules.uart_rx = urx = UARTRx(self.divisor)
+        m.submodules.uart_tx = utx = UARTTx(self.divisor)
+        m.submodules.rx_fifo = rxf = StreamFIFO(8, 64)
+        m.submodules.tx_fifo = txf = StreamFIFO(8, 16)
+        m.submodules.dec = dec = COBSDecoder()
+        m.submodules.cp = cp = self.cp
+        m.submodules.crc = crc = CRCAppender()
+        m.submodules.enc = enc = COBSEncoder()
+        m.submodules.s_dec = s_dec = StreamSlice(decoded_layout)
+        m.submodules.s_cp = s_cp = StreamSlice(frame_byte_layout)
+        m.submodules.s_crc = s_crc = StreamSlice(frame_byte_layout)
+        m.submodules.engine = eng = self.engine
+        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
+        wiring.connect(m, urx.data, rxf.i)
+        wiring.connect(m, rxf.o, dec.i)
+        wiring.connect(m, dec.o, s_dec.i)
+        wiring.connect(m, s_dec.o, cp.rx)
+        wiring.connect(m, cp.tx, s_cp.i)
+        wiring.connect(m, s_cp.o, crc.i)
+        wiring.connect(m, crc.o, s_crc.i)
+        wiring.connect(m, s_crc.o, enc.i)
+        wiring.connect(m, enc.o, txf.i)
+        wiring.connect(m, txf.o, utx.data)
+        wiring.connect(m, cp.mem, wiring.flipped(self.bus))
+        wiring.connect(m, cp.engine, eng.ctrl)
+        idle = (urx.idle & rxf.empty & dec.idle & s_dec.empty & cp.idle & s_cp.empty
+                & ~crc.o.valid & s_crc.empty & enc.idle & txf.empty & utx.idle)
+        m.d.comb += [
+            cp.rx_error.eq(urx.overrun | urx.frame_error),
+            self.activity.eq(~idle),
+        ]
+        return m
+
+
+def default_link_factory(*, board: BoardSpec, clk_freq: float, mem_signature, mem_bytes: int,
+                         version_hash: int = 0):
+    """LINK HOOK: the host link (:class:`BoardLink`) if its gateware (``hw/soc/link_soc.py``) is
+    present, else ``None`` (the top then idles the UART).  Any replacement must return a
+    component with ``bus`` (memory-port initiator of ``mem_signature``), ``rx``, ``tx`` and
+    ``activity``."""
+    try:
+        from hw import link_soc  # noqa: F401
+    except ImportError:
+        return None
+    return BoardLink(clk_freq=clk_freq, baud=pick_baud(clk_freq, board.baud),
+                     mem_signature=mem_signature,
+                     board=board.name, mem_bytes=mem_bytes, version_hash=version_hash)
+
+
+class BoardTop(Elaboratable):
+    """SoC top-level for one board of :data:`BOARDS`.
+
+    ``clk_freq`` overrides the board's default system clock (the PLL picks the closest it can
+    make; see :attr:`clk_freq` after construction).  ``link_factory`` replaces the host link
+    (``None`` result → no link, UART TX idles high).  ``extra_initiators`` is a list of callables
+    ``f(mem_signature) -> component with a 'bus' initiator`` (the engine controller's hook).
+    ``memtest_words`` limits the self-test (default: the whole memory).
+    """
+
+    def __init__(self, board: str, *, clk_freq: float | None = None, link_factory=None,
+                 link: bool = True,
+                 extra_initiators=(), memtest_words: int | None = None,
+                 version_hash: int = 0, sdram_burst: int = 2):
+        if board not in BOARDS:
+            raise ValueError(f"unknown board {board!r}")
+        self.spec = BOARDS[board]
+        want = clk_freq or self.spec.clk_hz
+        if self.spec.family == "ecp5":
+            from hw.soc.pll import ecp5_pll_params
+            self.clk_freq = ecp5_pll_params(self.spec.osc_hz, want).f_out
+        else:
+            from hw.soc.pll import ice40_pll_params
+            self.clk_freq = ice40_pll_params(self.spec.osc_hz, want).f_out
+        self.link_factory = link_factory or default_link_factory
+        if not link:
+            self.link_factory = lambda **kw: None
+        self.extra_initiators = list(extra_initiators)
+        self.memtest_words = memtest_words
+        self.version_hash = version_hash
+        self.sdram_burst = sdram_burst
+        self.has_link = None        # set at elaboration
+
+    def elaborate(self, platform):
+        m = Module()
+        spec = self.spec
+        ecp5 = spec.family == "ecp5"
+
+        # ---- clock and reset --------------------------------------------------------------
+        m.domains.sync = cd_sync = ClockDomain("sync")
+        if ecp5:
+            osc = platform.request("clk25", dir="-")
+            m.submodules.osc_buf = osc_buf = io.Buffer("i", osc)
+            m.submodules.clkgen = clkgen = ECP5ClockGen(osc_buf.i, spec.osc_hz, self.clk_freq,
+                                                        cd_sync)
+        else:
+            osc = platform.request("clk12", dir="-")
+            m.submodules.clkgen = clkgen = ICE40ClockGen(osc.io, spec.osc_hz, self.clk_freq,
+                                                         cd_sync)
+
+        # ---- memory -----------------------------------------------------------------------
+        if ecp5:
+            m.submodules.mem = mem = SDRAMController(self.clk_freq, extra_read_latency=2,
+                                                     burst_length=self.sdram_burst)
+            self._sdram_pins(m, platform, mem)
+            mem_ready = mem.init_done
+            mem_bytes = 1 << (mem.chip.addr_width + 1)
+        else:
+            m.submodules.mem = mem = SPRAMMemory(32)
+            mem_ready = Signal(init=1)
+            mem_bytes = mem.depth * 4
+        sig = mem.bus.signature.flip()
+        aw, dw = sig.addr_width, sig.data_width
+
+        # ---- initiators -------------------------------------------------------------------
+        uart = platform.request("uart", 0, dir="-")
+        link = self.link_factory(board=spec, clk_freq=self.clk_freq, mem_signature=sig,
+                                 mem_bytes=mem_bytes, version_hash=self.version_hash)
+        self.has_link = link is not None
+        inits = []
+        words = self.memtest_words or (1 << aw)
+        m.submodules.memtest = memtest = MemTest(aw, dw, words)
+        m.d.comb += memtest.start.eq(mem_ready)
+        inits.append(memtest)
+        if link is not None:
+            m.submodules.link = link
+            inits.append(link)
+        for i, f in enumerate(self.extra_initiators):
+            c = f(sig)
+            m.submodules[f"initiator{i}"] = c
+            inits.append(c)
+
+        # enough read tags for every read the memory can have outstanding
+        # Register slices on every side of the arbiter: its grant and read-tag logic then sees
+        # only registers, not the initiators' state machines or the memory's ready logic.
+        m.submodules.arb = arb = MemPortArbiter(len(inits), aw, dw,
+                                                max_reads=16 if ecp5 else 8)
+        m.submodules.mem_slice = mem_slice = MemPortSlice(sig)
+        wiring.connect(m, arb.out, mem_slice.target)
+        wiring.connect(m, mem_slice.initiator, mem.bus)
+        for i, c in enumerate(inits):
+            m.submodules[f"bus_slice{i}"] = bus_slice = MemPortSlice(sig)
+            wiring.connect(m, c.bus, bus_slice.target)
+            wiring.connect(m, bus_slice.initiator, arb.bus(i))
+
+        # ---- UART pins --------------------------------------------------------------------
+        m.submodules.uart_tx = tx_buf = io.Buffer("o", uart.tx)
+        m.submodules.uart_rx = rx_buf = io.Buffer("i", uart.rx)
+        activity = Signal()
+        if link is not None:
+            m.d.comb += [tx_buf.o.eq(link.tx), link.rx.eq(rx_buf.i), activity.eq(link.activity)]
+        else:
+            m.d.comb += tx_buf.o.eq(1)
+        if ecp5:
+            m.submodules.uart_txen = txen = io.Buffer("o", platform.request("uart_tx_enable", 0,
+                                                                             dir="-"))
+            m.d.comb += txen.o.eq(1)
+
+        # ---- LEDs -------------------------------------------------------------------------
+        beat = Signal(max(1, int(self.clk_freq).bit_length() - 1))   # ~0.5-1 Hz blink
+        m.d.sync += beat.eq(beat + 1)
+        blink = beat[-1]
+        passed = memtest.done & (memtest.errors == 0)
+        failed = memtest.errors != 0
+        if ecp5:
+            leds = [blink, mem_ready, passed, failed, activity, 0, 0, clkgen.locked]
+        else:
+            leds = [failed, passed | (memtest.busy & blink)]
+        for i, v in enumerate(leds):
+            led = platform.request("led", i, dir="-")
+            m.submodules[f"led{i}"] = buf = io.Buffer("o", led)
+            m.d.comb += buf.o.eq(v)
+        return m
+
+    def _sdram_pins(self, m, platform, ctrl):
+        """ECP5 I/O registers on every SDRAM pin; SDRAM clock = inverted system clock."""
+        p = platform.request("sdram", 0, dir="-")
+        pins = ctrl.pins
+        m.submodules.sdram_clk = clk = io.DDRBuffer("o", p.clk)
+        m.d.comb += [clk.o[0].eq(0), clk.o[1].eq(1)]
+        for name, port, value in [
+            ("cke", p.clk_en, pins.clk_en), ("cs", p.cs, ~pins.cs_n),
+            ("ras", p.ras, ~pins.ras_n), ("cas", p.cas, ~pins.cas_n),
+            ("we", p.we, ~pins.we_n), ("ba", p.ba, pins.ba), ("a", p.a, pins.a),
+            ("dqm", p.dqm, pins.dqm),
+        ]:
+            m.submodules[f"sdram_{name}"] = buf = io.FFBuffer("o", port)
+            m.d.comb += buf.o.eq(value)
+        m.submodules.sdram_dq = dq = io.FFBuffer("io", p.dq)
+        m.d.comb += [dq.o.eq(pins.dq_o), dq.oe.eq(pins.dq_oe), pins.dq_i.eq(dq.i)]
