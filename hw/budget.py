@@ -1,0 +1,95 @@
+"""Block RAM budget of an engine configuration, counted from its memories' geometry.
+
+Every memory of :class:`hw.engine.engine.Engine` is listed with its word width, depth and the
+number of copies synthesis makes of it (one per read port: a block RAM tile serves one write
+and one read port), and mapped to tiles the way yosys maps it:
+
+- ECP5 DP16KD (18 Kbit): 16384×1, 8192×2, 4096×4, 2048×9, 1024×18 or 512×36, whichever
+  needs the fewest tiles; memories of at most :data:`ECP5_LUTRAM_DEPTH` words go to LUT RAM
+  (no tile), as do memories read asynchronously.
+- iCE40 SB_RAM40_4K (4 Kbit): 2048×2, 1024×4, 512×8 or 256×16; the UP5K has no LUT RAM, so
+  every synchronously read memory of more than :data:`ICE40_LOGIC_BITS` bits takes tiles.
+
+For the map and weight memories (deep and wide) this is what yosys does; for small tables yosys
+weighs logic against block RAM by rules of its own and sometimes keeps in logic what this model
+puts in a tile, so the count is exact for the board configurations and an upper bound otherwise.
+Both are checked against yosys's own counts (``tests/test_budget.py``), so the scheduler and
+``docs/configs.md`` can use the model without a synthesis run.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+__all__ = ["Memory", "engine_memories", "engine_tiles", "tiles_for", "ECP5_MODES",
+           "ICE40_MODES"]
+
+#: (depth, width) arrangements of one tile
+ECP5_MODES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+ICE40_MODES = ((2048, 2), (1024, 4), (512, 8), (256, 16))
+#: ECP5 memories this shallow become LUT RAM (yosys's DPR16X4 mapping), not block RAM
+ECP5_LUTRAM_DEPTH = 64
+#: iCE40 memories this small become flip-flops
+ICE40_LOGIC_BITS = 64
+
+
+@dataclass(frozen=True)
+class Memory:
+    """One memory of the engine: ``copies`` × ``depth`` words of ``width`` bits."""
+    name: str
+    width: int
+    depth: int
+    copies: int = 1
+    #: bytes of data it holds for the accelerator (activations or weights), 0 for tables
+    data_bytes: int = 0
+    #: read asynchronously (never a block RAM)
+    async_read: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def tiles_for(width: int, depth: int, family: str, async_read: bool = False) -> int:
+    """Block RAM tiles of one copy of a ``depth`` × ``width`` memory on ``family``."""
+    if async_read:
+        return 0
+    if family == "ecp5":
+        if depth <= ECP5_LUTRAM_DEPTH:
+            return 0
+        modes = ECP5_MODES
+    elif family == "ice40":
+        if width * depth <= ICE40_LOGIC_BITS:
+            return 0
+        modes = ICE40_MODES
+    else:
+        raise ValueError(f"unknown FPGA family {family!r}")
+    return min(-(-width // w) * -(-depth // d) for d, w in modes)
+
+
+def engine_memories(cfg, family: str = "ecp5") -> list[Memory]:
+    """The memories an :class:`~hw.engine.engine.Engine` of ``cfg`` instantiates."""
+    from hw.engine.engine import step_entry_layout
+    from hw.engine.row_feeder import RowFeeder
+    R, C, L, P = cfg.rows, cfg.cols, cfg.lanes, cfg.post_lanes
+    mems = []
+    if cfg.line_rows:
+        feeder = RowFeeder(cfg.addr_width, L * 8, cfg.line_rows, cfg.line_words)
+        mems.append(Memory("input map", L * 8, cfg.in_depth, 1, L * cfg.in_depth))
+        mems.append(Memory("line ring", L * 8, 1 << feeder.ring_bits, R))
+    else:
+        mems.append(Memory("input map", L * 8, cfg.in_depth, R, L * cfg.in_depth))
+    mems += [
+        Memory("weights", C * 8, cfg.w_depth, R, R * C * cfg.w_depth),
+        Memory("output map", C * 8, cfg.out_depth, 1, C * cfg.out_depth),
+        Memory("step table", R * step_entry_layout(cfg.addr_width, L).size, cfg.step_depth),
+        Memory("block base", cfg.addr_width, cfg.ob_depth),
+        Memory("requant parameters", P * (32 + 31 + 6), cfg.ob_depth << cfg.group_bits),
+    ]
+    if cfg.pool_width:
+        mems.append(Memory("pool row", C * 8, max(1, cfg.pool_width // 2), async_read=True))
+    return mems
+
+
+def engine_tiles(cfg, family: str = "ecp5") -> int:
+    """Block RAM tiles of the whole engine of ``cfg`` on ``family``."""
+    return sum(m.copies * tiles_for(m.width, m.depth, family, m.async_read)
+               for m in engine_memories(cfg, family))

