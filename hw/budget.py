@@ -68,13 +68,12 @@ def tiles_for(width: int, depth: int, family: str, async_read: bool = False) -> 
 def engine_memories(cfg, family: str = "ecp5") -> list[Memory]:
     """The memories an :class:`~hw.engine.engine.Engine` of ``cfg`` instantiates."""
     from hw.engine.engine import step_entry_layout
-    from hw.engine.row_feeder import RowFeeder
     R, C, L, P = cfg.rows, cfg.cols, cfg.lanes, cfg.post_lanes
     mems = []
     if cfg.line_rows:
-        feeder = RowFeeder(cfg.addr_width, L * 8, cfg.line_rows, cfg.line_words)
+        # the ring: line_rows lines of line_words words (hw.engine.row_feeder), both powers of 2
         mems.append(Memory("input map", L * 8, cfg.in_depth, 1, L * cfg.in_depth))
-        mems.append(Memory("line ring", L * 8, 1 << feeder.ring_bits, R))
+        mems.append(Memory("line ring", L * 8, cfg.line_rows * cfg.line_words, R))
     else:
         mems.append(Memory("input map", L * 8, cfg.in_depth, R, L * cfg.in_depth))
     mems += [

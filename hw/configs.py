@@ -102,8 +102,8 @@ BOARD_CONFIGS = {
 #: the small instance for fast RTL tests (ECP5 geometry, no board of its own)
 CI_CONFIG = AcceleratorConfig(
     "ci", DEVICES["LFE5U-25F"],
-    EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=256, ob_depth=16,
-                 out_depth=2048, post_lanes=3),
+    EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=32, ob_depth=64,
+                 out_depth=2048, post_lanes=2),
     100.0, "none", board=False, note="small instance of the same design for CI tests")
 
 #: engines the host simulated before the board engines could hold a layer; they fit no board

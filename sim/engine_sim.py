@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from host.compiler.reduction import plan_reduction
 from hw.configs import SIMULATION_ONLY
 from hw.engine.engine import (Engine, EngineConfig, block_entry_layout, layer_desc_layout,
                        step_entry_layout)
@@ -93,6 +94,7 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
     mult = np.asarray(mult, dtype=np.int64)
     shift = np.asarray(shift, dtype=np.int64)
 
+    n_it, it_stride, it_dy = 1, 0, 0
     if depthwise:
         n_cb = _ceil(c, C)
         xs = np.zeros((n_cb * C, h, w), dtype=np.int8)
@@ -135,29 +137,39 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
         xs = np.zeros((g, n_cbg * L, h, w), dtype=np.int8)
         xs[:, :ig] = x.reshape(g, ig, h, w)
         in_words = xs.reshape(g * n_cbg, L, hw).transpose(0, 2, 1).reshape(-1, L)
-        # the reduction (ky, kx, ci) of one group, packed densely onto the rows
-        n_el = kh * kw * ig
-        steps = _ceil(n_el, R)
+        # the reduction (ky, kx, ci) of one group on the rows: densely, or one iteration of
+        # channel blocks / kernel rows that the engine repeats (host.compiler.reduction)
+        red = plan_reduction(kh, kw, ig, R, L, cfg.step_depth, dense_only=line)
+        if red is None:
+            raise EngineCapacityError(
+                f"a {kh}x{kw} kernel over {ig} input channels needs more than the engine's "
+                f"{cfg.step_depth} step-table words even tiled")
+        n_it, steps = red.n_it, red.steps
+        it_stride, it_dy = red.shifts(w, w if line else hw)
+        tmpl = red.template()
         n_ob = g * n_obg
         step_words = []
         for s in range(steps):
             row = []
             for r in range(R):
                 e = s * R + r
-                if e < n_el:
-                    tap, ci = divmod(e, ig)
-                    ky, kx = divmod(tap, kw)
-                    row.append((ky, kx, 1, ci % L,
-                                (ci // L) * w if line else (ci // L) * hw + ky * w + kx))
+                if e < len(tmpl):
+                    ky, kx, cb, lane = tmpl[e]
+                    row.append((ky, kx, 1, lane, cb * w if line else cb * hw + ky * w + kx))
                 else:
                     row.append((0, 0, 0, 0, 0))
             step_words.append(row)
-        wg = np.zeros((g, n_obg * C, kh, kw, ig), dtype=np.int8)
-        wg[:, :og] = weight.reshape(g, og, ig, kh, kw).transpose(0, 1, 3, 4, 2)
-        wr = np.zeros((g, n_obg * C, steps * R), dtype=np.int8)
-        wr[:, :, :n_el] = wg.reshape(g, n_obg * C, n_el)
-        w_words = (wr.reshape(g, n_obg, C, steps, R).transpose(0, 1, 3, 4, 2)
-                   .reshape(n_ob, steps, R, C))
+        # weights: element (iteration, step, row) of every output channel of the group
+        wk = weight.reshape(g, og, ig, kh, kw)
+        wr = np.zeros((g, n_obg * C, n_it, steps * R), dtype=np.int8)
+        for it in range(n_it):
+            for e, el in enumerate(tmpl):
+                idx = red.weight_index(it, *el)
+                if idx is not None:
+                    ky, kx, ci = idx
+                    wr[:, :og, it, e] = wk[:, :, ci, ky, kx]
+        w_words = (wr.reshape(g, n_obg, C, n_it, steps, R).transpose(0, 1, 3, 4, 5, 2)
+                   .reshape(n_ob, n_it * steps, R, C))
         out_channels = np.full((n_ob, C), -1, dtype=np.int64)
         in_base = []
         for gi in range(g):
@@ -173,13 +185,16 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
         sel = np.where(ch >= 0, ch, 0)
         blocks.append((in_base[ob], np.where(ch >= 0, bias_folded[sel], 0),
                        np.where(ch >= 0, mult[sel], 0), np.where(ch >= 0, shift[sel], 0)))
-    desc = dict(h=h, w=w, ho=ho, wo=wo, n_ob=n_ob, steps=steps, stride_h=sh, stride_w=sw,
+    desc = dict(h=h, w=w, ho=ho, wo=wo, n_ob=n_ob, steps=steps, n_it=n_it,
+                slot=max(steps, cfg.drain - (n_it - 1) * steps), it_stride=it_stride,
+                it_dy=it_dy, w_ob=n_it * steps, stride_h=sh, stride_w=sw,
                 pad_t=pt, pad_l=pl, row_step=sh * w, pix0=-pt * w - pl,
                 depthwise=int(depthwise), x_zp=int(zx), y_zp=int(zy), lo=int(lo), hi=int(hi),
                 pool=int(bool(pool)), kh=kh, h_feed=max(0, min(h, (ho - 1) * sh - pt + kh)), plane=hw,
                 nb=n_cb if depthwise else g * n_cbg, pool_w=n_ob * wo if line else wo)
     out_shape = (o, ho // 2, wo // 2) if pool else (o, ho, wo)
-    prog = LayerProgram(desc=desc, in_words=in_words, w_words=w_words.reshape(n_ob * steps, R, C),
+    prog = LayerProgram(desc=desc, in_words=in_words,
+                        w_words=w_words.reshape(n_ob * n_it * steps, R, C),
                         step_words=step_words, blocks=blocks, out_channels=out_channels,
                         out_shape=out_shape, macs=int(o * ig * kh * kw * ho * wo),
                         meta=dict(depthwise=depthwise, line=line))
@@ -219,10 +234,11 @@ def check_capacity(prog: LayerProgram, cfg: EngineConfig) -> None:
                                       f"pixels exceeds the line memories' {cfg.line_words} words")
         if d["nb"] >= 256:
             raise EngineCapacityError(f"{d['nb']} channel blocks exceed the descriptor's 8 bits")
-    for k in ("h", "w", "ho", "wo", "n_ob", "steps"):
+    for k in ("h", "w", "ho", "wo", "n_ob", "steps", "n_it", "slot"):
         if d[k] >= 4096:
             raise EngineCapacityError(f"layer {k}={d[k]} exceeds the descriptor's 12 bits")
-    if d["stride_h"] > 15 or d["stride_w"] > 15 or d["pad_t"] > 15 or d["pad_l"] > 15:
+    if d["stride_h"] > 15 or d["stride_w"] > 15 or d["pad_t"] > 15 or d["pad_l"] > 15 \
+            or d["it_dy"] > 15:
         raise EngineCapacityError("stride or padding beyond 15")
 
 
@@ -234,11 +250,13 @@ def array_reads(prog: LayerProgram) -> int:
     oy, ox = np.arange(d["ho"]), np.arange(d["wo"])
     iy0, ix0 = oy * d["stride_h"] - d["pad_t"], ox * d["stride_w"] - d["pad_l"]
     n = 0
-    for row in prog.step_words:
-        for dy, dx, en, _lane, _delta in row:
-            if en:
-                n += (int(((iy0 + dy >= 0) & (iy0 + dy < d["h"])).sum())
-                      * int(((ix0 + dx >= 0) & (ix0 + dx < d["w"])).sum()))
+    for it in range(d["n_it"]):
+        for row in prog.step_words:
+            for dy, dx, en, _lane, _delta in row:
+                dy += it * d["it_dy"]
+                if en:
+                    n += (int(((iy0 + dy >= 0) & (iy0 + dy < d["h"])).sum())
+                          * int(((ix0 + dx >= 0) & (ix0 + dx < d["w"])).sum()))
     return n * d["n_ob"]
 
 
@@ -269,15 +287,18 @@ def emulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int]:
     for ob in range(n_ob):
         in_base = prog.blocks[ob][0]
         acc = np.zeros((ho * wo, C), dtype=np.int64)
-        for s in range(steps):
-            wt = prog.w_words[ob * steps + s].astype(np.int64)          # (R, C)
+        for it, s in ((it, s) for it in range(d["n_it"]) for s in range(steps)):
+            wt = prog.w_words[ob * d["w_ob"] + it * steps + s].astype(np.int64)   # (R, C)
             for r, (dy, dx, en, lane, delta) in enumerate(prog.step_words[s]):
-                iy, ix = iy0 + dy, ix0 + dx
+                iy, ix = iy0 + dy + it * d["it_dy"], ix0 + dx
                 ok = bool(en) & (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
                 if prog.meta.get("line"):
                     addr = np.where(ok, (in_base + delta) // w * h * w + iy * w + ix, 0)
                 else:
-                    addr = np.where(ok, in_base + delta + pix, 0)
+                    addr = np.where(ok, in_base + delta + it * d["it_stride"] + pix, 0)
+                # an iteration past the last channel block reads beyond the map (the RTL's
+                # address wraps); its weights are 0, so any word will do
+                addr = np.where(addr < len(in_words), addr, 0)
                 word = np.where(ok[:, None], in_words[addr], d["x_zp"])   # (P, lanes)
                 xv = word[:, :C] if d["depthwise"] else word[:, [lane]]
                 acc += xv * wt[r][None, :]
@@ -296,12 +317,19 @@ def emulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int]:
     return out.reshape(-1, C).astype(np.int8), cycles
 
 
+def pixel_cycles(d: dict) -> int:
+    """Cycles one output pixel occupies: ``n_it − 1`` iterations of ``steps`` and the last
+    one's ``slot`` (= ``max(n_it·steps, drain)`` as the compiler sets ``slot``)."""
+    return (d["n_it"] - 1) * d["steps"] + d["slot"]
+
+
 def preloaded_cycles(d: dict, cfg: EngineConfig) -> int:
     """Cycles of one layer with the map preloaded (no stalls): every output pixel takes
-    ``slot = max(steps, drain)`` cycles, the last one only its steps, plus the pipeline latency
-    (``EngineConfig.latency``); a fused pool adds one more (counted by the caller)."""
-    slot = max(d["steps"], cfg.drain)
-    return d["n_ob"] * d["ho"] * d["wo"] * slot - (slot - d["steps"]) + cfg.latency
+    :func:`pixel_cycles`, the last one without its slot's padding (``slot − steps``), plus the
+    pipeline latency (``EngineConfig.latency``); a fused pool adds one more (counted by the
+    caller)."""
+    return (d["n_ob"] * d["ho"] * d["wo"] * pixel_cycles(d) - (d["slot"] - d["steps"])
+            + cfg.latency)
 
 
 #: map-memory read latency of the row feeder (hw.memory.bram.BRAMTarget: request → response) plus the

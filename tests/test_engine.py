@@ -5,12 +5,14 @@ long sweep (more shapes, an 8×8 array, VGG16 channel counts) is marked slow."""
 import numpy as np
 import pytest
 
+from host.compiler.reduction import plan_reduction
 from host.model.quant import quantize_multipliers, requantize
+from hw.configs import CI_CONFIG
 from hw.engine.engine import EngineConfig
-from sim.engine_sim import compile_conv, simulate
+from sim.engine_sim import compile_conv, preloaded_cycles, simulate
 
-CI_CFG = EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=256,
-                      ob_depth=64, out_depth=2048, post_lanes=2)   # non-square, shared requant
+#: the small instance of the design (non-square, shared requant lanes, a 32-word step table)
+CI_CFG = CI_CONFIG.engine
 
 
 def reference_conv(x, weight, bias_folded, mult, shift, zx, zy, lo, hi, stride, pads, groups):
@@ -76,10 +78,8 @@ def check(layer, cfg, pool=False):
     bad = np.argwhere(y != want)
     assert bad.size == 0, f"{len(bad)} of {y.size} outputs differ, first {bad[:4].tolist()}"
     assert len(np.unique(want)) > min(8, want.size // 2)   # the data are not degenerate
-    d = prog.desc
-    slot = max(d["steps"], cfg.drain)                     # cycles per output pixel
-    ideal = d["n_ob"] * d["ho"] * d["wo"] * slot - (slot - d["steps"])
-    assert cycles == ideal + cfg.latency + int(pool)      # one step per cycle, no stalls
+    # one step per cycle, no stalls: the RTL's count equals the engine model's
+    assert cycles == preloaded_cycles(prog.desc, cfg) + int(pool)
     return cycles
 
 
@@ -93,12 +93,24 @@ CI_CASES = [
     (3, 5, 9, 8, 5, (2, 1), (2, 2, 1, 0), 1),          # 5×5, mixed stride
     (4, 4, 8, 8, 7, (2, 2), (3, 3, 3, 3), 4),          # depthwise 7×7 stride 2
     (2, 3, 1, 1, 3, (1, 1), (1, 1, 1, 1), 1),          # 1×1 map, 3×3 kernel: all padding
+    # reductions longer than the step table, tiled (host.compiler.reduction)
+    (24, 7, 5, 6, 3, (1, 1), (1, 1, 1, 1), 1),         # over channel blocks
+    (48, 6, 4, 4, 3, (2, 1), (1, 0, 1, 1), 2),         # over channel blocks, per group
+    (200, 4, 1, 1, 1, (1, 1), (0, 0, 0, 0), 1),        # FC-like: 200 inputs
+    (3, 4, 19, 21, 11, (4, 4), (2, 2, 2, 2), 1),       # 11×11 stride 4: over kernel rows
 ]
+
+#: how each case lays out its reduction (checked so the tiled cases keep testing tiling)
+CI_KINDS = ["dense"] * 8 + ["channels", "channels", "channels", "rows"]
 
 
 @pytest.mark.parametrize("case", range(len(CI_CASES)))
 def test_engine_conv(case):
     rng = np.random.default_rng(100 + case)
+    c, o, h, w, k, stride, pads, groups = CI_CASES[case]
+    if groups == 1 or c // groups > 1:
+        red = plan_reduction(k, k, c // groups, CI_CFG.rows, CI_CFG.lanes, CI_CFG.step_depth)
+        assert red.kind == CI_KINDS[case]
     check(random_layer(rng, *CI_CASES[case]), CI_CFG)
 
 

@@ -9,7 +9,8 @@ pass of output channels) takes, as ``docs/engine.md`` states and the RTL tests a
 ``n_ob · Ho · Wo · slot − (slot − steps) + latency`` cycles with ``n_ob = groups ·
 ceil(Cout_g/cols)``, ``steps = ceil(kh·kw·Cin_g/rows)`` (depthwise: ``n_ob = ceil(C/cols)``,
 ``steps = ceil(kh·kw/rows)``), ``slot = max(steps, drain)`` and ``drain = ceil(cols /
-post_lanes)``.  ``latency`` and ``drain`` are read from the board's
+post_lanes)``; a reduction longer than the step table runs as ``n_it`` iterations of a shorter
+table (``host.compiler.reduction``, :func:`engine_run`).  ``latency`` and ``drain`` are read from the board's
 :class:`hw.engine.engine.EngineConfig` (:attr:`host.compiler.boards.Board.engine`), never restated here, so the
 model follows the RTL.  Calibrated on the RTL engine (``host.bench.plan.calibrate``,
 ``docs/scheduler_calibration.json``).  Pooling, add, concat, permute and clamp run on a
@@ -55,11 +56,25 @@ def engine_config(board):
                         lut_requant=getattr(board, "lut_requant", False))
 
 
-def engine_run(engine, n_ob: int, steps: int, pixels: int) -> tuple[int, int]:
-    """(cycles proportional to the output area, constant cycles per run) of one engine run:
-    ``n_ob·pixels·slot`` and ``latency − (slot − steps)`` (``docs/engine.md``, exact)."""
-    slot = max(steps, engine.drain)
-    return n_ob * pixels * slot, engine.latency - (slot - steps)
+def engine_run(engine, n_ob: int, steps: int, pixels: int, n_it: int = 1) -> tuple[int, int]:
+    """(cycles proportional to the output area, constant cycles per run) of one engine run whose
+    pixels take ``n_it`` iterations of ``steps`` (``host.compiler.reduction``): with the last
+    iteration's ``slot = max(steps, drain − (n_it − 1)·steps)``, ``n_ob·pixels·((n_it − 1)·steps
+    + slot)`` and ``latency − (slot − steps)`` (``docs/engine.md``, exact)."""
+    slot = max(steps, engine.drain - (n_it - 1) * steps)
+    return n_ob * pixels * ((n_it - 1) * steps + slot), engine.latency - (slot - steps)
+
+
+def reduction_run(engine, n_ob: int, kh: int, kw: int, ig: int, pixels: int):
+    """:func:`engine_run` for a standard (non-depthwise) layer, its reduction laid out as the
+    layer compiler does (:func:`host.compiler.reduction.plan_reduction`; dense when no plan
+    fits, which the compiler then refuses)."""
+    from host.compiler.reduction import plan_reduction
+    red = plan_reduction(kh, kw, ig, engine.rows, engine.lanes, engine.step_depth,
+                         dense_only=bool(engine.line_rows))
+    if red is None:
+        return engine_run(engine, n_ob, cdiv(kh * kw * ig, engine.rows), pixels)
+    return engine_run(engine, n_ob, red.steps, pixels, red.n_it)
 
 
 def cdiv(a: int, b: int) -> int:
@@ -117,14 +132,14 @@ class NetInfo:
                 og = o // g
                 if n.depthwise:        # taps on the rows, channels across the columns
                     cyc, lat = engine_run(eng, cdiv(o, cols), cdiv(kh * kw, rows), pix)
-                else:                  # (tap, channel) reduction packed densely on the rows
-                    cyc, lat = engine_run(eng, g * cdiv(og, cols), cdiv(kh * kw * i, rows), pix)
+                else:                  # (tap, channel) reduction on the rows, tiled if long
+                    cyc, lat = reduction_run(eng, g * cdiv(og, cols), kh, kw, i, pix)
                 wb = int(n.weight.size) + PARAM_BYTES_PER_CHANNEL * o
                 per_cout = i * kh * kw + PARAM_BYTES_PER_CHANNEL
                 tile = min(o, cols) * per_cout
             elif isinstance(n, FC):
                 o, i = n.weight.shape
-                cyc, lat = engine_run(eng, cdiv(o, cols), cdiv(i, rows), 1)
+                cyc, lat = reduction_run(eng, cdiv(o, cols), 1, 1, i, 1)
                 wb = int(n.weight.size) + PARAM_BYTES_PER_CHANNEL * o
                 per_cout = i + PARAM_BYTES_PER_CHANNEL
                 tile = rows * cols

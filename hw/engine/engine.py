@@ -30,8 +30,15 @@ densely onto the rows, ``rows`` elements per step, each row naming its tap and i
 within the word); depthwise layers use one step per block of ``rows`` kernel taps, one tap per
 row, and take lane ``c`` in column ``c``.
 
-Schedule: output-channel block ``ob`` → output row → output column → step; one step per cycle
-with no bubbles, so a layer takes ``n_ob·Ho·Wo·steps`` cycles plus the pipeline latency.
+A reduction longer than the step table is tiled: the table describes one *iteration* (e.g. the
+taps of one block of input channels, or of some kernel rows), and the engine runs it ``n_it``
+times per output pixel, iteration ``i`` reading at ``+ i·it_stride`` with tap rows ``+ i·it_dy``
+while the weight address runs on; the column sums accumulate over all iterations.  So the step
+table does not grow with Cin·K·K.
+
+Schedule: output-channel block ``ob`` → output row → output column → iteration → step; one step
+per cycle with no bubbles, so a layer takes ``n_ob·Ho·Wo·max(n_it·steps, drain)`` cycles plus
+the pipeline latency.
 
 Line mode (``EngineConfig(line_rows=L, line_words=N)``): the input map (sel 0) goes to a map
 memory behind a memory port (``hw.memory.memport``; a board's SDRAM later) that only
@@ -59,6 +66,11 @@ def layer_desc_layout(addr_width: int) -> data.StructLayout:
     return data.StructLayout({
         "h": 12, "w": 12, "ho": 12, "wo": 12,
         "n_ob": 12, "steps": 12,
+        # reduction tiling: the step table is run n_it times per output pixel, iteration i
+        # adding i·it_stride to every read address and i·it_dy to every tap row; ``slot`` is
+        # the last iteration's length in cycles (≥ steps: the requant lanes' drain) and
+        # ``w_ob`` the weight words of one output-channel block (n_it·steps)
+        "n_it": 12, "slot": 12, "it_stride": addr_width, "it_dy": 4, "w_ob": addr_width,
         "stride_h": 4, "stride_w": 4,
         "pad_t": 4, "pad_l": 4,
         "row_step": addr_width,
@@ -326,6 +338,10 @@ class Engine(wiring.Component):
         xlo, xhi = Signal(signed(14)), Signal(signed(14))
         pix, rowpix = Signal(signed(A + 3)), Signal(signed(A + 3))
         waddr, wbase = Signal(A), Signal(A)
+        # reduction iterations of the current pixel: what is left, whether this is the last,
+        # and the offsets iteration i adds (i·it_stride to addresses, i·it_dy to tap rows)
+        it_left, last_it = Signal(12), Signal()
+        ioff, ydoff = Signal(A + 2), Signal(signed(14))
         cycles = Signal(32)
         m.d.comb += self.cycles.eq(cycles)
         # next values of s and ob (the counters' next-state logic)
@@ -333,10 +349,12 @@ class Engine(wiring.Component):
         m.d.comb += [s_nx.eq(s), ob_nx.eq(ob)]
         m.d.sync += [s.eq(s_nx), ob.eq(ob_nx)]
 
-        # a pixel occupies slot = max(steps, drain) cycles so the shared requant lanes keep up
-        slot_m1 = Signal(12)
-        slot_d = (Mux(d.steps >= cfg.drain, d.steps, cfg.drain) if cfg.drain > 1 else d.steps) - 1
-        last_step = s + 1 == d.steps
+        # a pixel occupies max(n_it·steps, drain) cycles so the shared requant lanes keep up:
+        # its last iteration lasts ``slot`` (host-computed) cycles, the others ``steps``
+        slot_m1, steps_m1, first_m1 = Signal(12), Signal(12), Signal(12)
+        slot_one, steps_one, first_one = Signal(), Signal(), Signal()
+        first_d = Mux(d.n_it == 1, d.slot, d.steps) - 1
+        last_step = (s + 1 == d.steps) & last_it
         issue = Signal()
         # line mode: the pixel waits while the rows its window needs are not in the ring yet
         stall = Signal()
@@ -344,7 +362,6 @@ class Engine(wiring.Component):
         # loop conditions as registers (set one cycle ahead from the down counters): the next
         # step / block address the synchronous table reads take depends on them
         wrap, last_x, last_y, last_ob = Signal(), Signal(), Signal(), Signal()
-        slot_one = Signal()
 
         def restart_x():
             return [x_left.eq(d.wo - 1), last_x.eq(d.wo == 1), xlo.eq(d.pad_l),
@@ -361,7 +378,7 @@ class Engine(wiring.Component):
         def next_ob():
             """Move to the next output-channel block (its weights, its in_base read)."""
             m.d.comb += ob_nx.eq(ob + 1)
-            m.d.sync += [wbase.eq(wbase + d.steps), waddr.eq(wbase + d.steps),
+            m.d.sync += [wbase.eq(wbase + d.w_ob), waddr.eq(wbase + d.w_ob),
                          ob_left.eq(ob_left - 1), last_ob.eq(ob_left == 1)]
 
         busy_r = Signal()
@@ -369,8 +386,13 @@ class Engine(wiring.Component):
         with m.If(self.start & ~busy_r):
             m.d.comb += [s_nx.eq(0), ob_nx.eq(0)]
             m.d.sync += [run.eq(1), busy_r.eq(1), self.done.eq(0), cycles.eq(0),
-                         waddr.eq(0), wbase.eq(0), slot_m1.eq(slot_d), s_left.eq(slot_d),
-                         wrap.eq(slot_d == 0), slot_one.eq(slot_d == 0),
+                         waddr.eq(0), wbase.eq(0),
+                         slot_m1.eq(d.slot - 1), slot_one.eq(d.slot == 1),
+                         steps_m1.eq(d.steps - 1), steps_one.eq(d.steps == 1),
+                         first_m1.eq(first_d), first_one.eq(first_d == 0),
+                         s_left.eq(first_d), wrap.eq(first_d == 0),
+                         it_left.eq(d.n_it - 1), last_it.eq(d.n_it == 1), ioff.eq(0),
+                         ydoff.eq(0),
                          ob_left.eq(d.n_ob - 1), last_ob.eq(d.n_ob == 1)] + restart_rows()
         with m.Elif(busy_r):
             m.d.sync += cycles.eq(cycles + 1)
@@ -378,9 +400,20 @@ class Engine(wiring.Component):
             with m.If(~wrap):
                 m.d.comb += s_nx.eq(s + 1)
                 m.d.sync += [waddr.eq(waddr + 1), s_left.eq(s_left - 1), wrap.eq(s_left == 1)]
+            with m.Elif(~last_it):
+                # the next iteration of the same pixel: the weights run on, the reads shift
+                nxt_last = it_left == 1
+                m.d.comb += s_nx.eq(0)
+                m.d.sync += [waddr.eq(waddr + 1), it_left.eq(it_left - 1),
+                             last_it.eq(nxt_last), ioff.eq(ioff + d.it_stride),
+                             ydoff.eq(ydoff + d.it_dy),
+                             s_left.eq(Mux(nxt_last, slot_m1, steps_m1)),
+                             wrap.eq(Mux(nxt_last, slot_one, steps_one))]
             with m.Else():
                 m.d.comb += s_nx.eq(0)
-                m.d.sync += [waddr.eq(wbase), s_left.eq(slot_m1), wrap.eq(slot_one)]
+                m.d.sync += [waddr.eq(wbase), s_left.eq(first_m1), wrap.eq(first_one),
+                             it_left.eq(d.n_it - 1), last_it.eq(d.n_it == 1), ioff.eq(0),
+                             ydoff.eq(0)]
                 with m.If(~last_x):
                     m.d.sync += [x_left.eq(x_left - 1), last_x.eq(x_left == 1),
                                  xlo.eq(xlo - d.stride_w), xhi.eq(xhi - d.stride_w),
@@ -427,8 +460,8 @@ class Engine(wiring.Component):
         t_pix = Signal(signed(A + 3))
         m.d.sync += [t_go.eq(issue), t_last.eq(last_step),
                      t_final.eq(last_step & last_x & last_y & last_ob),
-                     t_ob.eq(ob), t_waddr.eq(waddr), t_ylo.eq(ylo), t_yhi.eq(yhi),
-                     t_xlo.eq(xlo), t_xhi.eq(xhi), t_pix.eq(pix)]
+                     t_ob.eq(ob), t_waddr.eq(waddr), t_ylo.eq(ylo - ydoff),
+                     t_yhi.eq(yhi - ydoff), t_xlo.eq(xlo), t_xhi.eq(xhi), t_pix.eq(pix + ioff)]
 
         # ---- stage A: per-row addresses and validity (registered) -------------------------
         # (the beat flags pass stage A in the flag chain below)
@@ -482,7 +515,7 @@ class Engine(wiring.Component):
                                  (feeder.rows.as_signed() < Mux(need > d.h_feed, d.h_feed, need)))
             # an output row's last read leaves row R−1's skew 2 + (R−1)·hop cycles after its
             # issue (stages T and A, the skew); the release follows it (cfg.release_delay)
-            rel = [run & ~stall & wrap & last_x & last_ob]
+            rel = [run & ~stall & wrap & last_it & last_x & last_ob]
             for k in range(cfg.release_delay):
                 e1 = Signal(name=f"rel_row_{k}")
                 m.d.sync += e1.eq(rel[-1])

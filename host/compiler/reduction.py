@@ -1,0 +1,113 @@
+"""How a convolution's reduction (kernel taps × input channels of a group) is laid onto the
+engine's rows and step table.
+
+The engine runs a step table of ``steps`` entries ``n_it`` times per output pixel; iteration
+``i`` shifts every read by ``i·it_stride`` words and every tap row by ``i·it_dy``.  Three ways
+to use it, the cheapest that fits the step table wins:
+
+``dense``
+    one iteration: the whole reduction packed densely, ``ceil(kh·kw·Cin_g / rows)`` steps;
+``channels``
+    an iteration covers ``per`` blocks of ``lanes`` input channels (all taps); iterations walk
+    the channel blocks (``it_stride = per·plane`` in the map layout of one block per plane);
+``rows``
+    (one channel block) an iteration covers ``per`` kernel rows; iterations walk down the kernel
+    (``it_stride = per·W``, ``it_dy = per``).
+
+Elements the last iteration runs past the real channels or kernel rows get weight 0, so they add
+nothing.  The same plan gives the layer compiler its step table (``sim.engine_sim``) and the cost
+model its cycles (``host.compiler.cost``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ReductionPlan", "plan_reduction"]
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class ReductionPlan:
+    kind: str            #: "dense", "channels" or "rows"
+    n_it: int            #: iterations per output pixel
+    steps: int           #: step-table entries per iteration
+    per: int             #: channel blocks (channels) or kernel rows (rows) per iteration; 0 dense
+    kh: int
+    kw: int
+    ig: int              #: input channels of a group
+    lanes: int           #: channels per input word
+
+    @property
+    def total_steps(self) -> int:
+        """Cycles of reduction per output pixel (before the drain's minimum)."""
+        return self.n_it * self.steps
+
+    def template(self) -> list[tuple[int, int, int, int]]:
+        """The elements of one iteration in row order: ``(ky, kx, cb, lane)``, ``cb`` the
+        channel block relative to the iteration (its input word is ``cb·plane`` further on)."""
+        kh, kw, ig, L = self.kh, self.kw, self.ig, self.lanes
+        out = []
+        if self.kind == "dense":
+            for e in range(kh * kw * ig):
+                tap, ci = divmod(e, ig)
+                out.append((*divmod(tap, kw), *divmod(ci, L)))
+        elif self.kind == "channels":
+            n = self.per * L
+            for e in range(kh * kw * n):
+                tap, cl = divmod(e, n)
+                out.append((*divmod(tap, kw), *divmod(cl, L)))
+        else:
+            for e in range(self.per * kw * ig):
+                tap, ci = divmod(e, ig)
+                out.append((*divmod(tap, kw), *divmod(ci, L)))
+        return out
+
+    def weight_index(self, it: int, ky: int, kx: int, cb: int, lane: int):
+        """``(ky, kx, ci)`` of the kernel that template element ``(ky, kx, cb, lane)`` of
+        iteration ``it`` multiplies, or None where the iteration runs past the kernel."""
+        if self.kind == "channels":
+            ci = (it * self.per + cb) * self.lanes + lane
+        else:
+            ci = cb * self.lanes + lane
+        if self.kind == "rows":
+            ky += it * self.per
+        if ci >= self.ig or ky >= self.kh:
+            return None
+        return ky, kx, ci
+
+    def shifts(self, w: int, plane: int) -> tuple[int, int]:
+        """(``it_stride``, ``it_dy``) for a map ``w`` wide with ``plane`` words per channel
+        block (line mode: ``plane`` is W, one block's place in a line)."""
+        if self.kind == "channels":
+            return self.per * plane, 0
+        if self.kind == "rows":
+            return self.per * w, self.per
+        return 0, 0
+
+
+def plan_reduction(kh: int, kw: int, ig: int, rows: int, lanes: int, step_depth: int,
+                   dense_only: bool = False) -> ReductionPlan | None:
+    """The plan with the fewest steps per pixel whose iteration fits ``step_depth`` entries
+    (dense when it fits); None when none does."""
+    dense = ReductionPlan("dense", 1, _cdiv(kh * kw * ig, rows), 0, kh, kw, ig, lanes)
+    if dense.steps <= step_depth or dense_only:
+        return dense if dense.steps <= step_depth else None
+    n_cb = _cdiv(ig, lanes)
+    cands = []
+    if n_cb > 1:
+        for m in range(1, n_cb + 1):
+            steps = _cdiv(kh * kw * m * lanes, rows)
+            if steps <= step_depth:
+                cands.append(ReductionPlan("channels", _cdiv(n_cb, m), steps, m, kh, kw, ig,
+                                           lanes))
+    else:
+        for q in range(1, kh + 1):
+            steps = _cdiv(q * kw * ig, rows)
+            if steps <= step_depth:
+                cands.append(ReductionPlan("rows", _cdiv(kh, q), steps, q, kh, kw, ig, lanes))
+    if not cands:
+        return None
+    return min(cands, key=lambda p: (p.total_steps, p.n_it))
