@@ -35,7 +35,16 @@ LINE_CONFIG = SIMULATION_ONLY["sim-8x8-line"].engine
 
 
 class EngineCapacityError(ValueError):
-    """A layer does not fit the memories of the engine configuration."""
+    """A layer does not fit the memories of the engine configuration; ``resource`` names the
+    memory or field that is short (e.g. "input memory"), when one is."""
+
+    def __init__(self, message: str, resource: str | None = None):
+        super().__init__(message)
+        self.resource = resource
+
+
+#: memories whose need shrinks when the output map is cut into stripes of rows
+SPATIAL = ("input memory", "output memory", "pool row")
 
 
 @dataclass
@@ -216,7 +225,7 @@ def check_capacity(prog: LayerProgram, cfg: EngineConfig) -> None:
             raise EngineCapacityError("the engine configuration has no fused max-pool")
         if d["pool_w"] > cfg.pool_width:
             raise EngineCapacityError(f"output row of {d['pool_w']} words exceeds the max-pool's "
-                                      f"{cfg.pool_width}")
+                                      f"{cfg.pool_width}", "pool row")
         if cfg.line_rows and d["n_ob"] > 1 and d["wo"] % 2:
             raise EngineCapacityError("a fused max-pool in line mode needs an even output width "
                                       "when there are several output-channel blocks")
@@ -224,7 +233,8 @@ def check_capacity(prog: LayerProgram, cfg: EngineConfig) -> None:
             raise EngineCapacityError("a fused 2×2 max-pool needs an output map of 2×2 or more")
     for what, (n, cap) in need.items():
         if n > cap:
-            raise EngineCapacityError(f"layer needs {n} words of {what}, the engine has {cap}")
+            raise EngineCapacityError(f"layer needs {n} words of {what}, the engine has {cap}",
+                                      what)
     if cfg.line_rows:
         if d["kh"] > cfg.line_rows:
             raise EngineCapacityError(f"kernel height {d['kh']} exceeds the engine's "
@@ -456,32 +466,56 @@ def engine_verilog(cfg: EngineConfig) -> str:
     return _VERILOG[key]
 
 
+def simulate_many(progs: list, cfg: EngineConfig) -> list:
+    """Run compiled layers one after another on one RTL simulation (one simulator process for
+    the batch); returns (int8 map, cycles, timing info) per program, as :func:`simulate`."""
+    from sim.runner import run_cocotb
+    packed = [pack_program(prog, cfg) for prog in progs]
+    inputs = {k: np.concatenate([pk[k] for pk in packed])
+              for k in ("in_hex", "w_hex", "step_hex", "blk_hex", "desc_hex", "n_out")}
+    for k in ("in_hex", "w_hex", "step_hex", "blk_hex"):
+        inputs[k.replace("_hex", "_n")] = np.array([len(pk[k]) for pk in packed])
+    out = run_cocotb(engine_verilog(cfg), "sim.tb_engine", inputs=inputs)
+    words = np.array([[(int(h, 16) >> (8 * c)) & 0xFF for c in range(cfg.cols)]
+                      for h in out["out_hex"]], dtype=np.uint8).view(np.int8).reshape(-1, cfg.cols)
+    info = dict(sim_seconds=float(out["sim_seconds"][0]) / len(progs),
+                cpu_seconds=float(out["cpu_seconds"][0]) / len(progs))
+    results, at = [], 0
+    for k, (prog, pk) in enumerate(zip(progs, packed)):
+        n = int(pk["n_out"][0])
+        i = dict(info)
+        if cfg.line_rows:
+            i["fetched"] = int(out["fetched"][k])     # map words the row feeder read
+        results.append((unpack_output(prog, words[at:at + n]), int(out["cycles"][k]), i))
+        at += n
+    return results
+
+
 def simulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int, dict]:
     """Run one compiled layer on the RTL; returns (int8 map, cycles, timing info)."""
-    from sim.runner import run_cocotb
-    out = run_cocotb(engine_verilog(cfg), "sim.tb_engine", inputs=pack_program(prog, cfg))
-    words = np.array([[(int(h, 16) >> (8 * c)) & 0xFF for c in range(cfg.cols)]
-                      for h in out["out_hex"]], dtype=np.uint8).view(np.int8)
-    info = dict(sim_seconds=float(out["sim_seconds"][0]), cpu_seconds=float(out["cpu_seconds"][0]))
-    if cfg.line_rows:
-        info["fetched"] = int(out["fetched"][0])      # map words the row feeder read
-    return unpack_output(prog, words), int(out["cycles"][0]), info
+    return simulate_many([prog], cfg)[0]
 
 
 # ---------------------------------------------------------------------------------------------
 # Layer-level entry points
 # ---------------------------------------------------------------------------------------------
 def _conv_chunks(o: int, groups: int, depthwise: bool, cfg: EngineConfig, fits) -> list:
-    """Output-channel ranges (aligned to groups) small enough for the engine's memories.
-    ``fits(o0, o1)`` says whether a range fits; halve until it does."""
-    unit = 1 if depthwise or groups == 1 else o // groups
+    """Output-channel ranges small enough for the engine's memories, each the largest whole
+    number of units that ``fits(o0, o1)`` allows: units of ``cols`` channels (one
+    output-channel block; depthwise: with their inputs), or whole groups."""
+    unit = o // groups if groups > 1 and not depthwise else cfg.cols
     chunks, start = [], 0
     while start < o:
-        n = o - start
-        while n > unit and not fits(start, start + n):
-            n = max(unit, (n // 2) // unit * unit)
-        chunks.append((start, start + n))
-        start += n
+        lo, hi = 1, -(-(o - start) // unit)        # largest k with fits(start, start + k·unit)
+        while lo < hi:
+            k = (lo + hi + 1) // 2
+            if fits(start, min(o, start + k * unit)):
+                lo = k
+            else:
+                hi = k - 1
+        end = min(o, start + lo * unit)
+        chunks.append((start, end))
+        start = end
     return chunks
 
 
@@ -518,6 +552,55 @@ def conv_chunks(weight, bias_folded, mult, shift, x, zx, zy, lo, hi, stride=(1, 
     return [(o0, o1, part(o0, o1)) for o0, o1 in _conv_chunks(o, groups, depthwise, cfg, fits)]
 
 
+def _tilings(ho: int, wo: int, even: bool):
+    """(tile height, tile width) candidates, fewest tiles first, whole rows before columns;
+    with ``even`` both even (a fused 2×2 pool must not straddle two tiles)."""
+    seen, out = set(), []
+    for nr in range(1, ho + 1):
+        for nc in range(1, wo + 1):
+            hs, ws = -(-ho // nr), -(-wo // nc)
+            if even:
+                hs, ws = hs + hs % 2, ws + ws % 2
+            if (hs, ws) not in seen:
+                seen.add((hs, ws))
+                out.append((-(-ho // hs) * -(-wo // ws), -(-wo // ws), hs, ws))
+    return [(hs, ws) for _, _, hs, ws in sorted(out)]
+
+
+def conv_parts(weight, bias_folded, mult, shift, xp, zx, zy, lo, hi, stride=(1, 1),
+               groups=1, cfg: EngineConfig = DEFAULT_CONFIG, pool: bool = False) -> list:
+    """Compile a convolution on an already padded map ``xp`` as engine runs that fit ``cfg``:
+    tiles of the output map (each with the input window it needs; whole rows first) times
+    output-channel chunks (:func:`conv_chunks`), the fewest tiles that fit.  Returns
+    ``(o0, o1, (oy0, oy1, ox0, ox1), program)`` with the tile's place in the (pooled) output."""
+    kh, kw = np.asarray(weight).shape[2:]
+    sh, sw = stride
+    ho = (xp.shape[1] - kh) // sh + 1
+    wo = (xp.shape[2] - kw) // sw + 1
+    if pool:                             # the floor pool never reads an odd last row/column
+        ho, wo = ho // 2 * 2, wo // 2 * 2
+    f = 2 if pool else 1
+    err = None
+    for hs, ws in _tilings(ho, wo, pool):
+        try:
+            parts = []
+            for oy0 in range(0, ho, hs):
+                oy1 = min(ho, oy0 + hs)
+                for ox0 in range(0, wo, ws):
+                    ox1 = min(wo, ox0 + ws)
+                    xs = xp[:, oy0 * sh:(oy1 - 1) * sh + kh, ox0 * sw:(ox1 - 1) * sw + kw]
+                    box = (oy0 // f, oy1 // f, ox0 // f, ox1 // f)
+                    parts += [(o0, o1, box, prog) for o0, o1, prog in
+                              conv_chunks(weight, bias_folded, mult, shift, xs, zx, zy, lo, hi,
+                                          stride, (0, 0, 0, 0), groups, cfg, pool=pool)]
+            return parts
+        except EngineCapacityError as e:
+            if e.resource not in SPATIAL:
+                raise
+            err = e
+    raise err
+
+
 def _add_fetched(info: dict | None, sim_info: dict) -> None:
     """Add a run's map words read (line mode) to the caller's ``info``, if it asked."""
     if info is not None and "fetched" in sim_info:
@@ -531,21 +614,25 @@ def run_conv(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None,
     followed by the engine's fused 2×2/2 max-pool → (O, Ho//2, Wo//2).
 
     Layers too large for the configuration's memories run as several engine passes over
-    output-channel chunks; the cycles are summed.  A layer whose input map alone does not fit
-    raises :class:`EngineCapacityError`.  ``info``: a dict to which the map words the row
-    feeder read are added (line mode, key ``fetched``)."""
+    tiles of the output map and output-channel chunks (:func:`conv_parts`); the cycles are
+    summed.  A layer that does not fit even so raises :class:`EngineCapacityError`.  ``info``: a
+    dict to which the map words the row feeder read are added (line mode, key ``fetched``)."""
     cfg = config or DEFAULT_CONFIG
-    pads = (0, 0, 0, 0) if padded else tuple(node.pads)
     x = np.asarray(x, dtype=np.int8)
-    parts = conv_chunks(node.weight, node.folded_bias(zx), node.mult, node.shift, x, zx, zy,
-                        node.lo, node.hi, tuple(node.stride), pads, node.groups, cfg, pool=pool)
-    ys, total = [], 0
-    for _, _, prog in parts:
-        y, cycles, sim_info = simulate(prog, cfg)
-        ys.append(y)
+    if not padded:
+        t, l, b, r = node.pads
+        x = np.pad(x, ((0, 0), (t, b), (l, r)), constant_values=zx)
+    parts = conv_parts(node.weight, node.folded_bias(zx), node.mult, node.shift, x, zx, zy,
+                       node.lo, node.hi, tuple(node.stride), node.groups, cfg, pool=pool)
+    o = node.weight.shape[0]
+    ho, wo = max(p[2][1] for p in parts), max(p[2][3] for p in parts)
+    y, total = np.zeros((o, ho, wo), dtype=np.int8), 0
+    runs = simulate_many([p[3] for p in parts], cfg)
+    for (o0, o1, (oy0, oy1, ox0, ox1), _), (yp, cycles, sim_info) in zip(parts, runs):
+        y[o0:o1, oy0:oy1, ox0:ox1] = yp
         total += cycles
         _add_fetched(info, sim_info)
-    return np.concatenate(ys, axis=0), total
+    return y, total
 
 
 def run_fc(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None,
@@ -554,10 +641,10 @@ def run_fc(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None,
     cfg = config or DEFAULT_CONFIG
     w = np.asarray(node.weight)
     ys, total = [], 0
-    for _, _, prog in conv_chunks(w.reshape(w.shape[0], w.shape[1], 1, 1), node.folded_bias(zx),
-                                  node.mult, node.shift, np.asarray(x, dtype=np.int8).reshape(-1, 1, 1),
-                                  zx, zy, node.lo, node.hi, cfg=cfg):
-        y, cycles, sim_info = simulate(prog, cfg)
+    parts = conv_chunks(w.reshape(w.shape[0], w.shape[1], 1, 1), node.folded_bias(zx),
+                        node.mult, node.shift, np.asarray(x, dtype=np.int8).reshape(-1, 1, 1),
+                        zx, zy, node.lo, node.hi, cfg=cfg)
+    for y, cycles, sim_info in simulate_many([p[2] for p in parts], cfg):
         ys.append(y.reshape(-1))
         total += cycles
         _add_fetched(info, sim_info)

@@ -177,6 +177,12 @@ def test_errors_in_the_options(models, tmp_path, capsys):
     _expect_error(capsys, tmp_path, models["convs_i8"], good, "--block", "0", "4", fragment="positive")
     _expect_error(capsys, tmp_path, models["convs_i8"], good, "--line-mode",
                   fragment="--line-mode applies to --target sim only")
+    _expect_error(capsys, tmp_path, models["convs_i8"], good, "--engine", "sim-8x8",
+                  fragment="--engine applies to --target sim only")
+    _expect_error(capsys, tmp_path, models["convs_i8"], good, "--target", "sim", "--engine", "nope",
+                  fragment="no accelerator configuration 'nope'")
+    _expect_error(capsys, tmp_path, models["convs_i8"], good, "--target", "sim", "--line-mode",
+                  "--engine", "ulx3s-85f", fragment="--line-mode selects the engine sim-8x8-line")
     _expect_error(capsys, tmp_path, models["convs_i8"], good, "--schedule", "block", "--block", "5", "5",
                   fragment="block")
     code, _, err = _run(capsys, models["convs_i8"], "--input", good, "--output", tmp_path / "no" / "y.npy")

@@ -4,10 +4,12 @@ from host.cli.main import main
 
 
 def test_demo_digits_is_bit_exact_and_reports_cycles(capsys):
+    """The default: the ulx3s-85f board's own engine configuration, with its frame rate."""
     code = main(["demo", "--model", "zoo:digits"])
     out, err = capsys.readouterr()
     assert code == 0, out + err
     assert "bit-exact with the golden model: YES" in out
+    assert "engine: ulx3s-85f — 9×16 PEs at 100 MHz" in out
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()
             if line.split() and line.split()[0] in ("conv1", "conv2", "fc", "total")}
     assert set(rows) == {"conv1", "conv2", "fc", "total"}
@@ -31,6 +33,8 @@ def test_demo_line_mode_reports_map_reads(capsys):
     assert code == 0, out + err
     assert "bit-exact with the golden model: YES" in out
     assert "map words read" in out
+    # a simulation-only engine is labelled as such and gets no frame rate
+    assert "sim-8x8-line" in out and "fits no board" in out and "frames/s" not in out
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()
             if line.split() and line.split()[0] in ("conv1", "conv2", "total")}
     reads = {k: int(v[3].replace(",", "")) for k, v in rows.items()}

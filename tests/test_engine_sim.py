@@ -34,6 +34,40 @@ def test_run_conv_splits_large_layers():
     assert cycles > 0 and len(np.unique(want)) > 20
 
 
+@pytest.mark.parametrize("c,h,w,stride,expect", [
+    (40, 18, 12, 1, "rows"),              # 8 channel blocks × 20×14 padded: stripes of rows
+    (40, 6, 90, 2, "columns"),            # 3 input rows × 92 words × 8 blocks > 2048: columns too
+])
+def test_run_conv_tiles_a_map_larger_than_the_engine(c, h, w, stride, expect):
+    """A map larger than the input memory runs as tiles of the output (each with its input
+    window) × output-channel chunks, bit-exact, with a reduction tiled over channel blocks."""
+    from sim.engine_sim import conv_parts
+    rng = np.random.default_rng(c + w)
+    node = _node(rng, Conv, (4, c, 3, 3), stride=[stride, stride], pads=[1, 1, 1, 1])
+    x = rng.integers(-128, 128, (c, h, w), dtype=np.int8)
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1)), constant_values=3)
+    parts = conv_parts(node.weight, node.folded_bias(3), node.mult, node.shift, xp, 3, 0,
+                       node.lo, node.hi, (stride, stride), 1, CI_CFG)
+    boxes = {box for _, _, box, _ in parts}
+    rows, cols = len({b[:2] for b in boxes}), len({b[2:] for b in boxes})
+    assert (rows > 1 and cols == 1) if expect == "rows" else cols > 1
+    assert all(prog.desc["n_it"] > 1 for *_, prog in parts)
+    y, cycles = run_conv(node, x, zx=3, zy=0, config=CI_CFG)
+    want = golden.conv_layer(node, x, 3, 0)
+    np.testing.assert_array_equal(y, want)
+    assert len(np.unique(want)) > 20
+
+
+def test_run_conv_tiles_with_the_fused_pool():
+    """Tiles of even size keep the fused 2×2 pool's windows whole."""
+    from tests.test_engine import CI_CFG_POOL, reference_maxpool
+    rng = np.random.default_rng(12)
+    node = _node(rng, Conv, (5, 16, 3, 3), pads=[1, 1, 1, 1])
+    x = rng.integers(-128, 128, (16, 22, 23), dtype=np.int8)      # 4 blocks × 24×25 > 2048
+    y, _ = run_conv(node, x, zx=-2, zy=1, config=CI_CFG_POOL, pool=True)
+    np.testing.assert_array_equal(y, reference_maxpool(golden.conv_layer(node, x, -2, 1)))
+
+
 def test_run_fc_matches_golden():
     rng = np.random.default_rng(4)
     node = _node(rng, FC, (11, 37))

@@ -44,9 +44,7 @@ def register(sub):
                         "scheduler's choice")
     p.add_argument("--board", default="ulx3s-85f", metavar="BOARD",
                    help="board whose on-chip budget the scheduler plans for (default: ulx3s-85f)")
-    p.add_argument("--line-mode", action="store_true",
-                   help="--target sim: the engine streams each input row once from the map "
-                        "memory into a ring of line memories (docs/engine.md)")
+    add_engine_option(p)
     p.add_argument("--plan", metavar="PLAN.json",
                    help="run exactly this plan (from `blockfuse plan --json`)")
     p.set_defaults(func=handler)
@@ -75,8 +73,9 @@ def export_handler(args) -> int:
 
 def handler(args) -> int:
     target = parse_target(args.target)
-    if args.line_mode and target[0] != "sim":
-        raise UserError("--line-mode applies to --target sim only")
+    if (args.line_mode or args.engine) and target[0] != "sim":
+        raise UserError(f"{'--line-mode' if args.line_mode else '--engine'} applies to --target sim only")
+    engine = engine_config(args) if target[0] == "sim" else None
     if args.block is not None and min(args.block) < 1:
         raise UserError(f"--block {args.block[0]} {args.block[1]}: block sizes must be positive")
     graph = load_model(args.model)
@@ -84,7 +83,7 @@ def handler(args) -> int:
     check_output_path(args.output)
     plan, how = choose_plan(graph, args.schedule, tuple(args.block) if args.block else None,
                             args.board, args.plan)
-    y = run_batch(graph, x, target, plan.schedule, None, plan=plan, line_mode=args.line_mode)
+    y = run_batch(graph, x, target, plan.schedule, None, plan=plan, engine=engine)
     write_npy_atomic(args.output, y)
     print(f"{args.output}: {y.shape[0]} output(s) of shape {tuple(y.shape[1:])} "
           f"(target {args.target}, schedule {plan.schedule}, {how})")
@@ -197,29 +196,47 @@ def parse_target(target: str) -> tuple:
     raise UserError(f"unknown target {target!r} (use golden, sim or serial:PORT)")
 
 
-def _engine_hooks(target: tuple, line_mode: bool = False):
+def add_engine_option(p) -> None:
+    """``--engine`` and ``--line-mode``: which accelerator configuration ``--target sim``
+    simulates (default: the ``--board``'s own)."""
+    p.add_argument("--engine", metavar="CONFIG",
+                   help="--target sim: simulate this accelerator configuration instead of the "
+                        "board's own: a board name, or a simulation-only engine (sim-8x8, "
+                        "sim-8x8-line; they fit no board)")
+    p.add_argument("--line-mode", action="store_true",
+                   help="--target sim: the simulation-only line-mode engine (sim-8x8-line): the "
+                        "row feeder streams each input row once from the map memory into a ring "
+                        "of line memories (docs/engine.md)")
+
+
+def engine_config(args):
+    """The :class:`hw.configs.AcceleratorConfig` ``--target sim`` simulates for ``args``."""
+    from hw.configs import get_config
+    name = args.engine or ("sim-8x8-line" if args.line_mode else args.board)
+    if args.line_mode and name != "sim-8x8-line":
+        raise UserError("--line-mode selects the engine sim-8x8-line; do not combine it with "
+                        f"--engine {name}")
+    try:
+        return get_config(name)
+    except KeyError as e:
+        raise UserError(e.args[0]) from None
+
+
+def _engine_hooks(target: tuple, engine=None):
     """(hooks for ``golden.run``, close) for the sim/serial targets; ({}, None) for golden."""
     if target[0] == "golden":
         return {}, None
     if target[0] == "sim":
-        try:
-            from sim.engine_sim import LINE_CONFIG, EngineSim
-        except ImportError as e:
-            raise UserError(f"the sim target is not available ({e})")
-        sim = EngineSim(LINE_CONFIG if line_mode else None)
+        from sim.engine_sim import EngineSim
+        sim = EngineSim(engine.engine if engine is not None else None)
         return dict(conv_fn=sim.conv_fn, fc_fn=sim.fc_fn, conv_pool_fn=sim.conv_pool_fn), None
-    try:
-        from host.runtime import driver
-    except ImportError as e:
-        raise UserError(f"the serial target is not available ({e})")
-    if not hasattr(driver, "open_device"):
-        raise UserError("the serial target is not available (host.runtime.driver has no open_device)")
+    from host.runtime import driver
     dev = driver.open_device(target[1])
     return dict(conv_fn=dev.conv_fn, fc_fn=dev.fc_fn), getattr(dev, "close", None)
 
 
 def run_batch(graph, x: np.ndarray, target: tuple, schedule: str, block, plan=None,
-              line_mode: bool = False) -> np.ndarray:
+              engine=None) -> np.ndarray:
     """Quantise ``x`` (N, C, H, W), run every image on ``target`` under ``plan`` (default: the
     simple plan for ``schedule``/``block``), dequantise the outputs."""
     from host.runtime import golden
@@ -228,7 +245,7 @@ def run_batch(graph, x: np.ndarray, target: tuple, schedule: str, block, plan=No
 
     q = input_quant(graph, x)
     plan = plan or default_plan(graph, schedule, block)
-    hooks, close = _engine_hooks(target, line_mode)
+    hooks, close = _engine_hooks(target, engine)
     try:
         ys = [golden.run(graph, qi, plan=plan, **hooks) for qi in q]
     except UserError:
@@ -236,7 +253,11 @@ def run_batch(graph, x: np.ndarray, target: tuple, schedule: str, block, plan=No
     except Exception as e:
         if target[0] == "golden":
             raise
-        raise UserError(f"target {target[0]} failed: {type(e).__name__}: {' '.join(str(e).split())[:300]}")
+        msg = f"target {target[0]} failed: {type(e).__name__}: {' '.join(str(e).split())[:300]}"
+        if type(e).__name__ == "EngineCapacityError" and engine is not None and engine.board:
+            msg += (f" (the {engine.name} engine cannot tile this layer yet; --engine sim-8x8 "
+                    "simulates a larger, simulation-only engine)")
+        raise UserError(msg)
     finally:
         if close is not None:
             close()
