@@ -8,11 +8,15 @@ the nodes by initializers, so the importer sees the constant-shape form it alrea
 (e.g. a channel shuffle's ``Reshape–Transpose–Reshape``).
 
 The folding rule: a node of a type in :data:`FOLDABLE` is replaced by its value when every input
-is a constant (an initializer, a ``Constant`` or an already folded value); a ``Shape`` node when
-its input's shape is fully known from ONNX shape inference on the model with the fixed input
-shape.  Nothing else is folded (in particular no ``DequantizeLinear`` of weights, and no
-operator on activations).  What stays is left to the importer, which declines a remaining
-``Shape`` or shape computation naming the node.
+is a constant (an initializer, a ``Constant`` or an already folded value), a ``Shape`` node when
+its input's shape is static.  Nothing else is folded (in particular no ``DequantizeLinear`` of
+weights, and no operator on activations).  The importer does the same as it walks the graph,
+with the shapes it has found itself; it folds every ``Shape`` of a quantised activation (a
+``DequantizeLinear`` output).  This pass takes the other ``Shape`` nodes (of the float input, or
+of a float result that is not quantised) from ONNX shape inference, which the importer checks
+against its own shapes afterwards (ONNX shape inference misses e.g. the ``ceil_mode`` rule that
+drops a last window starting in the padding).  What stays is declined by the importer, naming
+the node.
 """
 from __future__ import annotations
 
@@ -34,8 +38,10 @@ def fold_static_shapes(model, inferred: dict | None = None):
     import onnx
 
     consts = _const_names(model)
-    if not any(n.op_type == "Shape" or n.op_type in FOLDABLE and n.op_type != "Constant"
-               and _all_const(n, consts) for n in model.graph.node):
+    dq = _dequantized(model)
+    if not any(n.op_type == "Shape" and n.input[0] not in dq or n.op_type in FOLDABLE
+               and n.op_type not in ("Shape", "Constant") and _all_const(n, consts)
+               for n in model.graph.node):
         return model
     m = onnx.ModelProto()
     m.CopyFrom(model)
@@ -50,6 +56,11 @@ def _const_names(model) -> set:
     return names
 
 
+def _dequantized(model) -> set:
+    """Outputs of DequantizeLinear nodes (the importer knows their shapes exactly)."""
+    return {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+
+
 def _all_const(node, consts) -> bool:
     return node.op_type == "Constant" or (
         bool(node.input) and all(i == "" or i in consts for i in node.input))
@@ -61,13 +72,15 @@ def _fold_pass(m, inferred: dict) -> bool:
 
     g = m.graph
     values = {i.name: numpy_helper.to_array(i) for i in g.initializer}
-    shapes = _static_shapes(m) if any(n.op_type == "Shape" for n in g.node) else {}
+    dq = _dequantized(m)
+    shapes = _static_shapes(m) if any(n.op_type == "Shape" and n.input[0] not in dq
+                                      for n in g.node) else {}
     folded, keep = [], []
     for node in g.node:
         value = None
         if node.op_type in FOLDABLE and len(node.output) == 1:
             if node.op_type == "Shape":
-                shape = shapes.get(node.input[0])
+                shape = None if node.input[0] in dq else shapes.get(node.input[0])
                 value = shape_value(node, shape)
                 if value is not None:
                     inferred[node.input[0]] = (node.name or node.output[0], shape)

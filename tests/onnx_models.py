@@ -361,14 +361,16 @@ def net_inception(seed=0, size=16):
 
 
 def net_heads(seed=0, size=10):
-    """A channel permutation through a 6-D view (two factor axes swapped), Identity, global
+    """A channel permutation through a 6-D view with computed spatial sizes, Identity, global
     max pool beside ReduceMean with keepdims, Squeeze to (N, C), MatMul."""
     n = _Net("heads", (1, 4, size, size), seed)
     x = n.passthrough(n.conv("x", 12, 3, stride=2, act="relu"), "Identity")
-    _, c, h, w = n.shapes[x]
-    v = n._op("Reshape", [x, n._const(n._id("s"), np.array([1, 2, 3, 2, h, w], np.int64))])
+    shape = n.shapes[x]
+    nn, c, h, w = n.dims(x)
+    factors = n._const(n._id("f"), np.array([2, 3, 2], np.int64))
+    v = n._op("Reshape", [x, n._op("Concat", [nn, factors, h, w], axis=0)])
     t = n._op("Transpose", [v], perm=[0, 3, 1, 2, 4, 5])
-    x = n._op("Reshape", [t, n._const(n._id("s"), np.array([1, c, h, w], np.int64))], (1, c, h, w))
+    x = n._op("Reshape", [t, n._op("Concat", [nn, c, h, w], axis=0)], shape)
     x = n.conv(x, 12, 3, groups=12, act="relu6")
     x = n.concat([n.passthrough(x, "GlobalMaxPool"), n.reduce_mean(x, keepdims=1)])
     return n.model(n.matmul(n.passthrough(x, "Squeeze"), 10))

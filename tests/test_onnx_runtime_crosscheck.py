@@ -143,9 +143,10 @@ def quantised(name: str, act: str):
     return _MODELS[name][act]
 
 
-def ort_codes(model, graph, x: np.ndarray) -> tuple:
+def ort_codes(model, graph, x: np.ndarray, session=ort_session) -> tuple:
     """Run ``model`` on float ``x`` with every quantised tensor exposed; return
-    ({IR tensor: int8 codes without the batch axis}, float output)."""
+    ({IR tensor: int8 codes without the batch axis}, float output).  ``session(model)`` makes
+    the ONNX Runtime session."""
     m = type(model)()
     m.CopyFrom(model)
     elem = TensorProto.UINT8 if graph.activation_dtype == "uint8" else TensorProto.INT8
@@ -153,7 +154,7 @@ def ort_codes(model, graph, x: np.ndarray) -> tuple:
     outs = [graph.onnx_io[1]] + list(names.values())
     for name in names.values():
         m.graph.output.append(helper.make_tensor_value_info(name, elem, None))
-    res = ort_session(m).run(outs, {graph.onnx_io[0]: x})
+    res = session(m).run(outs, {graph.onnx_io[0]: x})
     codes = {}
     for ir, arr in zip(names, res[1:]):
         arr = arr.astype(np.int16) - (128 if elem == TensorProto.UINT8 else 0)
