@@ -11,20 +11,20 @@ from types import SimpleNamespace
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from host import golden
 from host.errors import UserError
-from host.ir import ChannelSlice, Conv, Flatten, GlobalMaxPool, Permute, Pool, shuffle_perm
+from host.ir import ChannelSlice, Flatten, GlobalMaxPool, Permute, Pool, shuffle_perm
+from host.onnx_compare import ort_codes, ort_session, requantising_layers
 from host.onnx_fold import evaluate_static
 from host.onnx_import import input_quant, load_onnx, output_dequant
 from host.plan import Group, Plan, PlanError, default_plan
 from host.scheduler import plan_network
 
 import onnx_models as M
-from test_onnx_runtime_crosscheck import ort_codes, ort_session, quantised, requantising_layers
+from test_onnx_runtime_crosscheck import quantised
 
 logging.getLogger().setLevel(logging.ERROR)
 
@@ -194,18 +194,6 @@ def test_scheduler_plans_run_on_pattern_nets(name):
 # ceil_mode average pooling that counts the padding
 # ---------------------------------------------------------------------------------------------
 
-def _unfused_session(model):
-    """ONNX Runtime without graph optimisations: every QDQ operator runs as DequantizeLinear →
-    float operator → QuantizeLinear, the model's ONNX semantics.  (The fused QLinearAveragePool
-    of the default session divides windows that overhang the end padding by the whole kernel;
-    ONNX Runtime's float AveragePool and PyTorch do not.)"""
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.log_severity_level = 3
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-
-
 @pytest.mark.parametrize("act", ["int8", "uint8"])
 def test_ceil_mode_average_counting_padding_matches_onnx_semantics(act):
     n = M._Net("avgceil", (1, 3, 12, 12), seed=5)
@@ -217,7 +205,11 @@ def test_ceil_mode_average_counting_padding_matches_onnx_semantics(act):
     g = load_onnx(model, fold_clamps=False)
     assert [p.ceil_extra for p in g.nodes if isinstance(p, Pool)] == [(1, 1)] * 3
     xf = np.random.default_rng(8).normal(0, 1, (1, 3, 12, 12)).astype(np.float32)
-    codes, ref = ort_codes(model, g, xf, session=_unfused_session)
+    # ONNX Runtime without graph optimisations runs DequantizeLinear → float AveragePool →
+    # QuantizeLinear, the graph's ONNX semantics; its fused QLinearAveragePool (the default
+    # session) divides windows that overhang the end padding by the whole kernel, unlike its
+    # float AveragePool and PyTorch
+    codes, ref = ort_codes(model, g, xf, session=lambda m: ort_session(m, optimize=False))
     for node in g.nodes:
         ours = golden.eval_whole(g, node, [codes[i] for i in node.inputs]).astype(np.int16)
         assert np.abs(ours - codes[node.output]).max() <= 1, node.name
