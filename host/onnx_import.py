@@ -365,8 +365,11 @@ class _Importer:
             self.graph.output = self._realize(v, name, t.scale, t.zero_point)
             return
         if isinstance(v, Pending):
+            hint = "; quantize_static leaves ReduceMean in float: export the global average pool " \
+                "as GlobalAveragePool (torch.onnx.export(..., dynamo=False))" \
+                if any(n.op_type == "ReduceMean" for n in self.g.node) else ""
             raise UnsupportedModel(f"model output {name!r} is not quantised (no QuantizeLinear after "
-                                   f"{_node_desc(v.onnx_node)})")
+                                   f"{_node_desc(v.onnx_node)}){hint}")
         raise UnsupportedModel(f"model output {name!r} is not a quantised feature map or vector")
 
     def _exact_in_float(self, p: Pending) -> bool:
@@ -659,26 +662,26 @@ class _Importer:
 
     def _squeeze(self, node, sign: int):
         """Squeeze/Unsqueeze of an activation: a reshape (e.g. (1, C, 1, 1) → (1, C))."""
-        t = self._act(node, node.input[0])
         axes = _attrs(node).get("axes")
         if len(node.input) > 1 and node.input[1]:
             axes = self._const(node, node.input[1], "axes").astype(np.int64).tolist()
-        cur = (1,) + tuple(t.shape)
-        if sign < 0:
-            axes = [i for i, d in enumerate(cur) if d == 1] if axes is None else axes
-            axes = {a + len(cur) if a < 0 else a for a in axes}
-            if 0 in axes or any(cur[a] != 1 for a in axes if a < len(cur)):
-                _fail(node, f"axes {sorted(axes)} cannot be squeezed from {list(cur)}")
-            new = [d for i, d in enumerate(cur) if i not in axes]
-        else:
+
+        def new_shape(cur):
+            if sign < 0:
+                drop = [i for i, d in enumerate(cur) if d == 1] if axes is None else axes
+                drop = {a + len(cur) if a < 0 else a for a in drop}
+                if 0 in drop or any(a >= len(cur) or cur[a] != 1 for a in drop):
+                    _fail(node, f"axes {sorted(drop)} cannot be squeezed from {list(cur)}")
+                return tuple(d for i, d in enumerate(cur) if i not in drop)
             rank = len(cur) + len(axes or ())
-            axes = sorted(a + rank if a < 0 else a for a in axes or ())
-            if not axes or axes[0] < 1:
-                _fail(node, f"axes {axes} are not supported (the batch stays the first axis)")
+            add = sorted(a + rank if a < 0 else a for a in axes or ())
+            if not add or add[0] < 1:
+                _fail(node, f"axes {add} are not supported (the batch stays the first axis)")
             new = list(cur)
-            for a in axes:
+            for a in add:
                 new.insert(a, 1)
-        self._reshape_act(node, t, tuple(new))
+            return tuple(new)
+        self._reshape(node, new_shape)
 
     def op_Relu(self, node):
         self._activation(node, (0.0, None))
@@ -921,34 +924,60 @@ class _Importer:
     def op_Flatten(self, node):
         """Any axis ≥ 1 whose result is (N, features): the dimensions between the batch and
         the axis are 1."""
-        attrs = _attrs(node)
-        t = self._act(node, node.input[0])
-        cur = (1,) + tuple(t.shape)
-        axis = attrs.get("axis", 1)
-        a = axis + len(cur) if axis < 0 else axis
-        if not 1 <= a <= len(cur) or int(np.prod(cur[1:a])) != 1:
-            _fail(node, f"axis {axis} of shape {list(cur)} is not supported (the result must be "
-                        f"(N, features))")
-        make = (lambda name, i, o: Flatten(name, [i], o)) if t.is_map else (lambda name, i, o: None)
-        self._same_scale(node, t.name, make)
+        axis = _attrs(node).get("axis", 1)
+
+        def new_shape(cur):
+            a = axis + len(cur) if axis < 0 else axis
+            if not 1 <= a <= len(cur) or int(np.prod(cur[1:a])) != 1:
+                _fail(node, f"axis {axis} of shape {list(cur)} is not supported (the result must be "
+                            f"(N, features))")
+            return (1, int(np.prod(cur[1:])))
+        self._reshape(node, new_shape)
 
     def op_Reshape(self, node):
         attrs = _attrs(node)
-        if attrs.get("allowzero", 0):
-            _fail(node, "allowzero is not supported")
         target = self._const(node, node.input[1], "shape").astype(np.int64).tolist()
+        if attrs.get("allowzero", 0) and 0 in target:     # without a 0 allowzero changes nothing
+            _fail(node, "allowzero with a 0 in the shape is not supported")
+        self._reshape(node, lambda cur: _resolve_shape(node, cur, target))
+
+    def _reshape(self, node, new_shape):
+        """Reshape-like ``node`` (Reshape, Flatten, Squeeze, Unsqueeze) of its first input to
+        ``new_shape(current shape with the batch)``: of a view, an activation, or a float
+        result quantised only after the reshape."""
         v = self.values.get(node.input[0])
         if isinstance(v, View):
-            self._reshape_view(node, v, _resolve_shape(node, v.shape, target))
-            return
-        t = self._act(node, node.input[0])
-        self._reshape_act(node, t, _resolve_shape(node, (1,) + tuple(t.shape), target))
+            self._reshape_view(node, v, new_shape(v.shape))
+        elif isinstance(v, Pending) and v.source is None:
+            self._defer_reshape(node, v, new_shape)
+        else:
+            t = self._act(node, node.input[0])
+            self._reshape_act(node, t, new_shape((1,) + tuple(t.shape)))
+
+    def _defer_reshape(self, node, p: Pending, new_shape):
+        """Flatten of a float result whose QuantizeLinear comes after the reshape (e.g.
+        ReduceMean → Reshape → QuantizeLinear, as ``torch.export`` writes adaptive pooling):
+        quantise the result with those parameters, then flatten the codes (exact)."""
+        def build(onnx_out, scale, zp, clips):
+            src = self._realize(p, node.input[0], scale, zp)
+            t = self.graph.tensors[src]
+            cur = (1,) + tuple(t.shape)
+            new = new_shape(cur)
+            out = src
+            if new != cur:
+                if not (len(new) == 2 and new[0] == 1 and t.is_map):
+                    _fail(node, f"reshape {list(cur)} → {list(new)} of a float result is not "
+                                f"supported (only a flatten to (N, features))")
+                out = self._tensor(onnx_out, scale, zp)
+                self._add_node(Flatten(self._unique(node.name or onnx_out), [src], out))
+            return self._apply_clips(node, out, clips)
+        self._pending(node, build)
 
     def _reshape_act(self, node, t: Tensor, new: tuple):
         """A reshape of activation ``t`` (shape (1, *t.shape)) to ``new``: the identity, a
         flatten to (1, features), or the start of a channel permutation (a :class:`View`)."""
         cur = (1,) + tuple(t.shape)
-        if new == cur:
+        if new == cur or not t.is_map and new == (1, t.size):
             self._same_scale(node, t.name, lambda name, i, o: None)
         elif len(new) == 2 and new[0] == 1 and t.is_map:
             self._same_scale(node, t.name, lambda name, i, o: Flatten(name, [i], o))

@@ -17,7 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 from host import golden
 from host.errors import UserError
 from host.ir import ChannelSlice, Flatten, GlobalMaxPool, Permute, Pool, shuffle_perm
-from host.onnx_compare import ort_codes, ort_session, requantising_layers
+from host.onnx_compare import layer_deviations, ort_codes, ort_session, requantising_layers
 from host.onnx_fold import evaluate_static
 from host.onnx_import import input_quant, load_onnx, output_dequant
 from host.plan import Group, Plan, PlanError, default_plan
@@ -216,6 +216,25 @@ def test_ceil_mode_average_counting_padding_matches_onnx_semantics(act):
     for schedule in ("layer", "fused"):
         y = output_dequant(g, golden.run(g, input_quant(g, xf)[0], schedule=schedule, block=(4, 4)))
         assert np.abs(y - ref).max() / g.output_tensor.scale <= requantising_layers(g) + 1e-3
+
+
+@pytest.mark.parametrize("act", ["int8", "uint8"])
+def test_float_mean_reshaped_before_its_quantize_linear(act):
+    """``torch.export``'s adaptive average pooling: ReduceMean (left in float by quantize_static)
+    → Reshape to (N, −1) with N from a Shape of the float mean → QuantizeLinear → Gemm."""
+    n = M._Net("tail", (1, 3, 9, 9), seed=6)
+    x = n.conv(n.conv("x", 8, 3, act="relu"), 12, 3, stride=2, act="relu")
+    model = M.quantize(n.model(n.gemm(n.view_batch_flat(n.reduce_mean(x, keepdims=1)), 7)), act)
+    mean = next(d for d in model.graph.node if d.op_type == "ReduceMean").output[0]
+    assert any(d.op_type == "Shape" and d.input[0] == mean for d in model.graph.node)   # float input
+    g = load_onnx(model)
+    assert [d.op for d in g.nodes] == ["conv", "conv", "gap", "flatten", "fc"]
+    xf = np.random.default_rng(9).normal(0, 1, (1, 3, 9, 9)).astype(np.float32)
+    codes, ref = ort_codes(model, g, xf)
+    dev, _ = layer_deviations(g, codes)
+    assert max(dev.values()) <= 1
+    y = output_dequant(g, golden.run(g, input_quant(g, xf)[0]))
+    assert np.abs(y - ref).max() / g.output_tensor.scale <= requantising_layers(g) + 1e-3
 
 
 # ---------------------------------------------------------------------------------------------
