@@ -107,9 +107,103 @@ class _Net:
         self.shapes[name] = (n, c, h, w)
         return name
 
-    def flatten(self, x):
+    # ---- PyTorch export patterns: shapes computed at run time, channel split, pooling -------
+    def _op(self, op, inputs, shape=None, **attrs):
+        name = self._id(op)
+        self.nodes.append(helper.make_node(op, list(inputs), [name], name=name, **attrs))
+        if shape is not None:
+            self.shapes[name] = tuple(shape)
+        return name
+
+    def dims(self, x):
+        """(n, c, h, w) as 1-element int64 tensors, as PyTorch exports ``x.size(i)``:
+        Shape → Gather → Unsqueeze."""
+        s = self._op("Shape", [x])
+        axes = self._const(self._id("axes"), np.array([0], np.int64))
+        return [self._op("Unsqueeze", [self._op("Gather", [s, self._const(self._id("i"), np.array(i, np.int64))],
+                                                axis=0), axes]) for i in range(4)]
+
+    def shuffle_computed(self, x, groups, flat_spatial=False):
+        """``x.view(n, g, c // g, h, w).transpose(1, 2).reshape(n, -1, h, w)`` with computed
+        shapes (Div, Cast, Mul); ``flat_spatial`` views h·w as one axis."""
+        n, c, h, w = self.dims(x)
+        g = self._const(self._id("g"), np.array([groups], np.int64))
+        cg = self._op("Cast", [self._op("Div", [self._op("Cast", [c], to=TensorProto.FLOAT),
+                                                self._op("Cast", [g], to=TensorProto.FLOAT)])],
+                      to=TensorProto.INT64)
+        sp = [self._op("Mul", [h, w])] if flat_spatial else [h, w]
+        r = self._op("Reshape", [x, self._op("Concat", [n, g, cg, *sp], axis=0)])
+        t = self._op("Transpose", [r], perm=[0, 2, 1] + list(range(3, 3 + len(sp))))
+        minus1 = self._const(self._id("m1"), np.array([-1], np.int64))
+        y = self._op("Reshape", [t, self._op("Concat", [n, minus1, h, w], axis=0)])
+        self.shapes[y] = self.shapes[x]
+        return y
+
+    def split(self, x, parts, sizes_input=True):
+        """``x.chunk(parts, dim=1)`` as Split (sizes as an input, or equal parts)."""
+        n, c, h, w = self.shapes[x]
+        name = self._id("split")
+        outs = [f"{name}_{i}" for i in range(parts)]
+        ins = [x, self._const(name + "_sizes", np.full(parts, c // parts, np.int64))] if sizes_input else [x]
+        self.nodes.append(helper.make_node("Split", ins, outs, name=name, axis=1))
+        for o in outs:
+            self.shapes[o] = (n, c // parts, h, w)
+        return outs
+
+    def halves_sliced(self, x):
+        """``x[:, :c // 2]`` and ``x[:, c // 2:]`` as Slice with bounds computed from the shape."""
+        n, c, h, w = self.shapes[x]
+        _, cc, _, _ = self.dims(x)
+        half = self._op("Div", [cc, self._const(self._id("two"), np.array([2], np.int64))])
+        zero = self._const(self._id("zero"), np.array([0], np.int64))
+        one = self._const(self._id("ax"), np.array([1], np.int64))
+        big = self._const(self._id("end"), np.array([2**63 - 1], np.int64))
+        a = self._op("Slice", [x, zero, self._op("Add", [half, zero]), one], shape=(n, c // 2, h, w))
+        b = self._op("Slice", [x, self._op("Sub", [cc, self._op("Sub", [cc, half])]), big, one],
+                     shape=(n, c - c // 2, h, w))
+        return a, b
+
+    def pool_ceil(self, x, kind, k, stride, pad=0, count_include_pad=0):
+        """Max/average pooling with ``ceil_mode=1`` (ONNX's size rule, incl. the dropped last
+        window that would start in the padding)."""
+        n, c, h, w = self.shapes[x]
+        attrs = dict(kernel_shape=[k, k], strides=[stride, stride], pads=[pad] * 4, ceil_mode=1)
+        if kind == "avg":
+            attrs["count_include_pad"] = count_include_pad
+
+        def size(d):
+            o = -(-(d + 2 * pad - k) // stride) + 1
+            return o - 1 if (o - 1) * stride >= d + pad else o
+        return self._op("MaxPool" if kind == "max" else "AveragePool", [x], (n, c, size(h), size(w)), **attrs)
+
+    def reduce_mean(self, x, keepdims):
+        n, c = self.shapes[x][:2]
+        return self._op("ReduceMean", [x], (n, c, 1, 1) if keepdims else (n, c), axes=[2, 3],
+                        keepdims=keepdims)
+
+    def passthrough(self, x, op, **attrs):
+        """Identity / Dropout (inference) / GlobalMaxPool / Squeeze: shape as ONNX defines it."""
+        n, c, *hw = self.shapes[x]
+        if op == "GlobalMaxPool":
+            shape = (n, c, 1, 1)
+        elif op == "Squeeze":
+            shape = (n, c)
+            return self._op("Squeeze", [x, self._const(self._id("axes"), np.array([2, 3], np.int64))], shape)
+        else:
+            shape = self.shapes[x]
+        return self._op(op, [x], shape, **attrs)
+
+    def view_batch_flat(self, x):
+        """``x.view(x.size(0), -1)``: Reshape to (N, −1) with N taken from the shape."""
+        n, *_ = self.dims(x)
+        minus1 = self._const(self._id("m1"), np.array([-1], np.int64))
+        s = self.shapes[x]
+        return self._op("Reshape", [x, self._op("Concat", [n, minus1], axis=0)],
+                        (s[0], int(np.prod(s[1:]))))
+
+    def flatten(self, x, axis=1):
         name = self._id("flatten")
-        self.nodes.append(helper.make_node("Flatten", [x], [name], name=name, axis=1))
+        self.nodes.append(helper.make_node("Flatten", [x], [name], name=name, axis=axis))
         s = self.shapes[x]
         self.shapes[name] = (s[0], int(np.prod(s[1:])))
         return name
@@ -228,8 +322,63 @@ def net_matmul(seed=0, size=8):
     return net_head(seed, size, head="matmul")
 
 
+def net_shufflev2(seed=0, size=32):
+    """ShuffleNetV2 units as PyTorch exports them: ``chunk`` as Split (sizes input, or equal
+    parts) and as Slice with computed bounds, channel shuffles with computed view shapes,
+    ``x.mean([2, 3])`` (ReduceMean without keepdims) before the classifier."""
+    n = _Net("shufflev2", (1, 3, size, size), seed)
+    x = n.conv("x", 8, 3, stride=2, act="relu")
+    b1 = n.conv(n.conv(x, 8, 3, stride=2, groups=8), 8, 1, act="relu")
+    b2 = n.conv(n.conv(n.conv(x, 8, 1, act="relu"), 8, 3, stride=2, groups=8), 8, 1, act="relu")
+    x = n.shuffle_computed(n.concat([b1, b2]), 2)
+    for k, halves in enumerate([lambda t: n.split(t, 2), lambda t: n.split(t, 2, sizes_input=False),
+                                n.halves_sliced]):
+        a, b = halves(x)
+        b = n.conv(n.conv(n.conv(b, 8, 1, act="relu"), 8, 3, groups=8), 8, 1, act="relu")
+        x = n.shuffle_computed(n.concat([a, b]), 2, flat_spatial=k == 1)
+    x = n.conv(x, 24, 1, act="relu")
+    return n.model(n.gemm(n.reduce_mean(x, keepdims=0), 10))
+
+
+def net_inception(seed=0, size=16):
+    """GoogLeNet-style: ``ceil_mode`` max pools (one changing the size, one whose last window
+    would start in the padding), an inception block, ``ceil_mode`` average pools counting the
+    padding and not, global average pool, ``x.view(x.size(0), -1)``, Dropout, Gemm."""
+    n = _Net("inception", (1, 3, size, size), seed)
+    x = n.conv("x", 8, 3, act="relu")
+    x = n.pool_ceil(x, "max", 3, 2)
+    b1 = n.conv(x, 4, 1, act="relu")
+    b2 = n.conv(n.conv(x, 4, 1, act="relu"), 6, 3, act="relu")
+    b3 = n.conv(n.conv(x, 2, 1, act="relu"), 4, 5, act="relu")
+    b4 = n.conv(n.pool_ceil(x, "max", 3, 1, pad=1), 4, 1, act="relu")
+    x = n.concat([b1, b2, b3, b4])
+    p = n.conv(n.pool_ceil(x, "max", 3, 3, pad=1), 8, 1, act="relu")
+    q = n.pool_ceil(n.pool_ceil(x, "avg", 3, 2, pad=1), "avg", 2, 2)
+    # (ONNX shape inference misses the dropped window: p's branches meet after the global pool)
+    x = n.concat([n.gap(p), n.gap(n.conv(q, 8, 1, act="relu"))])
+    x = n.passthrough(n.view_batch_flat(x), "Dropout")
+    return n.model(n.gemm(x, 10))
+
+
+def net_heads(seed=0, size=10):
+    """A channel permutation through a 6-D view with computed spatial sizes, Identity, global
+    max pool beside ReduceMean with keepdims, Squeeze to (N, C), MatMul."""
+    n = _Net("heads", (1, 4, size, size), seed)
+    x = n.passthrough(n.conv("x", 12, 3, stride=2, act="relu"), "Identity")
+    shape = n.shapes[x]
+    nn, c, h, w = n.dims(x)
+    factors = n._const(n._id("f"), np.array([2, 3, 2], np.int64))
+    v = n._op("Reshape", [x, n._op("Concat", [nn, factors, h, w], axis=0)])
+    t = n._op("Transpose", [v], perm=[0, 3, 1, 2, 4, 5])
+    x = n._op("Reshape", [t, n._op("Concat", [nn, c, h, w], axis=0)], shape)
+    x = n.conv(x, 12, 3, groups=12, act="relu6")
+    x = n.concat([n.passthrough(x, "GlobalMaxPool"), n.reduce_mean(x, keepdims=1)])
+    return n.model(n.matmul(n.passthrough(x, "Squeeze"), 10))
+
+
 NETS = {"convs": net_convs, "mobile": net_mobile, "shuffle": net_shuffle, "head": net_head,
-        "matmul": net_matmul, "flatfc": net_flat_fc, "onebyone": net_onebyone}
+        "matmul": net_matmul, "flatfc": net_flat_fc, "onebyone": net_onebyone,
+        "shufflev2": net_shufflev2, "inception": net_inception, "heads": net_heads}
 
 
 # ---------------------------------------------------------------------------------------------

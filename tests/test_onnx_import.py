@@ -271,8 +271,8 @@ def test_rejects_dilation():
 
 def test_rejects_unsupported_operator():
     m = _small_model()
-    _node(m, "GlobalAveragePool").op_type = "GlobalMaxPool"
-    _expect_one_line(m, "(GlobalMaxPool)", "operator GlobalMaxPool is not supported")
+    _node(m, "GlobalAveragePool").op_type = "GlobalLpPool"
+    _expect_one_line(m, "(GlobalLpPool)", "operator GlobalLpPool is not supported")
 
 
 def test_rejects_softmax_of_quantize_static_model():

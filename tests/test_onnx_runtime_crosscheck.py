@@ -8,25 +8,18 @@
 import logging
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
 from host.model import zoo
 from host.runtime import golden
-from host.model.ir import FC, Clamp, Conv, Flatten, Permute, Pool, UnsupportedModel
+from host.model.ir import FC, Conv, UnsupportedModel
+from host.model.onnx_compare import ort_codes, ort_session, requantising_layers
 from host.model.onnx_import import input_quant, load_onnx, output_dequant
 
 import onnx_models as M
 
 logging.getLogger().setLevel(logging.ERROR)       # quantize_static's pre-processing advice
-
-
-def ort_session(model):
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
 def _int_model(node, inputs, out_type=TensorProto.INT32):
@@ -142,30 +135,6 @@ def quantised(name: str, act: str):
         _MODELS[name][act] = M.quantize(M.NETS[name](), base, op_types=ops,
                                         per_channel=variant != "per_tensor", extra_options=extra)
     return _MODELS[name][act]
-
-
-def ort_codes(model, graph, x: np.ndarray) -> tuple:
-    """Run ``model`` on float ``x`` with every quantised tensor exposed; return
-    ({IR tensor: int8 codes without the batch axis}, float output)."""
-    m = type(model)()
-    m.CopyFrom(model)
-    elem = TensorProto.UINT8 if graph.activation_dtype == "uint8" else TensorProto.INT8
-    names = {ir: name for ir, name in graph.onnx_names.items() if ir in graph.tensors}
-    outs = [graph.onnx_io[1]] + list(names.values())
-    for name in names.values():
-        m.graph.output.append(helper.make_tensor_value_info(name, elem, None))
-    res = ort_session(m).run(outs, {graph.onnx_io[0]: x})
-    codes = {}
-    for ir, arr in zip(names, res[1:]):
-        arr = arr.astype(np.int16) - (128 if elem == TensorProto.UINT8 else 0)
-        codes[ir] = arr.reshape(graph.tensors[ir].shape).astype(np.int8)
-    return codes, res[0]
-
-
-def requantising_layers(graph) -> int:
-    """Layers that round (everything but max pool, flatten, permute and clamp)."""
-    return sum(not isinstance(n, (Flatten, Permute, Clamp)) and not (isinstance(n, Pool) and n.kind == "max")
-               for n in graph.nodes)
 
 
 CASES = [(n, a) for n in M.NETS for a in ("int8", "uint8")] + \

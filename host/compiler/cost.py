@@ -15,7 +15,9 @@ table (``host.compiler.reduction``, :func:`engine_run`).  ``latency`` and ``drai
 model follows the RTL.  Calibrated on the RTL engine (``host.bench.plan.calibrate``,
 ``docs/scheduler_calibration.json``).  Pooling, add, concat, permute and clamp run on a
 ``cols``-lane vector unit (one window tap per cycle per lane).  Fully connected layers are a
-1×1 convolution on a 1×1 map.
+1×1 convolution on a 1×1 map.  Flatten and a channel slice (a channel range of a CHW map, one
+contiguous address range) cost nothing; inside a blocked group the slice's block is still
+counted as a buffer of its own (an upper bound on the on-chip bytes).
 
 **Execution of a group** (``blocked``): the group's input map is cut into ``nby × nbx`` blocks
 (``host.compiler.plan.Group.block`` on the input); each block runs through every node of the group on chip
@@ -38,7 +40,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from host.model.ir import FC, Clamp, Conv, Flatten, GlobalAvgPool, Graph, Pool
+from host.model.ir import FC, ChannelSlice, Clamp, Conv, Flatten, GlobalAvgPool, GlobalMaxPool, Graph, Pool
 
 PARAM_BYTES_PER_CHANNEL = 8     # int32 folded bias + int32 requantisation multiplier/shift
 
@@ -146,9 +148,9 @@ class NetInfo:
             elif isinstance(n, Pool):
                 kh, kw = n.kernel
                 cyc = cdiv(out_shape[0], cols) * kh * kw * pix
-            elif isinstance(n, GlobalAvgPool):
+            elif isinstance(n, (GlobalAvgPool, GlobalMaxPool)):
                 cyc = cdiv(in_shape[0], cols) * in_shape[1] * in_shape[2]
-            elif isinstance(n, Flatten):
+            elif isinstance(n, (Flatten, ChannelSlice)):   # the same bytes at another address
                 cyc = 0
             else:                                         # add, concat, permute, clamp
                 cyc = cdiv(out_shape[0], cols) * pix * len(n.inputs)
@@ -287,7 +289,7 @@ def _streamed_one(net: NetInfo, k: int, budget: int, detail: bool, extra_per_cha
     in_bytes = sum(net.size(t) for t in ins)
     out_bytes = net.size(out)
     passes = 1
-    if isinstance(n, Flatten):                # a reinterpretation of the same bytes: free
+    if isinstance(n, (Flatten, ChannelSlice)):  # the same bytes (at an offset): free
         gc = GroupCost(k, k + 1, "streamed", None, onchip=0, macs=0, cycles=0)
     elif isinstance(n, Conv):
         c, h, w = net.tshape[ins[0]]
@@ -348,7 +350,7 @@ def _streamed_one(net: NetInfo, k: int, budget: int, detail: bool, extra_per_cha
             if ni.window is not None:
                 kh, kw, sh, sw, pt, pl, pb, pr = ni.window
                 onchip = (kh + sh) * (w + pl + pr) * c + 2 * net.tshape[out][2] * net.tshape[out][0]
-            elif isinstance(n, GlobalAvgPool):
+            elif isinstance(n, (GlobalAvgPool, GlobalMaxPool)):
                 onchip = 2 * w * c + 4 * c
             else:
                 onchip = 2 * sum(net.tshape[t][2] * net.tshape[t][0] for t in ins) \

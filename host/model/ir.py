@@ -158,13 +158,16 @@ class FC(Node):
 
 @dataclass
 class Pool(Node):
-    """Max or average pooling over a window. Padding: −128 for max, excluded from the average
-    count when ``count_include_pad`` is false (ONNX default)."""
+    """Max or average pooling over a window. Padding: −128 for max.  The average excludes it
+    from the count when ``count_include_pad`` is false (ONNX default); otherwise it counts the
+    declared padding but not the ``ceil_extra`` rows/columns that ``ceil_mode`` adds at the
+    bottom/right (they are part of ``pads``), as ONNX Runtime and PyTorch count."""
     kind: str = "max"               # "max" | "avg"
     kernel: tuple = (2, 2)
     stride: tuple = (2, 2)
     pads: tuple = (0, 0, 0, 0)
     count_include_pad: bool = False
+    ceil_extra: tuple = (0, 0)       # bottom, right: padding ceil_mode adds (never counted)
     mult: int = 0                    # avg only: rescale s_in/(s_out·n) handled in golden
     shift: int = 0
 
@@ -198,6 +201,30 @@ class GlobalAvgPool(Node):
     def infer(self, ins):
         c, h, w = _need_map(self, ins[0])
         return (c, 1, 1)
+
+
+@dataclass
+class GlobalMaxPool(Node):
+    """Maximum over H and W, output (C, 1, 1); exact on int8 (same scale in and out)."""
+    op = "gmp"
+    infer = GlobalAvgPool.infer
+
+
+@dataclass
+class ChannelSlice(Node):
+    """Channels ``start`` to ``stop`` (exclusive) of a map, same scale: a channel split (ONNX
+    ``Split``/``Slice`` on axis 1, PyTorch ``chunk``).  In hardware an address offset."""
+    start: int = 0
+    stop: int = 0
+    op = "slice"
+    spatial = True
+
+    def infer(self, ins):
+        c, h, w = _need_map(self, ins[0])
+        if not 0 <= self.start < self.stop <= c:
+            raise UnsupportedModel(f"{self.name}: channel range {self.start}..{self.stop} does not "
+                                   f"fit {c} channels")
+        return (self.stop - self.start, h, w)
 
 
 @dataclass
@@ -297,7 +324,8 @@ class Graph:
             if isinstance(n, (Conv, FC)):
                 real = ins[0].scale * np.asarray(n.w_scale, dtype=np.float64) / out.scale
                 n.mult, n.shift = quantize_multipliers(real)
-            elif isinstance(n, (Pool, GlobalAvgPool, Add, Concat, Clamp, Permute, Flatten)):
+            elif isinstance(n, (Pool, GlobalAvgPool, GlobalMaxPool, ChannelSlice, Add, Concat, Clamp,
+                                Permute, Flatten)):
                 pass
             known.add(n.output)
         if self.output not in known:

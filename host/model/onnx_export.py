@@ -17,7 +17,8 @@ ONNX stores scales as float32.  So that ``load_onnx(to_onnx(g))`` reproduces ``g
 metadata under ``blockfuse.scales``; the importer uses them only where they round to the stored
 float32 values.
 
-Operators whose codes pass through unchanged (max pool, flatten, permute, clamp) are written with
+Operators whose codes pass through unchanged (max pool, flatten, permute, clamp, channel slice,
+global max pool) are written with
 the output ``QuantizeLinear`` in the *input's* quantisation, and the ``DequantizeLinear`` in the
 output tensor's: that is exactly what the golden model computes, even if a graph gives the two
 tensors different scales.
@@ -28,12 +29,12 @@ import json
 
 import numpy as np
 
-from host.model.ir import (FC, Add, Clamp, Concat, Conv, Flatten, GlobalAvgPool, Graph, Permute, Pool,
-                 UnsupportedModel, shuffle_perm)
+from host.model.ir import (FC, Add, ChannelSlice, Clamp, Concat, Conv, Flatten, GlobalAvgPool, GlobalMaxPool,
+                 Graph, Permute, Pool, UnsupportedModel, shuffle_perm)
 from host.model.onnx_import import SCALES_METADATA
 
 OPSET = 17
-PASS_THROUGH = (Flatten, Permute, Clamp)
+PASS_THROUGH = (Flatten, Permute, Clamp, ChannelSlice, GlobalMaxPool)
 
 
 def to_onnx(graph: Graph, opset: int = OPSET) -> "onnx.ModelProto":
@@ -140,7 +141,11 @@ class _Exporter:
             self._node("Gemm", [self._as_matrix(n.inputs[0]), w, b], [f], n.name, transB=1)
             f = self._activation(f, n.output, n.lo, n.hi, n.name)
         elif isinstance(n, Pool):
-            attrs = dict(kernel_shape=list(n.kernel), strides=list(n.stride), pads=list(n.pads))
+            t, l, b, r = n.pads
+            eb, er = n.ceil_extra
+            attrs = dict(kernel_shape=list(n.kernel), strides=list(n.stride), pads=[t, l, b - eb, r - er])
+            if eb or er:                    # the padding ceil_mode adds
+                attrs["ceil_mode"] = 1
             if n.kind == "avg":
                 attrs["count_include_pad"] = int(n.count_include_pad)
             self._node("MaxPool" if n.kind == "max" else "AveragePool", [n.inputs[0]], [f], n.name, **attrs)
@@ -148,6 +153,12 @@ class _Exporter:
                 return self._quantize(f, n.output, params_of=n.inputs[0])
         elif isinstance(n, GlobalAvgPool):
             self._node("GlobalAveragePool", [n.inputs[0]], [f], n.name)
+        elif isinstance(n, GlobalMaxPool):
+            self._node("GlobalMaxPool", [n.inputs[0]], [f], n.name)
+        elif isinstance(n, ChannelSlice):
+            bounds = [self._init(f"{n.name}_{k}", np.array([v], np.int64))
+                      for k, v in (("starts", n.start), ("ends", n.stop), ("axes", 1))]
+            self._node("Slice", [n.inputs[0], *bounds], [f], n.name)
         elif isinstance(n, Add):
             self._node("Add", list(n.inputs), [f], n.name)
             f = self._activation(f, n.output, n.lo, n.hi, n.name)

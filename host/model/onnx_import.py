@@ -17,7 +17,11 @@ The importer walks the nodes in topological order and tracks what every ONNX ten
 * the float result of an operator still waiting for its ``QuantizeLinear`` (a *pending* node:
   the IR node is created once the output scale and zero point are known, with any Relu/Clip in
   between folded into its clamp bounds);
-* an intermediate 4-/5-D *view* of a map inside a channel shuffle (Reshape–Transpose–Reshape).
+* an intermediate *view* of a map inside a channel permutation (Reshape–Transpose–Reshape):
+  its channels split into factors, maybe reordered.
+
+Shape arithmetic on the static input shape (``Shape → Gather → … → Reshape``, as PyTorch
+exports ``x.view(n, g, c // g, h, w)``) is folded to constants first (:mod:`host.model.onnx_fold`).
 
 uint8 activations are converted exactly to int8 (value − 128, zero point − 128, DESIGN.md §4):
 ``QuantizeLinear`` to uint8 then −128 equals quantising to int8 with the zero point − 128, so the
@@ -38,8 +42,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from host.errors import UserError
-from host.model.ir import (FC, Add, Clamp, Concat, Conv, Flatten, GlobalAvgPool, Graph, Permute, Pool,
-                 Tensor, UnsupportedModel, shuffle_perm)
+from host.model.ir import (FC, Add, ChannelSlice, Clamp, Concat, Conv, Flatten, GlobalAvgPool, GlobalMaxPool,
+                 Graph, Permute, Pool, Tensor, UnsupportedModel)
+from host.model.onnx_fold import FOLDABLE, evaluate_static, fold_static_shapes, shape_value
 from host.model.quant import dequantize, quantize_float, relu_bounds
 
 #: metadata key under which :mod:`host.model.onnx_export` stores the exact (float64) scales
@@ -78,11 +83,16 @@ class ConstQ:
 
 @dataclass
 class View:
-    """A channel-shuffle intermediate: map ``ir`` reshaped to (1, g, C/g, …), maybe transposed."""
+    """Map ``ir`` seen as (1, *factors, *spatial): its C channels reshaped into factors, maybe
+    transposed.  ``index`` (the factors' shape, in their current order) holds the source channel
+    at each position; ``spatial`` (product H·W) is never reordered."""
     ir: str
-    groups: int
-    transposed: bool
-    shape: tuple
+    index: np.ndarray
+    spatial: tuple
+
+    @property
+    def shape(self) -> tuple:
+        return (1,) + tuple(self.index.shape) + tuple(self.spatial)
 
 
 @dataclass
@@ -117,7 +127,9 @@ def load_onnx(src, fold_clamps: bool = True) -> Graph:
     (same quantisation, sole consumer) into that node's clamp bounds.
     """
     model = _read_model(src)
-    graph = _Importer(model).run()
+    folded_shapes: dict = {}
+    model = fold_static_shapes(model, folded_shapes)
+    graph = _Importer(model, folded_shapes).run()
     if fold_clamps:
         fold_clamps_into_producers(graph)
     return graph.finalize()
@@ -215,10 +227,11 @@ def _check_attrs(node, attrs: dict, allowed: set):
 # ---------------------------------------------------------------------------------------------
 
 class _Importer:
-    def __init__(self, model):
+    def __init__(self, model, folded_shapes: dict | None = None):
         from onnx import numpy_helper
 
         self.model = model
+        self.folded_shapes = folded_shapes or {}   # tensor -> (Shape node, shape it was folded to)
         self.g = model.graph
         self.consts = {i.name: numpy_helper.to_array(i) for i in self.g.initializer}
         self.exact = self._exact_scales(model)
@@ -252,6 +265,8 @@ class _Importer:
             contrib_qdq = node.domain == "com.microsoft" and node.op_type in QDQ_OPS
             if node.domain not in ("", "ai.onnx") and not contrib_qdq:
                 _fail(node, f"operator domain {node.domain!r} is not supported")
+            if self._fold(node):
+                continue
             handler = getattr(self, f"op_{node.op_type}", None)
             if handler is None:
                 hint = " (quantise in QDQ format: quant_format=QuantFormat.QDQ)" \
@@ -267,6 +282,7 @@ class _Importer:
             except Exception as e:          # malformed attribute/initializer the checks missed
                 _fail(node, f"cannot be imported ({type(e).__name__}: {_one_line(e)})")
         self._set_output(self.g.output[0].name)
+        self._check_folded_shapes()
         self.graph.activation_dtype = "uint8" if self.act_dtypes == {"uint8"} else "int8"
         if len(self.act_dtypes) > 1:
             self.graph.activation_dtype = "mixed"
@@ -274,6 +290,44 @@ class _Importer:
         self.graph.onnx_names = dict(self.onnx_names)
         self.graph.onnx_io = (self.in_name, self.g.output[0].name)
         return self.graph
+
+    def _fold(self, node) -> bool:
+        """Fold shape arithmetic the pre-pass left (e.g. behind com.microsoft Q/DQ, which ONNX
+        shape inference does not know) with the shapes found here; True when folded."""
+        if node.domain not in ("", "ai.onnx") or node.op_type not in FOLDABLE or \
+                node.op_type == "Constant" or len(node.output) != 1:
+            return False
+        value = None
+        if node.op_type == "Shape":
+            v = self.values.get(node.input[0])
+            if isinstance(v, Act):
+                value = shape_value(node, (1,) + tuple(self.graph.tensors[v.ir].shape))
+            elif isinstance(v, View):
+                value = shape_value(node, v.shape)
+        elif all(i == "" or i in self.consts for i in node.input):
+            value = evaluate_static(node, [self.consts[i] if i else None for i in node.input])
+        if value is None:
+            return False
+        self.consts[node.output[0]] = value
+        return True
+
+    def _check_folded_shapes(self):
+        """ONNX shape inference, which the folding used, against the shapes the import found
+        (they can differ, e.g. for ceil_mode pools whose last window starts in the padding)."""
+        for name, (shape_node, shape) in self.folded_shapes.items():
+            v = self.values.get(name)
+            if isinstance(v, Pending) and v.realized is not None:
+                v = Act(v.realized[2])
+            if isinstance(v, Act):
+                have = (1,) + tuple(self.graph.tensors[v.ir].shape)
+            elif isinstance(v, View):
+                have = v.shape
+            else:
+                continue
+            if have != tuple(shape):
+                raise UnsupportedModel(f"node {shape_node!r} (Shape): ONNX shape inference gives "
+                                       f"{list(shape)} for {name!r} but the model computes "
+                                       f"{list(have)}; the shape arithmetic cannot be folded")
 
     def _input_shape(self, vi) -> tuple:
         tt = vi.type.tensor_type
@@ -311,8 +365,11 @@ class _Importer:
             self.graph.output = self._realize(v, name, t.scale, t.zero_point)
             return
         if isinstance(v, Pending):
+            hint = "; quantize_static leaves ReduceMean in float: export the global average pool " \
+                "as GlobalAveragePool (torch.onnx.export(..., dynamo=False))" \
+                if any(n.op_type == "ReduceMean" for n in self.g.node) else ""
             raise UnsupportedModel(f"model output {name!r} is not quantised (no QuantizeLinear after "
-                                   f"{_node_desc(v.onnx_node)})")
+                                   f"{_node_desc(v.onnx_node)}){hint}")
         raise UnsupportedModel(f"model output {name!r} is not a quantised feature map or vector")
 
     def _exact_in_float(self, p: Pending) -> bool:
@@ -340,7 +397,8 @@ class _Importer:
 
     def _const(self, node, name: str, what: str) -> np.ndarray:
         if name not in self.consts:
-            _fail(node, f"{what} {name!r} must be a constant initializer")
+            _fail(node, f"{what} {name!r} must be a constant (an initializer, or shape arithmetic "
+                        f"on the static input shape)")
         return self.consts[name]
 
     def _scale(self, node, name: str) -> np.ndarray:
@@ -403,10 +461,10 @@ class _Importer:
             _fail(node, f"input {name!r} comes from a Pad, which is only supported directly before a Conv")
         _fail(node, f"input {name!r} is not a quantised activation")
 
-    def _pending(self, node, build):
-        if len(node.output) != 1:
+    def _pending(self, node, build, out: str | None = None):
+        if out is None and len(node.output) != 1:
             _fail(node, "only one output is supported")
-        self.values[node.output[0]] = Pending(node, build)
+        self.values[out or node.output[0]] = Pending(node, build)
 
     # ---- QuantizeLinear / DequantizeLinear --------------------------------------------------
     def _qparams(self, node, attrs) -> tuple:
@@ -525,13 +583,14 @@ class _Importer:
         return out
 
     # ---- same-quantisation ops (max pool, clamp, flatten, permute, identity) ----------------
-    def _same_scale(self, node, src: str, make):
+    def _same_scale(self, node, src: str, make, out: str | None = None, label: str | None = None):
         """Pending for an op that keeps the int8 codes' meaning: requantise its input first if
-        the output QuantizeLinear differs, then ``make(name, input, output) -> IR node | None``."""
+        the output QuantizeLinear differs, then ``make(name, input, output) -> IR node | None``.
+        ``out``/``label``: the ONNX output and IR name base when the node has several outputs."""
         def build(onnx_out, scale, zp, clips):
             x = self._requantize(node, src, scale, zp)
-            out = self._tensor(onnx_out, scale, zp)
-            name = self._unique(node.name or onnx_out)
+            out = self._tensor(label or onnx_out, scale, zp)
+            name = self._unique(label or node.name or onnx_out)
             ir = make(name, x, out)
             if ir is None:                          # identity: release the names again
                 del self.graph.tensors[out]
@@ -541,8 +600,8 @@ class _Importer:
             self._add_node(ir)
             self.passthrough.add(out)
             return self._apply_clips(node, out, clips)
-        self._pending(node, build)
-        self.values[node.output[0]].source = src
+        self._pending(node, build, out)
+        self.values[out or node.output[0]].source = src
 
     def _apply_clips(self, node, ir: str, clips: list, own: bool = False) -> str:
         """Relu/Clip after an op without clamp bounds: a Clamp node in the same quantisation
@@ -569,10 +628,60 @@ class _Importer:
         self.consts[node.output[0]] = numpy_helper.to_array(attrs[0].t)
 
     def op_Identity(self, node):
-        v = self.values.get(node.input[0])
+        x = node.input[0]
+        if x in self.consts:
+            self.consts[node.output[0]] = self.consts[x]
+            return
+        v = self.values.get(x)
         if v is None:
-            _fail(node, f"input {node.input[0]!r} is not supported here")
+            _fail(node, f"input {x!r} is not supported here")
         self.values[node.output[0]] = v
+
+    def op_Dropout(self, node):
+        """Inference: the identity (the mask output must be unused)."""
+        attrs = _attrs(node)
+        _check_attrs(node, attrs, {"seed", "ratio", "is_test"})
+        if len(node.input) > 2 and node.input[2]:
+            mode = self._const(node, node.input[2], "training_mode")
+            if np.any(mode):
+                _fail(node, "training mode is not supported (export the model in eval mode)")
+        if len(node.output) > 1 and node.output[1] and self.uses.get(node.output[1], 0):
+            _fail(node, "the mask output is not supported")
+        self.op_Identity(node)
+
+    # ---- shape computations that stayed dynamic ---------------------------------------------
+    def op_Shape(self, node):
+        _fail(node, f"the shape of {node.input[0]!r} is not static (ONNX shape inference does not "
+                    f"know it), so the shape arithmetic that uses it cannot be folded")
+
+    def op_Unsqueeze(self, node):
+        self._squeeze(node, 1)
+
+    def op_Squeeze(self, node):
+        self._squeeze(node, -1)
+
+    def _squeeze(self, node, sign: int):
+        """Squeeze/Unsqueeze of an activation: a reshape (e.g. (1, C, 1, 1) → (1, C))."""
+        axes = _attrs(node).get("axes")
+        if len(node.input) > 1 and node.input[1]:
+            axes = self._const(node, node.input[1], "axes").astype(np.int64).tolist()
+
+        def new_shape(cur):
+            if sign < 0:
+                drop = [i for i, d in enumerate(cur) if d == 1] if axes is None else axes
+                drop = {a + len(cur) if a < 0 else a for a in drop}
+                if 0 in drop or any(a >= len(cur) or cur[a] != 1 for a in drop):
+                    _fail(node, f"axes {sorted(drop)} cannot be squeezed from {list(cur)}")
+                return tuple(d for i, d in enumerate(cur) if i not in drop)
+            rank = len(cur) + len(axes or ())
+            add = sorted(a + rank if a < 0 else a for a in axes or ())
+            if not add or add[0] < 1:
+                _fail(node, f"axes {add} are not supported (the batch stays the first axis)")
+            new = list(cur)
+            for a in add:
+                new.insert(a, 1)
+            return tuple(new)
+        self._reshape(node, new_shape)
 
     def op_Relu(self, node):
         self._activation(node, (0.0, None))
@@ -619,35 +728,169 @@ class _Importer:
         if attrs.get("storage_order", 0):
             _fail(node, "storage_order 1 is not supported")
         t = self._act(node, node.input[0])
-        k, s, pads = self._window(node, attrs, t)
+        k, s, pads, extra = self._window(node, attrs, t)
         self._same_scale(node, t.name, lambda name, i, o: Pool(name, [i], o, kind="max", kernel=k,
-                                                                stride=s, pads=pads))
+                                                                stride=s, pads=pads, ceil_extra=extra))
 
     def op_AveragePool(self, node):
         attrs = _attrs(node)
         _check_attrs(node, attrs, {"auto_pad", "ceil_mode", "count_include_pad", "dilations",
                                    "kernel_shape", "pads", "strides"})
         t = self._act(node, node.input[0])
-        k, s, pads = self._window(node, attrs, t)
+        k, s, pads, extra = self._window(node, attrs, t)
         cip = bool(attrs.get("count_include_pad", 0))
 
         def build(onnx_out, scale, zp, clips):
             out = self._tensor(onnx_out, scale, zp)
             self._add_node(Pool(self._unique(node.name or onnx_out), [t.name], out, kind="avg",
-                                kernel=k, stride=s, pads=pads, count_include_pad=cip))
+                                kernel=k, stride=s, pads=pads, count_include_pad=cip,
+                                ceil_extra=extra))
             return self._apply_clips(node, out, clips)
         self._pending(node, build)
 
     def op_GlobalAveragePool(self, node):
+        self._global_avg(node, keepdims=True)
+
+    def op_ReduceMean(self, node):
+        """The mean over H and W (``x.mean([2, 3])``): a global average pool, followed by a
+        flatten without ``keepdims``."""
+        attrs = _attrs(node)
+        _check_attrs(node, attrs, {"axes", "keepdims", "noop_with_empty_axes"})
+        axes = attrs.get("axes")
+        if len(node.input) > 1 and node.input[1]:
+            axes = self._const(node, node.input[1], "axes").astype(np.int64).tolist()
+        if sorted(a % 4 for a in axes or ()) != [2, 3]:
+            _fail(node, f"axes {axes} are not supported (only the spatial axes [2, 3])")
+        self._global_avg(node, keepdims=bool(attrs.get("keepdims", 1)))
+
+    def _global_avg(self, node, keepdims: bool):
         t = self._act(node, node.input[0])
         if not t.is_map:
             _fail(node, f"needs a feature map, got shape {list(t.shape)}")
 
         def build(onnx_out, scale, zp, clips):
-            out = self._tensor(onnx_out, scale, zp)
+            base = onnx_out if keepdims else f"{onnx_out}_gap"
+            out = self._tensor(base, scale, zp)
             self._add_node(GlobalAvgPool(self._unique(node.name or onnx_out), [t.name], out))
+            if not keepdims:
+                flat = self._tensor(onnx_out, scale, zp)
+                self._add_node(Flatten(self._unique(f"{node.name or onnx_out}_flatten"), [out], flat))
+                out = flat
             return self._apply_clips(node, out, clips)
         self._pending(node, build)
+
+    def op_GlobalMaxPool(self, node):
+        t = self._act(node, node.input[0])
+        if not t.is_map:
+            _fail(node, f"needs a feature map, got shape {list(t.shape)}")
+        self._same_scale(node, t.name, lambda name, i, o: GlobalMaxPool(name, [i], o))
+
+    # ---- channel split ------------------------------------------------------------------------
+    def op_Split(self, node):
+        """Along the channels (``torch.chunk``/``split`` on dim 1): one channel slice per output."""
+        attrs = _attrs(node)
+        _check_attrs(node, attrs, {"axis", "split", "num_outputs"})
+        t = self._act(node, node.input[0])
+        if not t.is_map or attrs.get("axis", 0) not in (1, -3):
+            _fail(node, f"axis {attrs.get('axis', 0)} is not supported (only the channel axis 1 of "
+                        f"a feature map)")
+        c, n = t.shape[0], len(node.output)
+        sizes = attrs.get("split")
+        if len(node.input) > 1 and node.input[1]:
+            sizes = self._const(node, node.input[1], "split").astype(np.int64).tolist()
+        if sizes is None:                               # equal parts, the last one smaller
+            part = -(-c // n)
+            sizes = [min(part, c - i * part) for i in range(n)]
+        if len(sizes) != n or sum(sizes) != c or min(sizes) < 1:
+            _fail(node, f"split {list(sizes)} does not cut {c} channels into {n} parts")
+        start = 0
+        for i, (out, size) in enumerate(zip(node.output, sizes)):
+            if out:
+                self._channel_slice(node, t, start, start + size, out, f"{node.name or out}_{i}")
+            start += size
+
+    def op_Slice(self, node):
+        """Static bounds, step 1, cutting only the channel axis: a channel slice."""
+        t = self._act(node, node.input[0])
+        cur = (1,) + tuple(t.shape)
+        if len(node.input) < 3:
+            _fail(node, "Slice with attributes (opset < 10) is not supported")
+        starts, ends = (self._const(node, node.input[i], w).astype(np.int64).tolist()
+                        for i, w in ((1, "starts"), (2, "ends")))
+        axes = self._const(node, node.input[3], "axes").astype(np.int64).tolist() \
+            if len(node.input) > 3 and node.input[3] else list(range(len(starts)))
+        steps = self._const(node, node.input[4], "steps").astype(np.int64).tolist() \
+            if len(node.input) > 4 and node.input[4] else [1] * len(starts)
+        lo, hi = [0] * len(cur), list(cur)
+        for b, e, a, st in zip(starts, ends, axes, steps):
+            a = a + len(cur) if a < 0 else a
+            if st != 1 or not 0 <= a < len(cur):
+                _fail(node, f"step {st} on axis {a} is not supported (only step 1)")
+            n = cur[a]
+            lo[a] = min(max(b + n if b < 0 else b, 0), n)
+            hi[a] = min(max(e + n if e < 0 else e, 0), n)
+        cut = [a for a in range(len(cur)) if (lo[a], hi[a]) != (0, cur[a])]
+        if any(a != 1 for a in cut) or (cut and not t.is_map):
+            _fail(node, f"slicing {list(cur)} to {[h - l for l, h in zip(lo, hi)]} is not supported "
+                        f"(only a channel range of a feature map)")
+        if not cut:
+            self._same_scale(node, t.name, lambda name, i, o: None)
+        else:
+            self._channel_slice(node, t, lo[1], hi[1], node.output[0], node.name or None)
+
+    def _channel_slice(self, node, t: Tensor, start: int, stop: int, out: str, label):
+        if stop <= start:
+            _fail(node, f"channel range {start}..{stop} of {t.shape[0]} channels is empty")
+        if (start, stop) == (0, t.shape[0]):
+            self._same_scale(node, t.name, lambda name, i, o: None, out, label)
+            return
+        self._same_scale(node, t.name, lambda name, i, o: ChannelSlice(name, [i], o, start=start, stop=stop),
+                         out, label)
+
+    # ---- operators without hardware: declined with the reason -------------------------------
+    def op_Sigmoid(self, node):
+        self._no_activation(node)
+
+    def op_HardSigmoid(self, node):
+        self._no_activation(node)
+
+    def op_HardSwish(self, node):
+        self._no_activation(node)
+
+    def _no_activation(self, node):
+        _fail(node, f"operator {node.op_type} is not supported (the only activations are ReLU, "
+                    f"ReLU6 and Clip)")
+
+    def op_Mul(self, node):
+        if all(i in self.consts for i in node.input):
+            _fail(node, "multiplication of constants that could not be folded")
+        if sum(i not in self.consts for i in node.input) == 2:
+            _fail(node, "operator Mul of two activations (SiLU/Swish, squeeze-and-excitation "
+                        "gating) is not supported")
+        _fail(node, "operator Mul of an activation by a constant is not supported")
+
+    def op_Resize(self, node):
+        _fail(node, "operator Resize (upsampling) is not supported")
+
+    def op_Softmax(self, node):
+        if self._feeds_output(node.output[0]):
+            _fail(node, "operator Softmax is not supported; the model's output before it is the "
+                        "logits (same top-1): export the model without the final Softmax")
+        _fail(node, "operator Softmax is not supported")
+
+    op_LogSoftmax = op_Softmax
+
+    def _feeds_output(self, name: str) -> bool:
+        """Whether ``name`` reaches the model output through Q/DQ, Identity or Dropout only."""
+        out = self.g.output[0].name
+        seen = set()
+        while name != out and name not in seen:
+            seen.add(name)
+            nxt = [n for n in self.g.node if name in n.input[:1]]
+            if len(nxt) != 1 or nxt[0].op_type not in QDQ_OPS + ("Identity", "Dropout"):
+                return False
+            name = nxt[0].output[0]
+        return name == out
 
     def op_Add(self, node):
         a, b = (self._act(node, i) for i in node.input)
@@ -679,59 +922,106 @@ class _Importer:
         self._pending(node, build)
 
     def op_Flatten(self, node):
-        attrs = _attrs(node)
-        t = self._act(node, node.input[0])
-        axis = attrs.get("axis", 1)
-        if axis not in (1, -len(t.shape)):
-            _fail(node, f"axis {axis} is not supported (only 1)")
-        make = (lambda name, i, o: Flatten(name, [i], o)) if t.is_map else (lambda name, i, o: None)
-        self._same_scale(node, t.name, make)
+        """Any axis ≥ 1 whose result is (N, features): the dimensions between the batch and
+        the axis are 1."""
+        axis = _attrs(node).get("axis", 1)
+
+        def new_shape(cur):
+            a = axis + len(cur) if axis < 0 else axis
+            if not 1 <= a <= len(cur) or int(np.prod(cur[1:a])) != 1:
+                _fail(node, f"axis {axis} of shape {list(cur)} is not supported (the result must be "
+                            f"(N, features))")
+            return (1, int(np.prod(cur[1:])))
+        self._reshape(node, new_shape)
 
     def op_Reshape(self, node):
         attrs = _attrs(node)
-        if attrs.get("allowzero", 0):
-            _fail(node, "allowzero is not supported")
         target = self._const(node, node.input[1], "shape").astype(np.int64).tolist()
+        if attrs.get("allowzero", 0) and 0 in target:     # without a 0 allowzero changes nothing
+            _fail(node, "allowzero with a 0 in the shape is not supported")
+        self._reshape(node, lambda cur: _resolve_shape(node, cur, target))
+
+    def _reshape(self, node, new_shape):
+        """Reshape-like ``node`` (Reshape, Flatten, Squeeze, Unsqueeze) of its first input to
+        ``new_shape(current shape with the batch)``: of a view, an activation, or a float
+        result quantised only after the reshape."""
         v = self.values.get(node.input[0])
         if isinstance(v, View):
-            self._reshape_view(node, v, target)
-            return
-        t = self._act(node, node.input[0])
-        cur = (1,) + tuple(t.shape)
-        new = _resolve_shape(node, cur, target)
-        if new == cur:
-            self._same_scale(node, t.name, lambda name, i, o: None)
-        elif len(new) == 2 and t.is_map:
-            self._same_scale(node, t.name, lambda name, i, o: Flatten(name, [i], o))
-        elif t.is_map and len(new) >= 4 and new[0] == 1 and new[1] * new[2] == t.shape[0] \
-                and int(np.prod(new[3:])) == t.shape[1] * t.shape[2] and new[1] > 1:
-            self.values[node.output[0]] = View(t.name, int(new[1]), False, new)
+            self._reshape_view(node, v, new_shape(v.shape))
+        elif isinstance(v, Pending) and v.source is None:
+            self._defer_reshape(node, v, new_shape)
         else:
-            _fail(node, f"reshape {list(cur)} → {list(new)} is not supported (only flatten and "
-                        f"channel shuffle)")
+            t = self._act(node, node.input[0])
+            self._reshape_act(node, t, new_shape((1,) + tuple(t.shape)))
 
-    def _reshape_view(self, node, v: View, target):
-        t = self.graph.tensors[v.ir]
-        new = _resolve_shape(node, v.shape, target)
-        if new != (1,) + tuple(t.shape):
-            _fail(node, f"reshape {list(v.shape)} → {list(new)} is not supported (only channel shuffle)")
-        if not v.transposed:
+    def _defer_reshape(self, node, p: Pending, new_shape):
+        """Flatten of a float result whose QuantizeLinear comes after the reshape (e.g.
+        ReduceMean → Reshape → QuantizeLinear, as ``torch.export`` writes adaptive pooling):
+        quantise the result with those parameters, then flatten the codes (exact)."""
+        def build(onnx_out, scale, zp, clips):
+            src = self._realize(p, node.input[0], scale, zp)
+            t = self.graph.tensors[src]
+            cur = (1,) + tuple(t.shape)
+            new = new_shape(cur)
+            out = src
+            if new != cur:
+                if not (len(new) == 2 and new[0] == 1 and t.is_map):
+                    _fail(node, f"reshape {list(cur)} → {list(new)} of a float result is not "
+                                f"supported (only a flatten to (N, features))")
+                out = self._tensor(onnx_out, scale, zp)
+                self._add_node(Flatten(self._unique(node.name or onnx_out), [src], out))
+            return self._apply_clips(node, out, clips)
+        self._pending(node, build)
+
+    def _reshape_act(self, node, t: Tensor, new: tuple):
+        """A reshape of activation ``t`` (shape (1, *t.shape)) to ``new``: the identity, a
+        flatten to (1, features), or the start of a channel permutation (a :class:`View`)."""
+        cur = (1,) + tuple(t.shape)
+        if new == cur or not t.is_map and new == (1, t.size):
             self._same_scale(node, t.name, lambda name, i, o: None)
+        elif len(new) == 2 and new[0] == 1 and t.is_map:
+            self._same_scale(node, t.name, lambda name, i, o: Flatten(name, [i], o))
+        elif t.is_map and _split_view(t.shape, new) is not None:
+            k = _split_view(t.shape, new)
+            self.values[node.output[0]] = View(t.name, np.arange(t.shape[0]).reshape(new[1:1 + k]),
+                                               new[1 + k:])
+        else:
+            _fail(node, f"reshape {list(cur)} → {list(new)} is not supported (only flatten to "
+                        f"(N, features) and channel permutations)")
+
+    def _reshape_view(self, node, v: View, new: tuple):
+        t = self.graph.tensors[v.ir]
+        k = _split_view(t.shape, new)
+        if k is None:
+            _fail(node, f"reshape {list(v.shape)} → {list(new)} is not supported (only channel "
+                        f"permutations)")
+        if new != (1,) + tuple(t.shape):
+            self.values[node.output[0]] = View(v.ir, v.index.reshape(new[1:1 + k]), new[1 + k:])
             return
-        perm = shuffle_perm(t.shape[0], v.groups)
-        self._same_scale(node, t.name, lambda name, i, o: Permute(name, [i], o, perm=perm))
+        perm = v.index.reshape(-1).copy()
+        if np.array_equal(perm, np.arange(perm.size)):
+            self._same_scale(node, t.name, lambda name, i, o: None)
+        else:
+            self._same_scale(node, t.name, lambda name, i, o: Permute(name, [i], o, perm=perm))
 
     def op_Transpose(self, node):
+        """A transpose of a :class:`View`'s channel factors (the batch and spatial axes stay in
+        place); the identity on anything."""
         attrs = _attrs(node)
         v = self.values.get(node.input[0])
-        perm = list(attrs.get("perm", []))
-        if isinstance(v, View) and not v.transposed and \
-                perm == [0, 2, 1] + list(range(3, len(v.shape))):
-            s = v.shape
-            self.values[node.output[0]] = View(v.ir, v.groups, True, (s[0], s[2], s[1]) + s[3:])
+        perm = [int(p) for p in attrs.get("perm", [])]
+        if isinstance(v, View):
+            k = v.index.ndim
+            if sorted(perm) == list(range(len(v.shape))) and perm[0] == 0 and \
+                    perm[k + 1:] == list(range(k + 1, len(v.shape))):
+                self.values[node.output[0]] = View(v.ir, v.index.transpose([p - 1 for p in perm[1:k + 1]]),
+                                                   v.spatial)
+                return
+        elif isinstance(v, Act) and perm == list(range(len(self.graph.tensors[v.ir].shape) + 1)):
+            self._same_scale(node, v.ir, lambda name, i, o: None)
             return
-        _fail(node, f"transpose with perm {perm} is not supported (only channel shuffle "
-                    f"Reshape–Transpose–Reshape)")
+        _fail(node, f"transpose with perm {perm} is not supported (only permutations of channel "
+                    f"groups between Reshapes, e.g. a channel shuffle)")
 
     def op_Gather(self, node):
         attrs = _attrs(node)
@@ -789,7 +1079,7 @@ class _Importer:
                         f"{t.shape[0]} input channels")
         c, h, w = t.shape
         padded = Tensor(t.name, (c, h + pre[0] + pre[2], w + pre[1] + pre[3]), t.scale, t.zero_point)
-        k, stride, pads = self._window(node, attrs, padded, kernel=tuple(wq.q.shape[2:]))
+        k, stride, pads, _ = self._window(node, attrs, padded, kernel=tuple(wq.q.shape[2:]))
         pads = tuple(a + b for a, b in zip(pads, pre))
         w_scale = _per_channel(wq, 0)
         bias = self._bias(node, node.input[2] if len(node.input) > 2 else "", t.scale, w_scale)
@@ -879,7 +1169,9 @@ class _Importer:
         return q.astype(np.int32)
 
     def _window(self, node, attrs, t: Tensor, kernel=None):
-        """(kernel, stride, pads) of a Conv/pool, resolving auto_pad; rejects dilation/ceil."""
+        """(kernel, stride, pads, ceil_extra) of a Conv/pool, resolving auto_pad; rejects
+        dilation.  ``ceil_mode`` becomes extra bottom/right padding (``ceil_extra``, included in
+        ``pads``) that gives ONNX's output size."""
         if not t.is_map:
             _fail(node, f"needs a feature map, got shape {list(t.shape)}")
         k = tuple(int(v) for v in (kernel or attrs.get("kernel_shape", ())))
@@ -907,16 +1199,26 @@ class _Importer:
         elif auto != "NOTSET":
             _fail(node, f"auto_pad {auto!r} is not supported")
         top, left, bottom, right = pads[0], pads[1], pads[2], pads[3]
+        extra = [0, 0]
         if attrs.get("ceil_mode", 0):
-            for size, kk, ss, p0, p1 in ((h, k[0], s[0], top, bottom), (w, k[1], s[1], left, right)):
-                if (size + p0 + p1 - kk) % ss:
-                    _fail(node, "ceil_mode 1 is not supported when it changes the output size")
-        return k, s, (top, left, bottom, right)
+            for d, (size, p0, p1) in enumerate(((h, top, bottom), (w, left, right))):
+                extra[d] = _ceil_extra(size, k[d], s[d], p0, p1)
+        return k, s, (top, left, bottom + extra[0], right + extra[1]), tuple(extra)
 
 
 # ---------------------------------------------------------------------------------------------
 # Small helpers
 # ---------------------------------------------------------------------------------------------
+
+def _ceil_extra(size: int, k: int, s: int, p0: int, p1: int) -> int:
+    """Padding to add at the end so that the floor output size is ONNX's ``ceil_mode`` size:
+    ceil((size + p0 + p1 − k) / s) + 1, less one when that last window would start in the end
+    padding (ONNX Runtime's and PyTorch's rule)."""
+    out = -(-(size + p0 + p1 - k) // s) + 1
+    if (out - 1) * s >= size + p0:
+        out -= 1
+    return max(0, (out - 1) * s + k - (size + p0 + p1))
+
 
 def _close(a: float, b: float) -> bool:
     return abs(a - b) <= 1e-6 * max(abs(a), abs(b))
@@ -935,6 +1237,19 @@ def _clip_bounds(t: Tensor, clips: list) -> tuple:
         a, b = relu_bounds(t.zero_point, t.scale, "clip", (cmin, cmax))
         lo, hi = max(lo, a), min(hi, b)
     return lo, hi
+
+
+def _split_view(chw: tuple, new: tuple) -> int | None:
+    """How many axes after the batch of ``new`` are channel factors of a (C, H, W) map when
+    ``new`` = (1, *factors, *spatial) with Π factors = C and Π spatial = H·W (the most such
+    axes), else None."""
+    c, h, w = chw
+    if len(new) < 3 or new[0] != 1:
+        return None
+    for k in range(len(new) - 2, 0, -1):
+        if int(np.prod(new[1:1 + k])) == c and int(np.prod(new[1 + k:])) == h * w:
+            return k
+    return None
 
 
 def _resolve_shape(node, cur: tuple, target: list) -> tuple:

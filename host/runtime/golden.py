@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from host.errors import UserError
-from host.model.ir import (FC, Add, Clamp, Concat, Conv, Flatten, GlobalAvgPool, Graph, Node, Permute,
-                 Pool, Tensor, UnsupportedModel)
+from host.model.ir import (FC, Add, ChannelSlice, Clamp, Concat, Conv, Flatten, GlobalAvgPool, GlobalMaxPool,
+                 Graph, Node, Permute, Pool, Tensor, UnsupportedModel)
 from host.compiler.plan import Group, Plan, PlanError, default_plan
 from host.model.quant import multiply_by_quantized_multiplier, quantize_multiplier, requantize
 
@@ -134,15 +134,18 @@ def avg_requant(total: np.ndarray, count: np.ndarray, s_in: float, s_out: float,
     return np.clip(out + zy, lo, hi).astype(np.int8)
 
 
-def avgpool_padded(node: Pool, xp: np.ndarray, valid: np.ndarray, tin: Tensor, tout: Tensor) -> np.ndarray:
-    """Average pool of a padded map; ``valid`` (Hp, Wp) marks real (non-padding) pixels."""
+def avgpool_padded(node: Pool, xp: np.ndarray, valid: np.ndarray, tin: Tensor, tout: Tensor,
+                   counted: np.ndarray | None = None) -> np.ndarray:
+    """Average pool of a padded map; ``valid`` (Hp, Wp) marks real (non-padding) pixels,
+    ``counted`` the pixels a ``count_include_pad`` average counts (None: all of them)."""
     kh, kw = node.kernel
     centred = (xp.astype(np.int64) - tin.zero_point) * valid[None]
     total = sum(w for w in _windows(centred, kh, kw, *node.stride))
-    if node.count_include_pad:
+    if node.count_include_pad and counted is None:
         count = np.full(total.shape[1:], kh * kw)
     else:
-        count = sum(w for w in _windows(valid[None].astype(np.int64), kh, kw, *node.stride))[0]
+        mask = counted if node.count_include_pad else valid
+        count = sum(w for w in _windows(mask[None].astype(np.int64), kh, kw, *node.stride))[0]
     count = np.broadcast_to(count, total.shape)
     return avg_requant(total, count, tin.scale, tout.scale, tout.zero_point)
 
@@ -237,7 +240,7 @@ def eval_region(graph: Graph, node: Node, ins: list, out_region, conv_fn=None) -
             xp, _ = ins[0].cut(want, -128)
             return maxpool_padded(node, xp)
         xp, valid = ins[0].cut(want, tins[0].zero_point)
-        return avgpool_padded(node, xp, valid, tins[0], tout)
+        return avgpool_padded(node, xp, valid, tins[0], tout, _counted(node, want, ins[0].bounds))
     # point-wise nodes: the same region of every input
     xs = [a.cut(out_region, 0)[0] for a in ins]
     if isinstance(node, Add):
@@ -246,9 +249,26 @@ def eval_region(graph: Graph, node: Node, ins: list, out_region, conv_fn=None) -
         return np.concatenate([rescale_int8(x, t, tout) for x, t in zip(xs, tins)], axis=0)
     if isinstance(node, Permute):
         return xs[0][np.asarray(node.perm)]
+    if isinstance(node, ChannelSlice):
+        return xs[0][node.start:node.stop]
     if isinstance(node, Clamp):
         return np.clip(xs[0], node.lo, node.hi).astype(np.int8)
     raise UnsupportedModel(f"{node.name}: {node.op} cannot run on a block")
+
+
+def _counted(node: Pool, want, bounds):
+    """The pixels of window ``want`` an average with ``count_include_pad`` counts: the map (or
+    block) ``bounds`` and its declared padding, not the padding ``ceil_mode`` adds; None when
+    that is every pixel."""
+    if not node.count_include_pad or not any(node.ceil_extra):
+        return None
+    t, l, b, r = node.pads
+    eb, er = node.ceil_extra
+    y = np.arange(want[0], want[1])
+    x = np.arange(want[2], want[3])
+    in_y = (y >= bounds[0] - t) & (y < bounds[1] + b - eb)
+    in_x = (x >= bounds[2] - l) & (x < bounds[3] + r - er)
+    return in_y[:, None] & in_x[None, :]
 
 
 def fusable_pool(graph: Graph, node: Node):
@@ -294,6 +314,8 @@ def eval_whole(graph: Graph, node: Node, xs: list, conv_fn=None, fc_fn=None) -> 
         return fc_layer(node, xs[0], tins[0].zero_point, tout.zero_point)
     if isinstance(node, GlobalAvgPool):
         return global_avgpool(xs[0], tins[0], tout)
+    if isinstance(node, GlobalMaxPool):
+        return xs[0].max(axis=(1, 2), keepdims=True)
     if isinstance(node, Flatten):
         return xs[0].reshape(-1)
     if isinstance(node, Clamp) and xs[0].ndim == 1:
