@@ -161,17 +161,26 @@ def test_fused_pool_falls_back_when_the_map_is_too_wide():
 @pytest.mark.parametrize("seed", range(40))
 def test_layer_compiler_on_the_dataflow_model(seed):
     """compile_conv + the NumPy model of the engine's dataflow (emulate) vs the golden conv on
-    many random shapes — fast, no simulator; the RTL tests then pin the RTL to the same model."""
+    many random shapes — fast, no simulator; the RTL tests then pin the RTL to the same model.
+    A reduction no tiling fits is refused, never run wrong."""
+    _dataflow_case(seed)
+
+
+def _dataflow_case(seed):
+    """One random case; returns whether its engine runs iterated their reduction (None when
+    the engine refused the layer, as it must when no reduction plan fits)."""
+    from host.compiler.reduction import plan_reduction
     from hw.engine.engine import EngineConfig
     from sim.engine_sim import conv_chunks, emulate, unpack_output
     rng = np.random.default_rng(seed)
+    # short step tables make long reductions iterate (host.compiler.reduction)
     cfg = EngineConfig(rows=int(rng.integers(1, 10)), cols=int(rng.integers(1, 10)),
-                       in_depth=4096, w_depth=4096, step_depth=512, ob_depth=8,
-                       out_depth=4096, post_lanes=int(rng.integers(1, 4)))
+                       in_depth=4096, w_depth=4096, step_depth=int(rng.choice([12, 24, 512])),
+                       ob_depth=8, out_depth=4096, post_lanes=int(rng.integers(1, 4)))
     k = int(rng.integers(1, 8))
     g = int(rng.choice([1, 1, 2, 3, 5]))
     dw = rng.random() < 0.3
-    c = g * (1 if dw else int(rng.integers(1, 7)))
+    c = g * (1 if dw else int(rng.integers(1, 30)))
     o = g * (1 if dw else int(rng.integers(1, 12)))
     h, w = int(rng.integers(1, 9)), int(rng.integers(1, 9))
     pads = tuple(int(v) for v in rng.integers(0, k, 4))
@@ -181,10 +190,25 @@ def test_layer_compiler_on_the_dataflow_model(seed):
     node = _node(rng, Conv, (o, c // g, k, k), stride=stride, pads=pads, groups=g)
     x = rng.integers(-128, 128, (c, h, w), dtype=np.int8)
     zx, zy = int(rng.integers(-128, 128)), int(rng.integers(-5, 5))
+    if not (dw and g > 1) and plan_reduction(k, k, c // g, cfg.rows, cfg.lanes,
+                                             cfg.step_depth) is None:
+        with pytest.raises(EngineCapacityError, match="step-table words even tiled"):
+            conv_chunks(node.weight, node.folded_bias(zx), node.mult, node.shift, x, zx, zy,
+                        node.lo, node.hi, stride, pads, g, cfg)
+        return None
     parts = conv_chunks(node.weight, node.folded_bias(zx), node.mult, node.shift, x, zx, zy,
                         node.lo, node.hi, stride, pads, g, cfg)
     y = np.concatenate([unpack_output(p, emulate(p, cfg)[0]) for _, _, p in parts])
     np.testing.assert_array_equal(y, golden.conv_layer(node, x, zx, zy))
+    return {p.desc["n_it"] > 1 for _, _, p in parts}
+
+
+def test_the_dataflow_model_cases_include_tiled_reductions():
+    """The random cases above cover both plain and iterated reductions."""
+    seen = set()
+    for seed in range(40):
+        seen |= _dataflow_case(seed) or {None}
+    assert {False, True} <= seen
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -11,8 +11,12 @@ to use it, the cheapest that fits the step table wins:
     an iteration covers ``per`` blocks of ``lanes`` input channels (all taps); iterations walk
     the channel blocks (``it_stride = per·plane`` in the map layout of one block per plane);
 ``rows``
-    (one channel block) an iteration covers ``per`` kernel rows; iterations walk down the kernel
-    (``it_stride = per·W``, ``it_dy = per``).
+    an iteration covers ``per`` kernel rows of every input channel; iterations walk down the
+    kernel (``it_stride = per·W``, ``it_dy = per``).
+
+A kernel whose every single row over all channels, and whose every single channel block over all
+taps, still exceeds the step table (e.g. 7×7 over 64 channels on a 32-entry table) has no plan:
+that would need iterations over both at once.
 
 Elements the last iteration runs past the real channels or kernel rows get weight 0, so they add
 nothing.  The same plan gives the layer compiler its step table (``sim.engine_sim``) and the cost
@@ -97,17 +101,14 @@ def plan_reduction(kh: int, kw: int, ig: int, rows: int, lanes: int, step_depth:
         return dense if dense.steps <= step_depth else None
     n_cb = _cdiv(ig, lanes)
     cands = []
-    if n_cb > 1:
-        for m in range(1, n_cb + 1):
-            steps = _cdiv(kh * kw * m * lanes, rows)
-            if steps <= step_depth:
-                cands.append(ReductionPlan("channels", _cdiv(n_cb, m), steps, m, kh, kw, ig,
-                                           lanes))
-    else:
-        for q in range(1, kh + 1):
-            steps = _cdiv(q * kw * ig, rows)
-            if steps <= step_depth:
-                cands.append(ReductionPlan("rows", _cdiv(kh, q), steps, q, kh, kw, ig, lanes))
+    for m in range(1, n_cb if n_cb > 1 else 0):
+        steps = _cdiv(kh * kw * m * lanes, rows)
+        if steps <= step_depth:
+            cands.append(ReductionPlan("channels", _cdiv(n_cb, m), steps, m, kh, kw, ig, lanes))
+    for q in range(1, kh):
+        steps = _cdiv(q * kw * ig, rows)
+        if steps <= step_depth:
+            cands.append(ReductionPlan("rows", _cdiv(kh, q), steps, q, kh, kw, ig, lanes))
     if not cands:
         return None
     return min(cands, key=lambda p: (p.total_steps, p.n_it))
