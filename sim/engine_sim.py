@@ -601,10 +601,29 @@ def conv_parts(weight, bias_folded, mult, shift, xp, zx, zy, lo, hi, stride=(1, 
     raise err
 
 
-def _add_fetched(info: dict | None, sim_info: dict) -> None:
-    """Add a run's map words read (line mode) to the caller's ``info``, if it asked."""
-    if info is not None and "fetched" in sim_info:
+def program_bytes(prog: LayerProgram, cfg: EngineConfig) -> tuple[int, int]:
+    """(bytes written into the engine's memories, bytes read back) for one run of ``prog``:
+    input map, weights, step table and block table in; the output words out — what a DMA
+    would move between off-chip memory and the engine."""
+    step_bytes = -(-cfg.rows * step_entry_layout(cfg.addr_width, cfg.lanes).size // 8)
+    blk_bytes = -(-block_entry_layout(cfg.addr_width, cfg.post_lanes).size // 8)
+    loaded = (len(prog.in_words) * cfg.lanes + len(prog.w_words) * cfg.rows * cfg.cols
+              + len(prog.step_words) * step_bytes + len(prog.blocks) * (1 << cfg.group_bits) * blk_bytes)
+    return loaded, out_words(prog) * cfg.cols
+
+
+def _add_fetched(info: dict | None, sim_info: dict, prog: LayerProgram | None = None,
+                 cfg: EngineConfig | None = None) -> None:
+    """Add a run's map words read (line mode) and its memory traffic (:func:`program_bytes`) to
+    the caller's ``info``, if it asked."""
+    if info is None:
+        return
+    if "fetched" in sim_info:
         info["fetched"] = info.get("fetched", 0) + sim_info["fetched"]
+    if prog is not None:
+        rd, wr = program_bytes(prog, cfg)
+        info["read"] = info.get("read", 0) + rd
+        info["written"] = info.get("written", 0) + wr
 
 
 def run_conv(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None,
@@ -628,10 +647,10 @@ def run_conv(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None,
     ho, wo = max(p[2][1] for p in parts), max(p[2][3] for p in parts)
     y, total = np.zeros((o, ho, wo), dtype=np.int8), 0
     runs = simulate_many([p[3] for p in parts], cfg)
-    for (o0, o1, (oy0, oy1, ox0, ox1), _), (yp, cycles, sim_info) in zip(parts, runs):
+    for (o0, o1, (oy0, oy1, ox0, ox1), prog), (yp, cycles, sim_info) in zip(parts, runs):
         y[o0:o1, oy0:oy1, ox0:ox1] = yp
         total += cycles
-        _add_fetched(info, sim_info)
+        _add_fetched(info, sim_info, prog, cfg)
     return y, total
 
 
@@ -644,10 +663,10 @@ def run_fc(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None,
     parts = conv_chunks(w.reshape(w.shape[0], w.shape[1], 1, 1), node.folded_bias(zx),
                         node.mult, node.shift, np.asarray(x, dtype=np.int8).reshape(-1, 1, 1),
                         zx, zy, node.lo, node.hi, cfg=cfg)
-    for y, cycles, sim_info in simulate_many([p[2] for p in parts], cfg):
+    for (_, _, prog), (y, cycles, sim_info) in zip(parts, simulate_many([p[2] for p in parts], cfg)):
         ys.append(y.reshape(-1))
         total += cycles
-        _add_fetched(info, sim_info)
+        _add_fetched(info, sim_info, prog, cfg)
     return np.concatenate(ys), total
 
 
@@ -661,9 +680,12 @@ class EngineSim:
 
     def _record(self, name, macs, cycles, info=None):
         pes = self.config.rows * self.config.cols
+        info = info or {}
         self.stats.append(dict(name=name, macs=int(macs), cycles=int(cycles), pes=pes,
-                               utilisation=macs / (pes * cycles) if cycles else 0.0)
-                          | ({"fetched": info["fetched"]} if info and "fetched" in info else {}))
+                               utilisation=macs / (pes * cycles) if cycles else 0.0,
+                               offchip_bytes=dict(read=info.get("read", 0),
+                                                  written=info.get("written", 0)))
+                          | ({"fetched": info["fetched"]} if "fetched" in info else {}))
 
     def conv_fn(self, node, xp, zx, zy):
         info = {}

@@ -305,3 +305,33 @@ def test_run_executes_the_schedulers_plan(tmp_path, capsys, schedule):
                           tmp_path / "y2.npy", "--plan", tmp_path / "p.json")
     assert code == 0, err
     np.testing.assert_array_equal(np.load(tmp_path / "y2.npy"), want)
+
+
+def test_stats_file(tmp_path, capsys):
+    """``--stats``: the DESIGN keys; on ``sim`` cycles counted by the RTL on the board's engine,
+    per layer and in total, within 2 % of the cost model's prediction (digits: every layer is one
+    engine run); on ``golden`` the cost model's figures, labelled as such."""
+    import json
+    g = zoo.get("digits")
+    inp = tmp_path / "x.npy"
+    np.save(inp, np.random.default_rng(3).normal(0, 1, (1,) + g.input_tensor.shape).astype(np.float32))
+    keys = {"board", "clock_mhz", "pe_count", "cycles", "macs", "utilisation", "offchip_bytes",
+            "onchip_buffer_bytes", "layers", "predicted"}
+    for target in ("sim", "golden"):
+        stats = tmp_path / f"{target}.json"
+        code, _, err = _run(capsys, "zoo:digits", "--input", inp, "--output", tmp_path / "y.npy",
+                            "--target", target, "--stats", stats)
+        assert code == 0, err
+        s = json.loads(stats.read_text())
+        assert keys <= set(s) and s["board"] == "ulx3s-85f" and s["pe_count"] == 144
+        assert s["cycles"] == sum(r["cycles"] for r in s["layers"]) > 0
+        assert s["utilisation"] == pytest.approx(s["macs"] / (144 * s["cycles"]))
+        assert abs(s["cycles"] - s["predicted"]["cycles"]) <= 0.02 * s["predicted"]["cycles"]
+        if target == "sim":
+            assert "RTL" in s["source"] and s["offchip_bytes"]["read"] > 0
+            assert {r["name"] for r in s["layers"]} == {"conv1", "conv2", "fc"}
+        else:
+            assert "cost model" in s["source"]
+    code, _, err = _run(capsys, "zoo:digits", "--input", inp, "--output", tmp_path / "z.npy",
+                        "--stats", tmp_path / "no" / "s.json")
+    assert code == 1 and "does not exist" in err and not (tmp_path / "z.npy").exists()

@@ -12,6 +12,7 @@ from pathlib import Path
 from host.errors import UserError
 
 BENCHES = {
+    "configs": ("host.bench.configs", "bench"), # each board's configuration against its device
     "golden": ("host.bench.golden", "bench"),   # golden-model speed on the zoo
     "plan": ("host.bench.plan", "bench"),       # scheduler traffic / on-chip / fps per schedule
     "engine": ("sim.bench_engine", "bench"),    # RTL cycles and utilisation, sim speed

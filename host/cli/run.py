@@ -45,6 +45,9 @@ def register(sub):
     p.add_argument("--board", default="ulx3s-85f", metavar="BOARD",
                    help="board whose on-chip budget the scheduler plans for (default: ulx3s-85f)")
     add_engine_option(p)
+    p.add_argument("--stats", metavar="FILE.json",
+                   help="write cycles, MACs, utilisation and memory traffic per layer, beside the "
+                        "cost model's prediction (keys: README)")
     p.add_argument("--plan", metavar="PLAN.json",
                    help="run exactly this plan (from `blockfuse plan --json`)")
     p.set_defaults(func=handler)
@@ -81,9 +84,17 @@ def handler(args) -> int:
     graph = load_model(args.model)
     x = read_input(args.input)
     check_output_path(args.output)
+    if args.stats:
+        check_output_path(args.stats)
     plan, how = choose_plan(graph, args.schedule, tuple(args.block) if args.block else None,
                             args.board, args.plan)
-    y = run_batch(graph, x, target, plan.schedule, None, plan=plan, engine=engine)
+    record = [] if args.stats else None
+    y = run_batch(graph, x, target, plan.schedule, None, plan=plan, engine=engine, record=record)
+    if args.stats:
+        from host.cli.stats import run_stats
+        stats = run_stats(graph, plan, args, target, engine, record, len(x))
+        import json
+        write_bytes_atomic(args.stats, (json.dumps(stats, indent=1) + "\n").encode())
     write_npy_atomic(args.output, y)
     print(f"{args.output}: {y.shape[0]} output(s) of shape {tuple(y.shape[1:])} "
           f"(target {args.target}, schedule {plan.schedule}, {how})")
@@ -223,29 +234,32 @@ def engine_config(args):
 
 
 def _engine_hooks(target: tuple, engine=None):
-    """(hooks for ``golden.run``, close) for the sim/serial targets; ({}, None) for golden."""
+    """(hooks for ``golden.run``, the object running them: the ``EngineSim`` or the device) for
+    the sim/serial targets; ({}, None) for golden."""
     if target[0] == "golden":
         return {}, None
     if target[0] == "sim":
         from sim.engine_sim import EngineSim
         sim = EngineSim(engine.engine if engine is not None else None)
-        return dict(conv_fn=sim.conv_fn, fc_fn=sim.fc_fn, conv_pool_fn=sim.conv_pool_fn), None
+        return dict(conv_fn=sim.conv_fn, fc_fn=sim.fc_fn, conv_pool_fn=sim.conv_pool_fn), sim
     from host.runtime import driver
     dev = driver.open_device(target[1])
-    return dict(conv_fn=dev.conv_fn, fc_fn=dev.fc_fn), getattr(dev, "close", None)
+    return dict(conv_fn=dev.conv_fn, fc_fn=dev.fc_fn), dev
 
 
 def run_batch(graph, x: np.ndarray, target: tuple, schedule: str, block, plan=None,
-              engine=None) -> np.ndarray:
+              engine=None, record: list | None = None) -> np.ndarray:
     """Quantise ``x`` (N, C, H, W), run every image on ``target`` under ``plan`` (default: the
-    simple plan for ``schedule``/``block``), dequantise the outputs."""
+    simple plan for ``schedule``/``block``), dequantise the outputs.  ``record``: a list that
+    receives the engine's per-layer records (``EngineSim.stats``) of the whole batch."""
     from host.runtime import golden
     from host.model.onnx_import import input_quant, output_dequant
     from host.compiler.plan import default_plan
 
     q = input_quant(graph, x)
     plan = plan or default_plan(graph, schedule, block)
-    hooks, close = _engine_hooks(target, engine)
+    hooks, runner = _engine_hooks(target, engine)
+    close = getattr(runner, "close", None) if target[0] == "serial" else None
     try:
         ys = [golden.run(graph, qi, plan=plan, **hooks) for qi in q]
     except UserError:
@@ -261,4 +275,6 @@ def run_batch(graph, x: np.ndarray, target: tuple, schedule: str, block, plan=No
     finally:
         if close is not None:
             close()
+    if record is not None and runner is not None:
+        record += getattr(runner, "stats", [])
     return output_dequant(graph, np.stack(ys))

@@ -1,0 +1,119 @@
+"""``blockfuse bench configs``: each accelerator configuration against its device — block RAM
+tiles per memory (``hw.budget``), multipliers, logic where a synthesis report gives it — as
+``docs/configs.md``, ``docs/configs.json`` and a stacked-bar plot."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hw.configs import BOARD_CONFIGS, CI_CONFIG, SIMULATION_ONLY, fit_report
+
+
+def _all_configs():
+    return list(BOARD_CONFIGS.values()) + [CI_CONFIG] + list(SIMULATION_ONLY.values())
+
+
+def _table(reports: list) -> str:
+    rows = ["| configuration | device | PEs | clock | block RAM tiles (engine + SoC) / device "
+            "| multipliers | logic (LUT4 / LC) | on-chip data | fits |",
+            "|---|---|---:|---:|---|---|---|---:|---|"]
+    for r, cfg in reports:
+        b, m, lut = r["bram_tiles"], r["multipliers"], r["luts"]
+        logic = "no report" if lut["used"] is None else f"{lut['used']:,} / {lut['available']:,}"
+        fits = "yes" if r["fits"] else "**no**"
+        label = cfg.name + ("" if cfg.board else " (" + (cfg.note or "not a board") + ")")
+        rows.append(f"| {label} | {r['device']} | {r['pes']} | {r['clock_mhz']:.0f} MHz | "
+                    f"{b['used']} ({b['engine']} + {b['soc']}) / {b['available']} | "
+                    f"{m['used']} / {m['available']} | {logic} | "
+                    f"{r['onchip_bytes'] / 1024:,.0f} KiB | {fits} |")
+    return "\n".join(rows)
+
+
+def _memories(reports: list) -> str:
+    out = []
+    for r, cfg in reports:
+        if not cfg.board:
+            continue
+        out.append(f"\n**{cfg.name}** ({r['device']}):\n")
+        out.append("| memory | word bits | depth | copies | tiles |")
+        out.append("|---|---:|---:|---:|---:|")
+        from hw.budget import tiles_for
+        for mem in r["memories"]:
+            n = mem["copies"] * tiles_for(mem["width"], mem["depth"], cfg.device.family,
+                                          mem["async_read"])
+            out.append(f"| {mem['name']} | {mem['width']} | {mem['depth']} | {mem['copies']} "
+                       f"| {n} |")
+    return "\n".join(out)
+
+
+def _plot(reports: list, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from hw.budget import tiles_for
+    names = [cfg.name for _, cfg in reports]
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    kinds = {}
+    for i, (r, cfg) in enumerate(reports):
+        for mem in r["memories"]:
+            n = mem["copies"] * tiles_for(mem["width"], mem["depth"], cfg.device.family,
+                                          mem["async_read"])
+            kinds.setdefault(mem["name"], [0] * len(reports))[i] = 100 * n / r["bram_tiles"]["available"]
+        kinds.setdefault("link SoC", [0] * len(reports))[i] = (
+            100 * r["bram_tiles"]["soc"] / r["bram_tiles"]["available"])
+    bottom = [0.0] * len(reports)
+    for name, vals in kinds.items():
+        if any(vals):
+            ax.bar(names, vals, bottom=bottom, label=name)
+            bottom = [a + b for a, b in zip(bottom, vals)]
+    ax.axhline(100, color="k", lw=1)
+    ax.text(len(reports) - 0.5, 103, "device", ha="right", fontsize=8)
+    ax.set_ylabel("% of the device's block RAM tiles")
+    ax.set_title("Block RAM of each accelerator configuration (its own device)")
+    ax.legend(fontsize=7, ncol=2)
+    plt.setp(ax.get_xticklabels(), rotation=20, ha="right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def bench(outdir) -> list:
+    outdir = Path(outdir)
+    reports = [(fit_report(cfg), cfg) for cfg in _all_configs()]
+    (outdir / "configs.json").write_text(json.dumps(
+        [dict(r, board=cfg.board, note=cfg.note, engine=cfg.engine.as_dict())
+         for r, cfg in reports], indent=1) + "\n")
+    _plot(reports, outdir / "configs.png")
+    text = f"""# Accelerator configurations and what they take of their boards
+
+One configuration per board (`hw/configs.py`), used by synthesis, `--target sim`, the scheduler
+and the demo. Block RAM tiles are counted from each memory's geometry by `hw/budget.py` (DP16KD:
+18 Kbit; SB_RAM40_4K: 4 Kbit; one copy per read port), which equals yosys's count on these
+engines (`tests/test_budget.py`), plus the link SoC's own tiles (`bitstreams/*/report.json`).
+Logic is the engine's synthesis report (`docs/engine_synth_*.json`) plus the link SoC's, where
+both exist. "On-chip data" is the input map, weight and output memories' bytes.
+
+Written by `blockfuse bench configs`.
+
+{_table(reports)}
+
+![block RAM per configuration](configs.png)
+
+## Where the block RAM goes
+{_memories(reports)}
+
+## What the table says
+
+- **ulx3s-85f** fits with room to spare in block RAM (78 of 208 tiles) but holds only 88 KiB of
+  data: an 8 KiB input map stored nine times (one copy per array row's read port: 36 tiles for
+  8 KiB), nine 8 KiB weight memories and an 8 KiB output map. Layers larger than that run as many
+  engine passes over tiles of the output map (`sim.engine_sim.conv_parts`); the input map's
+  copies are the first thing the engine's next revision removes.
+- **icebreaker** fits its block RAM and multipliers but **not its logic**: the engine (4,416
+  logic cells) and the link SoC (3,242) exceed the UP5K's 5,280. No figure of the iCEBreaker
+  configuration is a whole-SoC figure until that changes.
+- **sim-8x8** and **sim-8x8-line** are simulation-only: they need four to five times the 85F's
+  block RAM and are labelled wherever they are used (`--engine sim-8x8`).
+"""
+    (outdir / "configs.md").write_text(text)
+    return [outdir / "configs.md", outdir / "configs.json", outdir / "configs.png"]
