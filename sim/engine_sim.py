@@ -65,12 +65,28 @@ def _ceil(a, b):
     return -(-a // b)
 
 
+_PLACES = {}
+
+
+def _weight_places(red) -> tuple:
+    """Index arrays (iteration, element, ky, kx, ci) of every kernel weight in the engine's
+    weight words under reduction plan ``red`` (computed once per plan)."""
+    if red not in _PLACES:
+        rows = [(it, e, *idx) for it in range(red.n_it) for e, el in enumerate(red.template())
+                if (idx := red.weight_index(it, *el)) is not None]
+        _PLACES[red] = tuple(np.array(c, dtype=np.intp) for c in zip(*rows)) if rows else \
+            tuple(np.zeros(0, dtype=np.intp) for _ in range(5))
+    return _PLACES[red]
+
+
 def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int, hi: int,
                  stride=(1, 1), pads=(0, 0, 0, 0), groups: int = 1,
-                 cfg: EngineConfig = DEFAULT_CONFIG, pool: bool = False) -> LayerProgram:
+                 cfg: EngineConfig = DEFAULT_CONFIG, pool: bool = False,
+                 check_only: bool = False) -> LayerProgram | None:
     """Lay one convolution out for the engine (see hw/engine/engine.py for the memory map).
     ``pool``: the engine's fused 2×2/2 max-pool follows (needs ``cfg.pool_width``); the output
-    is then the pooled ``(O, Ho//2, Wo//2)`` map.
+    is then the pooled ``(O, Ho//2, Wo//2)`` map.  ``check_only``: raise
+    :class:`EngineCapacityError` if it does not fit, else return None, without packing.
 
     Depthwise layers (one input and one output channel per group) put kernel taps on the rows
     and channels on the columns; every other layer packs its reduction (kernel tap × input
@@ -103,16 +119,48 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
     mult = np.asarray(mult, dtype=np.int64)
     shift = np.asarray(shift, dtype=np.int64)
 
-    n_it, it_stride, it_dy = 1, 0, 0
+    # layout: sizes and the descriptor (all a capacity check needs)
+    n_it, it_stride, it_dy, red = 1, 0, 0, None
     if depthwise:
         n_cb = _ceil(c, C)
+        steps, n_ob, nb = _ceil(kh * kw, R), n_cb, n_cb
+    else:
+        n_cbg = _ceil(ig, L)                 # input words (channel blocks) per group and pixel
+        n_obg = _ceil(og, C)                 # output-channel blocks per group
+        # the reduction (ky, kx, ci) of one group on the rows: densely, or one iteration of
+        # channel blocks / kernel rows that the engine repeats (host.compiler.reduction)
+        red = plan_reduction(kh, kw, ig, R, L, cfg.step_depth, dense_only=line)
+        if red is None:
+            raise EngineCapacityError(
+                f"a {kh}x{kw} kernel over {ig} input channels needs more than the engine's "
+                f"{cfg.step_depth} step-table words even tiled")
+        n_it, steps = red.n_it, red.steps
+        it_stride, it_dy = red.shifts(w, w if line else hw)
+        n_ob, nb = g * n_obg, g * n_cbg
+    desc = dict(h=h, w=w, ho=ho, wo=wo, n_ob=n_ob, steps=steps, n_it=n_it,
+                slot=max(steps, cfg.drain - (n_it - 1) * steps), it_stride=it_stride,
+                it_dy=it_dy, w_ob=n_it * steps, stride_h=sh, stride_w=sw,
+                pad_t=pt, pad_l=pl, row_step=sh * w, pix0=-pt * w - pl,
+                depthwise=int(depthwise), x_zp=int(zx), y_zp=int(zy), lo=int(lo), hi=int(hi),
+                pool=int(bool(pool)), kh=kh, h_feed=max(0, min(h, (ho - 1) * sh - pt + kh)), plane=hw,
+                nb=nb, pool_w=n_ob * wo if line else wo)
+    out_shape = (o, ho // 2, wo // 2) if pool else (o, ho, wo)
+    macs = int(o * ig * kh * kw * ho * wo)
+    meta = dict(depthwise=depthwise, line=line)
+    if check_only:
+        # placeholders of the right lengths: the capacity check counts words, nothing more
+        check_capacity(LayerProgram(desc, np.empty((nb * hw, 0)), np.empty((n_ob * n_it * steps, 0)),
+                                    range(steps), range(n_ob), np.empty((n_ob, 0)), out_shape,
+                                    macs, meta), cfg)
+        return None
+
+    # packing: the memory images
+    if depthwise:
         xs = np.zeros((n_cb * C, h, w), dtype=np.int8)
         xs[:c] = x
         in_words = np.zeros((n_cb * hw, L), dtype=np.int8)
         in_words[:, :C] = xs.reshape(n_cb, C, hw).transpose(0, 2, 1).reshape(-1, C)
         taps = kh * kw
-        steps = _ceil(taps, R)
-        n_ob = n_cb
         step_words = []
         for s in range(steps):
             row = []
@@ -141,24 +189,50 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
                     out_channels[ob, cc] = ob * C + cc
             in_base.append(ob * w if line else ob * hw)
     else:
-        n_cbg = _ceil(ig, L)                 # input words (channel blocks) per group and pixel
-        n_obg = _ceil(og, C)                 # output-channel blocks per group
         xs = np.zeros((g, n_cbg * L, h, w), dtype=np.int8)
         xs[:, :ig] = x.reshape(g, ig, h, w)
         in_words = xs.reshape(g * n_cbg, L, hw).transpose(0, 2, 1).reshape(-1, L)
-        # the reduction (ky, kx, ci) of one group on the rows: densely, or one iteration of
-        # channel blocks / kernel rows that the engine repeats (host.compiler.reduction)
-        red = plan_reduction(kh, kw, ig, R, L, cfg.step_depth, dense_only=line)
-        if red is None:
-            raise EngineCapacityError(
-                f"a {kh}x{kw} kernel over {ig} input channels needs more than the engine's "
-                f"{cfg.step_depth} step-table words even tiled")
-        n_it, steps = red.n_it, red.steps
-        it_stride, it_dy = red.shifts(w, w if line else hw)
+        step_words = _step_words(red, R, w, hw, line)
+        # weights: element (iteration, step, row) of every output channel of the group
+        wk = weight.reshape(g, og, ig, kh, kw)
+        wr = np.zeros((g, n_obg * C, n_it, steps * R), dtype=np.int8)
+        its, es, kys, kxs, cis = _weight_places(red)
+        wr[:, :og, its, es] = wk[:, :, cis, kys, kxs]
+        w_words = (wr.reshape(g, n_obg, C, n_it, steps, R).transpose(0, 1, 3, 4, 5, 2)
+                   .reshape(n_ob, n_it * steps, R, C))
+        out_channels = np.full((n_ob, C), -1, dtype=np.int64)
+        in_base = []
+        for gi in range(g):
+            for j in range(n_obg):
+                ob = gi * n_obg + j
+                ch = gi * og + j * C + np.arange(C)
+                out_channels[ob] = np.where(j * C + np.arange(C) < og, ch, -1)
+                in_base.append(gi * n_cbg * (w if line else hw))
+    blocks = []
+    for ob in range(n_ob):
+        ch = out_channels[ob]
+        sel = np.where(ch >= 0, ch, 0)
+        blocks.append((in_base[ob], np.where(ch >= 0, bias_folded[sel], 0),
+                       np.where(ch >= 0, mult[sel], 0), np.where(ch >= 0, shift[sel], 0)))
+    prog = LayerProgram(desc=desc, in_words=in_words,
+                        w_words=w_words.reshape(n_ob * n_it * steps, R, C),
+                        step_words=step_words, blocks=blocks, out_channels=out_channels,
+                        out_shape=out_shape, macs=macs, meta=meta)
+    check_capacity(prog, cfg)
+    return prog
+
+
+_STEPS = {}
+
+
+def _step_words(red, R: int, w: int, hw: int, line: bool) -> list:
+    """The step table of reduction plan ``red`` on a map ``w`` wide with ``hw`` words per
+    channel block (computed once per shape)."""
+    key = (red, R, w, hw, line)
+    if key not in _STEPS:
         tmpl = red.template()
-        n_ob = g * n_obg
-        step_words = []
-        for s in range(steps):
+        words = []
+        for s in range(red.steps):
             row = []
             for r in range(R):
                 e = s * R + r
@@ -167,48 +241,9 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
                     row.append((ky, kx, 1, lane, cb * w if line else cb * hw + ky * w + kx))
                 else:
                     row.append((0, 0, 0, 0, 0))
-            step_words.append(row)
-        # weights: element (iteration, step, row) of every output channel of the group
-        wk = weight.reshape(g, og, ig, kh, kw)
-        wr = np.zeros((g, n_obg * C, n_it, steps * R), dtype=np.int8)
-        for it in range(n_it):
-            for e, el in enumerate(tmpl):
-                idx = red.weight_index(it, *el)
-                if idx is not None:
-                    ky, kx, ci = idx
-                    wr[:, :og, it, e] = wk[:, :, ci, ky, kx]
-        w_words = (wr.reshape(g, n_obg, C, n_it, steps, R).transpose(0, 1, 3, 4, 5, 2)
-                   .reshape(n_ob, n_it * steps, R, C))
-        out_channels = np.full((n_ob, C), -1, dtype=np.int64)
-        in_base = []
-        for gi in range(g):
-            for j in range(n_obg):
-                ob = gi * n_obg + j
-                for cc in range(C):
-                    if j * C + cc < og:
-                        out_channels[ob, cc] = gi * og + j * C + cc
-                in_base.append(gi * n_cbg * (w if line else hw))
-    blocks = []
-    for ob in range(n_ob):
-        ch = out_channels[ob]
-        sel = np.where(ch >= 0, ch, 0)
-        blocks.append((in_base[ob], np.where(ch >= 0, bias_folded[sel], 0),
-                       np.where(ch >= 0, mult[sel], 0), np.where(ch >= 0, shift[sel], 0)))
-    desc = dict(h=h, w=w, ho=ho, wo=wo, n_ob=n_ob, steps=steps, n_it=n_it,
-                slot=max(steps, cfg.drain - (n_it - 1) * steps), it_stride=it_stride,
-                it_dy=it_dy, w_ob=n_it * steps, stride_h=sh, stride_w=sw,
-                pad_t=pt, pad_l=pl, row_step=sh * w, pix0=-pt * w - pl,
-                depthwise=int(depthwise), x_zp=int(zx), y_zp=int(zy), lo=int(lo), hi=int(hi),
-                pool=int(bool(pool)), kh=kh, h_feed=max(0, min(h, (ho - 1) * sh - pt + kh)), plane=hw,
-                nb=n_cb if depthwise else g * n_cbg, pool_w=n_ob * wo if line else wo)
-    out_shape = (o, ho // 2, wo // 2) if pool else (o, ho, wo)
-    prog = LayerProgram(desc=desc, in_words=in_words,
-                        w_words=w_words.reshape(n_ob * n_it * steps, R, C),
-                        step_words=step_words, blocks=blocks, out_channels=out_channels,
-                        out_shape=out_shape, macs=int(o * ig * kh * kw * ho * wo),
-                        meta=dict(depthwise=depthwise, line=line))
-    check_capacity(prog, cfg)
-    return prog
+            words.append(row)
+        _STEPS[key] = words
+    return _STEPS[key]
 
 
 def check_capacity(prog: LayerProgram, cfg: EngineConfig) -> None:
@@ -283,7 +318,6 @@ def emulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int]:
     zero-point substitution, lane selection, column sums) in NumPy; returns (output words
     (n_ob·Ho·Wo, cols) int8, cycles the RTL takes).  Checks the layer compiler without a
     simulator and predicts the RTL's cycle count exactly."""
-    from host.model.quant import requantize
     d = prog.desc
     C = cfg.cols
     h, w, ho, wo = d["h"], d["w"], d["ho"], d["wo"]
@@ -294,7 +328,31 @@ def emulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int]:
     ix0 = (ox * d["stride_w"] - d["pad_l"]).ravel()
     pix = d["pix0"] + oy.ravel() * d["row_step"] + ox.ravel() * d["stride_w"]
     out = np.zeros((n_ob, ho * wo, C), dtype=np.int64)
-    for ob in range(n_ob):
+    if not prog.meta.get("line") and not d["depthwise"]:
+        # every (iteration, step, row) element at once: its tap validity and its input byte
+        # (address · lanes + lane) for every pixel, then one product per output block
+        el = np.array([(it, *e) for it in range(d["n_it"]) for row in prog.step_words
+                       for e in row], dtype=np.int64).reshape(-1, 6)
+        it_, dy, dx, en, lane, delta = el.T
+        iy = iy0[None, :] + (dy + it_ * d["it_dy"])[:, None]
+        ix = ix0[None, :] + dx[:, None]
+        ok = (en[:, None] > 0) & (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+        rel = (delta + it_ * d["it_stride"])[:, None] + pix[None, :]
+        flat = prog.in_words.reshape(-1).astype(np.float64)
+        n = len(prog.in_words)
+        for ob in range(n_ob):
+            addr = prog.blocks[ob][0] + rel
+            # an iteration past the last channel block reads beyond the map (the RTL's
+            # address wraps); its weights are 0, so any word will do
+            addr = np.where(ok & (addr < n) & (addr >= 0), addr, 0)
+            x = np.where(ok, flat[addr * cfg.lanes + lane[:, None]], d["x_zp"])   # (n_el, P)
+            wt = prog.w_words[ob * d["w_ob"]:(ob + 1) * d["w_ob"]].reshape(-1, C)   # (n_el, C)
+            acc = np.rint(x.T @ wt.astype(np.float64)).astype(np.int64)           # exact < 2^53
+            out[ob] = _requant_block(acc, prog.blocks[ob], d)
+        n_ob_loop = 0
+    else:
+        n_ob_loop = n_ob
+    for ob in range(n_ob_loop):
         in_base = prog.blocks[ob][0]
         acc = np.zeros((ho * wo, C), dtype=np.int64)
         for it, s in ((it, s) for it in range(d["n_it"]) for s in range(steps)):
@@ -312,10 +370,7 @@ def emulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int]:
                 word = np.where(ok[:, None], in_words[addr], d["x_zp"])   # (P, lanes)
                 xv = word[:, :C] if d["depthwise"] else word[:, [lane]]
                 acc += xv * wt[r][None, :]
-        _, bias, mult, shift = prog.blocks[ob]
-        acc = (acc + np.asarray(bias)[None, :] + (1 << 31)) % (1 << 32) - (1 << 31)
-        out[ob] = requantize(acc, np.asarray(mult)[None, :], np.asarray(shift)[None, :],
-                             d["y_zp"], d["lo"], d["hi"])
+        out[ob] = _requant_block(acc, prog.blocks[ob], d)
     cycles = line_mode_cycles(d, cfg) if prog.meta.get("line") else preloaded_cycles(d, cfg)
     out = out.reshape(n_ob, ho, wo, C)
     if d.get("pool"):
@@ -325,6 +380,15 @@ def emulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int]:
     if prog.meta.get("line"):
         out = out.transpose(1, 0, 2, 3)          # the RTL writes (row, block, column)
     return out.reshape(-1, C).astype(np.int8), cycles
+
+
+def _requant_block(acc, block, d) -> np.ndarray:
+    """The requant lanes on one output block's sums (int32 wrap of the bias add, as the RTL)."""
+    from host.model.quant import requantize
+    _, bias, mult, shift = block
+    acc = (acc + np.asarray(bias)[None, :] + (1 << 31)) % (1 << 32) - (1 << 31)
+    return requantize(acc, np.asarray(mult)[None, :], np.asarray(shift)[None, :],
+                      d["y_zp"], d["lo"], d["hi"])
 
 
 def pixel_cycles(d: dict) -> int:
@@ -491,6 +555,20 @@ def simulate_many(progs: list, cfg: EngineConfig) -> list:
     return results
 
 
+def emulate_many(progs: list, cfg: EngineConfig) -> list:
+    """:func:`simulate_many` without a simulator: each program executed by the NumPy model of
+    the engine (:func:`emulate`), whose outputs and cycle counts the RTL tests pin to the RTL's."""
+    out = []
+    for prog in progs:
+        words, cycles = emulate(prog, cfg)
+        info = dict(sim_seconds=0.0, cpu_seconds=0.0)
+        if cfg.line_rows:
+            d = prog.desc
+            info["fetched"] = d["h_feed"] * d["nb"] * d["w"]     # the feeder reads each row once
+        out.append((unpack_output(prog, words), cycles, info))
+    return out
+
+
 def simulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int, dict]:
     """Run one compiled layer on the RTL; returns (int8 map, cycles, timing info)."""
     return simulate_many([prog], cfg)[0]
@@ -531,7 +609,7 @@ def conv_chunks(weight, bias_folded, mult, shift, x, zx, zy, lo, hi, stride=(1, 
     og = o // groups
     bias_folded, mult, shift = (np.asarray(a) for a in (bias_folded, mult, shift))
 
-    def part(o0, o1):
+    def part(o0, o1, check_only=False):
         if depthwise:
             xs, g = x[o0:o1], o1 - o0
         elif groups > 1:
@@ -540,11 +618,12 @@ def conv_chunks(weight, bias_folded, mult, shift, x, zx, zy, lo, hi, stride=(1, 
         else:
             xs, g = x, 1
         return compile_conv(weight[o0:o1], bias_folded[o0:o1], mult[o0:o1], shift[o0:o1], xs,
-                            zx, zy, lo, hi, stride, pads, g, cfg, pool=pool)
+                            zx, zy, lo, hi, stride, pads, g, cfg, pool=pool,
+                            check_only=check_only)
 
     def fits(o0, o1):
         try:
-            part(o0, o1)
+            part(o0, o1, check_only=True)
             return True
         except EngineCapacityError:
             return False
@@ -628,7 +707,7 @@ def _add_fetched(info: dict | None, sim_info: dict, prog: LayerProgram | None = 
 
 def run_conv(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None,
              padded: bool = False, pool: bool = False,
-             info: dict | None = None) -> tuple[np.ndarray, int]:
+             info: dict | None = None, execute=None) -> tuple[np.ndarray, int]:
     """One :class:`host.model.ir.Conv` on the RTL engine → (int8 (O, Ho, Wo), cycles); with ``pool``
     followed by the engine's fused 2×2/2 max-pool → (O, Ho//2, Wo//2).
 
@@ -646,7 +725,7 @@ def run_conv(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None,
     o = node.weight.shape[0]
     ho, wo = max(p[2][1] for p in parts), max(p[2][3] for p in parts)
     y, total = np.zeros((o, ho, wo), dtype=np.int8), 0
-    runs = simulate_many([p[3] for p in parts], cfg)
+    runs = (execute or simulate_many)([p[3] for p in parts], cfg)
     for (o0, o1, (oy0, oy1, ox0, ox1), prog), (yp, cycles, sim_info) in zip(parts, runs):
         y[o0:o1, oy0:oy1, ox0:ox1] = yp
         total += cycles
@@ -655,7 +734,7 @@ def run_conv(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None,
 
 
 def run_fc(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None,
-           info: dict | None = None) -> tuple[np.ndarray, int]:
+           info: dict | None = None, execute=None) -> tuple[np.ndarray, int]:
     """A :class:`host.model.ir.FC` as a 1×1 convolution on a 1×1 map → (int8 (O,), cycles)."""
     cfg = config or DEFAULT_CONFIG
     w = np.asarray(node.weight)
@@ -663,7 +742,8 @@ def run_fc(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None,
     parts = conv_chunks(w.reshape(w.shape[0], w.shape[1], 1, 1), node.folded_bias(zx),
                         node.mult, node.shift, np.asarray(x, dtype=np.int8).reshape(-1, 1, 1),
                         zx, zy, node.lo, node.hi, cfg=cfg)
-    for (_, _, prog), (y, cycles, sim_info) in zip(parts, simulate_many([p[2] for p in parts], cfg)):
+    runs = (execute or simulate_many)([p[2] for p in parts], cfg)
+    for (_, _, prog), (y, cycles, sim_info) in zip(parts, runs):
         ys.append(y.reshape(-1))
         total += cycles
         _add_fetched(info, sim_info, prog, cfg)
@@ -672,11 +752,14 @@ def run_fc(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None,
 
 class EngineSim:
     """Runs conv/FC layers on the RTL engine and records cycles and utilisation per layer.
-    ``conv_fn``/``fc_fn`` have the signatures ``host.runtime.golden.run`` expects."""
+    ``conv_fn``/``fc_fn`` have the signatures ``host.runtime.golden.run`` expects.
+    ``emulated``: the same engine runs executed by the NumPy model of the engine
+    (:func:`emulate_many`: ``--target emu``) instead of Verilator."""
 
-    def __init__(self, config: EngineConfig | None = None):
+    def __init__(self, config: EngineConfig | None = None, emulated: bool = False):
         self.config = config or DEFAULT_CONFIG
         self.stats = []
+        self.execute = emulate_many if emulated else simulate_many
 
     def _record(self, name, macs, cycles, info=None):
         pes = self.config.rows * self.config.cols
@@ -689,7 +772,8 @@ class EngineSim:
 
     def conv_fn(self, node, xp, zx, zy):
         info = {}
-        y, cycles = run_conv(node, xp, zx, zy, self.config, padded=True, info=info)
+        y, cycles = run_conv(node, xp, zx, zy, self.config, padded=True, info=info,
+                             execute=self.execute)
         o, ig, kh, kw = node.weight.shape
         self._record(node.name, y.shape[1] * y.shape[2] * o * ig * kh * kw, cycles, info)
         return y
@@ -703,13 +787,14 @@ class EngineSim:
         if not self.config.pool_width or wo > self.config.pool_width or min(ho, wo) < 2:
             return None
         info = {}
-        y, cycles = run_conv(node, xp, zx, zy, self.config, padded=True, pool=True, info=info)
+        y, cycles = run_conv(node, xp, zx, zy, self.config, padded=True, pool=True, info=info,
+                             execute=self.execute)
         o, ig = node.weight.shape[:2]
         self._record(f"{node.name}+{pool.name}", ho * wo * o * ig * kh * kw, cycles, info)
         return y
 
     def fc_fn(self, node, x, zx, zy):
         info = {}
-        y, cycles = run_fc(node, x, zx, zy, self.config, info=info)
+        y, cycles = run_fc(node, x, zx, zy, self.config, info=info, execute=self.execute)
         self._record(node.name, node.weight.size, cycles, info)
         return y

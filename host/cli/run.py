@@ -13,6 +13,8 @@ zoo network — as a QDQ ONNX file (:func:`host.model.onnx_export.to_onnx`).
 Targets:
 
 * ``golden`` — the NumPy golden model (default);
+* ``emu`` — the engine runs ``sim`` would make, executed by the engine's NumPy model
+  (``sim.engine_sim.emulate``): the same outputs and cycle counts, no simulator;
 * ``sim`` — conv/FC layers on the engine RTL under Verilator (``sim.engine_sim.EngineSim``);
 * ``serial:PORT`` — a board on a serial port through ``host.runtime.driver.open_device(PORT)``, an object
   with ``conv_fn``/``fc_fn`` like ``EngineSim`` (and optionally ``close()``).
@@ -35,8 +37,9 @@ def register(sub):
     p.add_argument("model", metavar="MODEL", help="quantised ONNX file, or zoo:NAME[@RES]")
     p.add_argument("--input", required=True, metavar="IN.npy", help="float32 NCHW input")
     p.add_argument("--output", required=True, metavar="OUT.npy", help="float32 output to write")
-    p.add_argument("--target", default="golden", metavar="golden|sim|serial:PORT",
-                   help="where to run (default: golden)")
+    p.add_argument("--target", default="golden", metavar="golden|emu|sim|serial:PORT",
+                   help="where to run (default: golden); emu: the board's engine runs executed "
+                        "by its NumPy model (same results and cycles as sim, no simulator)")
     p.add_argument("--schedule", default="fused", choices=SCHEDULES,
                    help="layer-by-layer, exact fusion with halos, or block convolution (default: fused)")
     p.add_argument("--block", nargs=2, type=int, metavar=("H", "W"),
@@ -76,9 +79,10 @@ def export_handler(args) -> int:
 
 def handler(args) -> int:
     target = parse_target(args.target)
-    if (args.line_mode or args.engine) and target[0] != "sim":
-        raise UserError(f"{'--line-mode' if args.line_mode else '--engine'} applies to --target sim only")
-    engine = engine_config(args) if target[0] == "sim" else None
+    if (args.line_mode or args.engine) and target[0] not in ("sim", "emu"):
+        raise UserError(f"{'--line-mode' if args.line_mode else '--engine'} applies to --target "
+                        "sim and emu only")
+    engine = engine_config(args) if target[0] in ("sim", "emu") else None
     if args.block is not None and min(args.block) < 1:
         raise UserError(f"--block {args.block[0]} {args.block[1]}: block sizes must be positive")
     graph = load_model(args.model)
@@ -199,23 +203,23 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def parse_target(target: str) -> tuple:
-    """('golden',) | ('sim',) | ('serial', PORT)."""
-    if target in ("golden", "sim"):
+    """('golden',) | ('emu',) | ('sim',) | ('serial', PORT)."""
+    if target in ("golden", "emu", "sim"):
         return (target,)
     if target.startswith("serial:") and len(target) > len("serial:"):
         return ("serial", target[len("serial:"):])
-    raise UserError(f"unknown target {target!r} (use golden, sim or serial:PORT)")
+    raise UserError(f"unknown target {target!r} (use golden, emu, sim or serial:PORT)")
 
 
 def add_engine_option(p) -> None:
     """``--engine`` and ``--line-mode``: which accelerator configuration ``--target sim``
     simulates (default: the ``--board``'s own)."""
     p.add_argument("--engine", metavar="CONFIG",
-                   help="--target sim: simulate this accelerator configuration instead of the "
+                   help="--target sim/emu: simulate this accelerator configuration instead of the "
                         "board's own: a board name, or a simulation-only engine (sim-8x8, "
                         "sim-8x8-line; they fit no board)")
     p.add_argument("--line-mode", action="store_true",
-                   help="--target sim: the simulation-only line-mode engine (sim-8x8-line): the "
+                   help="--target sim/emu: the simulation-only line-mode engine (sim-8x8-line): the "
                         "row feeder streams each input row once from the map memory into a ring "
                         "of line memories (docs/engine.md)")
 
@@ -238,9 +242,10 @@ def _engine_hooks(target: tuple, engine=None):
     the sim/serial targets; ({}, None) for golden."""
     if target[0] == "golden":
         return {}, None
-    if target[0] == "sim":
+    if target[0] in ("sim", "emu"):
         from sim.engine_sim import EngineSim
-        sim = EngineSim(engine.engine if engine is not None else None)
+        sim = EngineSim(engine.engine if engine is not None else None,
+                        emulated=target[0] == "emu")
         return dict(conv_fn=sim.conv_fn, fc_fn=sim.fc_fn, conv_pool_fn=sim.conv_pool_fn), sim
     from host.runtime import driver
     dev = driver.open_device(target[1])

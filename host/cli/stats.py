@@ -71,7 +71,9 @@ def run_stats(graph, plan, args, target: tuple, engine, record, frames: int) -> 
         macs = sum(r["macs"] for r in layers)
         off = dict(read=sum(r["offchip_bytes"]["read"] for r in layers),
                    written=sum(r["offchip_bytes"]["written"] for r in layers))
-        out["source"] = f"{target[0]}: cycles counted by the engine RTL"
+        out["source"] = ("sim: cycles counted by the engine RTL" if target[0] == "sim" else
+                         "emu: the engine runs sim makes, cycles of the engine's model (equal "
+                         "to the RTL's)")
         out["note"] = ("engine runs only: the host loads every engine run and computes pooling, "
                        "additions and concatenations between them (no on-chip controller yet)")
         if not cfg.board:
