@@ -150,7 +150,7 @@ def run_pool_net(cfg, schedule, block, seed):
 
 
 @pytest.mark.parametrize("schedule,block", [("layer", None), ("fused", (7, 7)),
-                                            ("block", (14, 14))])
+                                            ("block", (8, 8))])
 def test_network_with_fused_pools_bit_exact(schedule, block):
     """``conv_pool_fn``: convolutions whose only consumer is a 2×2/2 max-pool run with the
     engine's fused pool, under every schedule, bit-exact with the golden model."""
@@ -234,8 +234,7 @@ def test_the_dataflow_model_cases_include_tiled_reductions():
 
 @pytest.mark.parametrize("seed", range(6))
 def test_fused_maxpool_on_the_dataflow_model(seed):
-    """compile_conv(pool=True) + emulate vs the golden conv then the golden 2×2/2 max-pool;
-    emulate's cycle count is the RTL's plus one (the pool's output register)."""
+    """compile_conv(pool=True) + emulate vs the golden conv then the golden 2×2/2 max-pool."""
     from hw.engine.engine import EngineConfig
     from host.model.ir import Pool
     from sim.engine_sim import emulate, unpack_output
@@ -249,10 +248,7 @@ def test_fused_maxpool_on_the_dataflow_model(seed):
     zx, zy = int(rng.integers(-128, 128)), int(rng.integers(-5, 5))
     prog = compile_conv(node.weight, node.folded_bias(zx), node.mult, node.shift, x, zx, zy,
                         node.lo, node.hi, (1, 1), (1, 1, 1, 1), 1, cfg, pool=True)
-    words, cycles = emulate(prog, cfg)
-    plain = compile_conv(node.weight, node.folded_bias(zx), node.mult, node.shift, x, zx, zy,
-                         node.lo, node.hi, (1, 1), (1, 1, 1, 1), 1, cfg)
-    assert cycles == emulate(plain, cfg)[1] + 1
+    words, _ = emulate(prog, cfg)
     conv = golden.conv_layer(node, x, zx, zy)
     pool = Pool(name="p", inputs=["y"], output="z", kind="max", kernel=(2, 2), stride=(2, 2),
                 pads=(0, 0, 0, 0))
