@@ -6,7 +6,8 @@ and one read port), and mapped to tiles the way yosys maps it:
 
 - ECP5 DP16KD (18 Kbit): 16384×1, 8192×2, 4096×4, 2048×9, 1024×18 or 512×36, whichever
   needs the fewest tiles; memories of at most :data:`ECP5_LUTRAM_DEPTH` words go to LUT RAM
-  (no tile), as do memories read asynchronously.
+  (no tile), as do memories read asynchronously; the engine's map, weight and output memories
+  (``ReadRegRAM``) are 512×36 tiles whenever they are at most 512 words deep.
 - iCE40 SB_RAM40_4K (4 Kbit): 2048×2, 1024×4, 512×8 or 256×16; the UP5K has no LUT RAM, so
   every synchronously read memory of more than :data:`ICE40_LOGIC_BITS` bits takes tiles.
 
@@ -20,7 +21,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-__all__ = ["Memory", "engine_memories", "engine_tiles", "tiles_for", "ECP5_MODES",
+from hw.memory.read_reg_ram import TILE_DEPTH, TILE_WIDTH
+
+__all__ = ["Memory", "engine_memories", "engine_tiles", "m_tiles", "tiles_for", "ECP5_MODES",
            "ICE40_MODES"]
 
 #: (depth, width) arrangements of one tile
@@ -43,15 +46,21 @@ class Memory:
     data_bytes: int = 0
     #: read asynchronously (never a block RAM)
     async_read: bool = False
+    #: a :class:`hw.memory.read_reg_ram.ReadRegRAM`: on ECP5 up to 512 words deep it is built
+    #: from 512×36 DP16KD tiles, however shallow
+    read_reg: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def tiles_for(width: int, depth: int, family: str, async_read: bool = False) -> int:
+def tiles_for(width: int, depth: int, family: str, async_read: bool = False,
+              read_reg: bool = False) -> int:
     """Block RAM tiles of one copy of a ``depth`` × ``width`` memory on ``family``."""
     if async_read:
         return 0
+    if family == "ecp5" and read_reg and depth <= TILE_DEPTH:
+        return -(-width // TILE_WIDTH)
     if family == "ecp5":
         if depth <= ECP5_LUTRAM_DEPTH:
             return 0
@@ -75,10 +84,10 @@ def engine_memories(cfg, family: str = "ecp5") -> list[Memory]:
         mems.append(Memory("input map", L * 8, cfg.in_depth, 1, L * cfg.in_depth))
         mems.append(Memory("line ring", L * 8, cfg.line_rows * cfg.line_words, R))
     else:
-        mems.append(Memory("input map", L * 8, cfg.in_depth, R, L * cfg.in_depth))
+        mems.append(Memory("input map", L * 8, cfg.in_depth, R, L * cfg.in_depth, read_reg=True))
     mems += [
-        Memory("weights", C * 8, cfg.w_depth, R, R * C * cfg.w_depth),
-        Memory("output map", C * 8, cfg.out_depth, 1, C * cfg.out_depth),
+        Memory("weights", C * 8, cfg.w_depth, R, R * C * cfg.w_depth, read_reg=True),
+        Memory("output map", C * 8, cfg.out_depth, 1, C * cfg.out_depth, read_reg=True),
         Memory("step table", R * step_entry_layout(cfg.addr_width, L).size, cfg.step_depth),
         Memory("block base", cfg.addr_width, cfg.ob_depth),
         Memory("requant parameters", P * (32 + 31 + 6), cfg.ob_depth << cfg.group_bits),
@@ -90,5 +99,9 @@ def engine_memories(cfg, family: str = "ecp5") -> list[Memory]:
 
 def engine_tiles(cfg, family: str = "ecp5") -> int:
     """Block RAM tiles of the whole engine of ``cfg`` on ``family``."""
-    return sum(m.copies * tiles_for(m.width, m.depth, family, m.async_read)
-               for m in engine_memories(cfg, family))
+    return sum(m.copies * m_tiles(m, family) for m in engine_memories(cfg, family))
+
+
+def m_tiles(m: Memory, family: str) -> int:
+    """Tiles of one copy of memory ``m``."""
+    return tiles_for(m.width, m.depth, family, m.async_read, m.read_reg)

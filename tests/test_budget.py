@@ -4,9 +4,10 @@ tables in logic), each checked against yosys's own cell counts."""
 import numpy as np
 import pytest
 
-from hw.budget import ECP5_MODES, ICE40_MODES, engine_memories, engine_tiles, tiles_for
+from hw.budget import ECP5_MODES, ICE40_MODES, engine_memories, engine_tiles, m_tiles, tiles_for
 from hw.configs import BOARD_CONFIGS, CI_CONFIG
 from hw.engine.engine import Engine, EngineConfig
+from hw.soc.top import make_platform
 from sim.yosys_cells import cell_counts
 
 TILE_CELL = {"ecp5": "DP16KD", "ice40": "SB_RAM40_4K"}
@@ -23,7 +24,10 @@ def _random_config(seed: int) -> EngineConfig:
 
 
 def _yosys_tiles(cfg, family) -> int:
-    return cell_counts(Engine(cfg), family).get(TILE_CELL[family], 0)
+    """Tiles of the engine as the board build makes it (platform cells: DP16KD tiles of
+    ReadRegRAM, MULT18X18D / SB_MAC16 PEs)."""
+    platform = make_platform("ulx3s-85f" if family == "ecp5" else "icebreaker")
+    return cell_counts(Engine(cfg), family, platform=platform).get(TILE_CELL[family], 0)
 
 
 @pytest.mark.parametrize("family,cfg", [
@@ -39,8 +43,7 @@ def test_tiles_equal_yosys(family, cfg):
 @pytest.mark.parametrize("family,seed", [("ecp5", 1), ("ice40", 2)])
 def test_tiles_bound_yosys(family, seed):
     cfg = _random_config(seed)
-    data = sum(m.copies * tiles_for(m.width, m.depth, family)
-               for m in engine_memories(cfg, family) if m.data_bytes)
+    data = sum(m.copies * m_tiles(m, family) for m in engine_memories(cfg, family) if m.data_bytes)
     assert data <= _yosys_tiles(cfg, family) <= engine_tiles(cfg, family)
 
 
@@ -65,6 +68,8 @@ def test_memories_follow_the_engine_config():
     assert mems["weights"].copies == cfg.rows and mems["weights"].width == cfg.cols * 8
     assert mems["output map"].copies == 1
     assert tiles_for(1, 64, "ecp5") == 0 and tiles_for(1, 65, "ecp5") == 1
+    assert tiles_for(100, 48, "ecp5", read_reg=True) == 3          # 512×36 tiles, however shallow
+    assert tiles_for(100, 48, "ice40", read_reg=True) == tiles_for(100, 48, "ice40")
     assert tiles_for(8, 8, "ecp5", async_read=True) == 0
     with pytest.raises(ValueError, match="family"):
         tiles_for(8, 100, "xilinx")
