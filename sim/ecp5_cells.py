@@ -82,6 +82,61 @@ endmodule
 """
 
 
+def mult18x18d_model() -> str:
+    """Verilog model of the MULT18X18D as the gateware instantiates it (``hw.engine.pe``): an
+    18×18 → 36-bit multiply, signed or not per ``SIGNEDA``/``SIGNEDB``, with the input A, input
+    B, pipeline and output registers each either absent (``"NONE"``) or clocked by ``CLK0``
+    with ``CE0`` and a synchronous ``RST0``. yosys ships the cell as a black box, so this model
+    is ours; any other option (other clocks, the C input, the shift/cascade paths) stops the
+    simulation."""
+    def pins(prefix, n):
+        return ", ".join(f"{prefix}{k}" for k in range(n))
+
+    def bus(prefix, n):
+        return "{" + ", ".join(f"{prefix}{k}" for k in reversed(range(n))) + "}"
+    regs = ("REG_INPUTA_CLK", "REG_INPUTB_CLK", "REG_PIPELINE_CLK", "REG_OUTPUT_CLK")
+    return f"""
+module MULT18X18D(
+  input {pins('A', 18)}, {pins('B', 18)}, {pins('C', 18)},
+  input SIGNEDA, SIGNEDB, SOURCEA, SOURCEB,
+  input CLK0, CLK1, CLK2, CLK3, CE0, CE1, CE2, CE3, RST0, RST1, RST2, RST3,
+  output {pins('P', 36)}
+);
+{''.join(f'  parameter {r} = "NONE";{chr(10)}' for r in regs)}  parameter REG_INPUTC_CLK = "NONE";
+  parameter CAS_MATCH_REG = "FALSE";
+  parameter MULT_BYPASS = "DISABLED";
+  parameter GSR = "ENABLED";
+  parameter RESETMODE = "SYNC";
+  initial begin
+    if ({' || '.join(f'({r} != "NONE" && {r} != "CLK0")' for r in regs)} ||
+        REG_INPUTC_CLK != "NONE" || MULT_BYPASS != "DISABLED" || RESETMODE != "SYNC")
+      $fatal(1, "MULT18X18D model: only registers on CLK0 (or none) are modelled");
+  end
+  wire [17:0] a = {bus('A', 18)};
+  wire [17:0] b = {bus('B', 18)};
+  reg [17:0] a_r, b_r;
+  reg sa_r, sb_r;
+  always @(posedge CLK0)
+    if (RST0) begin a_r <= 0; b_r <= 0; sa_r <= 0; sb_r <= 0; end
+    else if (CE0) begin a_r <= a; b_r <= b; sa_r <= SIGNEDA; sb_r <= SIGNEDB; end
+  wire [17:0] a_i = REG_INPUTA_CLK == "CLK0" ? a_r : a;
+  wire [17:0] b_i = REG_INPUTB_CLK == "CLK0" ? b_r : b;
+  wire sa = REG_INPUTA_CLK == "CLK0" ? sa_r : SIGNEDA;
+  wire sb = REG_INPUTB_CLK == "CLK0" ? sb_r : SIGNEDB;
+  wire [35:0] a_x = {{{{18{{sa & a_i[17]}}}}, a_i}};
+  wire [35:0] b_x = {{{{18{{sb & b_i[17]}}}}, b_i}};
+  wire [35:0] prod = a_x * b_x;
+  reg [35:0] pipe_r, out_r;
+  always @(posedge CLK0)
+    if (RST0) pipe_r <= 0; else if (CE0) pipe_r <= prod;
+  wire [35:0] p1 = REG_PIPELINE_CLK == "CLK0" ? pipe_r : prod;
+  always @(posedge CLK0)
+    if (RST0) out_r <= 0; else if (CE0) out_r <= p1;
+  assign {bus('P', 36)} = REG_OUTPUT_CLK == "CLK0" ? out_r : p1;
+endmodule
+"""
+
+
 def ecp5_cell_counts(design, *, platform=None, ports=None) -> dict:
     """Cell counts of ``design`` after yosys's ECP5 synthesis up to LUT mapping
     (:func:`sim.yosys_cells.cell_counts`)."""

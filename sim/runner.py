@@ -113,9 +113,11 @@ def _no_pytest_env():
 # ---------------------------------------------------------------------------------------------
 # Verilog and build
 # ---------------------------------------------------------------------------------------------
-def to_verilog(component, name: str = TOP) -> str:
+def to_verilog(component, name: str = TOP, platform=None) -> str:
     """Verilog text of an Amaranth ``wiring.Component``; ports from its signature, except
-    constant members (e.g. ``ready`` of an always-ready stream), which cannot be ports."""
+    constant members (e.g. ``ready`` of an always-ready stream), which cannot be ports.
+    ``platform``: what the design elaborates for (e.g. :data:`ECP5`, so it instantiates the
+    FPGA's cells; simulate them with the models of ``sim.ecp5_cells``)."""
     from amaranth.back import verilog
     from amaranth.hdl import Const, ValueCastable
     from amaranth.lib import wiring
@@ -128,8 +130,20 @@ def to_verilog(component, name: str = TOP) -> str:
             continue
         flow = PortDirection.Input if member.flow == wiring.In else PortDirection.Output
         ports["__".join(map(str, path))] = (value, flow)
-    text = verilog.convert(component, name=name, ports=ports, emit_src=False)
+    text = verilog.convert(component, name=name, ports=ports, emit_src=False, platform=platform)
     return _ZERO_INIT.sub("", text)
+
+
+class FamilyOnly:
+    """A stand-in platform that only names the FPGA family: enough for gateware that picks its
+    cells by ``platform.family`` (``hw.engine.pe``), without pins or toolchain."""
+
+    def __init__(self, family: str):
+        self.family = family
+
+
+#: elaborate for ECP5 cells (``to_verilog(..., platform=ECP5)``)
+ECP5 = FamilyOnly("ecp5")
 
 
 # yosys writes one line per word of every memory's (all-zero) initial value: megabytes for a

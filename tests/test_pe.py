@@ -1,42 +1,108 @@
-"""RTL tests of hw.engine.pe against NumPy (Verilator via sim.runner)."""
+"""hw.engine.pe.PE in Verilator against an independent NumPy reference, in both builds: the
+behavioural multiply (simulation, iCE40) and the ECP5 build with its instantiated MULT18X18D,
+simulated with the cell model of sim.ecp5_cells."""
 import numpy as np
 import pytest
+from amaranth.hdl import ClockSignal, Instance, Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
-from hw.engine.pe import MAC
-from sim.runner import build, run_cocotb, to_verilog
-
-
-def mac_reference(x, w, valid, first):
-    """acc after each beat: restart at 'first', hold when not valid (int64, no overflow here)."""
-    acc, out = 0, []
-    for xi, wi, v, f in zip(x.astype(np.int64), w.astype(np.int64), valid, first):
-        if v:
-            acc = (0 if f else acc) + int(xi) * int(wi)
-        out.append(acc)
-    return np.array(out)
+from hw.engine.pe import PE
+from sim.ecp5_cells import mult18x18d_model
+from sim.runner import ECP5, build, run_cocotb, to_verilog
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_mac_matches_numpy(seed):
+def reference(x, w, psum_in, width):
+    """psum_out sampled at cycle t: psum_in of cycle t−1 plus the product of x and w of cycle
+    t−3 (operand, product and sum registers), wrapped to ``width`` bits; 0 before that."""
+    n = len(x)
+    out = np.zeros(n, dtype=np.int64)
+    prod = x.astype(np.int64) * w.astype(np.int64)
+    for t in range(n):
+        p = prod[t - 3] if t >= 3 else 0
+        s = (psum_in[t - 1] if t >= 1 else 0) + p
+        out[t] = ((s + (1 << (width - 1))) % (1 << width)) - (1 << (width - 1))
+    out[:2] = 0
+    return out
+
+
+def stream(seed, n=600, width=20):
     rng = np.random.default_rng(seed)
-    n = 400
     x = rng.integers(-128, 128, n, dtype=np.int8)
     w = rng.integers(-128, 128, n, dtype=np.int8)
-    x[:8] = -128; w[:8] = -128                      # extreme products first
-    valid = rng.random(n) < 0.8
-    first = rng.random(n) < 0.05
-    first[0] = valid[0] = True
-    out = run_cocotb(MAC(), "sim.tb_mac", inputs=dict(x=x, w=w, valid=valid, first=first))
-    seen = out["acc"]
-    ref = mac_reference(x, w, valid, first)
-    # sample j (taken after clock edge j) holds the accumulator up to beat j-1
-    np.testing.assert_array_equal(seen[1:n + 1], ref)
-    assert np.any(ref != 0) and len(np.unique(ref)) > 50
+    x[:20:2], w[:20:2] = -128, -128                      # the extreme products first
+    x[1:20:2], w[1:20:2] = -128, 127
+    psum = rng.integers(-(1 << (width - 1)), 1 << (width - 1), n)
+    return x, w, psum
+
+
+@pytest.mark.parametrize("build_kind", ["behavioural", "mult18x18d"])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_pe_matches_reference(build_kind, seed):
+    width = 20
+    x, w, psum = stream(seed, width=width)
+    dut = PE(psum_width=width)
+    design = (to_verilog(dut, platform=ECP5) + mult18x18d_model()
+              if build_kind == "mult18x18d" else dut)
+    got = run_cocotb(design, "sim.tb_pe", inputs=dict(x=x, w=w, psum_in=psum))["psum_out"]
+    want = reference(x, w, psum, width)
+    np.testing.assert_array_equal(got[3:], want[3:])
+    assert len(np.unique(want)) > 500
+
+
+def test_ecp5_build_instantiates_the_cell():
+    """The ECP5 build is the cell with its own operand and output registers (what the model
+    simulates); the behavioural build has no cell."""
+    text = to_verilog(PE(), platform=ECP5)
+    assert "MULT18X18D" in text and 'REG_INPUTA_CLK("CLK0")' in text.replace(" ", "")
+    assert "MULT18X18D" not in to_verilog(PE())
 
 
 def test_build_is_cached():
-    text = to_verilog(MAC())
+    text = to_verilog(PE())
     a = build(text)
     t = (a / ".built").stat().st_mtime
     b = build(text)
     assert a == b and (b / ".built").stat().st_mtime == t
+
+
+class _Mult(wiring.Component):
+    """A MULT18X18D with the given register options on 18-bit operands (full 36-bit product):
+    checks the cell model itself, signedness included, beyond the 8-bit PE."""
+
+    def __init__(self, regs: tuple, signed_: int):
+        self.regs, self.signed_ = regs, signed_
+        super().__init__({"a": In(18), "b": In(18), "p": Out(36)})
+
+    def elaborate(self, platform):
+        m = Module()
+        names = ("REG_INPUTA_CLK", "REG_INPUTB_CLK", "REG_PIPELINE_CLK", "REG_OUTPUT_CLK")
+        ports = {f"i_A{k}": self.a[k] for k in range(18)} | {f"i_B{k}": self.b[k] for k in range(18)}
+        ports |= {f"i_C{k}": 0 for k in range(18)} | {f"o_P{k}": self.p[k] for k in range(36)}
+        ports |= {f"i_{n}{k}": 0 for n in ("CLK", "CE", "RST") for k in range(1, 4)}
+        m.submodules.mult = Instance(
+            "MULT18X18D", **{f"p_{n}": ("CLK0" if r else "NONE") for n, r in zip(names, self.regs)},
+            i_SIGNEDA=self.signed_, i_SIGNEDB=self.signed_, i_SOURCEA=0, i_SOURCEB=0,
+            i_CLK0=ClockSignal(), i_CE0=1, i_RST0=0, **ports)
+        return m
+
+
+@pytest.mark.parametrize("regs,signed_", [((1, 1, 0, 1), 1), ((0, 0, 1, 0), 0), ((1, 0, 1, 1), 1)])
+def test_mult18x18d_model(regs, signed_):
+    """The model's product, signedness and latency (one cycle per register on the A path,
+    where A and B registers differ) against integer arithmetic."""
+    rng = np.random.default_rng(sum(regs) + 7 * signed_)
+    n = 300
+    a, b = rng.integers(0, 1 << 18, n), rng.integers(0, 1 << 18, n)
+    a[:4], b[:4] = (1 << 17), (1 << 17) | 1                   # the most negative operands
+    design = to_verilog(_Mult(regs, signed_)) + mult18x18d_model()
+    got = np.array([int(h, 16) for h in run_cocotb(design, "sim.tb_mult",
+                                                   inputs=dict(a=a, b=b))["p_hex"]], dtype=object)
+
+    def val(v):
+        v = int(v)
+        return v - (1 << 18) if signed_ and v >> 17 else v
+    la, lb = regs[0] + regs[2] + regs[3], regs[1] + regs[2] + regs[3]
+    for t in range(max(la, lb) + 1, n):
+        want = (val(a[t - la]) * val(b[t - lb])) % (1 << 36)
+        assert got[t] == want, (t, got[t], want)

@@ -1,18 +1,16 @@
-"""Processing elements: one int8×int8 multiply each, registered so it maps onto one hard
+"""The processing element: one int8×int8 multiply, registered so it maps onto one hard
 multiplier (ECP5 MULT18X18D with its input/output registers, iCE40 SB_MAC16).
 
-* :class:`PE` — the systolic cell of :class:`hw.engine.systolic.SystolicArray`: registered operands,
-  registered product, then a registered partial-sum add (``psum_out = psum_in + x·w`` three
-  cycles after the operands); partial sums flow down a column.
-* :class:`MAC` — a stand-alone accumulating MAC (``acc += x·w``), the smallest real RTL that
-  proves the simulation flow against NumPy.
+:class:`PE` is the systolic cell of :class:`hw.engine.systolic.SystolicArray`: registered
+operands, registered product, then a registered partial-sum add (``psum_out = psum_in + x·w``
+three cycles after the operands); partial sums flow down a column.
 """
 from amaranth.hdl import ClockSignal, Instance, Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+#: the column sums' width (int32 accumulation)
 ACC = signed(32)
-
 
 def psum_width(rows: int) -> int:
     """Bits of a partial sum after ``rows`` int8×int8 products: every product lies in
@@ -65,25 +63,3 @@ class PE(wiring.Component):
         m.d.sync += self.psum_out.eq(self.psum_in + prod)
         return m
 
-
-class MAC(wiring.Component):
-    """Accumulating int8 MAC. When ``valid``: ``acc <= (0 if first else acc) + x*w`` (the
-    product is registered first, so ``acc`` shows a beat two cycles after it is presented)."""
-    valid: In(1)
-    first: In(1)
-    x: In(signed(8))
-    w: In(signed(8))
-    acc: Out(ACC)
-
-    def elaborate(self, platform):
-        m = Module()
-        prod = Signal(signed(16))
-        p_valid = Signal()
-        p_first = Signal()
-        m.d.sync += [prod.eq(self.x * self.w), p_valid.eq(self.valid), p_first.eq(self.first)]
-        with m.If(p_valid):
-            with m.If(p_first):
-                m.d.sync += self.acc.eq(prod)
-            with m.Else():
-                m.d.sync += self.acc.eq(self.acc + prod)
-        return m
