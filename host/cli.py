@@ -27,6 +27,7 @@ SUBCOMMAND_MODULES = [
     "host.cmd_build",      # build, synth-engine
     "host.cmd_bench",      # bench
     "host.cmd_demo",       # demo
+    "host.cmd_eval",       # eval
 ]
 
 

@@ -219,9 +219,10 @@ def _engine_hooks(target: tuple, line_mode: bool = False):
 
 
 def run_batch(graph, x: np.ndarray, target: tuple, schedule: str, block, plan=None,
-              line_mode: bool = False) -> np.ndarray:
+              line_mode: bool = False, progress=None) -> np.ndarray:
     """Quantise ``x`` (N, C, H, W), run every image on ``target`` under ``plan`` (default: the
-    simple plan for ``schedule``/``block``), dequantise the outputs."""
+    simple plan for ``schedule``/``block``), dequantise the outputs.  ``progress()`` is called
+    after each image."""
     from . import golden
     from .onnx_import import input_quant, output_dequant
     from .plan import default_plan
@@ -230,7 +231,11 @@ def run_batch(graph, x: np.ndarray, target: tuple, schedule: str, block, plan=No
     plan = plan or default_plan(graph, schedule, block)
     hooks, close = _engine_hooks(target, line_mode)
     try:
-        ys = [golden.run(graph, qi, plan=plan, **hooks) for qi in q]
+        ys = []
+        for qi in q:
+            ys.append(golden.run(graph, qi, plan=plan, **hooks))
+            if progress is not None:
+                progress()
     except UserError:
         raise
     except Exception as e:
