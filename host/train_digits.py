@@ -27,7 +27,7 @@ SHIPPED = Path(__file__).resolve().parent / "models" / "digits.onnx"
 
 
 def train_float(specs, x, y, seed: int, epochs: int = EPOCHS, max_shift: int = MAX_SHIFT,
-                block=None, net=None, desc: str = "training"):
+                block=None, net=None, desc: str = "training", lr: float = 2e-3):
     """A float :class:`host.nn.Net` trained on (x, y), with a progress bar per epoch.  ``net``
     continues training a given network (fine-tuning) instead of a fresh one."""
     from tqdm import tqdm
@@ -36,7 +36,7 @@ def train_float(specs, x, y, seed: int, epochs: int = EPOCHS, max_shift: int = M
 
     net = net.copy() if net is not None else nn.Net(specs, x.shape[1:], seed=seed)
     with tqdm(total=epochs, desc=desc, unit="epoch", file=sys.stderr, leave=False) as bar:
-        nn.train(net, x, y, epochs=epochs, seed=seed, max_shift=max_shift, block=block,
+        nn.train(net, x, y, epochs=epochs, seed=seed, lr=lr, max_shift=max_shift, block=block,
                  progress=bar.update)
     return net
 
