@@ -89,8 +89,13 @@ def _main(args) -> int:
         onnx.save(model, args.float_out)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     nn.quantize_qdq(model, d.x_train, args.out)
-    print(f"{args.out}: seed {args.seed}, {args.epochs} epochs, float test accuracy {acc:.2%} "
-          f"({os.path.getsize(args.out):,} bytes)")
+    from .cmd_eval import onnxruntime_predictions
+
+    ort_float = np.mean(onnxruntime_predictions(model.SerializeToString(), d.x_test) == d.y_test)
+    ort_q = np.mean(onnxruntime_predictions(args.out, d.x_test) == d.y_test)
+    print(f"{args.out}: seed {args.seed}, {args.epochs} epochs ({os.path.getsize(args.out):,} bytes)\n"
+          f"test top-1: float {acc:.2%} (NumPy), float {ort_float:.2%} (ONNX Runtime), "
+          f"QDQ int8 {ort_q:.2%} (ONNX Runtime)")
     return 0
 
 
