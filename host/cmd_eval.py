@@ -24,8 +24,9 @@ import time
 
 import numpy as np
 
+from .cmd_run import (add_execution_options, block_option, check_output_path, choose_plan,
+                      load_model, parse_target, run_batch, write_bytes_atomic)
 from .errors import UserError
-from .plan import SCHEDULES
 
 
 def register(sub):
@@ -34,15 +35,7 @@ def register(sub):
                                    "and images/s of MODEL on the test split of a data set.")
     p.add_argument("model", metavar="MODEL", help="quantised ONNX file, or zoo:NAME[@RES]")
     p.add_argument("--dataset", required=True, metavar="NAME", help="data set (digits)")
-    p.add_argument("--target", default="golden", metavar="golden|emu|sim|serial:PORT",
-                   help="where to run (default: golden)")
-    p.add_argument("--schedule", default="fused", choices=SCHEDULES,
-                   help="layer-by-layer, exact fusion with halos, or block convolution (default: fused)")
-    p.add_argument("--block", nargs=2, type=int, metavar=("H", "W"),
-                   help="one block size for every fused group's input map, instead of the "
-                        "scheduler's choice (e.g. the block-convolution study)")
-    p.add_argument("--board", default="ulx3s-85f", metavar="BOARD",
-                   help="board whose on-chip budget the scheduler plans for (default: ulx3s-85f)")
+    add_execution_options(p, "golden|emu|sim|serial:PORT")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N test images")
     p.add_argument("--json", metavar="FILE", help="write the results (and every prediction) as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="draw the confusion matrix")
@@ -51,13 +44,11 @@ def register(sub):
 
 def handler(args) -> int:
     from . import datasets
-    from .cmd_run import check_output_path, choose_plan, load_model, parse_target, run_batch
 
     target = parse_target(args.target)
+    block = block_option(args.block)
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit {args.limit}: give a positive number of images")
-    if args.block is not None and min(args.block) < 1:
-        raise UserError(f"--block {args.block[0]} {args.block[1]}: block sizes must be positive")
     if args.plot and not args.plot.lower().endswith(".png"):
         raise UserError(f"--plot {args.plot!r}: the plot is a PNG file (name it FILE.png)")
     for path in (args.json, args.plot):
@@ -69,8 +60,7 @@ def handler(args) -> int:
     y = data.y_test
     if args.limit is not None:
         x, y = x[:args.limit], y[:args.limit]
-    plan, how = choose_plan(graph, args.schedule, tuple(args.block) if args.block else None,
-                            args.board, None)
+    plan, how = choose_plan(graph, args.schedule, block, args.board, None)
     ort_pred = onnxruntime_predictions(_reference(args.model, graph), x)
 
     from tqdm import tqdm
@@ -189,8 +179,6 @@ def report(res: dict) -> str:
 
 
 def _write_outputs(res: dict, json_path: str | None, plot_path: str | None) -> None:
-    from .cmd_run import write_bytes_atomic
-
     if plot_path:
         write_bytes_atomic(plot_path, plot_confusion(res))
         print(f"{plot_path}: confusion matrix")

@@ -35,15 +35,7 @@ def register(sub):
     p.add_argument("model", metavar="MODEL", help="quantised ONNX file, or zoo:NAME[@RES]")
     p.add_argument("--input", required=True, metavar="IN.npy", help="float32 NCHW input")
     p.add_argument("--output", required=True, metavar="OUT.npy", help="float32 output to write")
-    p.add_argument("--target", default="golden", metavar="golden|sim|serial:PORT",
-                   help="where to run (default: golden)")
-    p.add_argument("--schedule", default="fused", choices=SCHEDULES,
-                   help="layer-by-layer, exact fusion with halos, or block convolution (default: fused)")
-    p.add_argument("--block", nargs=2, type=int, metavar=("H", "W"),
-                   help="one block size for every fused group's input map, instead of the "
-                        "scheduler's choice")
-    p.add_argument("--board", default="ulx3s-85f", metavar="BOARD",
-                   help="board whose on-chip budget the scheduler plans for (default: ulx3s-85f)")
+    add_execution_options(p, "golden|sim|serial:PORT")
     p.add_argument("--line-mode", action="store_true",
                    help="--target sim: the engine streams each input row once from the map "
                         "memory into a ring of line memories (docs/engine.md)")
@@ -57,6 +49,25 @@ def register(sub):
     e.add_argument("output", metavar="OUT.onnx", help="ONNX file to write")
     e.add_argument("--uint8", action="store_true", help="write uint8 activations (default: int8)")
     e.set_defaults(func=export_handler)
+
+
+def add_execution_options(p, targets: str) -> None:
+    """--target, --schedule, --block and --board: how and where a model runs (``run``, ``eval``)."""
+    p.add_argument("--target", default="golden", metavar=targets, help="where to run (default: golden)")
+    p.add_argument("--schedule", default="fused", choices=SCHEDULES,
+                   help="layer-by-layer, exact fusion with halos, or block convolution (default: fused)")
+    p.add_argument("--block", nargs=2, type=int, metavar=("H", "W"),
+                   help="one block size for every fused group's input map, instead of the "
+                        "scheduler's choice")
+    p.add_argument("--board", default="ulx3s-85f", metavar="BOARD",
+                   help="board whose on-chip budget the scheduler plans for (default: ulx3s-85f)")
+
+
+def block_option(block) -> tuple | None:
+    """``--block H W`` as a tuple (None if not given), with a one-line error if not positive."""
+    if block is not None and min(block) < 1:
+        raise UserError(f"--block {block[0]} {block[1]}: block sizes must be positive")
+    return tuple(block) if block else None
 
 
 def export_handler(args) -> int:
@@ -77,12 +88,11 @@ def handler(args) -> int:
     target = parse_target(args.target)
     if args.line_mode and target[0] != "sim":
         raise UserError("--line-mode applies to --target sim only")
-    if args.block is not None and min(args.block) < 1:
-        raise UserError(f"--block {args.block[0]} {args.block[1]}: block sizes must be positive")
+    block = block_option(args.block)
     graph = load_model(args.model)
     x = read_input(args.input)
     check_output_path(args.output)
-    plan, how = choose_plan(graph, args.schedule, tuple(args.block) if args.block else None,
+    plan, how = choose_plan(graph, args.schedule, block,
                             args.board, args.plan)
     y = run_batch(graph, x, target, plan.schedule, None, plan=plan, line_mode=args.line_mode)
     write_npy_atomic(args.output, y)
