@@ -1,6 +1,6 @@
 """What block convolution costs in accuracy, small-scale: the digits at 32×32.
 
-    python -m host.block_study --seeds 0 1 2        # trains, quantises, evaluates (~10 min a seed)
+    python -m host.block_study --seeds 0 1 2        # trains, quantises, evaluates (~13 min a seed)
     python -m host.block_study --report             # table and plot from the saved runs
 
 8×8 digits are too small for a block sweep: 2×2 blocks of an 8×8 image are 4×4 pixels, and the
