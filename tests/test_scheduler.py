@@ -22,6 +22,7 @@ REDUCED = {
     "igcv": (16, 8000),
     "resnet18": (64, 16000),
     "digits": (8, 4000),
+    "digits_random": (12, 4000),
 }
 NONTRIVIAL = {"vgg16", "mobilenet_v1", "shufflenet_v1", "squeezenet1_1", "igcv", "resnet18"}
 REPORT_KEYS = {"total_macs", "offchip_bytes", "onchip_peak_bytes", "cycles", "fps", "layers", "groups"}

@@ -20,15 +20,16 @@ from host.compiler.plan import Group, Plan, default_plan
 
 # reduced input size per network for execution tests; block sizes follow from tiled_plan()
 TEST_RES = {"vgg16": 64, "mobilenet_v1": 64, "shufflenet_v1": 64, "squeezenet1_1": 96,
-            "igcv": 32, "resnet18": 64, "digits": 8}
+            "igcv": 32, "resnet18": 64, "digits": 8, "digits_random": 12}
 # fused: a deliberately ragged block (does not divide the map) — fused must not care
 FUSED_BLOCK = {"vgg16": (24, 40), "mobilenet_v1": (24, 40), "shufflenet_v1": (24, 40),
-               "squeezenet1_1": (40, 24), "igcv": (12, 20), "resnet18": (24, 40), "digits": (3, 5)}
+               "squeezenet1_1": (40, 24), "igcv": (12, 20), "resnet18": (24, 40), "digits": (3, 5),
+               "digits_random": (5, 3)}
 
 
 def test_zoo_lists_every_network_of_the_issue():
     assert zoo.names() == ["vgg16", "mobilenet_v1", "shufflenet_v1", "squeezenet1_1", "igcv",
-                           "resnet18", "digits"]
+                           "resnet18", "digits", "digits_random"]
     assert set(TEST_RES) == set(zoo.names())
 
 
@@ -251,7 +252,8 @@ def blocks_as_images(graph, group, x_in):
 
 # networks whose block schedule is checked against blocks_as_images (every blocked group whose
 # only outside input is its first node's input and whose only output is its last node's)
-INDEPENDENT = {"resnet18", "shufflenet_v1", "squeezenet1_1", "igcv", "digits", "mobilenet_v1"}
+INDEPENDENT = {"resnet18", "shufflenet_v1", "squeezenet1_1", "igcv", "digits", "digits_random",
+               "mobilenet_v1"}
 
 
 @pytest.mark.parametrize("name", zoo.names())

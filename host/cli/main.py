@@ -27,6 +27,7 @@ SUBCOMMAND_MODULES = [
     "host.cli.build",      # build, synth-engine
     "host.cli.bench",      # bench
     "host.cli.demo",       # demo
+    "host.cli.eval",       # eval
 ]
 
 

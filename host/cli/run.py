@@ -37,16 +37,7 @@ def register(sub):
     p.add_argument("model", metavar="MODEL", help="quantised ONNX file, or zoo:NAME[@RES]")
     p.add_argument("--input", required=True, metavar="IN.npy", help="float32 NCHW input")
     p.add_argument("--output", required=True, metavar="OUT.npy", help="float32 output to write")
-    p.add_argument("--target", default="golden", metavar="golden|emu|sim|serial:PORT",
-                   help="where to run (default: golden); emu: the board's engine runs executed "
-                        "by its NumPy model (same results and cycles as sim, no simulator)")
-    p.add_argument("--schedule", default="fused", choices=SCHEDULES,
-                   help="layer-by-layer, exact fusion with halos, or block convolution (default: fused)")
-    p.add_argument("--block", nargs=2, type=int, metavar=("H", "W"),
-                   help="one block size for every fused group's input map, instead of the "
-                        "scheduler's choice")
-    p.add_argument("--board", default="ulx3s-85f", metavar="BOARD",
-                   help="board whose on-chip budget the scheduler plans for (default: ulx3s-85f)")
+    add_execution_options(p, "golden|emu|sim|serial:PORT")
     add_engine_option(p)
     p.add_argument("--stats", metavar="FILE.json",
                    help="write cycles, MACs, utilisation and memory traffic per layer, beside the "
@@ -61,6 +52,27 @@ def register(sub):
     e.add_argument("output", metavar="OUT.onnx", help="ONNX file to write")
     e.add_argument("--uint8", action="store_true", help="write uint8 activations (default: int8)")
     e.set_defaults(func=export_handler)
+
+
+def add_execution_options(p, targets: str) -> None:
+    """--target, --schedule, --block and --board: how and where a model runs (``run``, ``eval``)."""
+    p.add_argument("--target", default="golden", metavar=targets,
+                   help="where to run (default: golden); emu: the board's engine runs executed "
+                        "by its NumPy model (same results and cycles as sim, no simulator)")
+    p.add_argument("--schedule", default="fused", choices=SCHEDULES,
+                   help="layer-by-layer, exact fusion with halos, or block convolution (default: fused)")
+    p.add_argument("--block", nargs=2, type=int, metavar=("H", "W"),
+                   help="one block size for every fused group's input map, instead of the "
+                        "scheduler's choice")
+    p.add_argument("--board", default="ulx3s-85f", metavar="BOARD",
+                   help="board whose on-chip budget the scheduler plans for (default: ulx3s-85f)")
+
+
+def block_option(block) -> tuple | None:
+    """``--block H W`` as a tuple (None if not given), with a one-line error if not positive."""
+    if block is not None and min(block) < 1:
+        raise UserError(f"--block {block[0]} {block[1]}: block sizes must be positive")
+    return tuple(block) if block else None
 
 
 def export_handler(args) -> int:
@@ -83,14 +95,13 @@ def handler(args) -> int:
         raise UserError(f"{'--line-mode' if args.line_mode else '--engine'} applies to --target "
                         "sim and emu only")
     engine = engine_config(args) if target[0] in ("sim", "emu") else None
-    if args.block is not None and min(args.block) < 1:
-        raise UserError(f"--block {args.block[0]} {args.block[1]}: block sizes must be positive")
+    block = block_option(args.block)
     graph = load_model(args.model)
     x = read_input(args.input)
     check_output_path(args.output)
     if args.stats:
         check_output_path(args.stats)
-    plan, how = choose_plan(graph, args.schedule, tuple(args.block) if args.block else None,
+    plan, how = choose_plan(graph, args.schedule, block,
                             args.board, args.plan)
     record = [] if args.stats else None
     y = run_batch(graph, x, target, plan.schedule, None, plan=plan, engine=engine, record=record)
@@ -253,10 +264,11 @@ def _engine_hooks(target: tuple, engine=None):
 
 
 def run_batch(graph, x: np.ndarray, target: tuple, schedule: str, block, plan=None,
-              engine=None, record: list | None = None) -> np.ndarray:
+              engine=None, record: list | None = None, progress=None) -> np.ndarray:
     """Quantise ``x`` (N, C, H, W), run every image on ``target`` under ``plan`` (default: the
     simple plan for ``schedule``/``block``), dequantise the outputs.  ``record``: a list that
-    receives the engine's per-layer records (``EngineSim.stats``) of the whole batch."""
+    receives the engine's per-layer records (``EngineSim.stats``) of the whole batch;
+    ``progress()`` is called after each image."""
     from host.runtime import golden
     from host.model.onnx_import import input_quant, output_dequant
     from host.compiler.plan import default_plan
@@ -266,7 +278,11 @@ def run_batch(graph, x: np.ndarray, target: tuple, schedule: str, block, plan=No
     hooks, runner = _engine_hooks(target, engine)
     close = getattr(runner, "close", None) if target[0] == "serial" else None
     try:
-        ys = [golden.run(graph, qi, plan=plan, **hooks) for qi in q]
+        ys = []
+        for qi in q:
+            ys.append(golden.run(graph, qi, plan=plan, **hooks))
+            if progress is not None:
+                progress()
     except UserError:
         raise
     except Exception as e:

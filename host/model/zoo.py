@@ -1,5 +1,6 @@
 """Model zoo: well-known CNNs as quantised :class:`host.model.ir.Graph` objects with deterministic int8
-weights (seeded, not trained), at their published input size or at any reduced size for tests.
+weights (seeded, not trained), at their published input size or at any reduced size for tests —
+and ``digits``, a trained network (see below).
 
 ``names()`` lists the networks, ``get(name, resolution)`` returns a calibrated graph (cached in
 memory and on disk), ``info(name, resolution)`` returns MACs, parameters and per-layer entries
@@ -14,8 +15,10 @@ Approximations, each stated where it is made:
   function; each branch gets its own int8 range).
 * Average pooling excludes padding from its count (ONNX default; PyTorch's ShuffleNet counts it).
 * ``igcv`` is IGCV1-style (no published anchor figures; see :func:`igcv`).
-* ``digits`` has random (seeded) weights; it is a size/shape stand-in for an 8×8 digit
-  classifier, not a trained one.
+* ``digits`` is *trained*: its graph is the shipped QDQ model ``host/model/trained/digits.onnx``
+  (written by ``python -m host.train.digits``; scikit-learn's 8×8 digits, see
+  ``docs/accuracy.md``), so it exists at 8×8 only.  ``digits_random`` is the same architecture
+  with seeded random weights, at any size (shape tests, the scheduler's reduced plans).
 
 Disk cache: ``$BLOCKFUSE_ZOO_CACHE`` (default ``~/.cache/blockfuse/zoo``; set it to ``off`` to
 disable) holds one ``.npz`` per (network, resolution, hash of the code that builds and
@@ -233,12 +236,18 @@ def igcv(b: GraphBuilder) -> None:
 
 
 def digits(b: GraphBuilder) -> None:
-    """Small CNN for 8×8 grey digits (as scikit-learn's ``load_digits``): 3×3 conv to 16 (ReLU),
-    3×3 s2 conv to 32 (ReLU), flatten, FC 10.  Random seeded weights (not trained)."""
+    """Small CNN for 8×8 grey digits (scikit-learn's ``load_digits``): 3×3 conv to 16 (ReLU),
+    3×3 s2 conv to 32 (ReLU), flatten, FC 10.  Trained (host/model/trained/digits.onnx, int8 QDQ)."""
     x = b.conv(b.input, 16, 3, name="conv1")
     x = b.conv(x, 32, 3, stride=2, name="conv2")
     x = b.flatten(x, name="flatten")
     b.fc(x, 10, act=None, name="fc")
+
+
+def digits_random(b: GraphBuilder) -> None:
+    """The ``digits`` architecture (3×3 conv to 16, 3×3 s2 conv to 32, FC 10) with random
+    seeded weights, at any input size: a shape stand-in, not a classifier."""
+    digits(b)
 
 
 # name -> (builder function, input channels, default (H, W), seed, published figures)
@@ -260,7 +269,12 @@ _NETWORKS = {
     "resnet18": (resnet18, 3, (224, 224), 18,
                  {"macs": 1.82e9, "params": 11.7e6, "source": "He et al. 2016, Table 1 (1.8 GFLOPs)"}),
     "digits": (digits, 1, (8, 8), 8, None),
+    "digits_random": (digits_random, 1, (8, 8), 8, None),
 }
+
+# Trained networks: name -> the shipped QDQ model.  The builder above still gives their
+# architecture (shape inference for ``info``/``plan`` at any size); weights come from the file.
+TRAINED = {"digits": Path(__file__).resolve().parent / "trained" / "digits.onnx"}
 
 
 def parse_spec(spec: str) -> tuple:
@@ -324,8 +338,25 @@ def _make(name: str, resolution, builder_cls) -> GraphBuilder:
 
 
 def build(name: str, resolution=None, calibrate: bool = True) -> Graph:
-    """Build ``name`` afresh (no cache).  Deterministic: same weights and scales every call."""
+    """Build ``name`` afresh (no cache).  Deterministic: same weights and scales every call.
+    A trained network is read from its shipped model (``calibrate`` does not apply)."""
+    if name in TRAINED:
+        return _load_trained(name, resolution)
     return _make(name, resolution, ZooBuilder).build(calibrate=calibrate)
+
+
+def _load_trained(name: str, resolution) -> Graph:
+    """The shipped QDQ model of a trained network, at its own input size only."""
+    from host.model.onnx_import import load_onnx
+
+    shape = input_shape(name, resolution)
+    own = input_shape(name)
+    if shape != own:
+        raise UserError(f"zoo model {name} is trained for {own[1]}x{own[2]} inputs only "
+                        f"(zoo:{name}_random@{shape[1]}x{shape[2]} has random weights at any size)")
+    g = load_onnx(TRAINED[name])
+    g.name = name
+    return g
 
 
 def shape_graph(name: str, resolution=None) -> Graph:
@@ -430,6 +461,8 @@ def get(name: str, resolution=None) -> Graph:
     shape = input_shape(name, resolution)
     key = (name, shape)
     g = _MEMORY.get(key)
+    if g is None and name in TRAINED:
+        g = _MEMORY[key] = build(name, shape[1:])        # a small file: no disk cache
     if g is None:
         d = cache_dir()
         path = d / f"{name}-{shape[1]}x{shape[2]}-{code_hash()}.npz" if d else None
