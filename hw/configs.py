@@ -95,7 +95,7 @@ BOARD_CONFIGS = {
     "icebreaker": AcceleratorConfig(
         "icebreaker", DEVICES["iCE40UP5K"],
         EngineConfig(rows=2, cols=4, post_lanes=1, serial_requant=True, in_depth=512,
-                     w_depth=256, step_depth=8, ob_depth=2, out_depth=256, load_regs=False),
+                     w_depth=256, step_depth=32, ob_depth=2, out_depth=256, load_regs=False),
         42.0, "spram", engine_luts=4416, **_ICE40_SOC),
 }
 
