@@ -84,7 +84,7 @@ BOARD_CONFIGS = {
         EngineConfig(rows=9, cols=16, post_lanes=16, lut_requant=True, in_depth=512,
                      w_depth=512, step_depth=32, ob_depth=8, out_depth=512,
                      dsp_sites="ecp5-85f"),
-        100.0, "sdram", engine_luts=43741, **_ECP5_SOC),
+        100.0, "sdram", engine_luts=43699, **_ECP5_SOC),
     "ulx3s-45f": AcceleratorConfig(
         "ulx3s-45f", DEVICES["LFE5U-45F"],
         EngineConfig(rows=8, cols=8, post_lanes=4, lut_requant=True, in_depth=512,
@@ -96,7 +96,7 @@ BOARD_CONFIGS = {
         "icebreaker", DEVICES["iCE40UP5K"],
         EngineConfig(rows=2, cols=4, post_lanes=1, serial_requant=True, in_depth=512,
                      w_depth=256, step_depth=32, ob_depth=2, out_depth=256, load_regs=False),
-        42.0, "spram", engine_luts=4416, **_ICE40_SOC),
+        42.0, "spram", engine_luts=4680, **_ICE40_SOC),
 }
 
 #: the small instance for fast RTL tests (ECP5 geometry, no board of its own)
