@@ -102,3 +102,15 @@ def test_clock_and_link_follow_the_soc(name):
     baud = pick_baud(soc.clk_hz, soc.baud)
     actual = soc.clk_hz / divisor_for(int(soc.clk_hz), baud)
     assert b.link_bytes_per_s == pytest.approx(actual / 10, rel=1e-9)
+
+
+@pytest.mark.parametrize("name", ["ulx3s-85f", "icebreaker"])
+def test_board_tops_carry_the_host_link(name):
+    """The board top's link hook finds the link gateware (a wrong import there builds a
+    bitstream without a host link, silently)."""
+    from hw.memory.memport import MemPortSignature
+    from hw.soc.top import BOARDS as SOCS, BoardLink, default_link_factory
+    spec = SOCS[name]
+    link = default_link_factory(board=spec, clk_freq=spec.clk_hz,
+                                mem_signature=MemPortSignature(20, 32), mem_bytes=1 << 20)
+    assert isinstance(link, BoardLink)

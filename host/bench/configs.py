@@ -108,7 +108,7 @@ Written by `blockfuse bench configs`.
   engine passes over tiles of the output map (`sim.engine_sim.conv_parts`); the input map's
   copies are the first thing the engine's next revision removes.
 - **icebreaker** fits its block RAM and multipliers but **not its logic**: the engine (4,680
-  logic cells) and the link SoC (3,242) exceed the UP5K's 5,280. No figure of the iCEBreaker
+  logic cells) and the link SoC (3,245) exceed the UP5K's 5,280. No figure of the iCEBreaker
   configuration is a whole-SoC figure until that changes.
 - **sim-8x8** and **sim-8x8-line** are simulation-only: they need four to five times the 85F's
   block RAM and are labelled wherever they are used (`--engine sim-8x8`).

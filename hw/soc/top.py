@@ -161,7 +161,7 @@ def default_link_factory(*, board: BoardSpec, clk_freq: float, mem_signature, me
     component with ``bus`` (memory-port initiator of ``mem_signature``), ``rx``, ``tx`` and
     ``activity``."""
     try:
-        from hw import link_soc  # noqa: F401
+        from hw.soc import link_soc  # noqa: F401
     except ImportError:
         return None
     return BoardLink(clk_freq=clk_freq, baud=pick_baud(clk_freq, board.baud),
