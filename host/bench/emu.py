@@ -17,7 +17,8 @@ from pathlib import Path
 CASES = [("vgg16", "block"), ("vgg16", "layer"), ("mobilenet_v1", "fused")]
 
 
-def one(name: str, schedule: str, board: str = "ulx3s-85f") -> dict:
+def one(name: str, schedule: str, board: str = "ulx3s-85f", resolution=None) -> dict:
+    """One network under one schedule on ``board``'s engine, emulated (see the module doc)."""
     from host.cli.run import choose_plan
     from host.compiler.scheduler import plan_network
     from host.model import zoo
@@ -26,7 +27,7 @@ def one(name: str, schedule: str, board: str = "ulx3s-85f") -> dict:
     from hw.configs import get_config
     from sim.engine_sim import EngineSim
     cfg = get_config(board)
-    g = zoo.get(name)
+    g = zoo.get(name, resolution) if resolution else zoo.get(name)
     x = smooth_input(g, seed=0)
     plan, _ = choose_plan(g, schedule, None, board, None)
     _, report = plan_network(g, board, schedule)
