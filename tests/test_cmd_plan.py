@@ -1,4 +1,4 @@
-"""``blockfuse plan``: table, JSON (DESIGN.md §6 keys), plot, one-line errors."""
+"""``blockfuse plan``: table, JSON (the README's keys), plot, one-line errors."""
 import json
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Cross-checks of the golden model against ONNX Runtime (DESIGN.md §4).
+"""Cross-checks of the golden model against ONNX Runtime (`docs/numerics.md`).
 
 (a) Integer accumulators equal ``ConvInteger`` / ``MatMulInteger`` exactly on randomised shapes.
 (b) QDQ models built here and quantised by ``quantize_static``, imported and run by the golden

@@ -60,7 +60,7 @@ def test_macs_and_params_match_published(name):
 
 
 def test_vgg16_structure_and_conv_only_figures():
-    """ANCHORS.md: 13 conv layers, 14.7 M conv weights, 15.3-15.5 G MACs incl. FC."""
+    """docs/published.md: 13 conv layers, 14.7 M conv weights, 15.3-15.5 G MACs incl. FC."""
     i = zoo.info("vgg16")
     convs = [r for r in i["layers"] if r["op"] == "conv"]
     fcs = [r for r in i["layers"] if r["op"] == "fc"]

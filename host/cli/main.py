@@ -1,4 +1,4 @@
-"""The ``blockfuse`` command line (DESIGN.md §6).
+"""The ``blockfuse`` command line (README, "The command line").
 
 Each subcommand lives in its own module exposing ``register(subparsers)``; the module's handler
 gets the parsed arguments and returns an exit code.  Any :class:`host.errors.UserError` (bad file,

@@ -2,7 +2,7 @@
 
 Plans a network for a board (``host.compiler.scheduler.plan_network``) and prints a per-layer table of
 MACs, off-chip bytes (weights, activations in/out), on-chip peak and cycles, then the totals and
-the estimated frame rate.  ``--json`` writes the full report (DESIGN.md §6 keys plus the plan's
+the estimated frame rate.  ``--json`` writes the full report (the README's keys plus the plan's
 groups and block sizes, which ``plan_from_json`` turns back into a :class:`host.compiler.plan.Plan`);
 ``--plot`` draws per-layer off-chip traffic and on-chip use under all three schedules.
 

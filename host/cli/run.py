@@ -1,4 +1,4 @@
-"""``blockfuse run MODEL --input IN.npy --output OUT.npy`` (DESIGN.md §6).
+"""``blockfuse run MODEL --input IN.npy --output OUT.npy`` (README, "The command line").
 
 MODEL is a QDQ-quantised ONNX file or ``zoo:NAME`` (optionally ``zoo:NAME@RES`` with RES = N or
 HxW for a reduced input size).  IN.npy holds float32 NCHW inputs; they are quantised as the

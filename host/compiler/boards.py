@@ -44,11 +44,11 @@ SPRAM_BYTES = 32 * 1024      # iCE40 UP5K SPRAM: 256 Kbit each, 4 of them
 class Board:
     name: str
     fpga: str
-    bram_blocks: int              # DP16KD or EBR count (ANCHORS.md)
+    bram_blocks: int              # DP16KD or EBR count (docs/published.md)
     bram_block_bytes: int
     reserved_blocks: int          # kept for FIFOs, parameter tables, accumulators (see module doc)
     extra_onchip_bytes: int       # SPRAM (iCE40)
-    multipliers: int              # MULT18X18D / SB_MAC16 (ANCHORS.md)
+    multipliers: int              # MULT18X18D / SB_MAC16 (docs/published.md)
     pe_rows: int                  # array rows: input channels
     pe_cols: int                  # array cols: output channels
     clock_hz: float

@@ -2,7 +2,7 @@
 
 ``plan_network(graph, board, schedule)`` returns ``(Plan, report)``: the :class:`host.compiler.plan.Plan`
 the golden model (and the engine) executes exactly, and a JSON-able report of what it costs
-(DESIGN.md §6: ``total_macs``, ``offchip_bytes``, ``onchip_peak_bytes``, ``cycles``, ``fps``,
+(the README's keys: ``total_macs``, ``offchip_bytes``, ``onchip_peak_bytes``, ``cycles``, ``fps``,
 ``layers``, ``groups``).
 
 Algorithm (``docs/scheduler.md``): dynamic programming over cut points.  A group ``[i, j)`` of

@@ -121,7 +121,7 @@ class Conv(Node):
         return int(self.weight.size + self.bias.size)
 
     def folded_bias(self, x_zero_point: int) -> np.ndarray:
-        """bias' = bias − zx·Σw, so padding with the zero point is exact (DESIGN.md §4)."""
+        """bias' = bias − zx·Σw, so padding with the zero point is exact (`docs/numerics.md`)."""
         wsum = self.weight.reshape(self.weight.shape[0], -1).sum(axis=1, dtype=np.int64)
         return self.bias.astype(np.int64) - int(x_zero_point) * wsum
 

@@ -23,7 +23,7 @@ The importer walks the nodes in topological order and tracks what every ONNX ten
 Shape arithmetic on the static input shape (``Shape → Gather → … → Reshape``, as PyTorch
 exports ``x.view(n, g, c // g, h, w)``) is folded to constants first (:mod:`host.model.onnx_fold`).
 
-uint8 activations are converted exactly to int8 (value − 128, zero point − 128, DESIGN.md §4):
+uint8 activations are converted exactly to int8 (value − 128, zero point − 128, `docs/numerics.md`):
 ``QuantizeLinear`` to uint8 then −128 equals quantising to int8 with the zero point − 128, so the
 float input/output conversions of :func:`input_quant`/:func:`output_dequant` are the model's own.
 The graph remembers the original type in ``graph.activation_dtype`` (``"int8"``/``"uint8"``),

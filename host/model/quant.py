@@ -1,4 +1,4 @@
-"""Fixed-point requantisation exactly as gemmlowp / TFLite do it (DESIGN.md §4).
+"""Fixed-point requantisation exactly as gemmlowp / TFLite do it (`docs/numerics.md`).
 
 A real multiplier ``M`` (e.g. ``s_x * s_w / s_y``) is represented as a Q31 integer ``m`` in
 [2^30, 2^31) and a power-of-two ``shift`` so that ``M ≈ m * 2^(shift - 31)``.  Applying it to an

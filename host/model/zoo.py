@@ -251,17 +251,17 @@ def digits_random(b: GraphBuilder) -> None:
 
 
 # name -> (builder function, input channels, default (H, W), seed, published figures)
-# Published figures are those of ../shared/ANCHORS.md and the original papers (MACs counting
+# Published figures are those of docs/published.md and the original papers (MACs counting
 # Conv + FC multiply-accumulates; parameters with FC).
 _NETWORKS = {
     "vgg16": (vgg16, 3, (224, 224), 16,
               {"macs": 15.47e9, "params": 138.36e6,
-               "source": "Simonyan & Zisserman 2015; ANCHORS.md 15.3-15.5 G MACs, 138 M params"}),
+               "source": "Simonyan & Zisserman 2015; published 15.3-15.5 G MACs, 138 M params"}),
     "mobilenet_v1": (mobilenet_v1, 3, (224, 224), 11,
                      {"macs": 569e6, "params": 4.2e6, "source": "Howard et al. 2017, Table 8"}),
     "shufflenet_v1": (shufflenet_v1, 3, (224, 224), 13,
                       {"macs": 140e6, "params": 1.9e6,
-                       "source": "Zhang et al. 2018 (1x, g=3: 140 MFLOPs); ANCHORS.md ~1.9 M params"}),
+                       "source": "Zhang et al. 2018 (1x, g=3: 140 MFLOPs); published ~1.9 M params"}),
     "squeezenet1_1": (squeezenet1_1, 3, (224, 224), 111,
                       {"macs": 352e6, "params": 1.24e6,
                        "source": "SqueezeNet v1.1 release notes / torchvision (1,235,496 params)"}),

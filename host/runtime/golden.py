@@ -1,4 +1,4 @@
-"""Golden model: bit-exact integer execution of a :class:`host.model.ir.Graph` (DESIGN.md §4, §5).
+"""Golden model: bit-exact integer execution of a :class:`host.model.ir.Graph` (`docs/numerics.md`; schedules: `docs/scheduler.md`).
 
 Every operator is computed on a *region* of its output map: ``(y0, y1, x0, x1)``.  The input
 window a region needs is cut from whatever part of the input has been computed, and anything

@@ -5,7 +5,7 @@ Input: output-channel words (``lanes`` int8) in raster order of an ``h × w`` ma
 beat, ``lib.stream``). Output: the pooled ``h//2 × w//2`` map in raster order. One row buffer of
 ``max_width/2`` words holds the horizontal maxima of each even row; the odd row combines with
 it. An odd last row or column is dropped (ONNX MaxPool 2×2/2 without padding, floor mode).
-Max-pooling is exact on int8 (DESIGN.md §4), so no requantisation is involved.
+Max-pooling is exact on int8 (`docs/numerics.md`), so no requantisation is involved.
 """
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring

@@ -1,6 +1,6 @@
 """Post-processing: int32 accumulator (+ bias) → int8, bit-exact with ``host.model.quant.requantize``.
 
-gemmlowp/TFLite fixed point (DESIGN.md §4): saturating left shift, saturating rounding doubling
+gemmlowp/TFLite fixed point (`docs/numerics.md`): saturating left shift, saturating rounding doubling
 high multiply by the Q31 multiplier, rounding right shift (half away from zero), ``+ zero
 point``, clamp to [lo, hi] (ReLU/ReLU6/Clip bounds).
 

@@ -5,7 +5,7 @@ The UP5K has four ``SB_SPRAM256KA`` blocks of 16 K × 16 bit.  :class:`SPRAMMemo
 32 K words; 64-bit: 16 K words) behind a :class:`hw.memory.memport.MemPortSignature` target.
 
 On an iCE40 platform the blocks are instantiated directly (yosys infers SPRAM only under narrow
-conditions, see TOOLCHAIN.md).  Elaborated for simulation (``platform`` None or not iCE40, or
+conditions, see `docs/toolchain.md`).  Elaborated for simulation (``platform`` None or not iCE40, or
 ``behavioural=True``) the same interface uses an ``amaranth.lib.memory.Memory`` with the same
 one-cycle read latency, so tests exercise the same control logic.
 
