@@ -380,3 +380,18 @@ def test_serial_target_reaches_the_simulated_board(tmp_path, capsys):
             t.join(timeout=5)
             os.close(master)
             os.close(slave)
+
+
+def test_stats_say_when_the_prediction_is_of_another_plan(tmp_path, capsys):
+    """With ``--block`` the run executes a plan the scheduler did not make: ``predicted`` says
+    that it is the scheduler's own plan's; with the scheduler's plan it carries no such label."""
+    import json
+    g = zoo.get("digits")
+    inp = tmp_path / "x.npy"
+    np.save(inp, np.zeros((1,) + g.input_tensor.shape, np.float32))
+    for extra, labelled in ((["--block", "4", "4"], True), ([], False)):
+        stats = tmp_path / "s.json"
+        code, _, err = _run(capsys, "zoo:digits", "--input", inp, "--output", tmp_path / "y.npy",
+                            "--stats", stats, *extra)
+        assert code == 0, err
+        assert ("plan" in json.loads(stats.read_text())["predicted"]) == labelled

@@ -29,8 +29,9 @@ def one(name: str, schedule: str, board: str = "ulx3s-85f", resolution=None) -> 
     cfg = get_config(board)
     g = zoo.get(name, resolution) if resolution else zoo.get(name)
     x = smooth_input(g, seed=0)
-    plan, _ = choose_plan(g, schedule, None, board, None)
-    _, report = plan_network(g, board, schedule)
+    plan, _, report = choose_plan(g, schedule, None, board, None)
+    if report is None:                       # the layer schedule: the scheduler's cost of it
+        _, report = plan_network(g, board, schedule)
     eng = EngineSim(cfg.engine, emulated=True)
     on_host = []
 

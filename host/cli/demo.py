@@ -39,7 +39,7 @@ def run(args) -> int:
     graph = zoo.get(name, resolution=args.resolution) if args.resolution else zoo.get(name)
     board = get_board(args.board)
     x = smooth_input(graph, seed=0)
-    plan, how = choose_plan(graph, args.schedule, None, board.name, None)   # as `blockfuse run`
+    plan, how, _ = choose_plan(graph, args.schedule, None, board.name, None)   # as `blockfuse run`
     print(f"blockfuse demo: {name} {graph.input_tensor.shape} — {graph.total_macs / 1e6:.2f} M MACs, "
           f"schedule {args.schedule} ({how})")
     t0 = time.perf_counter()

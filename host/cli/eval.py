@@ -60,7 +60,7 @@ def handler(args) -> int:
     y = data.y_test
     if args.limit is not None:
         x, y = x[:args.limit], y[:args.limit]
-    plan, how = choose_plan(graph, args.schedule, block, args.board, None)
+    plan, how, _ = choose_plan(graph, args.schedule, block, args.board, None)
     engine = None
     if target[0] in ("sim", "emu"):              # the board's own accelerator configuration
         from hw.configs import get_config

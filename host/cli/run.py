@@ -101,13 +101,12 @@ def handler(args) -> int:
     check_output_path(args.output)
     if args.stats:
         check_output_path(args.stats)
-    plan, how = choose_plan(graph, args.schedule, block,
-                            args.board, args.plan)
+    plan, how, report = choose_plan(graph, args.schedule, block, args.board, args.plan)
     record = [] if args.stats else None
     y = run_batch(graph, x, target, plan.schedule, None, plan=plan, engine=engine, record=record)
     if args.stats:
         from host.cli.stats import run_stats
-        stats = run_stats(graph, plan, args, target, engine, record, len(x))
+        stats = run_stats(graph, plan, report, args, target, engine, record, len(x))
         import json
         write_bytes_atomic(args.stats, (json.dumps(stats, indent=1) + "\n").encode())
     write_npy_atomic(args.output, y)
@@ -117,21 +116,23 @@ def handler(args) -> int:
 
 
 def choose_plan(graph, schedule: str, block, board: str, plan_file: str | None):
-    """The plan ``run`` executes, and a few words on where it came from: a plan file, one block
-    size for every group (``--block``), or — by default — the scheduler's plan for ``board``, so
-    that ``run`` executes what ``blockfuse plan`` reports."""
+    """The plan ``run`` executes, a few words on where it came from — a plan file, one block
+    size for every group (``--block``), or by default the scheduler's plan for ``board``, so
+    that ``run`` executes what ``blockfuse plan`` reports — and the scheduler's report of that
+    plan (None when the plan did not come from the scheduler)."""
     from host.compiler.plan import default_plan
 
     if plan_file:
         from host.cli.plan import plan_from_json
 
-        return plan_from_json(plan_file, graph).check(graph), f"plan {plan_file}"
+        return plan_from_json(plan_file, graph).check(graph), f"plan {plan_file}", None
     if block is not None or schedule == "layer":
-        return default_plan(graph, schedule, block), (f"blocks {block[0]}x{block[1]}" if block else "no blocks")
+        return (default_plan(graph, schedule, block),
+                f"blocks {block[0]}x{block[1]}" if block else "no blocks", None)
     from host.compiler.scheduler import plan_network
 
     plan, report = plan_network(graph, board, schedule)
-    return plan, f"scheduler plan for {board}: {len(plan.groups)} groups"
+    return plan, f"scheduler plan for {board}: {len(plan.groups)} groups", report
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,9 +25,7 @@ pooling, additions and concatenations itself between runs: ``cycles`` are engine
 from __future__ import annotations
 
 
-def _predicted(graph, plan, board: str) -> dict:
-    from host.compiler.scheduler import plan_network
-    _, report = plan_network(graph, board, plan.schedule)
+def _predicted(report: dict) -> dict:
     off = report["offchip_bytes"]
     return dict(cycles=int(report["cycles"]),
                 offchip_bytes=dict(read=int(off["weights"] + off["activations_in"]),
@@ -36,12 +34,18 @@ def _predicted(graph, plan, board: str) -> dict:
                         for r in report["layers"]])
 
 
-def run_stats(graph, plan, args, target: tuple, engine, record, frames: int) -> dict:
-    """The ``--stats`` document of one ``blockfuse run``."""
+def run_stats(graph, plan, report, args, target: tuple, engine, record, frames: int) -> dict:
+    """The ``--stats`` document of one ``blockfuse run``; ``report`` is the scheduler's report of
+    the plan run executed (``choose_plan``), None when the plan did not come from the scheduler:
+    then the prediction is that of the scheduler's own plan for the schedule, and says so."""
     from hw.configs import fit_report, get_config
     cfg = engine or get_config(args.board)
     pes = cfg.engine.rows * cfg.engine.cols
-    predicted = _predicted(graph, plan, args.board)
+    own = report is not None
+    if not own:
+        from host.compiler.scheduler import plan_network
+        _, report = plan_network(graph, args.board, plan.schedule)
+    predicted = _predicted(report)
     out = dict(board=args.board, engine=cfg.name, clock_mhz=cfg.clock_mhz, pe_count=pes,
                target=args.target, schedule=plan.schedule, frames=frames,
                onchip_buffer_bytes=fit_report(cfg)["onchip_bytes"])
@@ -83,4 +87,7 @@ def run_stats(graph, plan, args, target: tuple, engine, record, frames: int) -> 
                offchip_bytes=off, layers=layers,
                predicted=dict(cycles=predicted["cycles"],
                               offchip_bytes=predicted["offchip_bytes"]))
+    if not own and (args.block or args.plan):
+        out["predicted"]["plan"] = ("the scheduler's own plan for this schedule, not the "
+                                    "--block/--plan one the run executed")
     return out
