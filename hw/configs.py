@@ -137,23 +137,25 @@ def get_config(name: str) -> AcceleratorConfig:
 def fit_report(cfg: AcceleratorConfig) -> dict:
     """What the whole SoC of ``cfg`` takes of its device, and whether each resource fits.
 
-    Block RAM tiles come from :func:`hw.budget.engine_tiles` (the engine) plus the link SoC's;
+    Block RAM tiles come from :mod:`hw.budget` (each engine memory) plus the link SoC's;
     logic only where a synthesis report gives the engine's figure (``None`` otherwise)."""
-    from hw.budget import engine_memories, engine_tiles
+    from hw.budget import engine_memories, m_tiles
     dev, eng = cfg.device, cfg.engine
-    tiles = engine_tiles(eng, dev.family) + cfg.soc_tiles
+    mems = [m.as_dict() | {"tiles": m.copies * m_tiles(m, dev.family)}
+            for m in engine_memories(eng, dev.family)]
+    engine = sum(m["tiles"] for m in mems)
+    tiles = engine + cfg.soc_tiles
     pes = eng.rows * eng.cols
     luts = cfg.engine_luts + cfg.soc_luts if cfg.engine_luts else None
-    mems = engine_memories(eng, dev.family)
     rep = dict(
         config=cfg.name, device=dev.name, clock_mhz=cfg.clock_mhz, pes=pes,
         multipliers=dict(used=pes, available=dev.multipliers, fits=pes <= dev.multipliers),
-        bram_tiles=dict(used=tiles, engine=tiles - cfg.soc_tiles, soc=cfg.soc_tiles,
+        bram_tiles=dict(used=tiles, engine=engine, soc=cfg.soc_tiles,
                         available=dev.bram_tiles, fits=tiles <= dev.bram_tiles),
         luts=dict(used=luts, available=dev.luts,
                   fits=None if luts is None else luts <= dev.luts),
-        memories=[m.as_dict() for m in mems],
-        onchip_bytes=sum(m.data_bytes for m in mems),
+        memories=mems,
+        onchip_bytes=sum(m["data_bytes"] for m in mems),
     )
     rep["fits"] = all(rep[k]["fits"] is not False for k in ("multipliers", "bram_tiles", "luts"))
     return rep

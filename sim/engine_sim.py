@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from host.compiler.reduction import plan_reduction
+from host.compiler.cost import engine_run
+from host.compiler.reduction import last_slot, plan_reduction
 from hw.configs import SIMULATION_ONLY
 from hw.engine.engine import (Engine, EngineConfig, block_entry_layout, layer_desc_layout,
                        step_entry_layout)
@@ -138,7 +139,7 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
         it_stride, it_dy = red.shifts(w, w if line else hw)
         n_ob, nb = g * n_obg, g * n_cbg
     desc = dict(h=h, w=w, ho=ho, wo=wo, n_ob=n_ob, steps=steps, n_it=n_it,
-                slot=max(steps, cfg.drain - (n_it - 1) * steps), it_stride=it_stride,
+                slot=last_slot(steps, n_it, cfg.drain), it_stride=it_stride,
                 it_dy=it_dy, w_ob=n_it * steps, stride_h=sh, stride_w=sw,
                 pad_t=pt, pad_l=pl, row_step=sh * w, pix0=-pt * w - pl,
                 depthwise=int(depthwise), x_zp=int(zx), y_zp=int(zy), lo=int(lo), hi=int(hi),
@@ -320,41 +321,59 @@ def emulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int]:
     simulator and predicts the RTL's cycle count exactly."""
     d = prog.desc
     C = cfg.cols
-    h, w, ho, wo = d["h"], d["w"], d["ho"], d["wo"]
-    steps, n_ob = d["steps"], d["n_ob"]
-    in_words = prog.in_words.astype(np.int64)
+    ho, wo, n_ob = d["ho"], d["wo"], d["n_ob"]
     oy, ox = np.meshgrid(np.arange(ho), np.arange(wo), indexing="ij")
     iy0 = (oy * d["stride_h"] - d["pad_t"]).ravel()
     ix0 = (ox * d["stride_w"] - d["pad_l"]).ravel()
     pix = d["pix0"] + oy.ravel() * d["row_step"] + ox.ravel() * d["stride_w"]
-    out = np.zeros((n_ob, ho * wo, C), dtype=np.int64)
-    if not prog.meta.get("line") and not d["depthwise"]:
-        # every (iteration, step, row) element at once: its tap validity and its input byte
-        # (address · lanes + lane) for every pixel, then one product per output block
-        el = np.array([(it, *e) for it in range(d["n_it"]) for row in prog.step_words
-                       for e in row], dtype=np.int64).reshape(-1, 6)
-        it_, dy, dx, en, lane, delta = el.T
-        iy = iy0[None, :] + (dy + it_ * d["it_dy"])[:, None]
-        ix = ix0[None, :] + dx[:, None]
-        ok = (en[:, None] > 0) & (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
-        rel = (delta + it_ * d["it_stride"])[:, None] + pix[None, :]
-        flat = prog.in_words.reshape(-1).astype(np.float64)
-        n = len(prog.in_words)
-        for ob in range(n_ob):
-            addr = prog.blocks[ob][0] + rel
-            # an iteration past the last channel block reads beyond the map (the RTL's
-            # address wraps); its weights are 0, so any word will do
-            addr = np.where(ok & (addr < n) & (addr >= 0), addr, 0)
-            x = np.where(ok, flat[addr * cfg.lanes + lane[:, None]], d["x_zp"])   # (n_el, P)
-            wt = prog.w_words[ob * d["w_ob"]:(ob + 1) * d["w_ob"]].reshape(-1, C)   # (n_el, C)
-            acc = np.rint(x.T @ wt.astype(np.float64)).astype(np.int64)           # exact < 2^53
-            out[ob] = _requant_block(acc, prog.blocks[ob], d)
-        n_ob_loop = 0
-    else:
-        n_ob_loop = n_ob
-    for ob in range(n_ob_loop):
+    sums = _column_sums_gathered if not prog.meta.get("line") and not d["depthwise"] \
+        else _column_sums_stepwise
+    out = np.stack([_requant_block(acc, prog.blocks[ob], d)
+                    for ob, acc in enumerate(sums(prog, cfg, iy0, ix0, pix))])
+    cycles = line_mode_cycles(d, cfg) if prog.meta.get("line") else preloaded_cycles(d, cfg)
+    out = out.reshape(n_ob, ho, wo, C)
+    if d.get("pool"):
+        out = out[:, :ho // 2 * 2, :wo // 2 * 2]
+        out = out.reshape(n_ob, ho // 2, 2, wo // 2, 2, C).max(axis=(2, 4))
+        cycles += 1
+    if prog.meta.get("line"):
+        out = out.transpose(1, 0, 2, 3)          # the RTL writes (row, block, column)
+    return out.reshape(-1, C).astype(np.int8), cycles
+
+
+def _column_sums_gathered(prog: LayerProgram, cfg: EngineConfig, iy0, ix0, pix):
+    """Each output block's column sums (P, cols), standard layers with the map preloaded: every
+    (iteration, step, row) element at once — its tap validity and its input byte (address ·
+    lanes + lane) for every pixel — then one product per output block."""
+    d = prog.desc
+    el = np.array([(it, *e) for it in range(d["n_it"]) for row in prog.step_words
+                   for e in row], dtype=np.int64).reshape(-1, 6)
+    it_, dy, dx, en, lane, delta = el.T
+    iy = iy0[None, :] + (dy + it_ * d["it_dy"])[:, None]
+    ix = ix0[None, :] + dx[:, None]
+    ok = (en[:, None] > 0) & (iy >= 0) & (iy < d["h"]) & (ix >= 0) & (ix < d["w"])
+    rel = (delta + it_ * d["it_stride"])[:, None] + pix[None, :]
+    flat = prog.in_words.reshape(-1).astype(np.float64)
+    n = len(prog.in_words)
+    for ob in range(d["n_ob"]):
+        addr = prog.blocks[ob][0] + rel
+        # an iteration past the last channel block reads beyond the map (the RTL's address
+        # wraps); its weights are 0, so any word will do
+        addr = np.where(ok & (addr < n) & (addr >= 0), addr, 0)
+        x = np.where(ok, flat[addr * cfg.lanes + lane[:, None]], d["x_zp"])       # (n_el, P)
+        wt = prog.w_words[ob * d["w_ob"]:(ob + 1) * d["w_ob"]].reshape(-1, cfg.cols)
+        yield np.rint(x.T @ wt.astype(np.float64)).astype(np.int64)               # exact < 2^53
+
+
+def _column_sums_stepwise(prog: LayerProgram, cfg: EngineConfig, iy0, ix0, pix):
+    """Each output block's column sums, step by step and row by row as the array takes them
+    (depthwise layers: lane c in column c; line mode: ring addresses)."""
+    d = prog.desc
+    h, w, steps, C = d["h"], d["w"], d["steps"], cfg.cols
+    in_words = prog.in_words.astype(np.int64)
+    for ob in range(d["n_ob"]):
         in_base = prog.blocks[ob][0]
-        acc = np.zeros((ho * wo, C), dtype=np.int64)
+        acc = np.zeros((len(pix), C), dtype=np.int64)
         for it, s in ((it, s) for it in range(d["n_it"]) for s in range(steps)):
             wt = prog.w_words[ob * d["w_ob"] + it * steps + s].astype(np.int64)   # (R, C)
             for r, (dy, dx, en, lane, delta) in enumerate(prog.step_words[s]):
@@ -370,16 +389,7 @@ def emulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int]:
                 word = np.where(ok[:, None], in_words[addr], d["x_zp"])   # (P, lanes)
                 xv = word[:, :C] if d["depthwise"] else word[:, [lane]]
                 acc += xv * wt[r][None, :]
-        out[ob] = _requant_block(acc, prog.blocks[ob], d)
-    cycles = line_mode_cycles(d, cfg) if prog.meta.get("line") else preloaded_cycles(d, cfg)
-    out = out.reshape(n_ob, ho, wo, C)
-    if d.get("pool"):
-        out = out[:, :ho // 2 * 2, :wo // 2 * 2]
-        out = out.reshape(n_ob, ho // 2, 2, wo // 2, 2, C).max(axis=(2, 4))
-        cycles += 1
-    if prog.meta.get("line"):
-        out = out.transpose(1, 0, 2, 3)          # the RTL writes (row, block, column)
-    return out.reshape(-1, C).astype(np.int8), cycles
+        yield acc
 
 
 def _requant_block(acc, block, d) -> np.ndarray:
@@ -391,19 +401,12 @@ def _requant_block(acc, block, d) -> np.ndarray:
                       d["y_zp"], d["lo"], d["hi"])
 
 
-def pixel_cycles(d: dict) -> int:
-    """Cycles one output pixel occupies: ``n_it − 1`` iterations of ``steps`` and the last
-    one's ``slot`` (= ``max(n_it·steps, drain)`` as the compiler sets ``slot``)."""
-    return (d["n_it"] - 1) * d["steps"] + d["slot"]
-
-
 def preloaded_cycles(d: dict, cfg: EngineConfig) -> int:
-    """Cycles of one layer with the map preloaded (no stalls): every output pixel takes
-    :func:`pixel_cycles`, the last one without its slot's padding (``slot − steps``), plus the
-    pipeline latency (``EngineConfig.latency``); a fused pool adds one more (counted by the
-    caller)."""
-    return (d["n_ob"] * d["ho"] * d["wo"] * pixel_cycles(d) - (d["slot"] - d["steps"])
-            + cfg.latency)
+    """Cycles of one layer with the map preloaded (no stalls): the engine's cycle formula
+    (:func:`host.compiler.cost.engine_run`, the one the cost model uses) for the descriptor's
+    blocks, pixels, steps and iterations; a fused pool adds one more (counted by the caller)."""
+    area, fixed = engine_run(cfg, d["n_ob"], d["steps"], d["ho"] * d["wo"], d["n_it"])
+    return area + fixed
 
 
 #: map-memory read latency of the row feeder (hw.memory.bram.BRAMTarget: request → response) plus the
@@ -634,15 +637,10 @@ def conv_chunks(weight, bias_folded, mult, shift, x, zx, zy, lo, hi, stride=(1, 
 def _tilings(ho: int, wo: int, even: bool):
     """(tile height, tile width) candidates, fewest tiles first, whole rows before columns;
     with ``even`` both even (a fused 2×2 pool must not straddle two tiles)."""
-    seen, out = set(), []
-    for nr in range(1, ho + 1):
-        for nc in range(1, wo + 1):
-            hs, ws = -(-ho // nr), -(-wo // nc)
-            if even:
-                hs, ws = hs + hs % 2, ws + ws % 2
-            if (hs, ws) not in seen:
-                seen.add((hs, ws))
-                out.append((-(-ho // hs) * -(-wo // ws), -(-wo // ws), hs, ws))
+    def sizes(n):                        # the distinct ceil(n / k): about 2·√n of them
+        return {s + s % 2 if even else s for s in (-(-n // k) for k in range(1, n + 1))}
+    out = [(-(-ho // hs) * -(-wo // ws), -(-wo // ws), hs, ws)
+           for hs in sizes(ho) for ws in sizes(wo)]
     return [(hs, ws) for _, _, hs, ws in sorted(out)]
 
 

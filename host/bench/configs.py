@@ -37,11 +37,9 @@ def _memories(reports: list) -> str:
         out.append(f"\n**{cfg.name}** ({r['device']}):\n")
         out.append("| memory | word bits | depth | copies | tiles |")
         out.append("|---|---:|---:|---:|---:|")
-        from hw.budget import Memory, m_tiles
         for mem in r["memories"]:
-            n = mem["copies"] * m_tiles(Memory(**mem), cfg.device.family)
             out.append(f"| {mem['name']} | {mem['width']} | {mem['depth']} | {mem['copies']} "
-                       f"| {n} |")
+                       f"| {mem['tiles']} |")
     return "\n".join(out)
 
 
@@ -49,14 +47,13 @@ def _plot(reports: list, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from hw.budget import Memory, m_tiles
     names = [cfg.name for _, cfg in reports]
     fig, ax = plt.subplots(figsize=(8, 3.6))
     kinds = {}
     for i, (r, cfg) in enumerate(reports):
         for mem in r["memories"]:
-            n = mem["copies"] * m_tiles(Memory(**mem), cfg.device.family)
-            kinds.setdefault(mem["name"], [0] * len(reports))[i] = 100 * n / r["bram_tiles"]["available"]
+            kinds.setdefault(mem["name"], [0] * len(reports))[i] = (
+                100 * mem["tiles"] / r["bram_tiles"]["available"])
         kinds.setdefault("link SoC", [0] * len(reports))[i] = (
             100 * r["bram_tiles"]["soc"] / r["bram_tiles"]["available"])
     bottom = [0.0] * len(reports)

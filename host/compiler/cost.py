@@ -63,7 +63,8 @@ def engine_run(engine, n_ob: int, steps: int, pixels: int, n_it: int = 1) -> tup
     pixels take ``n_it`` iterations of ``steps`` (``host.compiler.reduction``): with the last
     iteration's ``slot = max(steps, drain − (n_it − 1)·steps)``, ``n_ob·pixels·((n_it − 1)·steps
     + slot)`` and ``latency − (slot − steps)`` (``docs/engine.md``, exact)."""
-    slot = max(steps, engine.drain - (n_it - 1) * steps)
+    from host.compiler.reduction import last_slot
+    slot = last_slot(steps, n_it, engine.drain)
     return n_ob * pixels * ((n_it - 1) * steps + slot), engine.latency - (slot - steps)
 
 

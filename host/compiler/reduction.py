@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ReductionPlan", "plan_reduction"]
+__all__ = ["ReductionPlan", "last_slot", "plan_reduction"]
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -90,6 +90,13 @@ class ReductionPlan:
         if self.kind == "rows":
             return self.per * w, self.per
         return 0, 0
+
+
+def last_slot(steps: int, n_it: int, drain: int) -> int:
+    """Cycles of an output pixel's last iteration (the descriptor's ``slot``): its ``steps``,
+    stretched so the whole pixel lasts at least ``drain`` cycles, the time the requant lanes
+    take for one pixel."""
+    return max(steps, drain - (n_it - 1) * steps)
 
 
 def plan_reduction(kh: int, kw: int, ig: int, rows: int, lanes: int, step_depth: int,

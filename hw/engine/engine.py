@@ -9,7 +9,7 @@ Memories (sizes are elaboration parameters; all written through the ``ld_*`` por
 sel   name         word                                        address
 ====  ===========  ==========================================  ====================================
 0     input map    ``lanes`` int8 (channels of one pixel)      ``(block·H + y)·W + x``
-1     weights      ``rows × cols`` int8 (one per PE)           ``ob·steps + step``
+1     weights      ``rows × cols`` int8 (one per PE)           ``ob·w_ob + i·steps + step``
 2     step table   per row: ``dy, dx, en, delta``              ``step``
 3     block table  ``in_base`` + bias/mult/shift of one group  ``ob·2^group_bits + k`` (group k
                    of ``post_lanes`` columns)                  of columns ``k·P … k·P+P−1``)
