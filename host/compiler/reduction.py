@@ -52,22 +52,11 @@ class ReductionPlan:
     def template(self) -> list[tuple[int, int, int, int]]:
         """The elements of one iteration in row order: ``(ky, kx, cb, lane)``, ``cb`` the
         channel block relative to the iteration (its input word is ``cb·plane`` further on)."""
-        kh, kw, ig, L = self.kh, self.kw, self.ig, self.lanes
-        out = []
-        if self.kind == "dense":
-            for e in range(kh * kw * ig):
-                tap, ci = divmod(e, ig)
-                out.append((*divmod(tap, kw), *divmod(ci, L)))
-        elif self.kind == "channels":
-            n = self.per * L
-            for e in range(kh * kw * n):
-                tap, cl = divmod(e, n)
-                out.append((*divmod(tap, kw), *divmod(cl, L)))
-        else:
-            for e in range(self.per * kw * ig):
-                tap, ci = divmod(e, ig)
-                out.append((*divmod(tap, kw), *divmod(ci, L)))
-        return out
+        kw, L = self.kw, self.lanes
+        # kernel rows and channels one iteration covers; taps outer, channels inner
+        rows, n = {"dense": (self.kh, self.ig), "channels": (self.kh, self.per * L),
+                   "rows": (self.per, self.ig)}[self.kind]
+        return [(*divmod(tap, kw), *divmod(c, L)) for tap in range(rows * kw) for c in range(n)]
 
     def weight_index(self, it: int, ky: int, kx: int, cb: int, lane: int):
         """``(ky, kx, ci)`` of the kernel that template element ``(ky, kx, cb, lane)`` of
