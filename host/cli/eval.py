@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from host.cli.run import (add_execution_options, block_option, check_output_path, choose_plan,
-                      load_model, parse_target, run_batch, write_bytes_atomic)
+                          engine_config, load_model, parse_target, run_batch, write_bytes_atomic)
 from host.errors import UserError
 
 
@@ -61,13 +61,7 @@ def handler(args) -> int:
     if args.limit is not None:
         x, y = x[:args.limit], y[:args.limit]
     plan, how, _ = choose_plan(graph, args.schedule, block, args.board, None)
-    engine = None
-    if target[0] in ("sim", "emu"):              # the board's own accelerator configuration
-        from hw.configs import get_config
-        try:
-            engine = get_config(args.board)
-        except KeyError as e:
-            raise UserError(e.args[0]) from None
+    engine = engine_config(args) if target[0] in ("sim", "emu") else None
     ort_pred = onnxruntime_predictions(_reference(args.model, graph), x)
 
     from tqdm import tqdm

@@ -237,10 +237,13 @@ def add_engine_option(p) -> None:
 
 
 def engine_config(args):
-    """The :class:`hw.configs.AcceleratorConfig` ``--target sim`` simulates for ``args``."""
+    """The :class:`hw.configs.AcceleratorConfig` ``--target sim``/``emu`` runs for ``args``:
+    ``--engine``, ``--line-mode``'s engine, or the ``--board``'s own (commands without the first
+    two, such as ``eval``, always take the board's)."""
     from hw.configs import get_config
-    name = args.engine or ("sim-8x8-line" if args.line_mode else args.board)
-    if args.line_mode and name != "sim-8x8-line":
+    engine, line_mode = getattr(args, "engine", None), getattr(args, "line_mode", False)
+    name = engine or ("sim-8x8-line" if line_mode else args.board)
+    if line_mode and name != "sim-8x8-line":
         raise UserError("--line-mode selects the engine sim-8x8-line; do not combine it with "
                         f"--engine {name}")
     try:
