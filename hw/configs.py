@@ -66,6 +66,11 @@ class AcceleratorConfig:
     note: str = ""
     extra: dict = field(default_factory=dict)
 
+    @property
+    def memory_bytes(self) -> int:
+        """Off-chip memory the program, its constants and the maps may use."""
+        return {"sdram": 32 << 20, "spram": 128 << 10, "none": 1 << 32}[self.memory]
+
     def as_dict(self) -> dict:
         return dict(name=self.name, device=self.device.name, clock_mhz=self.clock_mhz,
                     memory=self.memory, board=self.board, engine=self.engine.as_dict())

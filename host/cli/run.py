@@ -13,8 +13,9 @@ zoo network — as a QDQ ONNX file (:func:`host.model.onnx_export.to_onnx`).
 Targets:
 
 * ``golden`` — the NumPy golden model (default);
-* ``emu`` — the engine runs ``sim`` would make, executed by the engine's NumPy model
-  (``sim.engine_sim.emulate``): the same outputs and cycle counts, no simulator;
+* ``emu`` — the network compiled into a program (``host.compiler.program``) and executed by
+  the program emulator (``host.runtime.emulator``): DMA loads and stores, engine runs (the
+  RTL's cycles), pooling, from START to DONE with no host computation in between;
 * ``sim`` — conv/FC layers on the engine RTL under Verilator (``sim.engine_sim.EngineSim``);
 * ``serial:PORT`` — a board on a serial port through ``host.runtime.driver.open_device(PORT)``, an object
   with ``conv_fn``/``fc_fn`` like ``EngineSim`` (and optionally ``close()``).
@@ -103,10 +104,12 @@ def handler(args) -> int:
         check_output_path(args.stats)
     plan, how, report = choose_plan(graph, args.schedule, block, args.board, args.plan)
     record = [] if args.stats else None
-    y = run_batch(graph, x, target, plan.schedule, None, plan=plan, engine=engine, record=record)
+    frames = [] if args.stats else None
+    y = run_batch(graph, x, target, plan.schedule, None, plan=plan, engine=engine, record=record,
+                  frames=frames)
     if args.stats:
         from host.cli.stats import run_stats
-        stats = run_stats(graph, plan, report, args, target, engine, record, len(x))
+        stats = run_stats(graph, plan, report, args, target, engine, record, len(x), frames)
         import json
         write_bytes_atomic(args.stats, (json.dumps(stats, indent=1) + "\n").encode())
     write_npy_atomic(args.output, y)
@@ -257,10 +260,9 @@ def _engine_hooks(target: tuple, engine=None):
     the sim/serial targets; ({}, None) for golden."""
     if target[0] == "golden":
         return {}, None
-    if target[0] in ("sim", "emu"):
+    if target[0] == "sim":
         from sim.engine_sim import EngineSim
-        sim = EngineSim(engine.engine if engine is not None else None,
-                        emulated=target[0] == "emu")
+        sim = EngineSim(engine.engine if engine is not None else None)
         return dict(conv_fn=sim.conv_fn, fc_fn=sim.fc_fn, conv_pool_fn=sim.conv_pool_fn), sim
     from host.runtime import driver
     dev = driver.open_device(target[1])
@@ -268,10 +270,12 @@ def _engine_hooks(target: tuple, engine=None):
 
 
 def run_batch(graph, x: np.ndarray, target: tuple, schedule: str, block, plan=None,
-              engine=None, record: list | None = None, progress=None) -> np.ndarray:
+              engine=None, record: list | None = None, progress=None,
+              frames: list | None = None) -> np.ndarray:
     """Quantise ``x`` (N, C, H, W), run every image on ``target`` under ``plan`` (default: the
     simple plan for ``schedule``/``block``), dequantise the outputs.  ``record``: a list that
     receives the engine's per-layer records (``EngineSim.stats``) of the whole batch;
+    ``frames``: one that receives the program's counters per image (``emu``);
     ``progress()`` is called after each image."""
     from host.runtime import golden
     from host.model.onnx_import import input_quant, output_dequant
@@ -279,12 +283,20 @@ def run_batch(graph, x: np.ndarray, target: tuple, schedule: str, block, plan=No
 
     q = input_quant(graph, x)
     plan = plan or default_plan(graph, schedule, block)
-    hooks, runner = _engine_hooks(target, engine)
-    close = getattr(runner, "close", None) if target[0] == "serial" else None
+    runner, hooks = None, {}
+    close = None
     try:
+        if target[0] == "emu":
+            from host.runtime.emulator import EmuTarget
+            from hw.configs import get_config
+            runner = EmuTarget(graph, plan, engine or get_config("ulx3s-85f"))
+        else:
+            hooks, runner = _engine_hooks(target, engine)
+            close = getattr(runner, "close", None) if target[0] == "serial" else None
         ys = []
         for qi in q:
-            ys.append(golden.run(graph, qi, plan=plan, **hooks))
+            ys.append(runner.run(qi) if target[0] == "emu" else
+                      golden.run(graph, qi, plan=plan, **hooks))
             if progress is not None:
                 progress()
     except UserError:
@@ -302,4 +314,6 @@ def run_batch(graph, x: np.ndarray, target: tuple, schedule: str, block, plan=No
             close()
     if record is not None and runner is not None:
         record += getattr(runner, "stats", [])
+    if frames is not None and runner is not None:
+        frames += getattr(runner, "frames", [])
     return output_dequant(graph, np.stack(ys))

@@ -5,14 +5,20 @@ Keys (per frame: a batch of N images reports the mean of its N runs):
 ``board``, ``engine``, ``clock_mhz``, ``pe_count``, ``target``, ``schedule``, ``frames``
     where it ran;
 ``cycles``, ``macs``, ``utilisation``
-    the engine's cycles (``sim``: counted by the RTL, each engine run from ``start`` to
-    ``done``), the MACs of the layers the engine ran, MACs / (PEs × cycles);
+    ``emu``: the program's cycles from START to DONE (DMA included); ``sim``: the engine's
+    cycles (counted by the RTL, each engine run from ``start`` to ``done``); the MACs of the
+    layers the accelerator ran, MACs / (PEs × cycles);
 ``offchip_bytes`` {``read``, ``written``}
-    bytes moved into and out of the engine's memories (input map, weights, tables; outputs);
+    ``emu``: the data bytes the program's DMA read from and wrote to off-chip memory
+    (instruction fetches apart, in ``instruction_bytes``); ``sim``: bytes moved into and out of
+    the engine's memories (input map, weights, tables; outputs);
 ``onchip_buffer_bytes``
     the configuration's map, weight and output memories;
 ``layers``
-    per layer ``name``, ``cycles``, ``macs``, ``offchip_bytes``;
+    per layer ``name``, ``cycles``, ``macs``, ``offchip_bytes`` (``emu``: also
+    ``engine_cycles``, the engine runs' share);
+``busy`` (``emu``)
+    cycles each unit (``dma``, ``engine``) worked;
 ``predicted``
     the scheduler's cost model for the same plan and board: ``cycles``, ``offchip_bytes``;
 ``source``, ``note``
@@ -20,7 +26,8 @@ Keys (per frame: a batch of N images reports the mean of its N runs):
 
 With ``--target golden`` nothing is measured: the figures are the cost model's (``source``
 says so). Until the on-chip controller exists, the host loads every engine run and computes
-pooling, additions and concatenations itself between runs: ``cycles`` are engine cycles only.
+pooling, additions and concatenations itself between runs: ``sim``'s ``cycles`` are engine
+cycles only.
 """
 from __future__ import annotations
 
@@ -34,7 +41,8 @@ def _predicted(report: dict) -> dict:
                         for r in report["layers"]])
 
 
-def run_stats(graph, plan, report, args, target: tuple, engine, record, frames: int) -> dict:
+def run_stats(graph, plan, report, args, target: tuple, engine, record, frames: int,
+              counters: list | None = None) -> dict:
     """The ``--stats`` document of one ``blockfuse run``; ``report`` is the scheduler's report of
     the plan run executed (``choose_plan``), None when the plan did not come from the scheduler:
     then the prediction is that of the scheduler's own plan for the schedule, and says so."""
@@ -66,20 +74,37 @@ def run_stats(graph, plan, report, args, target: tuple, engine, record, frames: 
             m["macs"] += r["macs"]
             m["offchip_bytes"]["read"] += r["offchip_bytes"]["read"]
             m["offchip_bytes"]["written"] += r["offchip_bytes"]["written"]
+            if "engine_cycles" in r:
+                m["engine_cycles"] = m.get("engine_cycles", 0) + r["engine_cycles"]
         layers = []
         for m in merged.values():
             layers.append(dict(name=m["name"], cycles=m["cycles"] // frames,
                                macs=m["macs"] // frames,
-                               offchip_bytes={k: v // frames for k, v in m["offchip_bytes"].items()}))
-        cycles = sum(r["cycles"] for r in layers)
+                               offchip_bytes={k: v // frames for k, v in m["offchip_bytes"].items()})
+                          | ({"engine_cycles": m["engine_cycles"] // frames}
+                             if "engine_cycles" in m else {}))
         macs = sum(r["macs"] for r in layers)
-        off = dict(read=sum(r["offchip_bytes"]["read"] for r in layers),
-                   written=sum(r["offchip_bytes"]["written"] for r in layers))
-        out["source"] = ("sim: cycles counted by the engine RTL" if target[0] == "sim" else
-                         "emu: the engine runs sim makes, cycles of the engine's model (equal "
-                         "to the RTL's)")
-        out["note"] = ("engine runs only: the host loads every engine run and computes pooling, "
-                       "additions and concatenations between them (no on-chip controller yet)")
+        if counters:                     # emu: the program's counters, START to DONE
+            cycles = sum(f["cycles"] for f in counters) // frames
+            off = dict(read=sum(f["read"] for f in counters) // frames,
+                       written=sum(f["written"] for f in counters) // frames)
+            out["instruction_bytes"] = sum(f["fetched"] for f in counters) // frames
+            out["busy"] = {u: sum(f["busy"][u] for f in counters) // frames
+                           for u in ("dma", "engine")}
+            out["source"] = ("emu: the network program executed by the program emulator; engine "
+                             "runs take the RTL's cycles, transfers the DMA model's "
+                             "(host/compiler/dma.py)")
+            out["note"] = ("the DMA unit and the engine take turns (single-buffered engine "
+                           "memories); maps stay off chip between layers (no on-chip fusion "
+                           "yet); the cost model does not model the program yet")
+        else:
+            cycles = sum(r["cycles"] for r in layers)
+            off = dict(read=sum(r["offchip_bytes"]["read"] for r in layers),
+                       written=sum(r["offchip_bytes"]["written"] for r in layers))
+            out["source"] = "sim: cycles counted by the engine RTL"
+            out["note"] = ("engine runs only: the host loads every engine run and computes "
+                           "pooling, additions and concatenations between them (no on-chip "
+                           "controller yet)")
         if not cfg.board:
             out["note"] += f"; {cfg.name} is a simulation-only engine that fits no board"
     out.update(cycles=int(cycles), macs=int(macs),

@@ -1,0 +1,704 @@
+"""The network compiler: (graph, plan, board configuration) → a network program.
+
+The program (``docs/isa.md``) is what the on-chip controller runs from START to DONE with no
+host computation in between: DMA loads of maps, weights and tables into the engine, engine
+runs, stores of output tiles, max pooling and global average pooling.  Its off-chip memory
+image holds the instructions, then the constants (packed weights, step and block tables,
+descriptors: written once, resident across frames), then an arena for the maps.  Per frame the
+host writes the input map at ``Program.input.addr``, starts, and reads ``Program.output``.
+
+Every map lives off chip, channel-blocked (``hw.soc.isa``), in a buffer of its own for as long
+as it has consumers (first-fit reuse of the arena).  A convolution runs as tiles of its output
+region × output-channel chunks, the fewest tiles whose every part fits the engine's memories;
+each tile loads the input window it needs, clipped to the region's *bounds* — the map under
+``layer`` and ``fused``, the block under ``block`` (DATE 2018: a block is padded at its own
+borders) — and the engine substitutes the zero point for the rest, so no padded copy of any
+map is ever stored.  Loads of memories that already hold the same data are skipped (weights
+stay for every tile of a chunk; the loop order, tiles inside chunks or chunks inside tiles, is
+the one that moves fewer bytes).
+
+``fused`` groups recompute their halos exactly as the golden model does, but keep their
+intermediate maps off chip for now: fusion on chip needs the activation buffers the engine does
+not have yet (``docs/accelerator.md``).  Fully connected layers run as 1×1 convolutions on a
+1×1 map whose channels are the input's bytes in their stored order (the weights' columns are
+permuted to match); one whose input exceeds the input memory is refused until the engine
+accumulates across runs.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from host.compiler.plan import Plan, PlanError, default_plan
+from host.errors import UserError
+from host.model.ir import FC, Conv, Flatten, GlobalAvgPool, Graph, Pool, UnsupportedModel
+from host.runtime.golden import block_grid, need_region
+from hw.soc.isa import WORD_BITS, Op, Target, pack, resources, target_word_bytes
+from sim.engine_sim import EngineCapacityError, compile_conv, out_words, pack_program
+
+__all__ = ["Program", "MapPlace", "compile_program", "ProgramError"]
+
+#: alignment of every off-chip buffer (bytes): one SDRAM burst of the widest word
+ALIGN = 32
+INSN_BYTES = WORD_BITS // 8
+
+
+class ProgramError(UserError):
+    """A network the program compiler cannot lay out on this configuration (one line)."""
+
+
+@dataclass(frozen=True)
+class MapPlace:
+    """A map (C, H, W) stored channel-blocked at ``addr`` (``lanes`` bytes per word); a vector
+    is stored as (n, 1, 1); ``flat`` marks the flattening of the map, whose elements are then
+    in the stored order of the map (see :meth:`vector_index`)."""
+    addr: int
+    channels: int
+    h: int
+    w: int
+    lanes: int
+    flat: bool = False
+
+    @property
+    def nb(self) -> int:
+        return -(-self.channels // self.lanes)
+
+    @property
+    def nbytes(self) -> int:
+        return self.nb * self.h * self.w * self.lanes
+
+    def word(self, cb: int, y: int, x: int) -> int:
+        """Byte address of word (channel block, row, column)."""
+        return self.addr + ((cb * self.h + y) * self.w + x) * self.lanes
+
+    def pack(self, x: np.ndarray) -> bytes:
+        """The bytes of map (or flattened map / vector) ``x`` in this layout."""
+        x = np.asarray(x, dtype=np.int8).reshape(self.channels, self.h, self.w)
+        out = np.zeros((self.nb * self.lanes, self.h, self.w), dtype=np.int8)
+        out[:self.channels] = x
+        return out.reshape(self.nb, self.lanes, self.h, self.w).transpose(0, 2, 3, 1).tobytes()
+
+    def unpack(self, raw) -> np.ndarray:
+        """The map (C, H, W), or the vector when ``flat`` or a vector was stored, from bytes."""
+        a = np.frombuffer(bytes(raw[:self.nbytes]), dtype=np.int8)
+        a = a.reshape(self.nb, self.h, self.w, self.lanes).transpose(0, 3, 1, 2)
+        return a.reshape(self.nb * self.lanes, self.h, self.w)[:self.channels].copy()
+
+    def vector_index(self) -> np.ndarray:
+        """For each stored byte of the map, its index in the flattened (C·H·W) vector, −1 for
+        the padding lanes of the last channel block."""
+        p = np.arange(self.nbytes)
+        lane, rest = p % self.lanes, p // self.lanes
+        s, cb = rest % (self.h * self.w), rest // (self.h * self.w)
+        c = cb * self.lanes + lane
+        return np.where(c < self.channels, c * self.h * self.w + s, -1)
+
+
+@dataclass
+class Program:
+    """A compiled network: instructions, constants and the places of input and output."""
+    board: str
+    schedule: str
+    code: bytes                      #: instruction words (32 bytes each), ending with HALT
+    consts: bytes                    #: packed weights, tables and descriptors
+    consts_addr: int
+    arena_addr: int
+    size: int                        #: off-chip bytes the program, constants and maps take
+    input: MapPlace
+    output: MapPlace
+    output_shape: tuple
+    layers: list                     #: the layer (node name) of each instruction
+    macs: dict                       #: MACs of each conv/FC layer (the network's, not recomputed halos)
+    counts: dict = field(default_factory=dict)
+
+    @property
+    def n_insns(self) -> int:
+        return len(self.code) // INSN_BYTES
+
+    def image(self) -> bytes:
+        """Off-chip memory from address 0 up to the end of the constants."""
+        return self.code + bytes(self.consts_addr - len(self.code)) + self.consts
+
+    def input_bytes(self, x: np.ndarray) -> bytes:
+        return self.input.pack(x)
+
+    def read_output(self, raw) -> np.ndarray:
+        """The network's output from the bytes at ``output.addr``."""
+        y = self.output.unpack(raw)
+        if self.output.flat:
+            flat = np.zeros(int(np.prod(self.output_shape)), dtype=np.int8)
+            idx = self.output.vector_index()
+            stored = np.frombuffer(bytes(raw[:self.output.nbytes]), dtype=np.int8)
+            flat[idx[idx >= 0]] = stored[idx >= 0]
+            return flat
+        return y.reshape(self.output_shape)
+
+
+class _Arena:
+    """First-fit allocation of the map buffers, freed after their last consumer."""
+
+    def __init__(self, base: int):
+        self.base, self.free, self.top = base, [], base
+
+    def alloc(self, n: int) -> int:
+        n = -(-n // ALIGN) * ALIGN
+        for k, (a, size) in enumerate(self.free):
+            if size >= n:
+                self.free[k] = (a + n, size - n)
+                return a
+        a, self.top = self.top, self.top + n
+        return a
+
+    def release(self, a: int, n: int) -> None:
+        n = -(-n // ALIGN) * ALIGN
+        self.free.append((a, n))
+        self.free.sort()
+        merged = []
+        for b, size in self.free:
+            if merged and merged[-1][0] + merged[-1][1] == b:
+                merged[-1] = (merged[-1][0], merged[-1][1] + size)
+            else:
+                merged.append((b, size))
+        self.free = merged
+
+
+def _intersect(a, b):
+    return (max(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), min(a[3], b[3]))
+
+
+def _sizes(n: int, even: bool):
+    """Tile edge candidates for an ``n``-pixel edge: the distinct ceil(n / k)."""
+    return sorted({s + s % 2 if even else s for s in (-(-n // k) for k in range(1, n + 1))},
+                  reverse=True)
+
+
+def _tilings(h: int, w: int):
+    """(tile height, tile width) candidates, fewest tiles first, whole rows before columns."""
+    out = [(-(-h // hs) * -(-w // ws), -(-w // ws), hs, ws) for hs in _sizes(h, False)
+           for ws in _sizes(w, False)]
+    return [(hs, ws) for _, _, hs, ws in sorted(out)]
+
+
+@dataclass
+class _Part:
+    """One engine run: a tile of the output × an output-channel chunk, compiled."""
+    o0: int
+    o1: int
+    tile: tuple                  # (y0, y1, x0, x1) of the output map
+    window: tuple                # (y0, y1, x0, x1) of the input map loaded
+    cb: tuple                    # input channel blocks loaded (first, count)
+    run: dict                    # packed tables (bytes) and word counts
+
+
+class _Compiler:
+    def __init__(self, graph: Graph, plan: Plan, acfg):
+        self.g, self.plan, self.acfg = graph, plan, acfg
+        self.cfg = cfg = acfg.engine
+        if cfg.cols != cfg.lanes:
+            raise ProgramError(f"configuration {acfg.name}: the network program needs as many "
+                               f"columns as lanes ({cfg.cols} columns, {cfg.lanes} lanes)")
+        if cfg.line_rows:
+            raise ProgramError(f"configuration {acfg.name}: line mode has no network program")
+        self.L = cfg.lanes
+        self.wb = target_word_bytes(cfg)
+        self.insns: list[bytes] = []
+        self.layers: list[str] = []
+        self.consts = bytearray()
+        self.const_at: dict = {}
+        self.loaded: dict = {}              # target → key of what it holds
+        self.pending_dma: set = set()       # on-chip memories DMA instructions touched since
+        self.pending_eng: set = set()       # the engine last waited for them, and vice versa
+        self.places: dict = {}
+        self.owner: dict = {}               # a flatten's output → the tensor whose buffer it shares
+        self.held_map = None                # off-chip bytes the input memory's map came from
+        self.layer = ""
+        self.counts = {"tiles": 0, "runs": 0, "loads_skipped": 0}
+        self._compiled: dict = {}
+
+    # ---- instructions -----------------------------------------------------------------------
+    def emit(self, op: Op, **args) -> None:
+        uses = resources(op, args)
+        sync = {}
+        if op == Op.CONV:
+            if uses & self.pending_dma:
+                sync["dma"], self.pending_dma = 1, set()
+            self.pending_eng |= uses
+        elif op != Op.HALT:
+            if uses & self.pending_eng:
+                sync["engine"], self.pending_eng = 1, set()
+            self.pending_dma |= uses
+        self.insns.append(pack(op, sync, **args))
+        self.layers.append(self.layer)
+
+    def const(self, raw: bytes) -> int:
+        """Offset of ``raw`` in the constants (stored once per distinct content)."""
+        key = hashlib.blake2b(raw, digest_size=16).digest()
+        if key not in self.const_at:
+            self.consts += bytes(-len(self.consts) % ALIGN)
+            self.const_at[key] = len(self.consts)
+            self.consts += raw
+        return self.const_at[key]
+
+    def load_const(self, target: Target, raw: bytes) -> None:
+        """LOAD ``raw`` (whole words of ``target``) unless ``target`` already holds it; the
+        address is patched to the constants' final place in :meth:`finish`."""
+        off = self.const(raw)
+        if self.loaded.get(target) == ("const", off):
+            self.counts["loads_skipped"] += 1
+            return
+        self.loaded[target] = ("const", off)
+        n = len(raw) // self.wb[target]
+        self.emit(Op.LOAD, target=target, onchip=0, ext=off, n0=n, n1=1, s1=0, n2=1, s2=0)
+        self._patch.append(len(self.insns) - 1)
+
+    # ---- convolutions and fully connected layers --------------------------------------------
+    def _compile(self, node, w, fb, mult, shift, zx, zy, o0, o1, shape, pads, stride, groups,
+                 check_only):
+        key = (node.name, o0, o1, shape, pads, check_only)
+        if key in self._compiled:
+            hit = self._compiled[key]
+            if isinstance(hit, Exception):
+                raise hit
+            return hit
+        try:
+            prog = compile_conv(w[o0:o1], fb[o0:o1], mult[o0:o1], shift[o0:o1],
+                                np.zeros(shape, dtype=np.int8), zx, zy, node.lo, node.hi,
+                                stride, pads, groups, self.cfg, check_only=check_only)
+        except EngineCapacityError as e:
+            self._compiled[key] = e
+            raise
+        if prog is not None:
+            pk = pack_program(prog, self.cfg)
+            prog = dict(
+                desc=_hex_bytes(pk["desc_hex"], self.wb[Target.DESC]),
+                steps=_hex_bytes(pk["step_hex"], self.wb[Target.STEPS]),
+                blocks=_hex_bytes(pk["blk_hex"], self.wb[Target.BLOCKS]),
+                weights=np.asarray(prog.w_words, dtype=np.int8).tobytes(),
+                in_words=len(prog.in_words), out_words=out_words(prog),
+                n_ob=prog.desc["n_ob"], ho=prog.desc["ho"], wo=prog.desc["wo"])
+        self._compiled[key] = prog
+        return prog
+
+    def conv_parts(self, node, w, fb, mult, shift, zx, zy, in_ch, region, bounds,
+                   stride, kernel, pads, groups, depthwise):
+        """The engine runs of a convolution on output ``region`` whose input is clipped to
+        ``bounds``: the fewest tiles whose every part fits, each cut into output chunks."""
+        kh, kw = kernel
+        sh, sw = stride
+        pt, pl = pads
+        o = w.shape[0]
+        y0, y1, x0, x1 = region
+        err = None
+        for hs, ws in _tilings(y1 - y0, x1 - x0):
+            parts = []
+            try:
+                for ty in range(y0, y1, hs):
+                    for tx in range(x0, x1, ws):
+                        tile = (ty, min(y1, ty + hs), tx, min(x1, tx + ws))
+                        parts += self._tile_parts(node, w, fb, mult, shift, zx, zy, in_ch,
+                                                  tile, bounds, stride, kernel, pads, groups,
+                                                  depthwise, o)
+                return parts
+            except EngineCapacityError as e:
+                if e.resource not in ("input memory", "output memory"):
+                    raise
+                err = e
+        raise err
+
+    def _tile_parts(self, node, w, fb, mult, shift, zx, zy, in_ch, tile, bounds, stride,
+                    kernel, pads, groups, depthwise, o):
+        (kh, kw), (sh, sw), (pt, pl) = kernel, stride, pads
+        ty0, ty1, tx0, tx1 = tile
+        need = (ty0 * sh - pt, (ty1 - 1) * sh - pt + kh, tx0 * sw - pl, (tx1 - 1) * sw - pl + kw)
+        win = _intersect(need, bounds)
+        if win[1] <= win[0] or win[3] <= win[2]:
+            raise ProgramError(f"{node.name}: output tile {tile} reads only padding")
+        tpads = (win[0] - need[0], win[2] - need[2], need[1] - win[1], need[3] - win[3])
+        h, wd = win[1] - win[0], win[3] - win[2]
+
+        def shape(a, b):
+            return (b - a if depthwise else in_ch, h, wd)
+
+        def fits(a, b):
+            try:
+                self._compile(node, w, fb, mult, shift, zx, zy, a, b, shape(a, b), tpads,
+                              stride, b - a if depthwise else groups, True)
+                return True
+            except EngineCapacityError as e:
+                if e.resource is None:
+                    raise
+                return False
+        unit, parts, a = self.cfg.cols, [], 0
+        while a < o:
+            lo, hi = 0, -(-(o - a) // unit)          # the most whole units that fit
+            while lo < hi:
+                k = (lo + hi + 1) // 2
+                if fits(a, min(o, a + k * unit)):
+                    lo = k
+                else:
+                    hi = k - 1
+            if lo == 0:                              # not even one unit: say which memory
+                self._compile(node, w, fb, mult, shift, zx, zy, a, min(o, a + unit),
+                              shape(a, min(o, a + unit)), tpads, stride,
+                              min(o, a + unit) - a if depthwise else groups, True)
+            b = min(o, a + lo * unit)
+            run = self._compile(node, w, fb, mult, shift, zx, zy, a, b, shape(a, b), tpads,
+                                stride, b - a if depthwise else groups, False)
+            assert (run["ho"], run["wo"]) == (ty1 - ty0, tx1 - tx0), (run, tile)
+            cb = (a // self.L, -(-(b - a) // self.L)) if depthwise else (0, -(-in_ch // self.L))
+            parts.append(_Part(a, b, tile, win, cb, run))
+            a = b
+        return parts
+
+    def run_parts(self, parts, src: MapPlace, dst: MapPlace, dst_origin=(0, 0)) -> None:
+        """Emit the loads, runs and stores of ``parts`` in the order that moves fewer bytes."""
+        def cost(order):
+            held, n = {}, 0
+            for p in order:
+                for what, key, size in (("map", (p.window, p.cb), p.run["in_words"] * self.L),
+                                        ("w", (p.o0, p.o1), len(p.run["weights"]))):
+                    if held.get(what) != key:
+                        held[what], n = key, n + size
+            return n
+        tiles = list(dict.fromkeys(p.tile for p in parts))
+        chunks = list(dict.fromkeys((p.o0, p.o1) for p in parts))
+        by_tile = sorted(parts, key=lambda p: (tiles.index(p.tile), chunks.index((p.o0, p.o1))))
+        by_chunk = sorted(parts, key=lambda p: (chunks.index((p.o0, p.o1)), tiles.index(p.tile)))
+        order = by_chunk if cost(by_chunk) < cost(by_tile) else by_tile
+        for p in order:
+            self.counts["runs"] += 1
+            key = ("map", src.addr, p.window, p.cb)
+            if self.loaded.get(Target.MAP) != key:
+                y0, y1, x0, x1 = p.window
+                self.loaded[Target.MAP] = key
+                self.held_map = (src.addr, src.addr + src.nbytes)
+                self.emit(Op.LOAD, target=Target.MAP, onchip=0, ext=src.word(p.cb[0], y0, x0),
+                          n0=x1 - x0, n1=y1 - y0, s1=src.w * self.L, n2=p.cb[1],
+                          s2=src.h * src.w * self.L)
+                assert (x1 - x0) * (y1 - y0) * p.cb[1] == p.run["in_words"]
+            else:
+                self.counts["loads_skipped"] += 1
+            self.load_const(Target.WEIGHTS, p.run["weights"])
+            self.load_const(Target.STEPS, p.run["steps"])
+            self.load_const(Target.BLOCKS, p.run["blocks"])
+            self.load_const(Target.DESC, p.run["desc"])
+            self.emit(Op.CONV)
+            ty0, ty1, tx0, tx1 = p.tile
+            n_ob = p.run["n_ob"]
+            self.emit(Op.STORE, target=Target.OUT, onchip=0,
+                      ext=dst.word(p.o0 // self.L, ty0 - dst_origin[0], tx0 - dst_origin[1]),
+                      n0=tx1 - tx0, n1=ty1 - ty0, s1=dst.w * self.L, n2=n_ob,
+                      s2=dst.h * dst.w * self.L)
+            assert n_ob * (ty1 - ty0) * (tx1 - tx0) == p.run["out_words"]
+            self.written(dst)
+
+    def written(self, dst: MapPlace) -> None:
+        """Off-chip bytes of ``dst`` change: the input memory no longer holds a copy of them."""
+        if self.held_map and dst.addr < self.held_map[1] and self.held_map[0] < dst.addr + dst.nbytes:
+            self.loaded.pop(Target.MAP, None)
+            self.held_map = None
+
+    def conv(self, node: Conv, region, bounds) -> None:
+        src = self.places[node.inputs[0]]
+        dst = self.places[node.output]
+        zx = self.g.tensors[node.inputs[0]].zero_point
+        zy = self.g.tensors[node.output].zero_point
+        o, ig, kh, kw = node.weight.shape
+        depthwise = node.groups > 1 and ig == 1 and node.groups == o
+        if node.groups > 1 and not depthwise:
+            raise ProgramError(f"{node.name}: grouped convolutions other than depthwise are not "
+                               f"in the network program yet")
+        if depthwise and src.channels != o:
+            raise ProgramError(f"{node.name}: depthwise layer with a channel multiplier")
+        _, _, sh, sw, pt, pl, _, _ = node.window()
+        parts = self.conv_parts(node, np.asarray(node.weight), node.folded_bias(zx),
+                                np.asarray(node.mult), np.asarray(node.shift), zx, zy,
+                                src.channels, region, bounds, (sh, sw), (kh, kw), (pt, pl),
+                                node.groups, depthwise)
+        self.counts["tiles"] += len({p.tile for p in parts})
+        self.run_parts(parts, src, dst)
+
+    def fc(self, node: FC) -> None:
+        src = self.places[node.inputs[0]]
+        dst = self.places[node.output]
+        zx = self.g.tensors[node.inputs[0]].zero_point
+        zy = self.g.tensors[node.output].zero_point
+        w = np.asarray(node.weight)
+        idx = src.vector_index() if src.flat else np.where(
+            np.arange(src.nbytes) < src.channels, np.arange(src.nbytes), -1)
+        wp = np.where(idx[None, :] >= 0, w[:, np.maximum(idx, 0)], 0).astype(np.int8)
+        wp = wp.reshape(w.shape[0], -1, 1, 1)
+        flat = MapPlace(src.addr, src.nbytes, 1, 1, self.L)
+        try:
+            parts = self.conv_parts(node, wp, node.folded_bias(zx), np.asarray(node.mult),
+                                    np.asarray(node.shift), zx, zy, src.nbytes, (0, 1, 0, 1),
+                                    (0, 1, 0, 1), (1, 1), (1, 1), (0, 0), 1, False)
+        except EngineCapacityError as e:
+            raise ProgramError(f"{node.name}: {src.nbytes:,} inputs exceed the engine's input "
+                               f"memory ({self.cfg.in_depth} words of {self.L}); the engine does "
+                               f"not accumulate across runs yet") from e
+        self.counts["tiles"] += 1
+        self.run_parts(parts, flat, dst)
+
+    # ---- pooling ----------------------------------------------------------------------------
+    def maxpool(self, node: Pool, region, bounds) -> None:
+        if node.kind != "max":
+            raise ProgramError(f"{node.name}: average pooling is not in the network program yet")
+        src, dst = self.places[node.inputs[0]], self.places[node.output]
+        kh, kw, sh, sw, pt, pl, _, _ = node.window()
+        y0, y1, x0, x1 = region
+        need = (y0 * sh - pt, (y1 - 1) * sh - pt + kh, x0 * sw - pl, (x1 - 1) * sw - pl + kw)
+        win = _intersect(need, bounds)
+        self.emit(Op.POOL, src=src.word(0, win[0], win[2]), dst=dst.word(0, y0, x0),
+                  nb=src.nb, h=win[1] - win[0], w=win[3] - win[2], ho=y1 - y0, wo=x1 - x0,
+                  src_row=src.w, src_plane=src.h * src.w, dst_row=dst.w,
+                  dst_plane=dst.h * dst.w, kh=kh, kw=kw, sh=sh, sw=sw,
+                  pt=win[0] - need[0], pl=win[2] - need[2])
+        self.written(dst)
+
+    def gap(self, node: GlobalAvgPool) -> None:
+        from host.model.quant import quantize_multiplier
+        from host.runtime.golden import ADD_LEFT_SHIFT
+        src, dst = self.places[node.inputs[0]], self.places[node.output]
+        tin, tout = self.g.tensors[node.inputs[0]], self.g.tensors[node.output]
+        n = src.h * src.w
+        headroom = max(0, min(ADD_LEFT_SHIFT, 30 - int(np.ceil(np.log2(n * 256)))))
+        m, s = quantize_multiplier(tin.scale / (tout.scale * n) / (1 << headroom))
+        self.emit(Op.GAP, src=src.addr, dst=dst.addr, nb=src.nb, hw=n, zp_in=tin.zero_point,
+                  zp_out=tout.zero_point, mult=m, shift=s, headroom=headroom)
+        self.written(dst)
+
+    # ---- the graph --------------------------------------------------------------------------
+    def node(self, n, region=None, bounds=None) -> None:
+        self.layer = n.name
+        t = self.g.tensors[n.output]
+        if isinstance(n, Conv):
+            full = (0, t.shape[1], 0, t.shape[2])
+            _, ih, iw = self.g.tensors[n.inputs[0]].shape
+            self.conv(n, region or full, bounds or (0, ih, 0, iw))
+        elif isinstance(n, Pool):
+            full = (0, t.shape[1], 0, t.shape[2])
+            _, ih, iw = self.g.tensors[n.inputs[0]].shape
+            self.maxpool(n, region or full, bounds or (0, ih, 0, iw))
+        elif isinstance(n, FC):
+            self.fc(n)
+        elif isinstance(n, GlobalAvgPool):
+            self.gap(n)
+        elif isinstance(n, Flatten):
+            pass                                 # an alias of its input (see place())
+        else:
+            raise ProgramError(f"{n.name}: {n.op} is not in the network program yet")
+
+    def place(self, arena: _Arena, n) -> None:
+        """Give ``n``'s output a buffer (a flatten shares its input's)."""
+        t = self.g.tensors[n.output]
+        if isinstance(n, Flatten):
+            src = self.places[n.inputs[0]]
+            self.owner[n.output] = self.owner.get(n.inputs[0], n.inputs[0])
+            self.places[n.output] = MapPlace(src.addr, src.channels, src.h, src.w, self.L,
+                                             flat=src.h * src.w > 1 or src.flat)
+            return
+        shape = tuple(t.shape) if len(t.shape) == 3 else (int(np.prod(t.shape)), 1, 1)
+        size = MapPlace(0, *shape, self.L).nbytes
+        self.places[n.output] = MapPlace(arena.alloc(size), *shape, self.L)
+
+    def group_block(self, nodes, block) -> None:
+        """Block convolution: each block of the group's input through the group as an image."""
+        for n in nodes:
+            if not isinstance(n, (Conv, Pool)) or len(n.inputs) != 1:
+                raise ProgramError(f"{n.name}: {n.op} in a block-wise group is not in the "
+                                   f"network program yet")
+        first = self.g.tensors[nodes[0].inputs[0]]
+        _, H, W = first.shape
+        bh, bw = block or (H, W)
+        # per axis, the (start, size) of every block in every tensor of the chain
+        ext = {nodes[0].inputs[0]: ([(a, b - a) for a, b in block_grid(H, bh)],
+                                    [(a, b - a) for a, b in block_grid(W, bw)])}
+        for n in nodes:
+            kh, kw, sh, sw, pt, pl, pb, pr = n.window()
+            out = []
+            for blocks, k, s, p0, p1 in ((ext[n.inputs[0]][0], kh, sh, pt, pb),
+                                         (ext[n.inputs[0]][1], kw, sw, pl, pr)):
+                sizes = [(size + p0 + p1 - k) // s + 1 for _, size in blocks]
+                if min(sizes) < 1:
+                    raise PlanError(f"{n.name}: a block of {min(b[1] for b in blocks)} pixels is "
+                                    f"too small for its {k}-pixel window (use larger blocks)")
+                starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).tolist()
+                out.append(list(zip(starts, sizes)))
+            t = self.g.tensors[n.output]
+            if sum(s for _, s in out[0]) != t.shape[1] or sum(s for _, s in out[1]) != t.shape[2]:
+                raise PlanError(f"blocks of {bh}x{bw} do not tile the output {n.output} "
+                                f"{tuple(t.shape)} (pick a block size the strides divide)")
+            ext[n.output] = tuple(out)
+        ny, nx = len(ext[nodes[0].inputs[0]][0]), len(ext[nodes[0].inputs[0]][1])
+        for by in range(ny):
+            for bx in range(nx):
+                for n in nodes:
+                    (iy, ih), (ix, iw) = ext[n.inputs[0]][0][by], ext[n.inputs[0]][1][bx]
+                    (oy, oh), (ox, ow) = ext[n.output][0][by], ext[n.output][1][bx]
+                    self._block_node(n, (oy, oy + oh, ox, ox + ow), (iy, iy + ih, ix, ix + iw))
+
+    def _block_node(self, n, out_region, in_bounds) -> None:
+        """``n`` on one block: the block is its own image, so coordinates are the block's
+        (origin at ``in_bounds``' corner), mapped back onto the maps' buffers."""
+        self.layer = n.name
+        src, dst = self.places[n.inputs[0]], self.places[n.output]
+        iy0, _, ix0, _ = in_bounds
+        oy0, oy1, ox0, ox1 = out_region
+        local_src = MapPlace(src.word(0, iy0, ix0), src.channels, src.h, src.w, self.L)
+        local_dst = MapPlace(dst.word(0, oy0, ox0), dst.channels, dst.h, dst.w, self.L)
+        saved = self.places[n.inputs[0]], self.places[n.output]
+        self.places[n.inputs[0]], self.places[n.output] = local_src, local_dst
+        try:
+            local_bounds = (0, in_bounds[1] - iy0, 0, in_bounds[3] - ix0)
+            local_region = (0, oy1 - oy0, 0, ox1 - ox0)
+            if isinstance(n, Conv):
+                self.conv(n, local_region, local_bounds)
+            else:
+                self.maxpool(n, local_region, local_bounds)
+        finally:
+            self.places[n.inputs[0]], self.places[n.output] = saved
+
+    def group_fused(self, nodes, block) -> None:
+        """Exact fusion with halos: per output block, the regions every tensor must provide
+        (back to front), then those regions (front to back), as the golden model does."""
+        for n in nodes:
+            if not isinstance(n, (Conv, Pool)) or len(n.inputs) != 1:
+                raise ProgramError(f"{n.name}: {n.op} in a fused group is not in the network "
+                                   f"program yet")
+        _, H, W = self.g.tensors[nodes[0].inputs[0]].shape
+        _, Ho, Wo = self.g.tensors[nodes[-1].output].shape
+        bh, bw = block or (H, W)
+        names = {n.name for n in nodes}
+        outputs = [n.output for n in nodes if n.output == self.g.output
+                   or any(c.name not in names for c in self.g.consumers(n.output))]
+        for ya, yb in block_grid(Ho, max(1, -(-bh * Ho // H))):
+            for xa, xb in block_grid(Wo, max(1, -(-bw * Wo // W))):
+                need = {}
+                for t in outputs:
+                    _, th, tw = self.g.tensors[t].shape
+                    need[t] = (ya * th // Ho, -(-yb * th // Ho), xa * tw // Wo, -(-xb * tw // Wo))
+                for n in reversed(nodes):
+                    if n.output not in need:
+                        continue
+                    _, ih, iw = self.g.tensors[n.inputs[0]].shape
+                    r = _intersect(need_region(n, need[n.output]), (0, ih, 0, iw))
+                    old = need.get(n.inputs[0])
+                    need[n.inputs[0]] = r if old is None else (
+                        min(old[0], r[0]), max(old[1], r[1]), min(old[2], r[2]), max(old[3], r[3]))
+                for n in nodes:
+                    if n.output in need:
+                        self.node(n, need[n.output])
+
+    def compile(self, until: str | None = None) -> Program:
+        g = self.g
+        nodes_in_order = [n.name for n in g.nodes]
+        if until is not None and until not in nodes_in_order:
+            raise ProgramError(f"no layer {until!r} in the model")
+        self._patch = []
+        tin = g.input_tensor
+        arena = _Arena(0)
+        self.places[g.input] = MapPlace(arena.alloc(MapPlace(0, *tin.shape, self.L).nbytes),
+                                        *tin.shape, self.L)
+        remaining = {}
+        for n in g.nodes:
+            for i in n.inputs:
+                remaining[i] = remaining.get(i, 0) + 1
+        last, released = None, set()
+        for group in self.plan.groups:
+            nodes = [g.node(name) for name in group.nodes]
+            if until is not None and until in group.nodes:
+                nodes = nodes[:group.nodes.index(until) + 1]
+            for n in nodes:
+                self.place(arena, n)
+            spatial = all(n.spatial for n in nodes) and g.tensors[nodes[0].inputs[0]].is_map
+            if len(nodes) == 1 and (not spatial or group.block is None):
+                self.node(nodes[0])
+            elif not spatial:
+                raise PlanError(f"group starting at {nodes[0].name} mixes block-wise and "
+                                f"whole-map layers")
+            elif self.plan.schedule == "block":
+                self.group_block(nodes, group.block)
+            else:
+                self.group_fused(nodes, group.block)
+            last = nodes[-1]
+            if until is not None and last.name == until:
+                break
+            for n in nodes:
+                for i in n.inputs:
+                    remaining[i] -= 1
+                    owner = self.owner.get(i, i)
+                    sharing = [t for t, o in self.owner.items() if o == owner] + [owner]
+                    if owner not in released and all(remaining.get(t, 0) == 0 for t in sharing):
+                        released.add(owner)
+                        p = self.places[owner]
+                        arena.release(p.addr, p.nbytes)
+        self.layer = ""
+        self.emit(Op.HALT)
+        out_t = g.tensors[last.output]
+        # memory map: instructions, constants, then the arena
+        code_bytes = len(self.insns) * INSN_BYTES
+        consts_addr = -(-code_bytes // ALIGN) * ALIGN
+        arena_addr = consts_addr + -(-len(self.consts) // ALIGN) * ALIGN
+        code = bytearray(b"".join(self.insns))
+        _relocate(code, self._patch, consts_addr)
+        _relocate_arena(code, self._patch, arena_addr)
+        size = arena_addr + arena.top
+        limit = self.acfg.memory_bytes
+        if size > limit:
+            raise ProgramError(f"the program needs {size / 2**20:.1f} MiB of off-chip memory, "
+                               f"{self.acfg.name} has {limit / 2**20:.1f} MiB")
+
+        def moved(p: MapPlace) -> MapPlace:
+            return MapPlace(p.addr + arena_addr, p.channels, p.h, p.w, p.lanes, p.flat)
+        macs, ran = {}, set(self.layers)
+        for n in g.nodes:
+            if isinstance(n, (Conv, FC)) and n.name in ran:
+                macs[n.name] = n.macs([g.tensors[i] for i in n.inputs], g.tensors[n.output])
+        return Program(board=self.acfg.name, schedule=self.plan.schedule, code=bytes(code),
+                       consts=bytes(self.consts), consts_addr=consts_addr, arena_addr=arena_addr,
+                       size=size, input=moved(self.places[g.input]),
+                       output=moved(self.places[last.output]), output_shape=tuple(out_t.shape),
+                       layers=self.layers, macs=macs, counts=dict(self.counts))
+
+
+def _hex_bytes(hexes, nbytes: int) -> bytes:
+    return b"".join(int(h, 16).to_bytes(nbytes, "little") for h in hexes)
+
+
+def _relocate(code: bytearray, patch: list, consts_addr: int) -> None:
+    """Constants' LOADs were emitted with offsets into the constants: add their base."""
+    from hw.soc.isa import unpack
+    for k in patch:
+        op, sync, args = unpack(bytes(code[k * INSN_BYTES:(k + 1) * INSN_BYTES]))
+        args["ext"] += consts_addr
+        code[k * INSN_BYTES:(k + 1) * INSN_BYTES] = pack(op, sync, **args)
+
+
+def _relocate_arena(code: bytearray, const_loads: list, arena_addr: int) -> None:
+    """Every other off-chip address was emitted relative to the arena: add its base."""
+    from hw.soc.isa import unpack
+    skip = set(const_loads)
+    for k in range(len(code) // INSN_BYTES):
+        if k in skip:
+            continue
+        op, sync, args = unpack(bytes(code[k * INSN_BYTES:(k + 1) * INSN_BYTES]))
+        for f in ("ext", "src", "dst"):
+            if f in args:
+                args[f] += arena_addr
+        if args:
+            code[k * INSN_BYTES:(k + 1) * INSN_BYTES] = pack(op, sync, **args)
+
+
+def compile_program(graph: Graph, acfg, plan: Plan | None = None, schedule: str = "layer",
+                    until: str | None = None) -> Program:
+    """Compile ``graph`` under ``plan`` (default: ``default_plan(graph, schedule)``) for the
+    accelerator configuration ``acfg`` (``hw.configs.AcceleratorConfig``).  ``until``: stop
+    after that layer (its output becomes the program's)."""
+    plan = (plan or default_plan(graph, schedule)).check(graph)
+    try:
+        return _Compiler(graph, plan, acfg).compile(until)
+    except UnsupportedModel as e:
+        raise ProgramError(str(e)) from e

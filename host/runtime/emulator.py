@@ -1,0 +1,331 @@
+"""The program emulator (``--target emu``): executes a network program in NumPy.
+
+It holds what the accelerator holds — the off-chip memory image, the engine's memories as raw
+words, the descriptor register — fetches and decodes each 32-byte instruction
+(``hw.soc.isa``), and carries it out: ``LOAD``/``STORE`` move whole words by their 3-D
+pattern, ``CONV`` decodes the loaded descriptor, step and block tables and runs the engine's
+NumPy model (``sim.engine_sim.emulate``: its outputs and cycles are the RTL engine's, tested),
+``POOL``/``GAP`` compute as the golden model does.
+
+Timing: the DMA unit and the engine each run in order; an instruction starts when its unit is
+free, no earlier than the instruction before it, and — where its ``sync`` bit says so — after
+the other unit's last instruction.  Engine runs take the RTL's cycles, transfers the DMA model's
+(``host.compiler.dma``).  If the two units would touch the same on-chip memory at the same time
+the program is wrong and :class:`HazardError` says where.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from host.compiler.dma import transfer_cycles
+from host.model.quant import multiply_by_quantized_multiplier
+from hw.engine.engine import block_entry_layout, layer_desc_layout, step_entry_layout
+from hw.soc.isa import Op, Target, decode_fields, resources, target_word_bytes, unpack
+from sim.engine_sim import LayerProgram, emulate
+
+__all__ = ["Emulator", "HazardError", "ProgramFault", "RunStats"]
+
+INSN_BYTES = 32
+
+
+class ProgramFault(RuntimeError):
+    """The program did something the hardware would fault on (address out of range, ...)."""
+
+
+class HazardError(ProgramFault):
+    """Two units would use one on-chip memory at once: a missing ``sync`` bit."""
+
+
+@dataclass
+class RunStats:
+    """What the accelerator's counters would show after one frame."""
+    cycles: int = 0                       #: START to DONE
+    busy: dict = field(default_factory=lambda: {"dma": 0, "engine": 0})
+    read: int = 0                         #: off-chip data bytes read (maps, weights, tables)
+    written: int = 0                      #: off-chip bytes written
+    fetched: int = 0                      #: instruction bytes fetched
+    insns: list = field(default_factory=list)   #: (op, layer, start, end, read, written)
+
+    def per_layer(self) -> list:
+        """[{name, cycles (first start to last end), read, written}] in program order."""
+        out: dict = {}
+        for op, layer, start, end, rd, wr in self.insns:
+            if not layer:
+                continue
+            r = out.setdefault(layer, dict(name=layer, start=start, end=end, read=0, written=0))
+            r["start"], r["end"] = min(r["start"], start), max(r["end"], end)
+            r["read"] += rd
+            r["written"] += wr
+        return [dict(name=r["name"], cycles=r["end"] - r["start"], read=r["read"],
+                     written=r["written"]) for r in out.values()]
+
+    def per_op(self) -> dict:
+        out: dict = {}
+        for op, _, start, end, rd, wr in self.insns:
+            r = out.setdefault(op.name, dict(count=0, cycles=0, read=0, written=0))
+            r["count"] += 1
+            r["cycles"] += end - start
+            r["read"] += rd
+            r["written"] += wr
+        return out
+
+
+class Emulator:
+    """One accelerator (``hw.configs.AcceleratorConfig``) with a program loaded."""
+
+    def __init__(self, acfg, program):
+        self.acfg, self.cfg, self.program = acfg, acfg.engine, program
+        if program.board != acfg.name:
+            raise ValueError(f"program compiled for {program.board}, not {acfg.name}")
+        cfg = self.cfg
+        self.wb = target_word_bytes(cfg)
+        self.mem = np.zeros(program.size, dtype=np.uint8)
+        image = np.frombuffer(program.image(), dtype=np.uint8)
+        self.mem[:len(image)] = image
+        self.onchip = {
+            Target.MAP: np.zeros((cfg.in_depth, self.wb[Target.MAP]), dtype=np.uint8),
+            Target.WEIGHTS: np.zeros((cfg.w_depth, self.wb[Target.WEIGHTS]), dtype=np.uint8),
+            Target.STEPS: np.zeros((cfg.step_depth, self.wb[Target.STEPS]), dtype=np.uint8),
+            Target.BLOCKS: np.zeros((cfg.ob_depth << cfg.group_bits, self.wb[Target.BLOCKS]),
+                                    dtype=np.uint8),
+            Target.DESC: np.zeros((1, self.wb[Target.DESC]), dtype=np.uint8),
+            Target.OUT: np.zeros((cfg.out_depth, self.wb[Target.OUT]), dtype=np.uint8),
+        }
+        self._tables: dict = {}
+
+    # ---- the frame --------------------------------------------------------------------------
+    def run(self, x: np.ndarray, progress=None) -> tuple[np.ndarray, RunStats]:
+        """Write the input, run the program from address 0 to HALT, read the output."""
+        p = self.program
+        raw = np.frombuffer(p.input_bytes(x), dtype=np.uint8)
+        self.mem[p.input.addr:p.input.addr + len(raw)] = raw
+        st = RunStats()
+        issue, free = 0, {"dma": 0, "engine": 0}
+        running = {"dma": frozenset(), "engine": frozenset()}
+        pc = 0
+        while True:
+            word = self.mem[pc * INSN_BYTES:(pc + 1) * INSN_BYTES].tobytes()
+            if len(word) < INSN_BYTES:
+                raise ProgramFault(f"instruction {pc}: fetch beyond the program's memory")
+            try:
+                op, sync, args = unpack(word)
+            except ValueError as e:
+                raise ProgramFault(f"instruction {pc}: {e}") from None
+            st.fetched += INSN_BYTES
+            if op == Op.HALT:
+                break
+            cycles, rd, wr = self.execute(pc, op, args)
+            unit, other = ("engine", "dma") if op == Op.CONV else ("dma", "engine")
+            start = max(issue, free[unit])
+            if sync[other]:
+                start = max(start, free[other])
+            uses = resources(op, args)
+            if free[other] > start and uses & running[other]:
+                raise HazardError(f"instruction {pc} ({op.name}, {p.layers[pc]}) uses "
+                                  f"{sorted(uses & running[other])} while the {other} unit does")
+            end = start + cycles
+            free[unit], running[unit], issue = end, uses, start
+            st.busy[unit] += cycles
+            st.read += rd
+            st.written += wr
+            st.insns.append((op, p.layers[pc], start, end, rd, wr))
+            pc += 1
+            if progress is not None:
+                progress(pc)
+        st.cycles = max(free.values())
+        out = self.mem[p.output.addr:p.output.addr + p.output.nbytes]
+        return p.read_output(out), st
+
+    # ---- one instruction --------------------------------------------------------------------
+    def execute(self, pc: int, op: Op, a: dict) -> tuple[int, int, int]:
+        """Carry out one instruction; returns (cycles, off-chip bytes read, written)."""
+        memory = self.acfg.memory
+        if op == Op.LOAD:
+            t = Target(a["target"])
+            if t == Target.OUT:
+                raise ProgramFault(f"instruction {pc}: LOAD into the output memory")
+            words = self._gather(pc, a, self.wb[t])
+            self._onchip(pc, t, a["onchip"], len(words))[:] = words
+            n = words.size
+            return transfer_cycles(memory, a["n1"] * a["n2"], a["n0"] * self.wb[t]), n, 0
+        if op == Op.STORE:
+            t = Target(a["target"])
+            if t != Target.OUT:
+                raise ProgramFault(f"instruction {pc}: STORE from {t.name}")
+            n = a["n0"] * a["n1"] * a["n2"]
+            words = self._onchip(pc, t, a["onchip"], n)
+            self._scatter(pc, a, words)
+            return (transfer_cycles(memory, a["n1"] * a["n2"], a["n0"] * self.wb[t]), 0,
+                    words.size)
+        if op == Op.CONV:
+            return self._conv(pc), 0, 0
+        if op == Op.POOL:
+            return self._pool(pc, a)
+        if op == Op.GAP:
+            return self._gap(pc, a)
+        raise ProgramFault(f"instruction {pc}: opcode {op.name} not executable")
+
+    def _onchip(self, pc, t, at, n):
+        m = self.onchip[t]
+        if at + n > len(m):
+            raise ProgramFault(f"instruction {pc}: {n} words at {at} overrun the "
+                               f"{len(m)}-word {t.name.lower()} memory")
+        return m[at:at + n]
+
+    def _pattern(self, pc, base, n0b, n1, s1, n2, s2) -> np.ndarray:
+        """Byte addresses (n2, n1, n0b) of a 3-D pattern, checked against the memory."""
+        idx = (base + np.arange(n2, dtype=np.int64)[:, None, None] * s2
+               + np.arange(n1, dtype=np.int64)[None, :, None] * s1
+               + np.arange(n0b, dtype=np.int64)[None, None, :])
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self.mem)):
+            raise ProgramFault(f"instruction {pc}: off-chip access outside 0..{len(self.mem) - 1}")
+        return idx
+
+    def _gather(self, pc, a, wb) -> np.ndarray:
+        idx = self._pattern(pc, a["ext"], a["n0"] * wb, a["n1"], a["s1"], a["n2"], a["s2"])
+        return self.mem[idx].reshape(-1, wb)
+
+    def _scatter(self, pc, a, words) -> None:
+        wb = words.shape[1]
+        idx = self._pattern(pc, a["ext"], a["n0"] * wb, a["n1"], a["s1"], a["n2"], a["s2"])
+        self.mem[idx.reshape(-1)] = words.reshape(-1)
+
+    # ---- the engine -------------------------------------------------------------------------
+    def _decoded(self, t: Target, rows: np.ndarray, decode):
+        key = (t, rows.tobytes())
+        if key not in self._tables:
+            if len(self._tables) > 4096:
+                self._tables.clear()
+            self._tables[key] = decode(rows)
+        return self._tables[key]
+
+    def _conv(self, pc: int) -> int:
+        cfg, A = self.cfg, self.cfg.addr_width
+        desc = self._decoded(Target.DESC, self.onchip[Target.DESC], lambda r: decode_fields(
+            layer_desc_layout(A), int.from_bytes(r[0].tobytes(), "little")))
+        steps = self._decoded(Target.STEPS, self.onchip[Target.STEPS][:desc["steps"]],
+                              self._decode_steps)
+        nblk = desc["n_ob"] << cfg.group_bits
+        if nblk > len(self.onchip[Target.BLOCKS]) or desc["steps"] > cfg.step_depth:
+            raise ProgramFault(f"instruction {pc}: descriptor exceeds the engine's tables")
+        blocks = self._decoded(Target.BLOCKS, self.onchip[Target.BLOCKS][:nblk],
+                               self._decode_blocks)
+        R, C, L = cfg.rows, cfg.cols, cfg.lanes
+        if desc["n_ob"] == 1:
+            # one output block fills up to the whole weight memory: its ``w_ob`` (= the
+            # memory's depth) reads back as 0 in its address-wide field, and the RTL never
+            # uses it (it only steps to the next block's weights); the NumPy model does
+            desc = dict(desc, w_ob=desc["n_it"] * desc["steps"])
+        prog = LayerProgram(
+            desc=desc, in_words=self.onchip[Target.MAP].view(np.int8),
+            w_words=self.onchip[Target.WEIGHTS].view(np.int8).reshape(-1, R, C),
+            step_words=steps, blocks=blocks, out_channels=None, out_shape=None,
+            meta=dict(depthwise=bool(desc["depthwise"]), line=False))
+        words, cycles = emulate(prog, cfg)
+        self._onchip(pc, Target.OUT, 0, len(words))[:] = words.view(np.uint8)
+        return cycles
+
+    def _decode_steps(self, rows: np.ndarray) -> list:
+        lay = step_entry_layout(self.cfg.addr_width, self.cfg.lanes)
+        out = []
+        for r in rows:
+            v = int.from_bytes(r.tobytes(), "little")
+            row = []
+            for k in range(self.cfg.rows):
+                f = decode_fields(lay, v >> (k * lay.size))
+                row.append((f["dy"], f["dx"], f["en"], f["lane"], f["delta"]))
+            out.append(row)
+        return out
+
+    def _decode_blocks(self, rows: np.ndarray) -> list:
+        cfg = self.cfg
+        bl = block_entry_layout(cfg.addr_width, cfg.post_lanes)
+        P, G = cfg.post_lanes, 1 << cfg.group_bits
+
+        def field(v, off, width):
+            x = (v >> off) & ((1 << width) - 1)
+            return x - (1 << width) if x >> (width - 1) else x
+        out = []
+        for ob in range(len(rows) // G):
+            bias, mult, shift = (np.zeros(cfg.cols, dtype=np.int64) for _ in range(3))
+            in_base = 0
+            for k in range(G):
+                v = int.from_bytes(rows[ob * G + k].tobytes(), "little")
+                if k == 0:
+                    in_base = (v >> bl["in_base"].offset) & ((1 << bl["in_base"].width) - 1)
+                for p in range(P):
+                    cc = k * P + p
+                    if cc >= cfg.cols:
+                        continue
+                    bias[cc] = field(v, bl["bias"].offset + 32 * p, 32)
+                    mult[cc] = field(v, bl["mult"].offset + 32 * p, 32)
+                    shift[cc] = field(v, bl["shift"].offset + 6 * p, 6)
+            out.append((in_base, bias, mult, shift))
+        return out
+
+    # ---- the DMA unit's pooling -------------------------------------------------------------
+    def _pool(self, pc: int, a: dict) -> tuple[int, int, int]:
+        L = self.cfg.lanes
+        nb, h, w, ho, wo = a["nb"], a["h"], a["w"], a["ho"], a["wo"]
+        idx = self._pattern(pc, a["src"], w * L, h, a["src_row"] * L, nb, a["src_plane"] * L)
+        x = self.mem[idx].view(np.int8).reshape(nb, h, w, L)
+        kh, kw, sh, sw, pt, pl = (a[k] for k in ("kh", "kw", "sh", "sw", "pt", "pl"))
+        hp, wp = max(h + pt, (ho - 1) * sh + kh), max(w + pl, (wo - 1) * sw + kw)
+        xp = np.full((nb, hp, wp, L), -128, dtype=np.int8)
+        xp[:, pt:pt + h, pl:pl + w] = x
+        y = None
+        for ky in range(kh):
+            for kx in range(kw):
+                win = xp[:, ky:ky + sh * (ho - 1) + 1:sh, kx:kx + sw * (wo - 1) + 1:sw]
+                y = win.copy() if y is None else np.maximum(y, win)
+        out = self._pattern(pc, a["dst"], wo * L, ho, a["dst_row"] * L, nb, a["dst_plane"] * L)
+        self.mem[out.reshape(-1)] = y.view(np.uint8).reshape(-1)
+        memory = self.acfg.memory
+        return (transfer_cycles(memory, nb * h, w * L) + transfer_cycles(memory, nb * ho, wo * L),
+                x.size, y.size)
+
+    def _gap(self, pc: int, a: dict) -> tuple[int, int, int]:
+        L = self.cfg.lanes
+        nb, hw = a["nb"], a["hw"]
+        idx = self._pattern(pc, a["src"], hw * L, 1, 0, nb, hw * L)
+        x = self.mem[idx].view(np.int8).reshape(nb, hw, L).astype(np.int64)
+        total = (x - a["zp_in"]).sum(axis=1) << a["headroom"]
+        y = multiply_by_quantized_multiplier(total, a["mult"], a["shift"]) + a["zp_out"]
+        y = np.clip(y, -128, 127).astype(np.int8)
+        out = self._pattern(pc, a["dst"], nb * L, 1, 0, 1, 0)
+        self.mem[out.reshape(-1)] = y.view(np.uint8).reshape(-1)
+        memory = self.acfg.memory
+        return (transfer_cycles(memory, nb, hw * L) + transfer_cycles(memory, 1, nb * L),
+                x.size, y.size)
+
+
+class EmuTarget:
+    """``--target emu``: compiles the network once for a configuration, then runs frames on the
+    emulator, recording per layer what ``--stats`` reports (``stats``, as
+    ``sim.engine_sim.EngineSim`` records them) and per frame the counters (``frames``)."""
+
+    def __init__(self, graph, plan, acfg, until: str | None = None):
+        from host.compiler.program import compile_program
+        self.acfg = acfg
+        self.program = compile_program(graph, acfg, plan, until=until)
+        self.stats: list = []
+        self.frames: list = []
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        y, st = Emulator(self.acfg, self.program).run(x)
+        pes = self.acfg.engine.rows * self.acfg.engine.cols
+        engine = {}
+        for op, layer, start, end, _, _ in st.insns:
+            if op == Op.CONV:
+                engine[layer] = engine.get(layer, 0) + end - start
+        for r in st.per_layer():
+            macs = self.program.macs.get(r["name"], 0)
+            self.stats.append(dict(name=r["name"], macs=macs, cycles=r["cycles"],
+                                   engine_cycles=engine.get(r["name"], 0), pes=pes,
+                                   utilisation=macs / (pes * r["cycles"]) if r["cycles"] else 0.0,
+                                   offchip_bytes=dict(read=r["read"], written=r["written"])))
+        self.frames.append(dict(cycles=st.cycles, busy=dict(st.busy), read=st.read,
+                                written=st.written, fetched=st.fetched))
+        return y

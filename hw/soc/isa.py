@@ -1,0 +1,209 @@
+"""The network program's instruction set: one 256-bit word per instruction.
+
+The host compiler (``host.compiler.program``) packs these words with the classes below, the
+program emulator (``host.runtime.emulator``) decodes and executes them, and the on-chip
+controller will fetch and dispatch them: one definition, no second copy of any width.  The
+semantics of every instruction, with the loop nest its unit runs and a worked example, are in
+``docs/isa.md``.
+
+Two units execute the program, each in order: the **DMA unit** (everything that touches
+off-chip memory: ``LOAD``, ``STORE``, ``POOL``, ``GAP``) and the **engine** (``CONV``).  An
+instruction issues when its unit is free and, if its ``sync`` bit for the other unit is set,
+once the other unit has finished every instruction issued before it.  The compiler sets those
+bits wherever the two would touch the same on-chip memory (``docs/isa.md``, "Synchronisation").
+
+Off-chip addresses are byte addresses; maps are stored channel-blocked: word ``(cb, y, x)`` of
+``lanes`` bytes (channels ``cb·lanes …``) at ``base + ((cb·H + y)·W + x)·lanes``.
+"""
+from amaranth.hdl import Shape, signed, unsigned
+from amaranth.lib import data, enum
+
+__all__ = ["WORD_BITS", "Op", "Target", "Sync", "DmaArgs", "PoolArgs", "GapArgs", "Insn",
+           "target_word_bytes", "pack", "unpack", "decode_fields", "resources", "ENGINE_MEMORIES"]
+
+#: bits per instruction word (the controller fetches 32 bytes per instruction)
+WORD_BITS = 256
+
+
+class Op(enum.Enum, shape=4):
+    """Opcodes; 6–15 are unused (they halt with a fault when the controller meets them)."""
+    HALT = 0   #: end of the program: DONE rises once both units are idle
+    LOAD = 1   #: DMA: off-chip memory → an engine memory (``DmaArgs``)
+    STORE = 2  #: DMA: the engine's output memory → off-chip memory (``DmaArgs``)
+    CONV = 3   #: engine: one run of the loaded descriptor (no arguments)
+    POOL = 4   #: DMA unit: max pooling, off-chip map → off-chip map (``PoolArgs``)
+    GAP = 5    #: DMA unit: global average pooling with requantisation (``GapArgs``)
+
+
+class Target(enum.Enum, shape=3):
+    """On-chip memories a ``LOAD`` writes (the engine's load-port ``sel`` for 0–3) or a
+    ``STORE`` reads."""
+    MAP = 0      #: the engine's input map: ``lanes`` bytes per word
+    WEIGHTS = 1  #: the engine's weights: ``rows × cols`` bytes per word (row-major)
+    STEPS = 2    #: the engine's step table: ``rows`` step entries per word
+    BLOCKS = 3   #: the engine's block table: one block entry per word
+    DESC = 4     #: the engine's layer descriptor register (one word)
+    OUT = 5      #: the engine's output memory (``STORE`` only): ``cols`` bytes per word
+
+
+class Sync(data.Struct):
+    """Wait, before issuing, until the other unit has retired everything issued earlier."""
+    dma: 1      #: (engine instructions) wait for the DMA unit
+    engine: 1   #: (DMA unit instructions) wait for the engine
+
+
+class DmaArgs(data.Struct):
+    """A 3-D strided transfer of whole words: for ``i2 < n2, i1 < n1, i0 < n0`` the word at
+    off-chip ``ext + i2·s2 + i1·s1 + i0·word`` and on-chip word ``onchip + (i2·n1 + i1)·n0 +
+    i0`` (``word`` = the target's word size, :func:`target_word_bytes`)."""
+    target: Target
+    onchip: 16          #: first on-chip word
+    ext: 32             #: off-chip byte address of the first word
+    n0: 16              #: words per row (contiguous off-chip)
+    n1: 16              #: rows per plane
+    s1: 24              #: bytes between rows
+    n2: 16              #: planes
+    s2: 32              #: bytes between planes
+
+
+class PoolArgs(data.Struct):
+    """Max pooling of ``nb`` channel blocks: output word ``(b, oy, ox)`` = the lane-wise maximum
+    over ``ky < kh, kx < kw`` of input word ``(b, oy·sh − pt + ky, ox·sw − pl + kx)`` of the
+    ``h × w`` input window, −128 outside it.  Strides in words of ``lanes`` bytes."""
+    src: 32             #: off-chip byte address of the window's first word
+    dst: 32             #: off-chip byte address of the output's first word
+    nb: 12              #: channel blocks
+    h: 12
+    w: 12               #: input window height and width
+    ho: 12
+    wo: 12              #: output height and width
+    src_row: 16
+    src_plane: 24       #: input words between rows / channel blocks
+    dst_row: 16
+    dst_plane: 24       #: output words between rows / channel blocks
+    kh: 4
+    kw: 4
+    sh: 4
+    sw: 4
+    pt: 4
+    pl: 4
+
+
+class GapArgs(data.Struct):
+    """Global average pooling of ``nb`` channel blocks of ``hw`` contiguous words each: per
+    lane, ``clamp(round((Σ(x − zp_in) << headroom) · mult · 2^(shift − 31)) + zp_out)`` —
+    the golden model's average with TFLite's fixed-point multiplier; the result word of block
+    ``b`` at ``dst + b·lanes``."""
+    src: 32
+    dst: 32
+    nb: 12
+    hw: 24              #: words (pixels) per channel block
+    zp_in: signed(8)
+    zp_out: signed(8)
+    mult: unsigned(31)  #: fixed-point multiplier (Q31)
+    shift: signed(6)    #: exponent of the multiplier (TFLite's: left shift when positive)
+    headroom: 5         #: left shift of the sum before the multiply
+
+
+class Insn(data.Struct):
+    """One instruction: opcode, sync bits, and the arguments of its kind."""
+    op: Op
+    sync: Sync
+    pad: 2
+    args: data.UnionLayout({"dma": DmaArgs, "pool": PoolArgs, "gap": GapArgs,
+                            "raw": WORD_BITS - 8})
+
+
+assert Insn.as_shape().size == WORD_BITS
+
+
+def target_word_bytes(engine) -> dict:
+    """Bytes per word of each on-chip target of an engine configuration (``EngineConfig``):
+    the load port's field widths rounded up to bytes."""
+    from hw.engine.engine import block_entry_layout, layer_desc_layout, step_entry_layout
+    A = engine.addr_width
+    return {
+        Target.MAP: engine.lanes,
+        Target.WEIGHTS: engine.rows * engine.cols,
+        Target.STEPS: -(-engine.rows * step_entry_layout(A, engine.lanes).size // 8),
+        Target.BLOCKS: -(-block_entry_layout(A, engine.post_lanes).size // 8),
+        Target.DESC: -(-layer_desc_layout(A).size // 8),
+        Target.OUT: engine.cols,
+    }
+
+
+_ARG = {Op.LOAD: "dma", Op.STORE: "dma", Op.POOL: "pool", Op.GAP: "gap"}
+
+
+def _field_shape(f):
+    """(enum class or None, Shape) of a struct field."""
+    if isinstance(f.shape, type) and issubclass(f.shape, enum.Enum):
+        return f.shape, Shape.cast(f.shape)
+    return None, Shape.cast(f.shape)
+
+
+def decode_fields(layout, value: int) -> dict:
+    """Decode ``value`` by a struct layout's fields (plain ints; signed fields sign-extended,
+    enums as their members)."""
+    out = {}
+    for name, f in layout:
+        v = (value >> f.offset) & ((1 << f.width) - 1)
+        cls, shape = _field_shape(f)
+        if cls is not None:
+            v = cls(v)
+        elif shape.signed and v >> (f.width - 1):
+            v -= 1 << f.width
+        out[name] = v
+    return out
+
+
+def _encode(layout, values: dict) -> int:
+    """Pack ``values`` by a struct layout's fields; a value out of its field's range raises."""
+    unknown = set(values) - {name for name, _ in layout}
+    if unknown:
+        raise ValueError(f"no field {sorted(unknown)[0]!r}")
+    word = 0
+    for name, f in layout:
+        v = values.get(name, 0)
+        cls, shape = _field_shape(f)
+        v = cls(v).value if cls is not None else int(v)
+        lo, hi = (-(1 << f.width - 1), 1 << f.width - 1) if shape.signed else (0, 1 << f.width)
+        if not lo <= v < hi:
+            raise ValueError(f"{name}={v} does not fit its {f.width}-bit field")
+        word |= (v & ((1 << f.width) - 1)) << f.offset
+    return word
+
+
+def pack(op: Op, sync: dict | None = None, **args) -> bytes:
+    """One instruction word as 32 little-endian bytes."""
+    word = op.value | _encode(data.Layout.cast(Sync), sync or {}) << 4
+    if args:
+        word |= _encode(data.Layout.cast(_args_layout(op)), args) << 8
+    return word.to_bytes(WORD_BITS // 8, "little")
+
+
+def _args_layout(op: Op):
+    return {"dma": DmaArgs, "pool": PoolArgs, "gap": GapArgs}[_ARG[op]]
+
+
+def unpack(word: bytes) -> tuple:
+    """(op, sync dict, argument dict) of one instruction word; an unused opcode raises."""
+    v = int.from_bytes(word, "little")
+    op = Op(v & 0xF)
+    sync = decode_fields(data.Layout.cast(Sync), (v >> 4) & 0x3)
+    args = decode_fields(data.Layout.cast(_args_layout(op)), v >> 8) if op in _ARG else {}
+    return op, sync, args
+
+
+#: the on-chip memories an engine run reads or writes
+ENGINE_MEMORIES = frozenset({"map", "weights", "steps", "blocks", "desc", "out"})
+
+
+def resources(op: Op, args: dict) -> frozenset:
+    """The on-chip memories an instruction touches: what the two units must not share while
+    both run (``docs/isa.md``, "Synchronisation").  Off-chip memory is the DMA unit's alone."""
+    if op == Op.CONV:
+        return ENGINE_MEMORIES
+    if op in (Op.LOAD, Op.STORE):
+        return frozenset({Target(args["target"]).name.lower()})
+    return frozenset()
