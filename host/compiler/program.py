@@ -340,9 +340,15 @@ class _Compiler:
                 else:
                     hi = k - 1
             if lo == 0:                              # not even one unit: say which memory
-                self._compile(node, w, fb, mult, shift, zx, zy, a, min(o, a + unit),
-                              shape(a, min(o, a + unit)), tpads, stride,
-                              min(o, a + unit) - a if depthwise else groups, True)
+                try:
+                    self._compile(node, w, fb, mult, shift, zx, zy, a, min(o, a + unit),
+                                  shape(a, min(o, a + unit)), tpads, stride,
+                                  min(o, a + unit) - a if depthwise else groups, True)
+                except EngineCapacityError as e:
+                    if e.resource in ("input memory", "output memory"):
+                        raise                        # a smaller tile may fit
+                    raise ProgramError(f"{node.name}: {e}; the engine does not accumulate "
+                                       f"across runs yet") from e
             b = min(o, a + lo * unit)
             run = self._compile(node, w, fb, mult, shift, zx, zy, a, b, shape(a, b), tpads,
                                 stride, b - a if depthwise else groups, False)
@@ -436,9 +442,10 @@ class _Compiler:
                                     np.asarray(node.shift), zx, zy, src.nbytes, (0, 1, 0, 1),
                                     (0, 1, 0, 1), (1, 1), (1, 1), (0, 0), 1, False)
         except EngineCapacityError as e:
-            raise ProgramError(f"{node.name}: {src.nbytes:,} inputs exceed the engine's input "
-                               f"memory ({self.cfg.in_depth} words of {self.L}); the engine does "
-                               f"not accumulate across runs yet") from e
+            raise ProgramError(f"{node.name}: {w.shape[1]:,} inputs ({src.nbytes // self.L:,} "
+                               f"words as stored) exceed the engine's input memory "
+                               f"({self.cfg.in_depth} words); the engine does not accumulate "
+                               f"across runs yet") from e
         self.counts["tiles"] += 1
         self.run_parts(parts, flat, dst)
 

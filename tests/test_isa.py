@@ -1,0 +1,75 @@
+"""hw.soc.isa: the host's packing of instruction words is the hardware's layout (Amaranth's own
+encoding of the same ``data.Struct``), decoding inverts it, and out-of-range fields are refused."""
+import random
+
+import pytest
+from amaranth.hdl import Shape
+from amaranth.lib import data
+
+from hw.configs import BOARD_CONFIGS, CI_CONFIG
+from hw.engine.engine import Engine
+from hw.soc.isa import (WORD_BITS, DmaArgs, GapArgs, Insn, Op, PoolArgs, Target, pack,
+                        resources, target_word_bytes, unpack)
+
+ARGS = {Op.LOAD: DmaArgs, Op.STORE: DmaArgs, Op.POOL: PoolArgs, Op.GAP: GapArgs}
+
+
+def _random_args(rng, struct):
+    out = {}
+    for name, f in data.Layout.cast(struct):
+        if f.shape is Target:
+            out[name] = rng.choice(list(Target))
+            continue
+        s = Shape.cast(f.shape)
+        lo, hi = (-(1 << s.width - 1), (1 << s.width - 1) - 1) if s.signed else (0, (1 << s.width) - 1)
+        out[name] = rng.choice([lo, hi, rng.randint(lo, hi)])
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pack_is_amaranths_encoding_and_unpack_inverts_it(seed):
+    rng = random.Random(seed)
+    for op in Op:
+        for _ in range(20):
+            sync = {"dma": rng.randint(0, 1), "engine": rng.randint(0, 1)}
+            args = _random_args(rng, ARGS[op]) if op in ARGS else {}
+            word = pack(op, sync, **args)
+            assert len(word) == WORD_BITS // 8
+            const = {"op": op, "sync": sync}
+            if args:
+                const["args"] = {{DmaArgs: "dma", PoolArgs: "pool", GapArgs: "gap"}[ARGS[op]]: args}
+            assert int.from_bytes(word, "little") == Insn.const(const).as_value().value
+            assert unpack(word) == (op, sync, args)
+
+
+def test_refuses_what_does_not_fit():
+    with pytest.raises(ValueError, match="n0"):
+        pack(Op.LOAD, target=Target.MAP, n0=1 << 16)
+    with pytest.raises(ValueError, match="zp_in"):
+        pack(Op.GAP, zp_in=128)
+    with pytest.raises(ValueError, match="ext"):
+        pack(Op.STORE, target=Target.OUT, ext=-1)
+    with pytest.raises(ValueError, match="no field"):
+        pack(Op.LOAD, target=Target.MAP, bogus=1)
+    with pytest.raises(ValueError):
+        unpack((7).to_bytes(32, "little"))           # an unused opcode
+
+
+@pytest.mark.parametrize("cfg", [c.engine for c in BOARD_CONFIGS.values()] + [CI_CONFIG.engine])
+def test_target_words_hold_the_engine_load_port_fields(cfg):
+    """Each target's word is the engine load port's field for it, rounded up to bytes."""
+    eng = Engine(cfg)
+    wb = target_word_bytes(cfg)
+    assert wb[Target.MAP] * 8 >= cfg.lanes * 8 > (wb[Target.MAP] - 1) * 8
+    assert wb[Target.WEIGHTS] == cfg.rows * cfg.cols
+    assert wb[Target.STEPS] == -(-cfg.rows * eng.step_layout.size // 8)
+    assert wb[Target.BLOCKS] == -(-eng.block_layout.size // 8)
+    assert wb[Target.DESC] == -(-eng.desc_layout.size // 8)
+    assert wb[Target.OUT] == cfg.cols
+
+
+def test_resources():
+    assert resources(Op.LOAD, {"target": Target.WEIGHTS}) == {"weights"}
+    assert resources(Op.STORE, {"target": Target.OUT}) == {"out"}
+    assert resources(Op.CONV, {}) >= {"map", "weights", "out", "desc"}
+    assert resources(Op.POOL, {}) == resources(Op.GAP, {}) == frozenset()

@@ -1,0 +1,113 @@
+"""host.compiler.program: the layout of maps, what the program loads, the memory map and its
+limits, and that the tables it stores decode to what the layer compiler made."""
+import numpy as np
+import pytest
+
+from host.compiler.plan import default_plan
+from host.compiler.program import MapPlace, ProgramError, compile_program
+from host.model import zoo
+from host.model.builder import GraphBuilder
+from host.runtime.emulator import Emulator
+from hw.configs import BOARD_CONFIGS, CI_CONFIG
+from hw.soc.isa import Op, Target, target_word_bytes, unpack
+from sim.engine_sim import compile_conv
+
+B85 = BOARD_CONFIGS["ulx3s-85f"]
+
+
+def _insns(p):
+    return [unpack(p.code[k:k + 32]) for k in range(0, len(p.code), 32)]
+
+
+@pytest.mark.parametrize("shape,lanes", [((5, 3, 4), 4), ((16, 2, 2), 16), ((33, 1, 1), 16)])
+def test_map_layout_round_trip(shape, lanes):
+    rng = np.random.default_rng(sum(shape))
+    x = rng.integers(-128, 128, shape).astype(np.int8)
+    place = MapPlace(0, *shape, lanes)
+    raw = place.pack(x)
+    assert len(raw) == place.nbytes == -(-shape[0] // lanes) * lanes * shape[1] * shape[2]
+    np.testing.assert_array_equal(place.unpack(raw), x)
+    c, y, xx = 2 % shape[0], shape[1] - 1, shape[2] - 1
+    assert np.frombuffer(raw, np.int8)[place.word(c // lanes, y, xx) + c % lanes] == x[c, y, xx]
+    idx = place.vector_index()                 # the flattened vector, from the stored bytes
+    flat = np.zeros(x.size, np.int8)
+    flat[idx[idx >= 0]] = np.frombuffer(raw, np.int8)[idx >= 0]
+    np.testing.assert_array_equal(flat, x.reshape(-1))
+
+
+def test_no_padded_copy_is_loaded():
+    """A 3×3 pad-1 layer whose map fits the input memory loads the map's own words once —
+    (H, W), not (H+2, W+2): the engine puts the zero point at the borders."""
+    b = GraphBuilder("p", (16, 10, 12), seed=1, input_zero_point=9)
+    b.conv(b.input, 16, 3)
+    p = compile_program(b.build(), B85, schedule="layer")
+    loads = [a for op, _, a in _insns(p) if op == Op.LOAD and a["target"] == Target.MAP]
+    assert len(loads) == 1 and (loads[0]["n0"], loads[0]["n1"], loads[0]["n2"]) == (12, 10, 1)
+
+
+def test_weights_stay_for_every_tile_of_a_chunk():
+    """A map cut into several tiles under one output chunk loads its weights once."""
+    b = GraphBuilder("t", (16, 40, 40), seed=2)
+    b.conv(b.input, 16, 3)
+    p = compile_program(b.build(), B85, schedule="layer")
+    ops = _insns(p)
+    maps = [a for op, _, a in ops if op == Op.LOAD and a["target"] == Target.MAP]
+    weights = [a for op, _, a in ops if op == Op.LOAD and a["target"] == Target.WEIGHTS]
+    assert len(maps) > 1 and len(weights) == 1
+    assert sum(op == Op.CONV for op, _, _ in ops) == len(maps)
+    assert p.counts["loads_skipped"] > 0
+
+
+def test_arena_reuses_dead_maps():
+    g = zoo.get("mobilenet_v1", 32)
+    p = compile_program(g, B85, default_plan(g, "layer"))
+    every_map = sum(MapPlace(0, *t.shape, 16).nbytes for t in g.tensors.values()
+                    if len(t.shape) == 3)
+    assert p.size - p.arena_addr < every_map / 2
+    assert p.consts_addr >= len(p.code) and p.arena_addr >= p.consts_addr + len(p.consts)
+
+
+def test_refusals_are_one_line():
+    with pytest.raises(ProgramError, match=r"36\.\d MiB of off-chip memory, ulx3s-85f has 32\.0"):
+        compile_program(zoo.get("vgg16", 32), B85)       # VGG16's classifier alone is 21 MB
+    with pytest.raises(ProgramError, match="as many columns as lanes"):
+        compile_program(zoo.get("digits"), CI_CONFIG)
+    b = GraphBuilder("g", (8, 6, 6))
+    b.conv(b.input, 8, 1, groups=2)
+    with pytest.raises(ProgramError, match="grouped convolutions"):
+        compile_program(b.build(), B85)
+    with pytest.raises(ProgramError, match="no layer"):
+        compile_program(zoo.get("digits"), B85, until="conv9")
+
+
+@pytest.mark.parametrize("board", ["ulx3s-85f", "icebreaker", "ulx3s-45f"])
+def test_stored_tables_decode_to_the_layer_compilers(board):
+    """The descriptor, step and block tables the program stores, decoded as the emulator (and
+    the controller's loads) take them, are the layer compiler's own — so the engine's NumPy
+    model, pinned to the RTL on the compiler's programs, runs the same layer."""
+    acfg = BOARD_CONFIGS[board]
+    cfg = acfg.engine
+    rng = np.random.default_rng(5)
+    c, o, h, w = 6, cfg.cols + 1, 5, 4
+    layer = compile_conv(rng.integers(-127, 128, (o, c, 3, 3)), rng.integers(-999, 999, o),
+                         rng.integers(1 << 29, 1 << 30, o), rng.integers(-9, 3, o),
+                         np.zeros((c, h, w), np.int8), 3, -2, -128, 127, (1, 2), (1, 0, 1, 1),
+                         1, cfg)
+    b = GraphBuilder("one", (c, h, w), seed=5)
+    b.conv(b.input, o, 3)
+    p = compile_program(b.build(), acfg, schedule="layer")
+    em = Emulator(acfg, p)
+    from sim.engine_sim import pack_program
+    pk = pack_program(layer, cfg)
+    wb = target_word_bytes(cfg)
+    rows = np.frombuffer(b"".join(int(x, 16).to_bytes(wb[Target.STEPS], "little")
+                                  for x in pk["step_hex"]), np.uint8).reshape(-1, wb[Target.STEPS])
+    assert em._decode_steps(rows) == layer.step_words
+    assert rows.tobytes() in p.consts          # the program stores this very table    rows = np.frombuffer(b"".join(int(x, 16).to_bytes(wb[Target.BLOCKS], "little")
+                                  for x in pk["blk_hex"]), np.uint8).reshape(-1, wb[Target.BLOCKS])
+    for (ib, bias, mult, shift), (ib2, bias2, mult2, shift2) in zip(em._decode_blocks(rows),
+                                                                     layer.blocks):
+        assert ib == ib2
+        np.testing.assert_array_equal(bias, bias2)
+        np.testing.assert_array_equal(mult, mult2)
+        np.testing.assert_array_equal(shift, shift2)
