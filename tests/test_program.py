@@ -10,7 +10,7 @@ from host.model.builder import GraphBuilder
 from host.runtime.emulator import Emulator
 from hw.configs import BOARD_CONFIGS, CI_CONFIG
 from hw.soc.isa import Op, Target, target_word_bytes, unpack
-from sim.engine_sim import compile_conv
+from sim.engine_sim import compile_conv, pack_program
 
 B85 = BOARD_CONFIGS["ulx3s-85f"]
 
@@ -97,13 +97,14 @@ def test_stored_tables_decode_to_the_layer_compilers(board):
     b.conv(b.input, o, 3)
     p = compile_program(b.build(), acfg, schedule="layer")
     em = Emulator(acfg, p)
-    from sim.engine_sim import pack_program
+
     pk = pack_program(layer, cfg)
     wb = target_word_bytes(cfg)
     rows = np.frombuffer(b"".join(int(x, 16).to_bytes(wb[Target.STEPS], "little")
                                   for x in pk["step_hex"]), np.uint8).reshape(-1, wb[Target.STEPS])
     assert em._decode_steps(rows) == layer.step_words
-    assert rows.tobytes() in p.consts          # the program stores this very table    rows = np.frombuffer(b"".join(int(x, 16).to_bytes(wb[Target.BLOCKS], "little")
+    assert rows.tobytes() in p.consts          # the program stores this very table
+    rows = np.frombuffer(b"".join(int(x, 16).to_bytes(wb[Target.BLOCKS], "little")
                                   for x in pk["blk_hex"]), np.uint8).reshape(-1, wb[Target.BLOCKS])
     for (ib, bias, mult, shift), (ib2, bias2, mult2, shift2) in zip(em._decode_blocks(rows),
                                                                      layer.blocks):
