@@ -8,7 +8,7 @@ from amaranth.lib import data
 
 from hw.configs import BOARD_CONFIGS, CI_CONFIG
 from hw.engine.engine import Engine
-from hw.soc.isa import (WORD_BITS, DmaArgs, GapArgs, Insn, Op, PoolArgs, Target, pack,
+from hw.soc.isa import (WORD_ALIGN, WORD_BITS, DmaArgs, GapArgs, Insn, Op, PoolArgs, Target, pack,
                         resources, target_word_bytes, unpack)
 
 ARGS = {Op.LOAD: DmaArgs, Op.STORE: DmaArgs, Op.POOL: PoolArgs, Op.GAP: GapArgs}
@@ -57,15 +57,15 @@ def test_refuses_what_does_not_fit():
 
 @pytest.mark.parametrize("cfg", [c.engine for c in BOARD_CONFIGS.values()] + [CI_CONFIG.engine])
 def test_target_words_hold_the_engine_load_port_fields(cfg):
-    """Each target's word is the engine load port's field for it, rounded up to bytes."""
+    """Each target's word is the engine load port's field for it, rounded up to whole 32-bit
+    memory words."""
     eng = Engine(cfg)
     wb = target_word_bytes(cfg)
-    assert wb[Target.MAP] * 8 >= cfg.lanes * 8 > (wb[Target.MAP] - 1) * 8
-    assert wb[Target.WEIGHTS] == cfg.rows * cfg.cols
-    assert wb[Target.STEPS] == -(-cfg.rows * eng.step_layout.size // 8)
-    assert wb[Target.BLOCKS] == -(-eng.block_layout.size // 8)
-    assert wb[Target.DESC] == -(-eng.desc_layout.size // 8)
-    assert wb[Target.OUT] == cfg.cols
+    bits = {Target.MAP: cfg.lanes * 8, Target.WEIGHTS: cfg.rows * cfg.cols * 8,
+            Target.STEPS: cfg.rows * eng.step_layout.size, Target.BLOCKS: eng.block_layout.size,
+            Target.DESC: eng.desc_layout.size, Target.OUT: cfg.cols * 8}
+    for t, n in bits.items():
+        assert wb[t] % WORD_ALIGN == 0 and wb[t] * 8 >= n > (wb[t] - WORD_ALIGN) * 8, t
 
 
 def test_resources():

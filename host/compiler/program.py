@@ -203,6 +203,9 @@ class _Compiler:
             raise ProgramError(f"configuration {acfg.name}: line mode has no network program")
         self.L = cfg.lanes
         self.wb = target_word_bytes(cfg)
+        if self.wb[Target.MAP] != self.L:
+            raise ProgramError(f"configuration {acfg.name}: {self.L} lanes are not a whole "
+                               f"number of 32-bit memory words")
         self.insns: list[bytes] = []
         self.layers: list[str] = []
         self.consts = bytearray()

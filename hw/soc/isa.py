@@ -19,7 +19,7 @@ from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import data, enum
 
 __all__ = ["WORD_BITS", "Op", "Target", "Sync", "DmaArgs", "PoolArgs", "GapArgs", "Insn",
-           "target_word_bytes", "pack", "unpack", "decode_fields", "resources", "ENGINE_MEMORIES"]
+           "WORD_ALIGN", "target_word_bytes", "pack", "unpack", "decode_fields", "resources", "ENGINE_MEMORIES"]
 
 #: bits per instruction word (the controller fetches 32 bytes per instruction)
 WORD_BITS = 256
@@ -117,18 +117,26 @@ class Insn(data.Struct):
 assert Insn.as_shape().size == WORD_BITS
 
 
+#: the DMA moves whole 32-bit memory words: every target word is a multiple of this many bytes
+#: (and every off-chip address the compiler emits is aligned to it)
+WORD_ALIGN = 4
+
+
 def target_word_bytes(engine) -> dict:
     """Bytes per word of each on-chip target of an engine configuration (``EngineConfig``):
-    the load port's field widths rounded up to bytes."""
+    the load port's field widths rounded up to bytes, then to :data:`WORD_ALIGN`."""
     from hw.engine.engine import block_entry_layout, layer_desc_layout, step_entry_layout
     A = engine.addr_width
+
+    def aligned(bits):
+        return -(-bits // (8 * WORD_ALIGN)) * WORD_ALIGN
     return {
-        Target.MAP: engine.lanes,
-        Target.WEIGHTS: engine.rows * engine.cols,
-        Target.STEPS: -(-engine.rows * step_entry_layout(A, engine.lanes).size // 8),
-        Target.BLOCKS: -(-block_entry_layout(A, engine.post_lanes).size // 8),
-        Target.DESC: -(-layer_desc_layout(A).size // 8),
-        Target.OUT: engine.cols,
+        Target.MAP: aligned(engine.lanes * 8),
+        Target.WEIGHTS: aligned(engine.rows * engine.cols * 8),
+        Target.STEPS: aligned(engine.rows * step_entry_layout(A, engine.lanes).size),
+        Target.BLOCKS: aligned(block_entry_layout(A, engine.post_lanes).size),
+        Target.DESC: aligned(layer_desc_layout(A).size),
+        Target.OUT: aligned(engine.cols * 8),
     }
 
 
