@@ -46,6 +46,9 @@ class RunStats:
     read: int = 0                         #: off-chip data bytes read (maps, weights, tables)
     written: int = 0                      #: off-chip bytes written
     fetched: int = 0                      #: instruction bytes fetched
+    #: off-chip bytes by what they were: "map" (LOAD MAP, STORE, POOL, GAP), "weights",
+    #: "tables" (steps, blocks, descriptors)
+    traffic: dict = field(default_factory=lambda: {"map": 0, "weights": 0, "tables": 0})
     insns: list = field(default_factory=list)   #: (op, layer, start, end, read, written)
 
     def per_layer(self) -> list:
@@ -130,6 +133,9 @@ class Emulator:
             st.busy[unit] += cycles
             st.read += rd
             st.written += wr
+            kind = Target(args["target"]) if op in (Op.LOAD, Op.STORE) else Target.MAP
+            st.traffic["map" if kind in (Target.MAP, Target.OUT) else
+                       "weights" if kind == Target.WEIGHTS else "tables"] += rd + wr
             st.insns.append((op, p.layers[pc], start, end, rd, wr))
             pc += 1
             if progress is not None:
@@ -327,5 +333,6 @@ class EmuTarget:
                                    utilisation=macs / (pes * r["cycles"]) if r["cycles"] else 0.0,
                                    offchip_bytes=dict(read=r["read"], written=r["written"])))
         self.frames.append(dict(cycles=st.cycles, busy=dict(st.busy), read=st.read,
-                                written=st.written, fetched=st.fetched))
+                                written=st.written, fetched=st.fetched,
+                                traffic=dict(st.traffic)))
         return y
