@@ -35,19 +35,36 @@ class SimConfig:
     rx_fifo: int = 64
     tx_fifo: int = 16
     host_fifo: int = 256
+    #: the accelerator configuration (``hw.configs``) whose controller and engine the SoC
+    #: holds as its engine; "" for the link's engine stand-in
+    accel: str = ""
+
+    def _engine(self):
+        if not self.accel:
+            return {}
+        from amaranth.utils import ceil_log2
+
+        from hw.configs import get_config
+        from hw.soc.accelerator import Accelerator
+        from hw.soc.controller import PERF
+        acfg = get_config(self.accel)
+        return dict(engine=Accelerator(acfg, max(1, ceil_log2(self.mem_bytes // self.word_bytes)),
+                                       8 * self.word_bytes),
+                    n_perf=len(PERF), pe_rows=acfg.engine.rows, pe_cols=acfg.engine.cols)
 
     def soc(self):
         from hw.soc.link_soc import LinkSoC
         return LinkSoC(divisor=self.divisor, mem_bytes=self.mem_bytes,
                        word_bytes=self.word_bytes, max_payload=self.max_payload,
                        clock_hz=SIM_CLOCK_HZ, board="sim", rx_fifo=self.rx_fifo,
-                       tx_fifo=self.tx_fifo)
+                       tx_fifo=self.tx_fifo, **self._engine())
 
     def info(self):
         from hw.soc.link_soc import LinkSoC
+        extra = {k: v for k, v in self._engine().items() if k != "engine"}
         return LinkSoC.make_info(divisor=self.divisor, mem_bytes=self.mem_bytes,
                                  word_bytes=self.word_bytes, max_payload=self.max_payload,
-                                 clock_hz=SIM_CLOCK_HZ, board="sim")
+                                 clock_hz=SIM_CLOCK_HZ, board="sim", **extra)
 
     def top(self):
         from hw.soc.link_soc import SimLinkTop
@@ -97,7 +114,7 @@ class SimDevice:
         self.log = self.logdir / "sim.log"
         args = [sys.executable, "-m", "sim.link_sim", str(bdir), str(port),
                 str(stop_after if stop_after is not None else -1), str(self.logdir),
-                *map(str, dataclasses.astuple(config))]
+                *[str(v) if v != "" else "-" for v in dataclasses.astuple(config)]]
         self.proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL,
                                      stderr=open(self.logdir / "launcher.log", "wb"),
                                      start_new_session=True)
@@ -143,7 +160,7 @@ class SimDevice:
 
 def _main(argv):
     bdir, port, stop_after, logdir, *cfg = argv
-    config = SimConfig(*map(int, cfg))
+    config = SimConfig(*map(int, cfg[:-1]), cfg[-1] if cfg[-1] != "-" else "")
     logdir = Path(logdir)
     env = {"BLOCKFUSE_LINK_PORT": port, "BLOCKFUSE_LINK_STOP_AFTER": stop_after}
     n, fail = run_bench(config, "serve", env, logdir / "sim.log", logdir / "results.xml",

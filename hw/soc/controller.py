@@ -1,0 +1,254 @@
+"""The on-chip controller: fetches the network program from off-chip memory and runs it.
+
+A command sequencer (one state per step of an instruction, a ``Switch`` on the opcode) with the
+DMA built in.  Per instruction (``hw.soc.isa``, ``docs/isa.md``):
+
+* **fetch** the 256-bit word at ``program + 32·pc`` through the memory port;
+* **LOAD**: read the 3-D pattern's memory words in order (requests run ahead of the responses,
+  as the port allows), assemble each target word (``target_word_bytes``) and write it into the
+  engine through its load port (``sel`` = the target), or into the descriptor register;
+* **CONV**: pulse the engine's ``start`` with the descriptor register, wait for ``busy`` to
+  fall;
+* **STORE**: read each output-memory word through the engine's read port and write it out by
+  the pattern, one memory word per request;
+* **HALT**: DONE.  ``POOL`` and ``GAP`` are not in this controller yet: it stops with error
+  :data:`ERR_OPCODE` (the program emulator runs them).
+
+This controller retires each instruction before it fetches the next, so the program's ``sync``
+bits always hold; overlapping the DMA with the engine comes with double-buffered engine
+memories.  It plugs into the link SoC as its engine (``ctrl``: START with the program's byte
+address, busy/done/error, the counters of :data:`PERF`; ``mem``: the SoC's memory port, shared
+with the link).
+"""
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.link.command import EngineControlSignature
+from hw.memory.memport import MemPortSignature
+from hw.soc.isa import WORD_BITS, Insn, Op, Target, target_word_bytes
+
+__all__ = ["Controller", "PERF", "ERR_OPCODE", "ERR_TARGET"]
+
+#: the performance counters STATUS reports, in order
+PERF = ("cycles", "engine_cycles", "dma_cycles", "bytes_read", "bytes_written", "insns", "pc")
+#: error codes (STATUS flags bits 8–15)
+ERR_OPCODE = 0x01        #: an opcode this controller does not execute (POOL, GAP, 6–15)
+ERR_TARGET = 0x02        #: LOAD into the output memory, or STORE from another memory
+
+
+class Controller(wiring.Component):
+    """Sequencer + DMA for an engine of configuration ``engine`` (``EngineConfig``) on a memory
+    port of ``mem_addr_width``-bit word addresses and ``mem_width``-bit words; ``ld_width``,
+    ``desc_layout`` and ``rd_width`` are the engine's load port, descriptor and read port."""
+
+    def __init__(self, engine, mem_addr_width: int, mem_width: int, ld_width: int,
+                 desc_layout, rd_width: int):
+        self.cfg = engine
+        self.mw = mem_width
+        if WORD_BITS % mem_width or mem_width % 8:
+            raise ValueError(f"memory words of {mem_width} bits do not tile an instruction")
+        self.wpt = {t: b * 8 // mem_width for t, b in target_word_bytes(engine).items()}
+        if any(b * 8 % mem_width for b in target_word_bytes(engine).values()):
+            raise ValueError("target words must be whole memory words")
+        A = engine.addr_width
+        super().__init__({
+            "ctrl": In(EngineControlSignature(len(PERF))),
+            "mem": Out(MemPortSignature(mem_addr_width, mem_width)),
+            # the engine (hw.engine.engine.Engine)'s ports, from its side flipped
+            "ld_en": Out(1), "ld_sel": Out(2), "ld_addr": Out(A), "ld_data": Out(ld_width),
+            "desc": Out(desc_layout), "start": Out(1), "busy": In(1),
+            "rd_addr": Out(A), "rd_data": In(rd_width),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        mw, c, mem = self.mw, self.ctrl, self.mem
+        MB = mw // 8                                   # bytes per memory word
+        sh = (MB - 1).bit_length()                     # byte → word address
+        NW = WORD_BITS // mw                           # memory words per instruction
+        maxw = max(self.wpt.values())
+
+        insn = Signal(Insn)
+        pc = Signal(32)
+        base = Signal(32)                              # the program's byte address
+        perf = {name: Signal(32, name=f"perf_{name}") for name in PERF}
+        for k, name in enumerate(PERF):
+            m.d.comb += c.perf[k].eq(perf[name])
+        busy = Signal()
+        m.d.comb += [c.busy.eq(busy), c.start.ready.eq(~busy), perf["pc"].eq(pc)]
+        with m.If(busy):
+            m.d.sync += perf["cycles"].eq(perf["cycles"] + 1)
+        with m.If(self.busy):
+            m.d.sync += perf["engine_cycles"].eq(perf["engine_cycles"] + 1)
+
+        # ---- memory requests: one address generator for fetches, LOADs and STOREs --------
+        # byte addresses: the current word, the current row's and plane's first word
+        cur, row, plane = Signal(32), Signal(32), Signal(32)
+        a = insn.args.dma
+        i0, i1, i2 = Signal(16), Signal(16), Signal(16)   # words, rows, planes left − 1
+        j = Signal(range(max(maxw, NW) + 1))               # memory word within a target word
+        wpt = Signal(range(maxw + 1))                      # memory words per target word
+        req_done = Signal()                                # the pattern's last request is out
+        outstanding = Signal(range(64))
+        req_fire = mem.req.valid & mem.req.ready
+        resp_fire = mem.resp.valid & mem.resp.ready
+        m.d.comb += [mem.req.payload.addr.eq(cur >> sh)]
+        m.d.sync += outstanding.eq(outstanding + (req_fire & ~mem.req.payload.write) - resp_fire)
+
+        def start_pattern():
+            """Load the address generator from the DMA arguments (LOAD and STORE)."""
+            return [cur.eq(a.ext), row.eq(a.ext), plane.eq(a.ext), i0.eq(a.n0 - 1),
+                    i1.eq(a.n1 - 1), i2.eq(a.n2 - 1), j.eq(0), req_done.eq(0)]
+
+        def advance():
+            """One memory word of the pattern has been requested: move to the next."""
+            with m.If(j + 1 < wpt):
+                m.d.sync += [j.eq(j + 1), cur.eq(cur + MB)]
+            with m.Else():
+                m.d.sync += j.eq(0)
+                with m.If(i0 != 0):
+                    m.d.sync += [i0.eq(i0 - 1), cur.eq(cur + MB)]
+                with m.Elif(i1 != 0):
+                    m.d.sync += [i0.eq(a.n0 - 1), i1.eq(i1 - 1), row.eq(row + a.s1),
+                                 cur.eq(row + a.s1)]
+                with m.Elif(i2 != 0):
+                    m.d.sync += [i0.eq(a.n0 - 1), i1.eq(a.n1 - 1), i2.eq(i2 - 1),
+                                 plane.eq(plane + a.s2), row.eq(plane + a.s2),
+                                 cur.eq(plane + a.s2)]
+                with m.Else():
+                    m.d.sync += req_done.eq(1)
+
+        # ---- the target word being assembled (LOAD) or written out (STORE) --------------
+        word = Signal(maxw * mw)
+        k = Signal(self.cfg.addr_width)                    # on-chip word address
+        rj = Signal(range(maxw + 1))                       # LOAD: memory word of the response
+        ld_pending = Signal()
+        target = Signal(Target)
+        m.d.comb += [self.ld_data.eq(word[:len(self.ld_data)]), self.ld_addr.eq(k),
+                     self.ld_sel.eq(target.as_value()[:2]),
+                     self.ld_en.eq(ld_pending & (target != Target.DESC))]
+        desc = Signal(len(self.desc.as_value()))
+        m.d.comb += self.desc.eq(desc)
+        with m.If(ld_pending):
+            m.d.sync += [ld_pending.eq(0), k.eq(k + 1)]
+            with m.If(target == Target.DESC):
+                m.d.sync += desc.eq(word[:len(desc)])
+
+        m.d.comb += self.rd_addr.eq(k)
+
+        def target_sizes():
+            with m.Switch(insn.args.dma.target):
+                for t, n in self.wpt.items():
+                    with m.Case(t):
+                        m.d.sync += wpt.eq(n)
+
+        err = Signal(8)
+        m.d.comb += c.error.eq(err)
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(c.start.valid & ~busy):
+                    m.d.sync += [busy.eq(1), c.done.eq(0), err.eq(0), pc.eq(0),
+                                 base.eq(c.start.payload)]
+                    m.d.sync += [perf[n].eq(0) for n in PERF if n != "pc"]
+                    m.next = "FETCH"
+            with m.State("FETCH"):
+                # the instruction's memory words, requests ahead of responses
+                m.d.sync += [cur.eq(base + (pc << 5)), j.eq(0), rj.eq(0), req_done.eq(0)]
+                m.next = "FETCH_WORDS"
+            with m.State("FETCH_WORDS"):
+                m.d.comb += mem.req.valid.eq(~req_done)
+                with m.If(req_fire):
+                    m.d.sync += [cur.eq(cur + MB), j.eq(j + 1)]
+                    with m.If(j == NW - 1):
+                        m.d.sync += req_done.eq(1)
+                m.d.comb += mem.resp.ready.eq(1)
+                with m.If(resp_fire):
+                    m.d.sync += [insn.as_value().eq(Cat(insn.as_value()[mw:], mem.resp.payload)),
+                                 rj.eq(rj + 1)]
+                    with m.If(rj == NW - 1):
+                        m.next = "DECODE"
+            with m.State("DECODE"):
+                m.d.sync += [target.eq(a.target), k.eq(a.onchip), rj.eq(0)] + start_pattern()
+                target_sizes()
+                with m.Switch(insn.op):
+                    with m.Case(Op.HALT):
+                        m.d.sync += [busy.eq(0), c.done.eq(1)]
+                        m.next = "IDLE"
+                    with m.Case(Op.LOAD):
+                        with m.If(a.target == Target.OUT):
+                            m.next = "FAULT_TARGET"
+                        with m.Else():
+                            m.next = "LOAD"
+                    with m.Case(Op.STORE):
+                        with m.If(a.target != Target.OUT):
+                            m.next = "FAULT_TARGET"
+                        with m.Else():
+                            m.next = "STORE_READ"
+                    with m.Case(Op.CONV):
+                        m.next = "CONV"
+                    with m.Default():
+                        m.next = "FAULT_OPCODE"
+            with m.State("LOAD"):
+                m.d.sync += perf["dma_cycles"].eq(perf["dma_cycles"] + 1)
+                m.d.comb += mem.req.valid.eq(~req_done & (outstanding < 60))
+                with m.If(req_fire):
+                    advance()
+                m.d.comb += mem.resp.ready.eq(1)
+                with m.If(resp_fire):
+                    m.d.sync += perf["bytes_read"].eq(perf["bytes_read"] + MB)
+                    with m.Switch(rj):
+                        for s in range(maxw):
+                            with m.Case(s):
+                                m.d.sync += word[s * mw:(s + 1) * mw].eq(mem.resp.payload)
+                    with m.If(rj + 1 == wpt):
+                        m.d.sync += [rj.eq(0), ld_pending.eq(1)]
+                    with m.Else():
+                        m.d.sync += rj.eq(rj + 1)
+                with m.If(req_done & (outstanding == 0) & ~resp_fire & ~ld_pending):
+                    m.next = "NEXT"
+            with m.State("STORE_READ"):
+                # the engine's output memory answers one cycle after rd_addr (= k)
+                m.d.sync += perf["dma_cycles"].eq(perf["dma_cycles"] + 1)
+                m.next = "STORE_LATCH"
+            with m.State("STORE_LATCH"):
+                m.d.sync += [perf["dma_cycles"].eq(perf["dma_cycles"] + 1),
+                             word.eq(self.rd_data), rj.eq(0)]
+                m.next = "STORE_WRITE"
+            with m.State("STORE_WRITE"):
+                m.d.sync += perf["dma_cycles"].eq(perf["dma_cycles"] + 1)
+                seg = Signal(mw)
+                with m.Switch(rj):
+                    for s in range(maxw):
+                        with m.Case(s):
+                            m.d.comb += seg.eq(word[s * mw:(s + 1) * mw])
+                m.d.comb += [mem.req.valid.eq(1), mem.req.payload.write.eq(1),
+                             mem.req.payload.data.eq(seg)]
+                with m.If(req_fire):
+                    m.d.sync += perf["bytes_written"].eq(perf["bytes_written"] + MB)
+                    advance()
+                    with m.If(rj + 1 == wpt):
+                        m.d.sync += [rj.eq(0), k.eq(k + 1)]
+                        with m.If((i0 == 0) & (i1 == 0) & (i2 == 0)):
+                            m.next = "NEXT"
+                        with m.Else():
+                            m.next = "STORE_READ"
+                    with m.Else():
+                        m.d.sync += rj.eq(rj + 1)
+            with m.State("CONV"):
+                m.d.comb += self.start.eq(1)
+                m.next = "CONV_WAIT"
+            with m.State("CONV_WAIT"):
+                with m.If(~self.busy):
+                    m.next = "NEXT"
+            with m.State("NEXT"):
+                m.d.sync += [pc.eq(pc + 1), perf["insns"].eq(perf["insns"] + 1)]
+                m.next = "FETCH"
+            with m.State("FAULT_OPCODE"):
+                m.d.sync += [err.eq(ERR_OPCODE), busy.eq(0), c.done.eq(1)]
+                m.next = "IDLE"
+            with m.State("FAULT_TARGET"):
+                m.d.sync += [err.eq(ERR_TARGET), busy.eq(0), c.done.eq(1)]
+                m.next = "IDLE"
+        return m
