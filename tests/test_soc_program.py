@@ -1,0 +1,68 @@
+"""The whole SoC running network programs, driven over the protocol: the link SoC with the
+accelerator core (hw.soc.controller + the engine) as its engine, under Verilator, reached through
+the host driver's simulated transport.  Every byte of the program, the input, START, STATUS and
+the output crosses the UART.  Results must equal the program emulator's and the golden model's;
+the controller's counters must equal the emulator's where both count the same thing (engine
+cycles, data bytes moved)."""
+import numpy as np
+import pytest
+
+from host.compiler.program import compile_program
+from host.model import zoo
+from host.model.builder import GraphBuilder, smooth_input
+from host.runtime import golden
+from host.runtime.driver import Device, DeviceError, SimTransport
+from host.runtime.emulator import Emulator
+from host.runtime.program_device import ProgramDevice
+from hw.configs import get_config
+from hw.soc.isa import Op, unpack
+from sim.link_sim import SimConfig
+
+
+@pytest.fixture(scope="module")
+def ice_device():
+    dev = Device(SimTransport(config=SimConfig(mem_bytes=32768, accel="icebreaker")))
+    yield dev
+    dev.close()
+
+
+def _check(dev, g, acfg, schedule="layer", seeds=(0,)):
+    p = compile_program(g, acfg, schedule=schedule)
+    pd = ProgramDevice(dev, p)
+    for seed in seeds:
+        x = smooth_input(g, seed=seed)
+        y = pd.run(x)
+        want, st = Emulator(acfg, p).run(x)
+        np.testing.assert_array_equal(y, want)
+        np.testing.assert_array_equal(y, golden.run(g, x))
+        f = pd.frames[-1]
+        assert f["busy"]["engine"] == st.busy["engine"]
+        assert (f["read"], f["written"]) == (st.read, st.written)
+        assert f["insns"] == p.n_insns - 1 and f["cycles"] >= f["busy"]["engine"] + f["busy"]["dma"]
+    return pd
+
+
+def test_digits_on_the_icebreaker_configuration(ice_device):
+    """The trained digits CNN, two frames on one loaded program (weights stay resident)."""
+    _check(ice_device, zoo.get("digits"), get_config("icebreaker"), seeds=(0, 1))
+
+
+@pytest.mark.parametrize("case", [(3, 6, 7, 5, 3, 2, 1), (6, 6, 6, 6, 3, 1, "dw"),
+                                  (4, 5, 9, 9, 5, 1, 1)])
+def test_single_layers_on_the_icebreaker_configuration(ice_device, case):
+    """Stride 2 on odd sizes, depthwise, 5×5 — each cut into tiles by the tiny memories."""
+    cin, cout, h, w, k, s, g = case
+    b = GraphBuilder("one", (cin, h, w), seed=sum(case[:4]))
+    b.conv(b.input, cout, k, stride=s, groups=cin if g == "dw" else g)
+    _check(ice_device, b.build(), get_config("icebreaker"))
+
+
+def test_an_opcode_the_controller_lacks_is_an_error_in_one_line(ice_device):
+    """POOL runs in the emulator but not yet in this controller: the device reports it."""
+    b = GraphBuilder("p", (4, 4, 4), seed=1)
+    b.maxpool(b.input, 2)
+    p = compile_program(b.build(), get_config("icebreaker"), schedule="layer")
+    assert unpack(p.code[:32])[0] == Op.POOL
+    with pytest.raises(DeviceError, match="error 0x01 at instruction 0"):
+        ProgramDevice(ice_device, p).run(smooth_input(b.build()))
+
