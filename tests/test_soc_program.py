@@ -57,12 +57,29 @@ def test_single_layers_on_the_icebreaker_configuration(ice_device, case):
     _check(ice_device, b.build(), get_config("icebreaker"))
 
 
-def test_an_opcode_the_controller_lacks_is_an_error_in_one_line(ice_device):
-    """POOL runs in the emulator but not yet in this controller: the device reports it."""
-    b = GraphBuilder("p", (4, 4, 4), seed=1)
-    b.maxpool(b.input, 2)
-    p = compile_program(b.build(), get_config("icebreaker"), schedule="layer")
-    assert unpack(p.code[:32])[0] == Op.POOL
-    with pytest.raises(DeviceError, match="error 0x01 at instruction 0"):
-        ProgramDevice(ice_device, p).run(smooth_input(b.build()))
+@pytest.mark.parametrize("k,s,pad,h,w", [(2, 2, 0, 5, 7), (3, 2, 1, 6, 5)])
+def test_max_pooling(ice_device, k, s, pad, h, w):
+    """POOL through the vector unit: odd sizes (the floor pool drops a row), overlapping padded
+    windows."""
+    b = GraphBuilder("p", (6, h, w), seed=k + h)
+    b.maxpool(b.conv(b.input, 6, 3), k, s, pad=pad)
+    _check(ice_device, b.build(), get_config("icebreaker"))
 
+
+def test_global_average_pooling(ice_device):
+    """GAP through the vector unit and its requantisation lane, then an FC on its vector."""
+    b = GraphBuilder("g", (5, 6, 7), seed=3, input_zero_point=-9)
+    b.fc(b.flatten(b.gap(b.conv(b.input, 8, 3))), 3)
+    _check(ice_device, b.build(), get_config("icebreaker"))
+
+
+def test_an_unused_opcode_is_an_error_in_one_line(ice_device):
+    """The controller stops at an opcode it does not know and the host says where."""
+    g = zoo.get("digits")
+    p = compile_program(g, get_config("icebreaker"), schedule="layer")
+    code = bytearray(p.code)
+    code[5 * 32] = (code[5 * 32] & 0xF0) | 9               # instruction 5 becomes opcode 9
+    p.code = bytes(code)
+    assert unpack(p.code[:32])[0] == Op.LOAD
+    with pytest.raises(DeviceError, match="error 0x01 at instruction 5"):
+        ProgramDevice(ice_device, p).run(smooth_input(g))

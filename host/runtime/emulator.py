@@ -288,9 +288,15 @@ class Emulator:
                 y = win.copy() if y is None else np.maximum(y, win)
         out = self._pattern(pc, a["dst"], wo * L, ho, a["dst_row"] * L, nb, a["dst_plane"] * L)
         self.mem[out.reshape(-1)] = y.view(np.uint8).reshape(-1)
+        # the vector unit reads each valid tap of each output word on its own
+        vy = ((np.arange(ho)[:, None] * sh - pt + np.arange(kh)[None, :]) >= 0) & \
+             ((np.arange(ho)[:, None] * sh - pt + np.arange(kh)[None, :]) < h)
+        vx = ((np.arange(wo)[:, None] * sw - pl + np.arange(kw)[None, :]) >= 0) & \
+             ((np.arange(wo)[:, None] * sw - pl + np.arange(kw)[None, :]) < w)
+        taps = nb * int(vy.sum()) * int(vx.sum())
         memory = self.acfg.memory
-        return (transfer_cycles(memory, nb * h, w * L) + transfer_cycles(memory, nb * ho, wo * L),
-                x.size, y.size)
+        return (transfer_cycles(memory, taps, L) + transfer_cycles(memory, nb * ho * wo, L),
+                taps * L, y.size)
 
     def _gap(self, pc: int, a: dict) -> tuple[int, int, int]:
         L = self.cfg.lanes

@@ -11,8 +11,9 @@ DMA built in.  Per instruction (``hw.soc.isa``, ``docs/isa.md``):
   fall;
 * **STORE**: read each output-memory word through the engine's read port and write it out by
   the pattern, one memory word per request;
-* **HALT**: DONE.  ``POOL`` and ``GAP`` are not in this controller yet: it stops with error
-  :data:`ERR_OPCODE` (the program emulator runs them).
+* **POOL**, **GAP**: hand the arguments and the memory port to the vector unit
+  (``hw.soc.vector_unit``) until it is idle again;
+* **HALT**: DONE.  An unused opcode stops the program with error :data:`ERR_OPCODE`.
 
 This controller retires each instruction before it fetches the next, so the program's ``sync``
 bits always hold; overlapping the DMA with the engine comes with double-buffered engine
@@ -27,13 +28,14 @@ from amaranth.lib.wiring import In, Out
 from hw.link.command import EngineControlSignature
 from hw.memory.memport import MemPortSignature
 from hw.soc.isa import WORD_BITS, Insn, Op, Target, target_word_bytes
+from hw.soc.vector_unit import VectorUnit
 
 __all__ = ["Controller", "PERF", "ERR_OPCODE", "ERR_TARGET"]
 
 #: the performance counters STATUS reports, in order
 PERF = ("cycles", "engine_cycles", "dma_cycles", "bytes_read", "bytes_written", "insns", "pc")
 #: error codes (STATUS flags bits 8–15)
-ERR_OPCODE = 0x01        #: an opcode this controller does not execute (POOL, GAP, 6–15)
+ERR_OPCODE = 0x01        #: an unused opcode (6–15)
 ERR_TARGET = 0x02        #: LOAD into the output memory, or STORE from another memory
 
 
@@ -46,6 +48,7 @@ class Controller(wiring.Component):
                  desc_layout, rd_width: int):
         self.cfg = engine
         self.mw = mem_width
+        self.mem_addr_width = mem_addr_width
         if WORD_BITS % mem_width or mem_width % 8:
             raise ValueError(f"memory words of {mem_width} bits do not tile an instruction")
         self.wpt = {t: b * 8 // mem_width for t, b in target_word_bytes(engine).items()}
@@ -69,6 +72,8 @@ class Controller(wiring.Component):
         NW = WORD_BITS // mw                           # memory words per instruction
         maxw = max(self.wpt.values())
 
+        m.submodules.vector = vu = VectorUnit(self.cfg.lanes, self.mem_addr_width, mw,
+                                              serial=self.cfg.serial_requant)
         insn = Signal(Insn)
         pc = Signal(32)
         base = Signal(32)                              # the program's byte address
@@ -188,6 +193,8 @@ class Controller(wiring.Component):
                             m.next = "STORE_READ"
                     with m.Case(Op.CONV):
                         m.next = "CONV"
+                    with m.Case(Op.POOL, Op.GAP):
+                        m.next = "VECTOR"
                     with m.Default():
                         m.next = "FAULT_OPCODE"
             with m.State("LOAD"):
@@ -241,6 +248,23 @@ class Controller(wiring.Component):
                 m.next = "CONV_WAIT"
             with m.State("CONV_WAIT"):
                 with m.If(~self.busy):
+                    m.next = "NEXT"
+            with m.State("VECTOR"):
+                m.d.comb += [vu.go.eq(1), vu.gap.eq(insn.op == Op.GAP),
+                             vu.args.eq(insn.args.as_value())]
+                m.next = "VECTOR_WAIT"
+            with m.State("VECTOR_WAIT"):
+                # the vector unit has the memory port until it is idle again
+                m.d.sync += perf["dma_cycles"].eq(perf["dma_cycles"] + 1)
+                m.d.comb += [mem.req.valid.eq(vu.mem.req.valid),
+                             mem.req.payload.eq(vu.mem.req.payload),
+                             vu.mem.req.ready.eq(mem.req.ready),
+                             vu.mem.resp.valid.eq(mem.resp.valid),
+                             vu.mem.resp.payload.eq(mem.resp.payload),
+                             mem.resp.ready.eq(vu.mem.resp.ready)]
+                with m.If(vu.idle):
+                    m.d.sync += [perf["bytes_read"].eq(perf["bytes_read"] + vu.bytes_read),
+                                 perf["bytes_written"].eq(perf["bytes_written"] + vu.bytes_written)]
                     m.next = "NEXT"
             with m.State("NEXT"):
                 m.d.sync += [pc.eq(pc + 1), perf["insns"].eq(perf["insns"] + 1)]
