@@ -58,8 +58,9 @@ def register(sub):
 def add_execution_options(p, targets: str) -> None:
     """--target, --schedule, --block and --board: how and where a model runs (``run``, ``eval``)."""
     p.add_argument("--target", default="golden", metavar=targets,
-                   help="where to run (default: golden); emu: the board's engine runs executed "
-                        "by its NumPy model (same results and cycles as sim, no simulator)")
+                   help="where to run (default: golden); emu: the network compiled into a "
+                        "program for the board's accelerator, executed by the program emulator "
+                        "(DMA and engine, START to DONE); sim: the engine RTL under Verilator")
     p.add_argument("--schedule", default="fused", choices=SCHEDULES,
                    help="layer-by-layer, exact fusion with halos, or block convolution (default: fused)")
     p.add_argument("--block", nargs=2, type=int, metavar=("H", "W"),
