@@ -11,7 +11,7 @@ from host.model.builder import GraphBuilder, smooth_input
 from host.runtime import golden
 from host.runtime.emulator import Emulator, EmuTarget, HazardError, ProgramFault
 from hw.configs import BOARD_CONFIGS
-from hw.soc.isa import Op, Target, pack, target_word_bytes, unpack
+from hw.soc.isa import Op, Target, pack, unpack
 
 B85 = BOARD_CONFIGS["ulx3s-85f"]
 ICE = BOARD_CONFIGS["icebreaker"]

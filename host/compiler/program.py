@@ -36,7 +36,7 @@ from host.errors import UserError
 from host.model.ir import FC, Conv, Flatten, GlobalAvgPool, Graph, Pool, UnsupportedModel
 from host.runtime.golden import block_grid, need_region
 from hw.soc.isa import WORD_BITS, Op, Target, pack, resources, target_word_bytes
-from sim.engine_sim import EngineCapacityError, compile_conv, out_words, pack_program
+from sim.engine_sim import EngineCapacityError, compile_conv, out_words
 
 __all__ = ["Program", "MapPlace", "compile_program", "ProgramError"]
 
@@ -203,6 +203,7 @@ class _Compiler:
             raise ProgramError(f"configuration {acfg.name}: line mode has no network program")
         self.L = cfg.lanes
         self.wb = target_word_bytes(cfg)
+        self.packer = _TablePacker(cfg, self.wb)
         if self.wb[Target.MAP] != self.L:
             raise ProgramError(f"configuration {acfg.name}: {self.L} lanes are not a whole "
                                f"number of 32-bit memory words")
@@ -273,11 +274,10 @@ class _Compiler:
             self._compiled[key] = e
             raise
         if prog is not None:
-            pk = pack_program(prog, self.cfg)
             prog = dict(
-                desc=_hex_bytes(pk["desc_hex"], self.wb[Target.DESC]),
-                steps=_hex_bytes(pk["step_hex"], self.wb[Target.STEPS]),
-                blocks=_hex_bytes(pk["blk_hex"], self.wb[Target.BLOCKS]),
+                desc=self.packer.desc(prog.desc),
+                steps=self.packer.steps(prog.step_words),
+                blocks=self.packer.blocks(prog.blocks),
                 weights=np.asarray(prog.w_words, dtype=np.int8).tobytes(),
                 in_words=len(prog.in_words), out_words=out_words(prog),
                 n_ob=prog.desc["n_ob"], ho=prog.desc["ho"], wo=prog.desc["wo"])
@@ -674,8 +674,67 @@ class _Compiler:
                        layers=self.layers, macs=macs, counts=dict(self.counts))
 
 
-def _hex_bytes(hexes, nbytes: int) -> bytes:
-    return b"".join(int(h, 16).to_bytes(nbytes, "little") for h in hexes)
+class _TablePacker:
+    """The engine's descriptor, step and block table words as the load port takes them (the
+    layouts of ``hw.engine.engine``), each rounded up to its target's word size; field offsets
+    are looked up once."""
+
+    def __init__(self, cfg, wb: dict):
+        from hw.engine.engine import block_entry_layout, layer_desc_layout, step_entry_layout
+        self.cfg, self.wb = cfg, wb
+        A = cfg.addr_width
+
+        def fields(layout):
+            return [(name, f.offset, f.width) for name, f in layout]
+        self.desc_fields = fields(layer_desc_layout(A))
+        step = step_entry_layout(A, cfg.lanes)
+        self.step_fields, self.step_size = fields(step), step.size
+        bl = block_entry_layout(A, cfg.post_lanes)
+        self.base_off = bl["in_base"].offset
+        self.bias_off, self.mult_off, self.shift_off = (bl[k].offset for k in ("bias", "mult", "shift"))
+        self._steps: dict = {}
+
+    @staticmethod
+    def _word(fields, values) -> int:
+        w = 0
+        for name, off, width in fields:
+            w |= (int(values[name]) & ((1 << width) - 1)) << off
+        return w
+
+    def desc(self, d: dict) -> bytes:
+        return self._word(self.desc_fields, d).to_bytes(self.wb[Target.DESC], "little")
+
+    def steps(self, rows: list) -> bytes:
+        key = id(rows)                   # the layer compiler hands out one list per shape
+        hit = self._steps.get(key)
+        if hit is None or hit[0] is not rows:
+            out = bytearray()
+            for row in rows:
+                w = 0
+                for r, (dy, dx, en, lane, delta) in enumerate(row):
+                    w |= self._word(self.step_fields, dict(dy=dy, dx=dx, en=en, lane=lane,
+                                                           delta=delta)) << (r * self.step_size)
+                out += w.to_bytes(self.wb[Target.STEPS], "little")
+            hit = self._steps[key] = (rows, bytes(out))
+        return hit[1]
+
+    def blocks(self, blocks: list) -> bytes:
+        cfg = self.cfg
+        P, G, KB = cfg.post_lanes, cfg.groups, cfg.group_bits
+        out = bytearray()
+        for in_base, bias, mult, shift in blocks:
+            bias, mult, shift = (np.asarray(v, dtype=np.int64).tolist() for v in (bias, mult, shift))
+            for k in range(1 << KB):
+                w = int(in_base) << self.base_off
+                for p in range(P):
+                    cc = k * P + p
+                    if k >= G or cc >= cfg.cols:
+                        continue
+                    w |= (bias[cc] & 0xFFFFFFFF) << (self.bias_off + 32 * p)
+                    w |= (mult[cc] & 0xFFFFFFFF) << (self.mult_off + 32 * p)
+                    w |= (shift[cc] & 0x3F) << (self.shift_off + 6 * p)
+                out += w.to_bytes(self.wb[Target.BLOCKS], "little")
+        return bytes(out)
 
 
 def _relocate(code: bytearray, patch: list, consts_addr: int) -> None:

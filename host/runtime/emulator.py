@@ -97,6 +97,8 @@ class Emulator:
             Target.OUT: np.zeros((cfg.out_depth, self.wb[Target.OUT]), dtype=np.uint8),
         }
         self._tables: dict = {}
+        self.desc_layout = layer_desc_layout(cfg.addr_width)
+        self.step_layout = step_entry_layout(cfg.addr_width, cfg.lanes)
 
     # ---- the frame --------------------------------------------------------------------------
     def run(self, x: np.ndarray, progress=None) -> tuple[np.ndarray, RunStats]:
@@ -208,9 +210,9 @@ class Emulator:
         return self._tables[key]
 
     def _conv(self, pc: int) -> int:
-        cfg, A = self.cfg, self.cfg.addr_width
+        cfg = self.cfg
         desc = self._decoded(Target.DESC, self.onchip[Target.DESC], lambda r: decode_fields(
-            layer_desc_layout(A), int.from_bytes(r[0].tobytes(), "little")))
+            self.desc_layout, int.from_bytes(r[0].tobytes(), "little")))
         steps = self._decoded(Target.STEPS, self.onchip[Target.STEPS][:desc["steps"]],
                               self._decode_steps)
         nblk = desc["n_ob"] << cfg.group_bits
@@ -218,7 +220,7 @@ class Emulator:
             raise ProgramFault(f"instruction {pc}: descriptor exceeds the engine's tables")
         blocks = self._decoded(Target.BLOCKS, self.onchip[Target.BLOCKS][:nblk],
                                self._decode_blocks)
-        R, C, L = cfg.rows, cfg.cols, cfg.lanes
+        R, C = cfg.rows, cfg.cols
         if desc["n_ob"] == 1:
             # one output block fills up to the whole weight memory: its ``w_ob`` (= the
             # memory's depth) reads back as 0 in its address-wide field, and the RTL never
@@ -234,7 +236,7 @@ class Emulator:
         return cycles
 
     def _decode_steps(self, rows: np.ndarray) -> list:
-        lay = step_entry_layout(self.cfg.addr_width, self.cfg.lanes)
+        lay = self.step_layout
         out = []
         for r in rows:
             v = int.from_bytes(r.tobytes(), "little")

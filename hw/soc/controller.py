@@ -21,8 +21,8 @@ memories.  It plugs into the link SoC as its engine (``ctrl``: START with the pr
 address, busy/done/error, the counters of :data:`PERF`; ``mem``: the SoC's memory port, shared
 with the link).
 """
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, wiring
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.link.command import EngineControlSignature

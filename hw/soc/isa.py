@@ -143,50 +143,67 @@ def target_word_bytes(engine) -> dict:
 _ARG = {Op.LOAD: "dma", Op.STORE: "dma", Op.POOL: "pool", Op.GAP: "gap"}
 
 
-def _field_shape(f):
-    """(enum class or None, Shape) of a struct field."""
-    if isinstance(f.shape, type) and issubclass(f.shape, enum.Enum):
-        return f.shape, Shape.cast(f.shape)
-    return None, Shape.cast(f.shape)
+_FIELDS: dict = {}
+
+
+def _field_list(layout) -> list:
+    """(name, offset, width, enum class or None, signed) of a struct layout's fields, once."""
+    key = id(layout)
+    hit = _FIELDS.get(key)
+    if hit is None or hit[0] is not layout:
+        rows = []
+        for name, f in layout:
+            cls = f.shape if isinstance(f.shape, type) and issubclass(f.shape, enum.Enum) else None
+            rows.append((name, f.offset, f.width, cls, Shape.cast(f.shape).signed))
+        hit = _FIELDS[key] = (layout, rows)
+    return hit[1]
 
 
 def decode_fields(layout, value: int) -> dict:
     """Decode ``value`` by a struct layout's fields (plain ints; signed fields sign-extended,
     enums as their members)."""
     out = {}
-    for name, f in layout:
-        v = (value >> f.offset) & ((1 << f.width) - 1)
-        cls, shape = _field_shape(f)
+    for name, off, width, cls, signed_ in _field_list(layout):
+        v = (value >> off) & ((1 << width) - 1)
         if cls is not None:
             v = cls(v)
-        elif shape.signed and v >> (f.width - 1):
-            v -= 1 << f.width
+        elif signed_ and v >> (width - 1):
+            v -= 1 << width
         out[name] = v
     return out
 
 
 def _encode(layout, values: dict) -> int:
     """Pack ``values`` by a struct layout's fields; a value out of its field's range raises."""
-    unknown = set(values) - {name for name, _ in layout}
-    if unknown:
+    fields = _field_list(layout)
+    if len(values) > len(fields) or not set(values) <= {f[0] for f in fields}:
+        unknown = set(values) - {f[0] for f in fields}
         raise ValueError(f"no field {sorted(unknown)[0]!r}")
     word = 0
-    for name, f in layout:
+    for name, off, width, cls, signed_ in fields:
         v = values.get(name, 0)
-        cls, shape = _field_shape(f)
         v = cls(v).value if cls is not None else int(v)
-        lo, hi = (-(1 << f.width - 1), 1 << f.width - 1) if shape.signed else (0, 1 << f.width)
+        lo, hi = (-(1 << width - 1), 1 << width - 1) if signed_ else (0, 1 << width)
         if not lo <= v < hi:
-            raise ValueError(f"{name}={v} does not fit its {f.width}-bit field")
-        word |= (v & ((1 << f.width) - 1)) << f.offset
+            raise ValueError(f"{name}={v} does not fit its {width}-bit field")
+        word |= (v & ((1 << width) - 1)) << off
     return word
+
+
+_LAYOUTS = {}
+
+
+def _cast(struct):
+    if struct not in _LAYOUTS:
+        _LAYOUTS[struct] = data.Layout.cast(struct)
+    return _LAYOUTS[struct]
 
 
 def pack(op: Op, sync: dict | None = None, **args) -> bytes:
     """One instruction word as 32 little-endian bytes."""
-    word = op.value | _encode(data.Layout.cast(Sync), sync or {}) << 4
+    word = op.value | _encode(_cast(Sync), sync or {}) << 4
     if args:
-        word |= _encode(data.Layout.cast(_args_layout(op)), args) << 8
+        word |= _encode(_cast(_args_layout(op)), args) << 8
     return word.to_bytes(WORD_BITS // 8, "little")
 
 
@@ -198,8 +215,8 @@ def unpack(word: bytes) -> tuple:
     """(op, sync dict, argument dict) of one instruction word; an unused opcode raises."""
     v = int.from_bytes(word, "little")
     op = Op(v & 0xF)
-    sync = decode_fields(data.Layout.cast(Sync), (v >> 4) & 0x3)
-    args = decode_fields(data.Layout.cast(_args_layout(op)), v >> 8) if op in _ARG else {}
+    sync = decode_fields(_cast(Sync), (v >> 4) & 0x3)
+    args = decode_fields(_cast(_args_layout(op)), v >> 8) if op in _ARG else {}
     return op, sync, args
 
 
