@@ -83,3 +83,34 @@ def test_an_unused_opcode_is_an_error_in_one_line(ice_device):
     assert unpack(p.code[:32])[0] == Op.LOAD
     with pytest.raises(DeviceError, match="error 0x01 at instruction 5"):
         ProgramDevice(ice_device, p).run(smooth_input(g))
+
+
+@pytest.fixture(scope="module")
+def b85_device():
+    dev = Device(SimTransport(config=SimConfig(mem_bytes=1 << 17, accel="ulx3s-85f")))
+    yield dev
+    dev.close()
+
+
+# hold-out shapes (channels in, out, h, w, kernel, stride, groups or "dw")
+HOLDOUT = [(3, 20, 9, 11, 3, 1, 1), (16, 16, 1, 1, 3, 1, 1), (5, 7, 13, 9, 3, 2, 1),
+           (4, 6, 12, 12, 5, 1, 1), (3, 8, 15, 15, 7, 2, 1), (3, 9, 35, 35, 11, 4, 1),
+           (18, 18, 10, 9, 3, 1, "dw"), (8, 8, 9, 9, 7, 1, "dw"), (70, 33, 5, 5, 3, 1, 1)]
+
+
+@pytest.mark.slow
+def test_digits_on_the_85f_configuration(b85_device):
+    _check(b85_device, zoo.get("digits"), get_config("ulx3s-85f"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", range(len(HOLDOUT)))
+def test_holdout_layers_on_the_85f_configuration(b85_device, case):
+    """Odd sizes, a 1×1 map, stride 2, 5×5, 7×7, 11×11 stride 4, depthwise, a reduction that
+    iterates — each followed by a 2×2 max pool where its map allows — through the whole SoC."""
+    cin, cout, h, w, k, s, g = HOLDOUT[case]
+    b = GraphBuilder("one", (cin, h, w), seed=case)
+    x = b.conv(b.input, cout, k, stride=s, groups=cin if g == "dw" else g)
+    if min(b.shape(x)[1:]) >= 2:
+        x = b.maxpool(x, 2)
+    _check(b85_device, b.build(), get_config("ulx3s-85f"))
