@@ -23,7 +23,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -n auto -q -m slow
 
 demo: $(STAMP)
-	$(VENV)/bin/blockfuse demo --model zoo:vgg16 --resolution 32
+	$(VENV)/bin/blockfuse demo --model zoo:vgg16 --resolution 32 --until pool5
 
 bench: $(STAMP)
 	$(VENV)/bin/blockfuse bench

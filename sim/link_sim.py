@@ -71,15 +71,46 @@ class SimConfig:
         return SimLinkTop(self.soc(), host_fifo=self.host_fifo)
 
 
+#: the simulation back door: the SoC's memory may start from a ``$readmemh`` image named by
+#: this plusarg (32-bit words, one hexadecimal word per line, from address 0) — how large
+#: programs (VGG16's 15 MB of weights) get into the simulated memory in seconds instead of the
+#: minutes the simulated UART would take.  Everything else still crosses the protocol.
+BACKDOOR_PLUSARG = "blockfuse_mem"
+
+
+def _with_backdoor(verilog: str) -> str:
+    """Add the back door to the SoC memory's module (``top.soc.ram``)."""
+    import re
+    at = verilog.index("module \\top.soc.ram ")
+    decl = re.compile(r"\n(\s*)reg \[(\d+):0\] mem \[(\d+):0\];\n").search(verilog, at)
+    if decl is None:
+        raise RuntimeError("no memory array in top.soc.ram to open a back door to")
+    ind = decl.group(1)
+    door = (f"{ind}reg [8*256-1:0] blockfuse_image;\n"
+            f"{ind}initial if ($value$plusargs(\"{BACKDOOR_PLUSARG}=%s\", blockfuse_image)) "
+            f"$readmemh(blockfuse_image, mem);\n")
+    return verilog[:decl.end()] + door + verilog[decl.end():]
+
+
 def build(config: SimConfig = SimConfig()) -> Path:
     """Verilate the sim top for ``config`` (cached) and return its build directory."""
     from sim import runner
-    return runner.build(runner.to_verilog(config.top()))
+    return runner.build(_with_backdoor(runner.to_verilog(config.top())))
+
+
+def write_image(path: Path, image: bytes, word_bytes: int = 4) -> Path:
+    """``image`` as the back door's ``$readmemh`` file."""
+    import numpy as np
+    raw = image + bytes(-len(image) % word_bytes)
+    words = np.frombuffer(raw, dtype=f"<u{word_bytes}")
+    Path(path).write_text("\n".join(f"{w:0{2 * word_bytes}x}" for w in words.tolist()) + "\n")
+    return Path(path)
 
 
 def run_bench(config: SimConfig, test: str, env: dict, log: Path, results: Path,
-              bdir: Path | None = None):
-    """Run cocotb test ``test`` of ``sim.link_bench`` (blocking); returns (ntests, nfail)."""
+              bdir: Path | None = None, image: Path | None = None):
+    """Run cocotb test ``test`` of ``sim.link_bench`` (blocking); returns (ntests, nfail).
+    ``image``: a back-door memory image (:func:`write_image`) the memory starts from."""
     from cocotb_tools.runner import get_results, get_runner
 
     from sim import runner
@@ -90,6 +121,7 @@ def run_bench(config: SimConfig, test: str, env: dict, log: Path, results: Path,
         get_runner("verilator").test(test_module="sim.link_bench", testcase=test,
                                      hdl_toplevel=runner.TOP, hdl_toplevel_lang="verilog",
                                      build_dir=bdir, test_dir=tdir,
+                                     plusargs=[f"+{BACKDOOR_PLUSARG}={image}"] if image else [],
                                      extra_env=env, results_xml=str(results), log_file=log)
     return get_results(results)
 
@@ -102,7 +134,7 @@ class SimDevice:
     """
 
     def __init__(self, config: SimConfig = SimConfig(), stop_after: int | None = None,
-                 connect_timeout: float = 600.0):
+                 connect_timeout: float = 600.0, image: Path | None = None):
         self.config = config
         bdir = build(config)
         lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -114,6 +146,7 @@ class SimDevice:
         self.log = self.logdir / "sim.log"
         args = [sys.executable, "-m", "sim.link_sim", str(bdir), str(port),
                 str(stop_after if stop_after is not None else -1), str(self.logdir),
+                str(image) if image else "-",
                 *[str(v) if v != "" else "-" for v in dataclasses.astuple(config)]]
         self.proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL,
                                      stderr=open(self.logdir / "launcher.log", "wb"),
@@ -159,12 +192,12 @@ class SimDevice:
 
 
 def _main(argv):
-    bdir, port, stop_after, logdir, *cfg = argv
+    bdir, port, stop_after, logdir, image, *cfg = argv
     config = SimConfig(*map(int, cfg[:-1]), cfg[-1] if cfg[-1] != "-" else "")
     logdir = Path(logdir)
     env = {"BLOCKFUSE_LINK_PORT": port, "BLOCKFUSE_LINK_STOP_AFTER": stop_after}
     n, fail = run_bench(config, "serve", env, logdir / "sim.log", logdir / "results.xml",
-                        Path(bdir))
+                        Path(bdir), None if image == "-" else Path(image))
     return 1 if (fail or not n) else 0
 
 

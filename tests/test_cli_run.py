@@ -308,11 +308,10 @@ def test_run_executes_the_schedulers_plan(tmp_path, capsys, schedule):
 
 
 def test_stats_file(tmp_path, capsys):
-    """``--stats``: the DESIGN keys.  ``sim``: cycles counted by the RTL on the board's engine,
-    per layer and in total, within 2 % of the cost model's prediction (digits: every layer is one
-    engine run).  ``emu``: the network program from START to DONE — each layer's engine runs
-    take the cycles ``sim`` counted, the DMA's transfers come on top, and the off-chip bytes are
-    the program's.  ``golden``: the cost model's figures, labelled as such."""
+    """``--stats``: the DESIGN keys.  ``emu``: the network program from START to DONE on the
+    program emulator.  ``sim``: the same program on the whole simulated SoC over the protocol —
+    the totals are the controller's counters read over STATUS: its engine cycles and data bytes
+    equal the emulator's, its output too.  ``golden``: the cost model's figures, labelled."""
     import json
     g = zoo.get("digits")
     inp = tmp_path / "x.npy"
@@ -329,23 +328,20 @@ def test_stats_file(tmp_path, capsys):
         assert keys <= set(s) and s["board"] == "ulx3s-85f" and s["pe_count"] == 144
         assert s["utilisation"] == pytest.approx(s["macs"] / (144 * s["cycles"]))
         got[target] = s
-        if target == "emu":
-            assert s["cycles"] >= sum(r["cycles"] for r in s["layers"])
-            assert s["cycles"] >= s["busy"]["engine"] + s["busy"]["dma"] > 0
-            assert s["offchip_bytes"]["read"] == sum(r["offchip_bytes"]["read"] for r in s["layers"])
-            assert s["instruction_bytes"] > 0
-            continue
-        assert s["cycles"] == sum(r["cycles"] for r in s["layers"]) > 0
-        assert abs(s["cycles"] - s["predicted"]["cycles"]) <= 0.02 * s["predicted"]["cycles"]
-        if target != "golden":
-            assert s["offchip_bytes"]["read"] > 0
-            assert {r["name"] for r in s["layers"]} == {"conv1", "conv2", "fc"}
-        else:
+        if target == "golden":
             assert "cost model" in s["source"]
-    # emu runs the same engine runs as sim inside its program: same output and engine cycles
+            assert s["cycles"] == sum(r["cycles"] for r in s["layers"]) > 0
+            continue
+        assert s["cycles"] >= s["busy"]["engine"] + s["busy"]["dma"] > 0
+        assert s["offchip_bytes"]["read"] > 0 and s["instruction_bytes"] > 0
+        assert {r["name"] for r in s["layers"]} == {"conv1", "conv2", "fc"}
+        assert s["source"].startswith(target)
+    # the RTL and the emulator ran the same program: same output, engine cycles and bytes
     np.testing.assert_array_equal(np.load(tmp_path / "emu.npy"), np.load(tmp_path / "sim.npy"))
-    assert {r["name"]: r["engine_cycles"] for r in got["emu"]["layers"]} == \
-        {r["name"]: r["cycles"] for r in got["sim"]["layers"]}
+    np.testing.assert_array_equal(np.load(tmp_path / "emu.npy"), np.load(tmp_path / "golden.npy"))
+    assert got["sim"]["busy"]["engine"] == got["emu"]["busy"]["engine"] == \
+        sum(r["engine_cycles"] for r in got["emu"]["layers"])
+    assert got["sim"]["offchip_bytes"] == got["emu"]["offchip_bytes"]
     code, _, err = _run(capsys, "zoo:digits", "--input", inp, "--output", tmp_path / "z.npy",
                         "--stats", tmp_path / "no" / "s.json")
     assert code == 1 and "does not exist" in err and not (tmp_path / "z.npy").exists()

@@ -13,15 +13,14 @@ from host.model.builder import GraphBuilder, smooth_input
 from host.runtime import golden
 from host.runtime.driver import Device, DeviceError, SimTransport
 from host.runtime.emulator import Emulator
-from host.runtime.program_device import ProgramDevice
+from host.runtime.program_device import ProgramDevice, soc_config
 from hw.configs import get_config
 from hw.soc.isa import Op, unpack
-from sim.link_sim import SimConfig
 
 
 @pytest.fixture(scope="module")
 def ice_device():
-    dev = Device(SimTransport(config=SimConfig(mem_bytes=32768, accel="icebreaker")))
+    dev = Device(SimTransport(config=soc_config(get_config("icebreaker"))))
     yield dev
     dev.close()
 
@@ -87,7 +86,7 @@ def test_an_unused_opcode_is_an_error_in_one_line(ice_device):
 
 @pytest.fixture(scope="module")
 def b85_device():
-    dev = Device(SimTransport(config=SimConfig(mem_bytes=1 << 17, accel="ulx3s-85f")))
+    dev = Device(SimTransport(config=soc_config(get_config("ulx3s-85f"))))
     yield dev
     dev.close()
 
@@ -114,3 +113,14 @@ def test_holdout_layers_on_the_85f_configuration(b85_device, case):
     if min(b.shape(x)[1:]) >= 2:
         x = b.maxpool(x, 2)
     _check(b85_device, b.build(), get_config("ulx3s-85f"))
+
+
+def test_a_preloaded_device_must_hold_the_program(ice_device):
+    """The back door's check: a device said to hold the program's image but holding another
+    one is refused before anything runs."""
+    b = GraphBuilder("other", (3, 5, 5), seed=11)
+    b.conv(b.input, 4, 3)
+    p = compile_program(b.build(), get_config("icebreaker"), schedule="layer")
+    ice_device.write(0, bytes(64))
+    with pytest.raises(DeviceError, match="does not hold the program"):
+        ProgramDevice(ice_device, p, preloaded=True)

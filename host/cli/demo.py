@@ -1,5 +1,10 @@
 """``blockfuse demo``: a zoo network on the accelerator RTL (Verilator), checked against the golden
-model, with cycles, utilisation and what that means in frames per second on a board."""
+model, with cycles, utilisation and what that means in frames per second on a board.
+
+On a board configuration the network is compiled into a program and run on the whole simulated
+SoC (link, controller, engine; the program's image through the simulation back door, the input,
+START, STATUS and the output over the protocol): the totals are the controller's counters.  A
+simulation-only engine (``--engine``, ``--line-mode``) runs the engine layer by layer instead."""
 from __future__ import annotations
 
 import json
@@ -21,6 +26,9 @@ def register(sub):
     p.add_argument("--schedule", default="fused", choices=["layer", "fused", "block"])
     p.add_argument("--board", default="ulx3s-85f",
                    help="board whose accelerator configuration is simulated (default: ulx3s-85f)")
+    p.add_argument("--until", metavar="LAYER",
+                   help="run the network up to this layer (e.g. pool5: VGG16's classifier does not "
+                        "fit the ULX3S's 32 MB)")
     add_engine_option(p)
     p.set_defaults(func=run)
 
@@ -48,6 +56,10 @@ def run(args) -> int:
     print(f"engine: {config.name} — {config.engine.rows}×{config.engine.cols} PEs"
           + (f" at {config.clock_mhz:.0f} MHz, the {config.name} board's configuration"
              if config.board else f" ({config.note})"))
+    if config.board:
+        return _whole_soc(args, graph, plan, x, config)
+    if args.until:
+        raise UserError("--until applies to board configurations (the whole SoC) only")
     engine = EngineSim(config.engine)
     t0 = time.perf_counter()
     from tqdm import tqdm
@@ -102,3 +114,53 @@ def _engine_fmax(board: str):
         return min(v["achieved_mhz"] for v in rep["fmax"].values())
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _whole_soc(args, graph, plan, x, config) -> int:
+    """The network as a program on the whole simulated SoC of ``config``."""
+    from host.compiler.program import compile_program
+    from host.runtime import golden
+    from host.runtime.program_device import SimulatedAccelerator
+    t0 = time.perf_counter()
+    program = compile_program(graph, config, plan, until=args.until)
+    t_compile = time.perf_counter() - t0
+    values = golden.run(graph, x, plan=plan, keep=bool(args.until))
+    want = values[graph.node(args.until).output] if args.until else values
+    print(f"program: {program.n_insns:,} instructions, {len(program.consts) / 1e6:.2f} MB of "
+          f"weights and tables, {program.size / 1e6:.2f} MB of off-chip memory"
+          + (f", up to {args.until}" if args.until else "") + f" (compiled in {t_compile:.1f} s)")
+    print("whole SoC under Verilator (link, controller, engine, block-RAM memory); the program "
+          "image enters through the simulation back door, the input, START, STATUS and the "
+          "output cross the protocol")
+    t0 = time.perf_counter()
+    sa = SimulatedAccelerator(config, program)
+    t_up = time.perf_counter() - t0
+    try:
+        t0 = time.perf_counter()
+        got = sa.run(x)
+        t_run = time.perf_counter() - t0
+    finally:
+        sa.close()
+    f = sa.frames[-1]
+    exact = bool(got.shape == want.shape and np.array_equal(got, want))
+    pes = config.engine.rows * config.engine.cols
+    macs = sum(program.macs.values())
+    wn = max([16] + [len(s["name"]) + 2 for s in sa.stats])
+    print(f"{'layer':<{wn}}{'MACs':>14}{'cycles':>13}{'engine':>13}{'utilisation':>13}")
+    for s in sa.stats:
+        print(f"{s['name']:<{wn}}{s['macs']:>14,}{s['cycles']:>13,}{s['engine_cycles']:>13,}"
+              f"{s['utilisation']:>12.1%}")
+    print("(per layer: the program emulator's split of the same program; totals below: the "
+          "controller's counters read over STATUS)")
+    util = macs / (pes * f["cycles"]) if f["cycles"] else 0.0
+    print(f"total: {f['cycles']:,} cycles START to DONE ({f['busy']['engine']:,} engine, "
+          f"{f['busy']['dma']:,} DMA), {macs:,} MACs, PE utilisation {util:.1%}")
+    print(f"off-chip bytes: {f['read']:,} read, {f['written']:,} written "
+          f"(+ {f['fetched']:,} of instructions)")
+    fps = config.clock_mhz * 1e6 / f["cycles"] if f["cycles"] else float("inf")
+    print(f"on {config.name} at {config.clock_mhz:.0f} MHz: {fps:,.1f} frames/s (memory: block "
+          f"RAM in this simulation, not yet the board's SDRAM)")
+    print(f"simulation: start {t_up:.1f} s (build cached per configuration), run {t_run:.1f} s "
+          f"→ {f['cycles'] / t_run:,.0f} cycles/s")
+    print("bit-exact with the golden model: " + ("YES" if exact else "NO"))
+    return 0 if exact else 1

@@ -287,17 +287,33 @@ def run_batch(graph, x: np.ndarray, target: tuple, schedule: str, block, plan=No
     runner, hooks = None, {}
     close = None
     try:
+        from hw.configs import get_config
+        acfg = engine or get_config("ulx3s-85f")
+        program = None
+        if target[0] == "sim" and acfg.board:
+            # a board configuration: the whole SoC under Verilator, over the protocol — if the
+            # network compiles into a program; otherwise the engine runs as before
+            from host.compiler.program import ProgramError, compile_program
+            try:
+                program = compile_program(graph, acfg, plan)
+            except ProgramError as e:
+                import sys
+                print(f"note: {e} — --target sim runs the engine layer by layer instead, the "
+                      f"host computing between the runs", file=sys.stderr)
         if target[0] == "emu":
             from host.runtime.emulator import EmuTarget
-            from hw.configs import get_config
-            runner = EmuTarget(graph, plan, engine or get_config("ulx3s-85f"))
+            runner = EmuTarget(graph, plan, acfg)
+        elif program is not None:
+            from host.runtime.program_device import SimulatedAccelerator
+            runner = SimulatedAccelerator(acfg, program)
+            close = runner.close
         else:
             hooks, runner = _engine_hooks(target, engine)
             close = getattr(runner, "close", None) if target[0] == "serial" else None
         ys = []
         for qi in q:
-            ys.append(runner.run(qi) if target[0] == "emu" else
-                      golden.run(graph, qi, plan=plan, **hooks))
+            ys.append(golden.run(graph, qi, plan=plan, **hooks)
+                      if target[0] == "golden" or hooks else runner.run(qi))
             if progress is not None:
                 progress()
     except UserError:

@@ -91,9 +91,15 @@ def run_stats(graph, plan, report, args, target: tuple, engine, record, frames: 
             out["instruction_bytes"] = sum(f["fetched"] for f in counters) // frames
             out["busy"] = {u: sum(f["busy"][u] for f in counters) // frames
                            for u in ("dma", "engine")}
-            out["source"] = ("emu: the network program executed by the program emulator; engine "
-                             "runs take the RTL's cycles, transfers the DMA model's "
-                             "(host/compiler/dma.py)")
+            if target[0] == "sim":
+                out["source"] = ("sim: the whole SoC under Verilator (link, controller, engine; "
+                                 "block-RAM memory), driven over the protocol; totals are the "
+                                 "controller's counters read over STATUS, the per-layer split "
+                                 "is the program emulator's")
+            else:
+                out["source"] = ("emu: the network program executed by the program emulator; "
+                                 "engine runs take the RTL's cycles, transfers the DMA model's "
+                                 "(host/compiler/dma.py)")
             out["note"] = ("the DMA unit and the engine take turns (single-buffered engine "
                            "memories); maps stay off chip between layers (no on-chip fusion "
                            "yet); the cost model does not model the program yet")

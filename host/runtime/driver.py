@@ -97,13 +97,13 @@ class SimTransport:
 
     default_timeout = 20.0     # wall-clock seconds; the simulation runs ~10^5 bits/s
 
-    def __init__(self, config=None, stop_after=None):
+    def __init__(self, config=None, stop_after=None, image=None):
         try:
             from sim.link_sim import SimConfig, SimDevice
         except ImportError as e:
             raise DeviceError(f"simulation support missing: {e}") from None
         try:
-            self.sim = SimDevice(config or SimConfig(), stop_after=stop_after)
+            self.sim = SimDevice(config or SimConfig(), stop_after=stop_after, image=image)
         except Exception as e:      # build or start failure: one line, with the log to read
             raise DeviceError(f"cannot start the simulated device: {e}") from None
         self.sock = self.sim.sock

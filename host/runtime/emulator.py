@@ -320,10 +320,10 @@ class EmuTarget:
     emulator, recording per layer what ``--stats`` reports (``stats``, as
     ``sim.engine_sim.EngineSim`` records them) and per frame the counters (``frames``)."""
 
-    def __init__(self, graph, plan, acfg, until: str | None = None):
+    def __init__(self, graph, plan, acfg, until: str | None = None, program=None):
         from host.compiler.program import compile_program
         self.acfg = acfg
-        self.program = compile_program(graph, acfg, plan, until=until)
+        self.program = program or compile_program(graph, acfg, plan, until=until)
         self.stats: list = []
         self.frames: list = []
 

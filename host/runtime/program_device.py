@@ -10,13 +10,13 @@ import numpy as np
 
 from host.runtime.driver import DeviceError
 
-__all__ = ["ProgramDevice"]
+__all__ = ["ProgramDevice", "soc_config", "SimulatedAccelerator"]
 
 
 class ProgramDevice:
     """A :class:`host.runtime.driver.Device` holding ``program`` (``host.compiler.program``)."""
 
-    def __init__(self, device, program, timeout: float = 600.0):
+    def __init__(self, device, program, timeout: float = 3600.0, preloaded: bool = False):
         from hw.soc.controller import PERF
         self.dev, self.program, self.timeout = device, program, timeout
         info = device.info()
@@ -29,7 +29,14 @@ class ProgramDevice:
         self.perf_names = PERF
         self.frames: list = []
         self.stats: list = []
-        device.write(0, _padded(program.image(), info.word_bytes))
+        image = _padded(program.image(), info.word_bytes)
+        if preloaded:
+            # started from the simulation back door: check that it holds this program
+            n = min(len(image), 4096)
+            if device.read(0, n) != image[:n]:
+                raise DeviceError("the simulated memory does not hold the program's image")
+        else:
+            device.write(0, image)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         p, dev = self.program, self.dev
@@ -52,3 +59,57 @@ class ProgramDevice:
 
 def _padded(raw: bytes, wb: int) -> bytes:
     return raw + bytes(-len(raw) % wb)
+
+
+def soc_config(acfg):
+    """The simulated SoC (``sim.link_sim.SimConfig``) of a board configuration: its accelerator
+    core in the link SoC, with as much memory as the board has (ULX3S 32 MB, iCEBreaker 128 KB)
+    in block RAM for now (the SDRAM controller and its model come next)."""
+    from sim.link_sim import SimConfig
+    return SimConfig(mem_bytes=min(acfg.memory_bytes, 32 << 20), max_payload=1024,
+                     accel=acfg.name)
+
+
+class SimulatedAccelerator(ProgramDevice):
+    """``--target sim`` on a board configuration: the whole SoC under Verilator, started with
+    the program's image through the simulation back door (``sim.link_sim.BACKDOOR_PLUSARG``);
+    inputs, START, STATUS and outputs cross the protocol."""
+
+    def __init__(self, acfg, program):
+        import tempfile
+        from pathlib import Path
+
+        from host.runtime.emulator import EmuTarget
+        #: the program emulator beside the RTL: every frame must agree with it, and it gives
+        #: the per-layer split of the RTL's totals
+        self.emu = EmuTarget(None, None, acfg, program=program)
+
+        from host.runtime.driver import Device, SimTransport
+        from sim.link_sim import write_image
+        self.tmp = tempfile.TemporaryDirectory(prefix="blockfuse-image-")
+        image = write_image(Path(self.tmp.name) / "image.hex", program.image())
+        dev = Device(SimTransport(config=soc_config(acfg), image=image))
+        try:
+            super().__init__(dev, program, preloaded=True)
+        except BaseException:
+            dev.close()
+            raise
+
+    @property
+    def stats(self) -> list:
+        return self.emu.stats
+
+    @stats.setter
+    def stats(self, value):
+        pass
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        y = super().run(x)
+        want = self.emu.run(x)
+        if not np.array_equal(y, want):
+            raise DeviceError("the simulated SoC's output differs from the program emulator's")
+        return y
+
+    def close(self):
+        self.dev.close()
+        self.tmp.cleanup()
