@@ -17,7 +17,8 @@ __all__ = ["feed_array"]
 
 def feed_array(m, cfg, d, mems, addrs, platform=None) -> SystolicArray:
     """Add the array and feed it from stage A's row addresses ``addrs``
-    (:class:`hw.engine.issue.RowAddresses`) for descriptor ``d``. Returns the array (its ``psum`` are the column sums)."""
+    (:class:`hw.engine.issue.RowAddresses`) for descriptor ``d``. Returns the array (its
+    ``psum`` are the column sums)."""
     A, R, C, L = cfg.addr_width, cfg.rows, cfg.cols, cfg.lanes
     AW = addrs.width
     bels = None

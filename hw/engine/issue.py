@@ -146,7 +146,8 @@ class IssueLoop:
 
         self._start = start
         self.run, self.busy, self.stall, self.issue = run, busy_r, stall, issue
-        self.s, self.ob, self.waddr, self.pix, self.ioff, self.ydoff = s, ob, waddr, pix, ioff, ydoff
+        self.s, self.ob, self.waddr = s, ob, waddr
+        self.pix, self.ioff, self.ydoff = pix, ioff, ydoff
         self.ylo, self.yhi, self.xlo, self.xhi = ylo, yhi, xlo, xhi
         self.last_step, self.wrap, self.last_it = last_step, wrap, last_it
         self.last_x, self.last_y, self.last_ob = last_x, last_y, last_ob
