@@ -64,7 +64,7 @@ def test_model_of_another_size_gets_resized_images(tmp_path, capsys):
 
 
 def test_sim_target_agrees_with_golden(tmp_path, capsys):
-    pytest.importorskip("sim.engine_sim")
+    pytest.importorskip("sim.engine_layers")
     js = tmp_path / "s.json"
     code, out, err = _eval(capsys, "zoo:digits", "--dataset", "digits", "--target", "sim", "--limit", "2",
                            "--json", js)

@@ -25,7 +25,7 @@ def one(name: str, schedule: str, board: str = "ulx3s-85f", resolution=None) -> 
     from host.model.builder import smooth_input
     from host.runtime import golden
     from hw.configs import get_config
-    from sim.engine_sim import EngineSim
+    from sim.engine_layers import EngineSim
     cfg = get_config(board)
     g = zoo.get(name, resolution) if resolution else zoo.get(name)
     x = smooth_input(g, seed=0)

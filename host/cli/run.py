@@ -14,8 +14,8 @@ Targets:
 
 * ``golden`` — the NumPy golden model (default);
 * ``emu`` — the engine runs ``sim`` would make, executed by the engine's NumPy model
-  (``sim.engine_sim.emulate``): the same outputs and cycle counts, no simulator;
-* ``sim`` — conv/FC layers on the engine RTL under Verilator (``sim.engine_sim.EngineSim``);
+  (``host.runtime.emulator.emulate``): the same outputs and cycle counts, no simulator;
+* ``sim`` — conv/FC layers on the engine RTL under Verilator (``sim.engine_layers.EngineSim``);
 * ``serial:PORT`` — a board on a serial port through ``host.runtime.driver.open_device(PORT)``, an object
   with ``conv_fn``/``fc_fn`` like ``EngineSim`` (and optionally ``close()``).
 """
@@ -258,7 +258,7 @@ def _engine_hooks(target: tuple, engine=None):
     if target[0] == "golden":
         return {}, None
     if target[0] in ("sim", "emu"):
-        from sim.engine_sim import EngineSim
+        from sim.engine_layers import EngineSim
         sim = EngineSim(engine.engine if engine is not None else None,
                         emulated=target[0] == "emu")
         return dict(conv_fn=sim.conv_fn, fc_fn=sim.fc_fn, conv_pool_fn=sim.conv_pool_fn), sim
