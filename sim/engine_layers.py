@@ -28,18 +28,18 @@ from sim.engine_rtl import simulate_many
 
 __all__ = ["run_conv", "run_fc", "EngineSim"]
 
-def _add_fetched(info: dict | None, sim_info: dict, prog: LayerProgram | None = None,
-                 cfg: EngineConfig | None = None) -> None:
+
+def _add_fetched(info: dict | None, sim_info: dict, prog: LayerProgram,
+                 cfg: EngineConfig) -> None:
     """Add a run's map words read (line mode) and its memory traffic (:func:`program_bytes`) to
     the caller's ``info``, if it asked."""
     if info is None:
         return
     if "fetched" in sim_info:
         info["fetched"] = info.get("fetched", 0) + sim_info["fetched"]
-    if prog is not None:
-        rd, wr = program_bytes(prog, cfg)
-        info["read"] = info.get("read", 0) + rd
-        info["written"] = info.get("written", 0) + wr
+    rd, wr = program_bytes(prog, cfg)
+    info["read"] = info.get("read", 0) + rd
+    info["written"] = info.get("written", 0) + wr
 
 
 def run_conv(node, x, zx: int, zy: int = 0, config: EngineConfig | None = None,
