@@ -11,6 +11,7 @@ from hw.engine.engine import Engine, EngineConfig
 
 __all__ = ["engine_verilog", "simulate", "simulate_many"]
 
+
 _VERILOG = {}
 
 

@@ -17,6 +17,7 @@ from hw.engine.engine import EngineConfig
 __all__ = ["DEFAULT_CONFIG", "EngineCapacityError", "SPATIAL", "LayerProgram", "compile_conv",
            "check_capacity", "out_words"]
 
+
 #: The engine the host simulates by default: an 8×8 array with whole-layer memories and the fused
 #: 2×2 max-pool, ``hw.configs.SIMULATION_ONLY["sim-8x8"]`` — it fits no board (its memories
 #: alone need about four times the ECP5-85F's block RAM), so every figure measured on it says so.

@@ -11,6 +11,7 @@ from hw.engine.engine import EngineConfig, block_entry_layout, layer_desc_layout
 
 __all__ = ["pack_program", "program_bytes", "unpack_output"]
 
+
 def _pack_fields(layout, values: dict) -> int:
     word = 0
     for name, f in layout:

@@ -11,6 +11,7 @@ from hw.engine.engine import EngineConfig
 
 __all__ = ["conv_chunks", "conv_parts"]
 
+
 def _conv_chunks(o: int, groups: int, depthwise: bool, cfg: EngineConfig, fits) -> list:
     """Output-channel ranges small enough for the engine's memories, each the largest whole
     number of units that ``fits(o0, o1)`` allows: units of ``cols`` channels (one

@@ -15,6 +15,7 @@ from hw.engine.engine import EngineConfig
 __all__ = ["emulate", "emulate_many", "preloaded_cycles", "line_mode_cycles", "FEED_LATENCY",
            "array_reads"]
 
+
 def emulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int]:
     """Execute a compiled layer the way the RTL does (step table, address arithmetic,
     zero-point substitution, lane selection, column sums) in NumPy; returns (output words
