@@ -1,6 +1,6 @@
-"""The engine's front end: the issue loop and address generation (stages I, T and A).
+"""The engine's front end: the issue loop and address generation (stages T and A).
 
-* :class:`IssueLoop` (stage I) walks the schedule, one step per cycle: output-channel block →
+* :class:`IssueLoop` walks the schedule, one step per cycle: output-channel block →
   output row → output column → iteration → step (line mode: row → block → column → …), and
   holds ``busy`` and the cycle counter;
 * :class:`TableReads` (stage T) reads the step table and ``in_base`` at the loop's registered
@@ -17,7 +17,7 @@ __all__ = ["IssueLoop", "TableReads", "RowAddresses"]
 
 
 class IssueLoop:
-    """Stage I: the loop counters of one run, from ``start`` to the last step's issue.
+    """The loop counters of one run, from ``start`` to the last step's issue.
 
     Down counters (what is left of the pixel's slot, the row, the map, the blocks) so the loop
     conditions are zero tests of registers, not adders and comparators in series. Exposes the
@@ -25,7 +25,8 @@ class IssueLoop:
     (weight address), the tap bounds ``ylo``/``yhi``/``xlo``/``xhi``, ``pix``, the iteration
     offsets ``ioff``/``ydoff``, the flags ``issue``, ``last_step``, ``wrap``, ``last_it``,
     ``last_x``, ``last_y``, ``last_ob``, ``run`` and ``busy``. ``stall`` is driven by the
-    caller (line mode: the rows a pixel needs are not in the ring yet; else 0)."""
+    caller (line mode: the rows a pixel needs are not in the ring yet; else 0). ``start``
+    raises ``busy`` and clears ``done``; the output writer (``hw.engine.writer``) ends the run."""
 
     def __init__(self, m, cfg, d, start, busy, done, cycles_out):
         A = cfg.addr_width

@@ -27,8 +27,8 @@ class EngineMemories:
     """Adds the engine's memories to module ``m``:
 
     * ``in_mem``: the input map, one read port per array row (``ReadRegRAM``); in line mode
-      instead a ``BRAMTarget`` behind a memory port, the ``feeder`` (``RowFeeder``) that alone
-      reads it and the ring of line memories ``line_mem`` it fills;
+      instead ``in_tgt``, a ``BRAMTarget`` behind a memory port, the ``feeder``
+      (``RowFeeder``) that alone reads it and the ring of line memories ``line_mem`` it fills;
     * ``w_mems``: one weight memory per array row;
     * ``step_mem``: the step table (one word per step, an entry per row);
     * the block table (sel 3) kept in two memories: ``base_mem`` holds ``in_base`` per block (read
