@@ -9,7 +9,7 @@ Writes ``docs/engine_bench.md``, ``docs/engine_bench.json`` and the plot ``docs/
     python -m sim.bench_engine --line-rows 4 --line-words 512     # line mode → engine_bench_line
 
 The engine is the board's configuration (``hw.configs``); a layer larger than its memories runs
-as several engine runs over tiles of the output map (``sim.engine_sim.conv_parts``), all in one
+as several engine runs over tiles of the output map (``host.compiler.tiling.conv_parts``), all in one
 simulator process, and its cycles are the runs' sum. Line mode needs whole-row line memories
 the board configurations do not have: it runs the board's array with simulation-only memories,
 and says so.
@@ -33,7 +33,9 @@ from host.runtime.golden import conv_acc_padded
 from host.model.quant import quantize_multipliers, requantize
 from hw.engine.engine import EngineConfig
 from hw.configs import get_config
-from sim.engine_sim import array_reads, conv_parts, preloaded_cycles, simulate_many
+from host.compiler.tiling import conv_parts
+from host.runtime.engine_model import array_reads, preloaded_cycles
+from sim.engine_rtl import simulate_many
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

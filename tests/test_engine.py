@@ -9,7 +9,9 @@ from host.compiler.reduction import plan_reduction
 from host.model.quant import quantize_multipliers, requantize
 from hw.configs import CI_CONFIG
 from hw.engine.engine import EngineConfig
-from sim.engine_sim import compile_conv, preloaded_cycles, simulate
+from host.compiler.layer import compile_conv
+from host.runtime.engine_model import preloaded_cycles
+from sim.engine_rtl import simulate
 
 #: the small instance of the design (non-square, shared requant lanes, a 32-word step table)
 CI_CFG = CI_CONFIG.engine
@@ -187,7 +189,7 @@ def test_engine_random_sweep(seed):
 @pytest.mark.parametrize("cin,cout", [(64, 64), (128, 256), (256, 128)])
 def test_engine_vgg16_channels(cin, cout):
     """VGG16 3×3 layers with their real channel counts at 3×3 height/width (8×8 PE engine)."""
-    from sim.engine_sim import DEFAULT_CONFIG
+    from host.compiler.layer import DEFAULT_CONFIG
     rng = np.random.default_rng(cin + cout)
     check(random_layer(rng, cin, cout, 3, 3, 3, (1, 1), (1, 1, 1, 1), 1), DEFAULT_CONFIG)
 
@@ -210,7 +212,7 @@ def test_holdout_layers_on_the_85f_engine(case):
     runs them (tiles and chunks when needed), bit-exact with the direct-loop reference."""
     from hw.configs import BOARD_CONFIGS
     from host.model.ir import Conv
-    from sim.engine_sim import run_conv
+    from sim.engine_layers import run_conv
     layer = random_layer(np.random.default_rng(700 + case), *CI_CASES[case])
     w = layer["weight"]
     node = Conv(name="c", inputs=["x"], output="y", weight=w, bias=np.zeros(w.shape[0], np.int32),

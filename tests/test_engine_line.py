@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from hw.engine.engine import EngineConfig
-from sim.engine_sim import (EngineCapacityError, compile_conv, emulate, line_mode_cycles,
-                            preloaded_cycles, simulate)
+from host.compiler.layer import EngineCapacityError, compile_conv
+from host.runtime.engine_model import emulate, line_mode_cycles, preloaded_cycles
+from sim.engine_rtl import simulate
 from tests.test_engine import random_layer, reference_conv, reference_maxpool
 
 LINE_CFG = EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=256,
@@ -117,7 +118,7 @@ def test_line_mode_emulation_random(seed):
     prog = compile_conv(*(layer[k2] for k2 in ARGS), (s, s), pads, g, LINE_CFG)
     y, _ = emulate(prog, LINE_CFG)
     want = reference_conv(**{k2: layer[k2] for k2 in KEYS})
-    from sim.engine_sim import unpack_output
+    from host.compiler.pack import unpack_output
     assert (unpack_output(prog, y) == want).all()
 
 

@@ -1,4 +1,4 @@
-"""sim.engine_sim: host.model.ir nodes on the RTL engine (chunked when too large), and a small
+"""sim.engine_layers: host.model.ir nodes on the RTL engine (chunked when too large), and a small
 network layer by layer through host.runtime.golden.run with the engine's conv_fn/fc_fn hooks, bit-exact
 with the golden model under the layer and block schedules."""
 import numpy as np
@@ -8,7 +8,8 @@ from host.runtime import golden
 from host.model.builder import GraphBuilder, smooth_input
 from host.model.ir import FC, Conv
 from host.model.quant import quantize_multipliers
-from sim.engine_sim import EngineCapacityError, EngineSim, compile_conv, run_conv, run_fc
+from host.compiler.layer import EngineCapacityError, compile_conv
+from sim.engine_layers import EngineSim, run_conv, run_fc
 from tests.test_engine import CI_CFG
 
 
@@ -41,7 +42,7 @@ def test_run_conv_splits_large_layers():
 def test_run_conv_tiles_a_map_larger_than_the_engine(c, h, w, stride, expect):
     """A map larger than the input memory runs as tiles of the output (each with its input
     window) × output-channel chunks, bit-exact, with a reduction tiled over channel blocks."""
-    from sim.engine_sim import conv_parts
+    from host.compiler.tiling import conv_parts
     rng = np.random.default_rng(c + w)
     node = _node(rng, Conv, (4, c, 3, 3), stride=[stride, stride], pads=[1, 1, 1, 1])
     x = rng.integers(-128, 128, (c, h, w), dtype=np.int8)
@@ -192,7 +193,9 @@ def _dataflow_case(seed):
     the engine refused the layer, as it must when no reduction plan fits)."""
     from host.compiler.reduction import plan_reduction
     from hw.engine.engine import EngineConfig
-    from sim.engine_sim import conv_chunks, emulate, unpack_output
+    from host.compiler.pack import unpack_output
+    from host.compiler.tiling import conv_chunks
+    from host.runtime.engine_model import emulate
     rng = np.random.default_rng(seed)
     # short step tables make long reductions iterate (host.compiler.reduction)
     cfg = EngineConfig(rows=int(rng.integers(1, 10)), cols=int(rng.integers(1, 10)),
@@ -237,7 +240,8 @@ def test_fused_maxpool_on_the_dataflow_model(seed):
     """compile_conv(pool=True) + emulate vs the golden conv then the golden 2×2/2 max-pool."""
     from hw.engine.engine import EngineConfig
     from host.model.ir import Pool
-    from sim.engine_sim import emulate, unpack_output
+    from host.compiler.pack import unpack_output
+    from host.runtime.engine_model import emulate
     rng = np.random.default_rng(500 + seed)
     cfg = EngineConfig(rows=4, cols=3, in_depth=4096, w_depth=4096, step_depth=512, ob_depth=8,
                        out_depth=4096, post_lanes=2, pool_width=16)
@@ -268,3 +272,17 @@ def test_fused_maxpool_capacity_errors():
                           ob_depth=64, out_depth=2048, post_lanes=2, pool_width=16)
     with pytest.raises(EngineCapacityError, match="exceeds the max-pool"):
         compile_conv(*args, cfg=narrow, pool=True)
+
+
+def test_engine_sim_reexports_the_moved_parts():
+    """``sim.engine_sim`` stays importable for older callers: its public names are exactly those
+    of the parts' new homes, the same objects."""
+    import sim.engine_sim as old
+    from host.compiler import layer, pack, tiling
+    from host.runtime import engine_model as emulator
+    from sim import engine_layers, engine_rtl
+    homes = {n: getattr(mod, n) for mod in (layer, pack, tiling, emulator, engine_layers, engine_rtl)
+             for n in mod.__all__}
+    assert sorted(old.__all__) == sorted(homes)
+    for n in old.__all__:
+        assert getattr(old, n) is homes[n], n

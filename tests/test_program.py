@@ -10,7 +10,8 @@ from host.model.builder import GraphBuilder
 from host.runtime.emulator import Emulator
 from hw.configs import BOARD_CONFIGS, CI_CONFIG
 from hw.soc.isa import Op, Target, target_word_bytes, unpack
-from sim.engine_sim import compile_conv, pack_program
+from host.compiler.layer import compile_conv
+from host.compiler.pack import pack_program
 
 B85 = BOARD_CONFIGS["ulx3s-85f"]
 

@@ -336,9 +336,10 @@ def test_unknown_schedule_and_board():
 
 
 def _emulated_cycles(node, x, zx, zy, cfg):
-    """Cycles ``sim.engine_sim.emulate`` predicts for one run of ``node`` (the formula of
+    """Cycles ``host.runtime.engine_model.emulate`` predicts for one run of ``node`` (the formula of
     docs/engine.md, from the same EngineConfig)."""
-    from sim.engine_sim import conv_chunks, emulate
+    from host.compiler.tiling import conv_chunks
+    from host.runtime.engine_model import emulate
 
     w = np.asarray(node.weight)
     if node.op == "fc":
@@ -355,7 +356,7 @@ def _emulated_cycles(node, x, zx, zy, cfg):
 @pytest.mark.parametrize("key", ["sim-default", "ulx3s-85f", "icebreaker", "ulx3s-25f"])
 def test_cycle_model_follows_engine_config(key):
     """The cost model's cycles are the engine's formula with the EngineConfig's latency and
-    drain (read from hw.engine.engine, not restated): equal to what sim.engine_sim.emulate predicts."""
+    drain (read from hw.engine.engine, not restated): equal to what host.runtime.engine_model.emulate predicts."""
     from host.bench.plan import calibration_engine, calibration_rows
 
     cfg = get_board(key).engine if key == "ulx3s-25f" else calibration_engine(key)

@@ -102,7 +102,7 @@ Written by `blockfuse bench configs`.
 - **ulx3s-85f** fits with room to spare in block RAM (78 of 208 tiles) but holds only 88 KiB of
   data: an 8 KiB input map stored nine times (one copy per array row's read port: 36 tiles for
   8 KiB), nine 8 KiB weight memories and an 8 KiB output map. Layers larger than that run as many
-  engine passes over tiles of the output map (`sim.engine_sim.conv_parts`); the input map's
+  engine passes over tiles of the output map (`host.compiler.tiling.conv_parts`); the input map's
   copies are the first thing the engine's next revision removes.
 - **icebreaker** fits its block RAM and multipliers but **not its logic**: the engine (4,680
   logic cells) and the link SoC (3,245) exceed the UP5K's 5,280. No figure of the iCEBreaker

@@ -576,7 +576,7 @@ def render_markdown(d: dict) -> str:
           f"and drain from the same `EngineConfig`, reproduces **{exact} of {len(cal)}** measurements "
           f"exactly (largest difference {worst} cycles); `tests/test_scheduler.py` checks the recorded "
           f"cycles (within 2 per run, so a later RTL pipeline change does not break main before "
-          f"recalibration) and that the model equals `sim.engine_sim.emulate`'s prediction on every "
+          f"recalibration) and that the model equals `host.runtime.engine_model.emulate`'s prediction on every "
           f"board engine.\n")
         w("| engine | rows×cols | requant lanes | layer | MACs | RTL cycles (measured) | model cycles | utilisation |")
         w("|---|---|---|---|---|---|---|---|")
@@ -715,7 +715,7 @@ def calibration_graph():
     return b.build()
 
 
-#: engines the calibration runs: the 8×8 simulation default (``sim.engine_sim.DEFAULT_CONFIG``,
+#: engines the calibration runs: the 8×8 simulation default (``host.compiler.layer.DEFAULT_CONFIG``,
 #: one requant lane per column) and the board configurations of ``hw.engine.synth.CONFIGS`` whose
 #: shapes differ most (ECP5-85F 9×16; iCE40 2×4 with one digit-serial requant lane: drain-bound)
 CALIBRATION_ENGINES = ("sim-default", "ulx3s-85f", "icebreaker")
@@ -725,7 +725,7 @@ def calibration_engine(key: str):
     """The engine configuration ``key`` names, with memories deep enough that every calibration
     layer is one engine run (memory depths do not change the cycle formula)."""
     from hw.engine.engine import EngineConfig
-    from sim.engine_sim import DEFAULT_CONFIG
+    from host.compiler.layer import DEFAULT_CONFIG
 
     if key == "sim-default":
         return DEFAULT_CONFIG
@@ -761,7 +761,7 @@ def calibration_rows(cfg, measure) -> list:
 
 def rtl_cycles(node, x, zx, zy, cfg) -> int:
     """Cycles the RTL engine (Verilator) takes for one layer, as one run."""
-    from sim.engine_sim import run_conv, run_fc
+    from sim.engine_layers import run_conv, run_fc
 
     run = run_conv if node.op == "conv" else run_fc
     return run(node, x, zx, zy, config=cfg)[1]

@@ -40,7 +40,7 @@ def run(args) -> int:
     from host.model.builder import smooth_input
     from host.cli.run import choose_plan
 
-    from sim.engine_sim import EngineSim
+    from sim.engine_layers import EngineSim
 
     config = engine_config(args)
     name = args.model.removeprefix("zoo:")

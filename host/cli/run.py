@@ -16,7 +16,7 @@ Targets:
 * ``emu`` — the network compiled into a program (``host.compiler.program``) and executed by
   the program emulator (``host.runtime.emulator``): DMA loads and stores, engine runs (the
   RTL's cycles), pooling, from START to DONE with no host computation in between;
-* ``sim`` — conv/FC layers on the engine RTL under Verilator (``sim.engine_sim.EngineSim``);
+* ``sim`` — conv/FC layers on the engine RTL under Verilator (``sim.engine_layers.EngineSim``);
 * ``serial:PORT`` — a board on a serial port through ``host.runtime.driver.open_device(PORT)``, an object
   with ``conv_fn``/``fc_fn`` like ``EngineSim`` (and optionally ``close()``).
 """
@@ -262,7 +262,7 @@ def _engine_hooks(target: tuple, engine=None):
     if target[0] == "golden":
         return {}, None
     if target[0] == "sim":
-        from sim.engine_sim import EngineSim
+        from sim.engine_layers import EngineSim
         sim = EngineSim(engine.engine if engine is not None else None)
         return dict(conv_fn=sim.conv_fn, fc_fn=sim.fc_fn, conv_pool_fn=sim.conv_pool_fn), sim
     from host.runtime import driver

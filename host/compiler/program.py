@@ -36,7 +36,7 @@ from host.errors import UserError
 from host.model.ir import FC, Conv, Flatten, GlobalAvgPool, Graph, Pool, UnsupportedModel
 from host.runtime.golden import block_grid, need_region
 from hw.soc.isa import WORD_BITS, Op, Target, pack, resources, target_word_bytes
-from sim.engine_sim import EngineCapacityError, compile_conv, out_words
+from host.compiler.layer import EngineCapacityError, compile_conv, out_words
 
 __all__ = ["Program", "MapPlace", "compile_program", "ProgramError"]
 

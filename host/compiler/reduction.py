@@ -19,8 +19,8 @@ taps, still exceeds the step table (e.g. 7×7 over 64 channels on a 32-entry tab
 that would need iterations over both at once.
 
 Elements the last iteration runs past the real channels or kernel rows get weight 0, so they add
-nothing.  The same plan gives the layer compiler its step table (``sim.engine_sim``) and the cost
-model its cycles (``host.compiler.cost``).
+nothing.  The same plan gives the layer compiler its step table (``host.compiler.layer``) and
+the cost model its cycles (``host.compiler.cost``).
 """
 from __future__ import annotations
 

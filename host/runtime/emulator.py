@@ -4,7 +4,7 @@ It holds what the accelerator holds — the off-chip memory image, the engine's 
 words, the descriptor register — fetches and decodes each 32-byte instruction
 (``hw.soc.isa``), and carries it out: ``LOAD``/``STORE`` move whole words by their 3-D
 pattern, ``CONV`` decodes the loaded descriptor, step and block tables and runs the engine's
-NumPy model (``sim.engine_sim.emulate``: its outputs and cycles are the RTL engine's, tested),
+NumPy model (``host.runtime.engine_model.emulate``: its outputs and cycles are the RTL engine's, tested),
 ``POOL``/``GAP`` compute as the golden model does.
 
 Timing: the DMA unit and the engine each run in order; an instruction starts when its unit is
@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from host.compiler.dma import transfer_cycles
+from host.compiler.layer import LayerProgram
 from host.model.quant import multiply_by_quantized_multiplier
+from host.runtime.engine_model import emulate
 from hw.engine.engine import block_entry_layout, layer_desc_layout, step_entry_layout
 from hw.soc.isa import Op, Target, decode_fields, resources, target_word_bytes, unpack
-from sim.engine_sim import LayerProgram, emulate
 
 __all__ = ["Emulator", "HazardError", "ProgramFault", "RunStats"]
 
@@ -318,7 +319,7 @@ class Emulator:
 class EmuTarget:
     """``--target emu``: compiles the network once for a configuration, then runs frames on the
     emulator, recording per layer what ``--stats`` reports (``stats``, as
-    ``sim.engine_sim.EngineSim`` records them) and per frame the counters (``frames``)."""
+    ``sim.engine_layers.EngineSim`` records them) and per frame the counters (``frames``)."""
 
     def __init__(self, graph, plan, acfg, until: str | None = None, program=None):
         from host.compiler.program import compile_program
