@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from sim.sim_ram import PLUSARG as BACKDOOR_PLUSARG
+
 REPO = Path(__file__).resolve().parent.parent
 #: clock of the simulated SoC as reported by INFO (the simulation itself has no real time)
 SIM_CLOCK_HZ = 48_000_000
@@ -47,9 +49,11 @@ class SimConfig:
         from hw.configs import get_config
         from hw.soc.accelerator import Accelerator
         from hw.soc.controller import PERF
+        from sim.sim_ram import SimRAM
         acfg = get_config(self.accel)
-        return dict(engine=Accelerator(acfg, max(1, ceil_log2(self.mem_bytes // self.word_bytes)),
-                                       8 * self.word_bytes),
+        words = self.mem_bytes // self.word_bytes
+        return dict(engine=Accelerator(acfg, max(1, ceil_log2(words)), 8 * self.word_bytes),
+                    memory=SimRAM(words, 8 * self.word_bytes),
                     n_perf=len(PERF), pe_rows=acfg.engine.rows, pe_cols=acfg.engine.cols)
 
     def soc(self):
@@ -61,7 +65,7 @@ class SimConfig:
 
     def info(self):
         from hw.soc.link_soc import LinkSoC
-        extra = {k: v for k, v in self._engine().items() if k != "engine"}
+        extra = {k: v for k, v in self._engine().items() if k not in ("engine", "memory")}
         return LinkSoC.make_info(divisor=self.divisor, mem_bytes=self.mem_bytes,
                                  word_bytes=self.word_bytes, max_payload=self.max_payload,
                                  clock_hz=SIM_CLOCK_HZ, board="sim", **extra)
@@ -71,31 +75,11 @@ class SimConfig:
         return SimLinkTop(self.soc(), host_fifo=self.host_fifo)
 
 
-#: the simulation back door: the SoC's memory may start from a ``$readmemh`` image named by
-#: this plusarg (32-bit words, one hexadecimal word per line, from address 0) — how large
-#: programs (VGG16's 15 MB of weights) get into the simulated memory in seconds instead of the
-#: minutes the simulated UART would take.  Everything else still crosses the protocol.
-BACKDOOR_PLUSARG = "blockfuse_mem"
-
-
-def _with_backdoor(verilog: str) -> str:
-    """Add the back door to the SoC memory's module (``top.soc.ram``)."""
-    import re
-    at = verilog.index("module \\top.soc.ram ")
-    decl = re.compile(r"\n(\s*)reg \[(\d+):0\] mem \[(\d+):0\];\n").search(verilog, at)
-    if decl is None:
-        raise RuntimeError("no memory array in top.soc.ram to open a back door to")
-    ind = decl.group(1)
-    door = (f"{ind}reg [8*256-1:0] blockfuse_image;\n"
-            f"{ind}initial if ($value$plusargs(\"{BACKDOOR_PLUSARG}=%s\", blockfuse_image)) "
-            f"$readmemh(blockfuse_image, mem);\n")
-    return verilog[:decl.end()] + door + verilog[decl.end():]
-
-
 def build(config: SimConfig = SimConfig()) -> Path:
     """Verilate the sim top for ``config`` (cached) and return its build directory."""
     from sim import runner
-    return runner.build(_with_backdoor(runner.to_verilog(config.top())))
+    from sim.sim_ram import VERILOG
+    return runner.build(runner.to_verilog(config.top()) + (VERILOG if config.accel else ""))
 
 
 def write_image(path: Path, image: bytes, word_bytes: int = 4) -> Path:

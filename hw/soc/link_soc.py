@@ -190,8 +190,11 @@ class LinkSoC(wiring.Component):
                  max_payload: int = 1024, clock_hz: int = 0, board: str = "sim",
                  rx_fifo: int = 64, tx_fifo: int = 16, engine=None, n_perf: int = 2,
                  pe_rows: int = 0, pe_cols: int = 0, buffer_bytes: int = 0,
-                 version_hash: int | None = None):
+                 version_hash: int | None = None, memory=None):
         self.divisor = divisor
+        #: the memory behind the link and the engine: a component with a ``bus`` memory-port
+        #: target; None = block RAM of ``mem_bytes``
+        self.memory = memory
         self.info = self.make_info(
             divisor=divisor, board=board, clock_hz=clock_hz, mem_bytes=mem_bytes,
             word_bytes=word_bytes, max_payload=max_payload, pe_rows=pe_rows, pe_cols=pe_cols,
@@ -223,8 +226,8 @@ class LinkSoC(wiring.Component):
         m.submodules.rx_fifo = rxf = StreamFIFO(8, self.rx_fifo)
         m.submodules.tx_fifo = txf = StreamFIFO(8, self.tx_fifo)
         m.submodules.core = core = LinkCore(info, self.addr_width)
-        m.submodules.ram = ram = BRAMTarget(info.mem_bytes // info.word_bytes,
-                                            8 * info.word_bytes)
+        m.submodules.ram = ram = self.memory or BRAMTarget(info.mem_bytes // info.word_bytes,
+                                                           8 * info.word_bytes)
         m.submodules.engine = eng = self.engine
 
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
