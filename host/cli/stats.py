@@ -93,7 +93,7 @@ def run_stats(graph, plan, report, args, target: tuple, engine, record, frames: 
                            for u in ("dma", "engine")}
             if target[0] == "sim":
                 out["source"] = ("sim: the whole SoC under Verilator (link, controller, engine; "
-                                 "block-RAM memory), driven over the protocol; totals are the "
+                                 "a behavioural RAM for memory), driven over the protocol; totals are the "
                                  "controller's counters read over STATUS, the per-layer split "
                                  "is the program emulator's")
             else:

@@ -64,7 +64,8 @@ def _padded(raw: bytes, wb: int) -> bytes:
 def soc_config(acfg):
     """The simulated SoC (``sim.link_sim.SimConfig``) of a board configuration: its accelerator
     core in the link SoC, with as much memory as the board has (ULX3S 32 MB, iCEBreaker 128 KB)
-    in block RAM for now (the SDRAM controller and its model come next)."""
+    in a behavioural RAM with one-cycle reads for now (``sim.sim_ram``; the SDRAM controller and
+    its model come next)."""
     from sim.link_sim import SimConfig
     return SimConfig(mem_bytes=min(acfg.memory_bytes, 32 << 20), max_payload=1024,
                      accel=acfg.name)
