@@ -43,18 +43,30 @@ def emulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int]:
     return out.reshape(-1, C).astype(np.int8), cycles
 
 
+_GATHER: dict = {}
+
+
 def _column_sums_gathered(prog: LayerProgram, cfg: EngineConfig, iy0, ix0, pix):
     """Each output block's column sums (P, cols), standard layers with the map preloaded: every
     (iteration, step, row) element at once — its tap validity and its input byte (address ·
     lanes + lane) for every pixel — then one product per output block."""
     d = prog.desc
-    el = np.array([(it, *e) for it in range(d["n_it"]) for row in prog.step_words
-                   for e in row], dtype=np.int64).reshape(-1, 6)
-    it_, dy, dx, en, lane, delta = el.T
-    iy = iy0[None, :] + (dy + it_ * d["it_dy"])[:, None]
-    ix = ix0[None, :] + dx[:, None]
-    ok = (en[:, None] > 0) & (iy >= 0) & (iy < d["h"]) & (ix >= 0) & (ix < d["w"])
-    rel = (delta + it_ * d["it_stride"])[:, None] + pix[None, :]
+    key = (id(prog.step_words), tuple(sorted(d.items())))
+    hit = _GATHER.get(key)
+    if hit is None or hit[0] is not prog.step_words:
+        # the elements' validity and relative addresses depend on the step table and the
+        # descriptor only: computed once for all the runs (tiles) that share them
+        el = np.array([(it, *e) for it in range(d["n_it"]) for row in prog.step_words
+                       for e in row], dtype=np.int64).reshape(-1, 6)
+        it_, dy, dx, en, lane, delta = el.T
+        iy = iy0[None, :] + (dy + it_ * d["it_dy"])[:, None]
+        ix = ix0[None, :] + dx[:, None]
+        ok = (en[:, None] > 0) & (iy >= 0) & (iy < d["h"]) & (ix >= 0) & (ix < d["w"])
+        rel = (delta + it_ * d["it_stride"])[:, None] + pix[None, :]
+        if len(_GATHER) > 256:
+            _GATHER.clear()
+        hit = _GATHER[key] = (prog.step_words, ok, rel, lane)
+    _, ok, rel, lane = hit
     flat = prog.in_words.reshape(-1).astype(np.float64)
     n = len(prog.in_words)
     for ob in range(d["n_ob"]):
