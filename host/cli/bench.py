@@ -17,7 +17,8 @@ BENCHES = {
     "plan": ("host.bench.plan", "bench"),       # scheduler traffic / on-chip / fps per schedule
     "engine": ("sim.bench_engine", "bench"),    # RTL cycles and utilisation, sim speed
     "engine-line": ("sim.bench_engine", "bench_line"),   # the same in line mode: map traffic
-    "emu": ("host.bench.emu", "bench"),          # whole networks at 224×224 on the 85F engine, emulated
+    "emu": ("host.bench.emu", "bench"),          # whole networks at 224×224 as programs, emulated
+    "soc": ("host.bench.soc", "bench"),          # networks on the whole simulated 85F SoC (~30 min)
 }
 
 
