@@ -65,6 +65,16 @@ class SDRAMChip:
     tREF_ms: float          # every row refreshed within this time
     refresh_rows: int       # AUTO REFRESH commands per tREF
     init_us: float          # power-up wait before the first command (µs)
+    tAC_cl2: float = 0.0    # access time from CLK (max) at CAS latency 2: read data valid after
+    tAC_cl3: float = 0.0    # ... at CAS latency 3
+    tOH: float = 0.0        # output data hold after the next CLK edge (min)
+    tIS: float = 1.5        # address/command/data input setup before CLK
+    tIH: float = 0.8        # address/command/data input hold after CLK
+    tMRD: float = 0.0       # LOAD MODE REGISTER → any command (ns; some parts give ns, not cycles)
+
+    def tAC(self, cas_latency: int) -> float:
+        """Access time from CLK (ns) at ``cas_latency``."""
+        return self.tAC_cl2 if cas_latency == 2 else self.tAC_cl3
 
     @property
     def addr_width(self) -> int:
@@ -77,11 +87,13 @@ class SDRAMChip:
         return self.tREF_ms * 1e6 / self.refresh_rows
 
 
-#: Micron MT48LC16M16A2-6A (4 M × 16 × 4 banks, 32 MB), the ULX3S's SDRAM class.
+#: Micron MT48LC16M16A2-6A (4 M × 16 × 4 banks, 32 MB), one of the ULX3S's SDRAMs; the other
+#: fitted parts and their worst case are in :mod:`hw.memory.sdram_parts`.
 MT48LC16M16A2_6A = SDRAMChip(
     name="MT48LC16M16A2-6A", bank_bits=2, row_bits=13, col_bits=9, dq_bits=16,
-    tCK_cl2=7.5, tCK_cl3=6.0, tRCD=18, tRP=18, tRAS=42, tRAS_max=120_000, tRC=60, tRFC=60,
-    tWR=12, tRRD=12, tMRD_ck=2, tREF_ms=64, refresh_rows=8192, init_us=100)
+    tCK_cl2=10.0, tCK_cl3=6.0, tRCD=18, tRP=18, tRAS=42, tRAS_max=120_000, tRC=60, tRFC=60,
+    tWR=12, tRRD=12, tMRD_ck=2, tREF_ms=64, refresh_rows=8192, init_us=100,
+    tAC_cl2=7.5, tAC_cl3=5.4, tOH=3.0, tIS=1.5, tIH=0.8)
 
 
 def sdram_cycles(t_ns: float, clk_freq: float) -> int:
@@ -213,7 +225,8 @@ class SDRAMController(wiring.Component):
         c = lambda t: sdram_cycles(t, clk_freq)  # noqa: E731
         self.t = dict(
             RCD=c(chip.tRCD), RP=c(chip.tRP), RAS=c(chip.tRAS), RC=c(chip.tRC),
-            RFC=c(chip.tRFC), WR=c(chip.tWR), RRD=c(chip.tRRD), MRD=chip.tMRD_ck,
+            RFC=c(chip.tRFC), WR=c(chip.tWR), RRD=c(chip.tRRD),
+            MRD=max(chip.tMRD_ck, c(chip.tMRD) if chip.tMRD else 1),
             INIT=math.ceil(init_wait_us * 1e-6 * clk_freq),
             # Issue refreshes a little more often than required (margin for closing rows).
             REFI=int(chip.tREFI * 1e-9 * clk_freq) - 32,
