@@ -423,7 +423,13 @@ class SDRAMController(wiring.Component):
         # read credits: FIFO entries not yet promised to a READ in flight (a register, so the
         # FSM's decision needs no adder)
         credits = Signal(range(self.fifo_depth + 1), init=self.fifo_depth)
-        m.d.sync += credits.eq(credits - is_rd + (self.bus.resp.valid & self.bus.resp.ready))
+        # both sums are ready before the FSM decides; the decision only selects one (keeps the
+        # adder's carry chain off the request → decision path, the ULX3S SoC's critical path)
+        taken = self.bus.resp.valid & self.bus.resp.ready
+        credits_rd = Signal.like(credits)
+        credits_no_rd = Signal.like(credits)
+        m.d.comb += [credits_rd.eq(credits - 1 + taken), credits_no_rd.eq(credits + taken)]
+        m.d.sync += credits.eq(Mux(is_rd, credits_rd, credits_no_rd))
         room = credits != 0
 
         refi = Signal(range(t["REFI"] + 1), init=t["REFI"])
