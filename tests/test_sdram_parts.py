@@ -95,3 +95,9 @@ def test_part_lookup():
     assert part(None) is WORST_CASE and part("AS4C32M16SB-7").tRCD == 21
     with pytest.raises(ValueError, match="unknown SDRAM part 'X'.*IS42S16160G-7"):
         part("X")
+
+
+def test_ulx3s_top_uses_the_worst_case_by_default():
+    from hw.soc.top import BoardTop
+    assert BoardTop("ulx3s-85f").sdram_chip is WORST_CASE
+    assert BoardTop("ulx3s-85f", sdram_part="AS4C32M16SB-7").sdram_chip is PARTS["AS4C32M16SB-7"]
