@@ -34,7 +34,8 @@ def run(ctrl_chip, model_chip, clk=100e6, n=120, seed=1, **kw):
     got = []
 
     async def tb(ctx):
-        await ctx.tick().until(dut.init_done)
+        while not ctx.get(dut.init_done):   # a plain loop ends cleanly on a model error
+            await ctx.tick()
         ctx.set(dut.bus.resp.ready, 1)
         want = sum(1 for o in ops if not o[0])
         i = 0
@@ -99,5 +100,7 @@ def test_part_lookup():
 
 def test_ulx3s_top_uses_the_worst_case_by_default():
     from hw.soc.top import BoardTop
-    assert BoardTop("ulx3s-85f").sdram_chip is WORST_CASE
-    assert BoardTop("ulx3s-85f", sdram_part="AS4C32M16SB-7").sdram_chip is PARTS["AS4C32M16SB-7"]
+    for name, want in ((None, WORST_CASE), ("AS4C32M16SB-7", PARTS["AS4C32M16SB-7"])):
+        top = BoardTop("ulx3s-85f", sdram_part=name)
+        top._MustUse__silence = True          # constructed for its attributes only
+        assert top.sdram_chip is want
