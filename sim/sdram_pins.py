@@ -1,6 +1,7 @@
-"""Pin-level simulation of the ULX3S SDRAM interface: the controller, the PHY's I/O registers and
-capture delay line and the boot calibration (Amaranth simulator), against the timing-checking
-SDRAM model placed in continuous time with pad delays.
+"""Pin-level simulation of the ULX3S SDRAM interface: the board's memory component
+(:class:`hw.memory.sdram_system.SDRAMSystem`: controller, the PHY's I/O registers and capture
+delay line, the boot calibration) in the Amaranth simulator, against the timing-checking SDRAM
+model placed in continuous time with pad delays.
 
 Time 0 is a system clock edge at the FPGA's registers; edge ``k`` is at ``k T``.  With the delays
 of one :class:`hw.memory.sdram_timing.PadDelays` corner:
@@ -26,13 +27,12 @@ import dataclasses
 import math
 import random
 
-from amaranth.hdl import Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Elaboratable, Module
 from amaranth.sim import Simulator
 
-from hw.memory.memport import MemPortSignature
-from hw.memory.sdram import SDRAMChip, SDRAMController
-from hw.memory.sdram_cal import ReadCalibrator
-from hw.memory.sdram_phy import SDRAMPHY, sim_pads
+from hw.memory.sdram import SDRAMChip
+from hw.memory.sdram_phy import sim_pads
+from hw.memory.sdram_system import SDRAMSystem
 from hw.memory.sdram_timing import PadDelays, plan as timing_plan
 from sim.sdram_model import SDRAMModel
 
@@ -44,47 +44,19 @@ class PinTimingError(AssertionError):
 
 
 class PinLevelTop(Elaboratable):
-    """Controller + PHY + calibrator; after calibration the testbench owns ``ctrl.bus``."""
+    """The board's :class:`hw.memory.sdram_system.SDRAMSystem` on simulated pads; the testbench
+    drives its ``bus`` after calibration (``mem.ready``)."""
 
-    def __init__(self, clk_freq, ctrl_chip: SDRAMChip, *, cas_latency, positions=4,
-                 init_wait_us=5.0):
+    def __init__(self, clk_freq, ctrl_chip: SDRAMChip, *, cas_latency, capture_cycle,
+                 positions=4, init_wait_us=5.0):
         self.pads = sim_pads(ctrl_chip)
-        self.phy = SDRAMPHY(ctrl_chip, self.pads, positions=positions)
-        self.ctrl = SDRAMController(clk_freq, chip=ctrl_chip, cas_latency=cas_latency,
-                                    extra_read_latency=self.phy.read_latency, burst_length=2,
-                                    init_wait_us=init_wait_us)
-        self.cal = ReadCalibrator(self.ctrl.addr_width, self.ctrl.data_width,
-                                  positions=positions)
-        #: the testbench's memory port (initiator side), connected once calibration is done
-        self.tb = MemPortSignature(self.ctrl.addr_width, self.ctrl.data_width).create()
-        #: with ``force`` high the PHY uses ``force_capture`` instead of the calibrated position
-        self.force = Signal()
-        self.force_capture = Signal(range(positions))
+        self.mem = SDRAMSystem(clk_freq, ctrl_chip, self.pads, cas_latency=cas_latency,
+                               capture_cycle=capture_cycle, positions=positions,
+                               init_wait_us=init_wait_us)
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.ctrl = ctrl = self.ctrl
-        m.submodules.phy = phy = self.phy
-        m.submodules.cal = cal = self.cal
-        m.d.comb += [
-            phy.ctrl.clk_en.eq(ctrl.pins.clk_en), phy.ctrl.cs_n.eq(ctrl.pins.cs_n),
-            phy.ctrl.ras_n.eq(ctrl.pins.ras_n), phy.ctrl.cas_n.eq(ctrl.pins.cas_n),
-            phy.ctrl.we_n.eq(ctrl.pins.we_n), phy.ctrl.ba.eq(ctrl.pins.ba),
-            phy.ctrl.a.eq(ctrl.pins.a), phy.ctrl.dq_o.eq(ctrl.pins.dq_o),
-            phy.ctrl.dq_oe.eq(ctrl.pins.dq_oe), phy.ctrl.dqm.eq(ctrl.pins.dqm),
-            ctrl.pins.dq_i.eq(phy.ctrl.dq_i),
-            phy.capture.eq(Mux(self.force, self.force_capture, cal.capture)),
-            cal.start.eq(ctrl.init_done),
-        ]
-        for ini in (cal.bus, self.tb):
-            sel = ~cal.done if ini is cal.bus else cal.done
-            with m.If(sel):
-                m.d.comb += [ctrl.bus.req.valid.eq(ini.req.valid),
-                             ctrl.bus.req.payload.eq(ini.req.payload),
-                             ini.req.ready.eq(ctrl.bus.req.ready),
-                             ini.resp.valid.eq(ctrl.bus.resp.valid),
-                             ini.resp.payload.eq(ctrl.bus.resp.payload),
-                             ctrl.bus.resp.ready.eq(ini.resp.ready)]
+        m.submodules.mem = self.mem
         return m
 
 
@@ -98,12 +70,14 @@ def run_pins(clk_freq: float, *, part: SDRAMChip, ctrl_chip: SDRAMChip, corner: 
     p = timing_plan(clk_freq, ctrl_chip, phase_deg=phase_deg, cas_latency=cas_latency)
     init_us = 5.0
     top = PinLevelTop(p.clk_freq, dataclasses.replace(ctrl_chip, init_us=init_us),
-                      cas_latency=p.cas_latency, positions=positions, init_wait_us=init_us)
+                      cas_latency=p.cas_latency, capture_cycle=p.capture_cycle,
+                      positions=positions, init_wait_us=init_us)
     model = SDRAMModel(p.clk_freq, dataclasses.replace(part, init_us=init_us), seed=seed)
     T = 1e9 / p.clk_freq
     d, c = p.shift_ns, corner
     chip = part
-    pads, ctrl, cal = top.pads, top.ctrl, top.cal
+    pads, mem = top.pads, top.mem
+    ctrl = mem.ctrl
     rng = random.Random(seed)
     out = {"plan": p}
 
@@ -154,27 +128,27 @@ def run_pins(clk_freq: float, *, part: SDRAMChip, ctrl_chip: SDRAMChip, corner: 
                         value = w[0]
             ctx.set(pads.dq.i, model.garbage() if value is None else value)
 
-    ops, mem = [], {}
+    ops, shadow = [], {}
     for _ in range(n_ops):
-        if not mem or rng.random() < 0.5:
+        if not shadow or rng.random() < 0.5:
             a = rng.randrange(1 << 12) if rng.random() < 0.5 else rng.randrange(1 << 20)
-            mem[a] = rng.getrandbits(ctrl.data_width)
-            ops.append(("w", a, mem[a]))
+            shadow[a] = rng.getrandbits(ctrl.data_width)
+            ops.append(("w", a, shadow[a]))
         else:
-            a = rng.choice(list(mem))
-            ops.append(("r", a, mem[a]))
+            a = rng.choice(list(shadow))
+            ops.append(("r", a, shadow[a]))
     out["expected"] = [o[2] for o in ops if o[0] == "r"]
 
     async def traffic(ctx):
-        while not ctx.get(cal.done):     # (not .until(): a pin error must end the run cleanly)
+        while not ctx.get(mem.ready):    # (not .until(): a pin error must end the run cleanly)
             await ctx.tick()
-        out["passed"] = ctx.get(cal.result.passed)
-        out["position"] = ctx.get(cal.result.position)
-        out["ok"] = ctx.get(cal.result.ok)
+        out["passed"] = ctx.get(mem.cal.passed)
+        out["position"] = ctx.get(mem.cal.position)
+        out["ok"] = ctx.get(mem.cal.ok)
         if force_capture is not None:
-            ctx.set(top.force_capture, force_capture)
-            ctx.set(top.force, 1)
-        bus = top.tb
+            ctx.set(mem.force_capture, force_capture)
+            ctx.set(mem.force, 1)
+        bus = mem.bus
         got = []
         n_reads = len(out["expected"])
         i = 0

@@ -5,17 +5,16 @@
 * **clock/reset** — ULX3S: 25 MHz oscillator → EHXPLLL → ``sync`` (100 MHz by default);
   iCEBreaker: 12 MHz → SB_PLL40_PAD → ``sync`` (42 MHz by default, see ``BOARDS``).
   Reset held until lock.
-* **memory** — ULX3S: :class:`hw.memory.sdram.SDRAMController` (32 MB, bursts of 2: 32-bit
-  words, 23-bit word addresses) with the worst-case timings of every fitted SDRAM part
-  (``hw/memory/sdram_parts.py``, or one part: ``sdram_part``), behind
-  :class:`hw.memory.sdram_phy.SDRAMPHY` (ECP5 I/O registers; SDRAM clock from the PLL's CLKOS
-  at the phase ``hw/memory/sdram_timing.py`` plans for the clock, or ``sdram_phase``; read
-  capture cycle set by the boot calibration :class:`hw.memory.sdram_cal.ReadCalibrator`, whose
-  result the host reads in STATUS).  Clocks outside ``sdram_timing.SUPPORTED_MHZ`` are refused.
+* **memory** — ULX3S: :class:`hw.memory.sdram_system.SDRAMSystem`: the SDRAM controller (32 MB,
+  bursts of 2: 32-bit words, 23-bit word addresses) with the worst-case timings of every fitted
+  SDRAM part (``hw/memory/sdram_parts.py``, or one part: ``sdram_part``), the PHY (ECP5 I/O
+  registers; SDRAM clock from the PLL's CLKOS at the phase ``hw/memory/sdram_timing.py`` plans
+  for the clock, or ``sdram_phase``) and the boot read calibration, whose result the host reads
+  in STATUS.  Clocks outside ``sdram_timing.SUPPORTED_MHZ`` are refused.
   iCEBreaker: :class:`hw.memory.spram.SPRAMMemory` (128 KB as 32 K × 32-bit words).
-* **initiators** on a :class:`hw.memory.memarb.MemPortArbiter`: on the ULX3S first the read
-  calibration, then the power-up self-test (:class:`hw.memory.memtest.MemTest`, runs once over
-  the memory then hands it over); then the host link (:class:`BoardLink`: UART + the link core
+* **initiators** on a :class:`hw.memory.memarb.MemPortArbiter`: port 0 = power-up self-test
+  (:class:`hw.memory.memtest.MemTest`, starts when the memory is ready — on the ULX3S after the
+  read calibration — runs once over the memory then hands it over); then the host link (:class:`BoardLink`: UART + the link core
   of ``hw/soc/link_soc.py``; ``link_factory`` replaces it); further ports (``extra_initiators``)
   are where the engine's memory traffic plugs in, and ``BoardLink(engine=…)`` is where its
   control port plugs in.
@@ -267,25 +266,16 @@ class BoardTop(Elaboratable):
                                                          cd_sync)
 
         # ---- memory -----------------------------------------------------------------------
-        cal = None
         if ecp5:
-            from hw.memory.sdram_cal import ReadCalibrator
-            from hw.memory.sdram_phy import SDRAMPHY
+            from hw.memory.sdram_system import SDRAMSystem
             plan = self.sdram_plan
             pads = self._request(platform, "sdram", **{s: "o" for s in (
                 "clk", "clk_en", "cs", "we", "cas", "ras", "dqm", "ba", "a")}, dq="io")
-            m.submodules.sdram_phy = phy = SDRAMPHY(self.sdram_chip, pads, positions=4)
-            m.submodules.mem = mem = SDRAMController(
-                self.clk_freq, chip=self.sdram_chip, cas_latency=plan.cas_latency,
-                extra_read_latency=phy.read_latency, burst_length=self.sdram_burst)
-            wiring.connect(m, mem.pins, phy.ctrl)
-            mem_ready = mem.init_done
+            m.submodules.mem = mem = SDRAMSystem(
+                self.clk_freq, self.sdram_chip, pads, cas_latency=plan.cas_latency,
+                capture_cycle=plan.capture_cycle, burst_length=self.sdram_burst)
+            mem_ready = mem.ready
             mem_bytes = 1 << (mem.chip.addr_width + 1)
-            sig = mem.bus.signature.flip()
-            m.submodules.sdram_cal = cal = ReadCalibrator(
-                sig.addr_width, sig.data_width, positions=phy.positions,
-                fallback=plan.capture_cycle)
-            m.d.comb += [cal.start.eq(mem.init_done), phy.capture.eq(cal.capture)]
         else:
             m.submodules.mem = mem = SPRAMMemory(32)
             mem_ready = Signal(init=1)
@@ -301,17 +291,13 @@ class BoardTop(Elaboratable):
         inits = []
         words = self.memtest_words or (1 << aw)
         m.submodules.memtest = memtest = MemTest(aw, dw, words)
-        if cal is not None:
-            inits.append(cal)
-            m.d.comb += memtest.start.eq(cal.done)
-        else:
-            m.d.comb += memtest.start.eq(mem_ready)
+        m.d.comb += memtest.start.eq(mem_ready)
         inits.append(memtest)
         if link is not None:
             m.submodules.link = link
             inits.append(link)
-            if cal is not None and "mem_status" in link.signature.members:
-                m.d.comb += link.mem_status.eq(cal.result.as_value())
+            if ecp5 and "mem_status" in link.signature.members:
+                m.d.comb += link.mem_status.eq(mem.cal.as_value())
         for i, f in enumerate(self.extra_initiators):
             c = f(sig)
             m.submodules[f"initiator{i}"] = c
@@ -352,7 +338,7 @@ class BoardTop(Elaboratable):
         passed = memtest.done & (memtest.errors == 0)
         failed = memtest.errors != 0
         if ecp5:
-            leds = [blink, mem_ready, passed, failed, activity, cal.result.ok, 0, clkgen.locked]
+            leds = [blink, mem.init_done, passed, failed, activity, mem.cal.ok, 0, clkgen.locked]
         else:
             leds = [failed, passed | (memtest.busy & blink)]
         for i, v in enumerate(leds):
