@@ -336,7 +336,21 @@ class SDRAMController(wiring.Component):
         rows = Array(Signal(chip.row_bits, name=f"row{i}") for i in range(nbanks))
         bank_open = open_.bit_select(bank, 1)
         row_hit = Signal()
-        m.d.comb += row_hit.eq(bank_open & (rows[bank] == row))
+        # row_eq[i]: "bank i's row register holds the request's row", registered, so the
+        # request → row hit → command decision → timing counters path (the controller's critical
+        # path) starts at a flip-flop.  It is compared when a request is loaded (rows never
+        # change in that cycle: ACTIVE does not take a request) and set for the bank an ACTIVE
+        # opens (with the request's own row, the request staying).
+        row_eq = Array(Signal(name=f"row_eq{i}") for i in range(nbanks))
+        loading = ~req_valid | req_ready
+        nxt = Mux(skid_valid, skid.addr, self.bus.req.payload.addr)
+        nxt_row = nxt[chip.col_bits - lb + chip.bank_bits:]
+        for i in range(nbanks):
+            with m.If(loading):
+                m.d.sync += row_eq[i].eq(rows[i] == nxt_row)
+            with m.Elif(is_cmd("ACTIVE") & (bank == i)):
+                m.d.sync += row_eq[i].eq(1)
+        m.d.comb += row_hit.eq(bank_open & row_eq[bank])
 
         # ---- timing counters ------------------------------------------------------------
         act_wait = [_Counter(m, max(t["RP"], t["RC"], t["RFC"]), f"act_wait{i}")
