@@ -140,9 +140,12 @@ def parse_reports(family: str, build_dir: Path) -> dict:
         }
     fmax = {}
     nets = rep.get("fmax", {})
+    logic = [n for n in nets if "sdram" not in n]
     for net, f in nets.items():
-        # the SoC has one clock domain; nextpnr names its net after some driven cell
-        name = "sync" if len(nets) == 1 else net
+        # the SoC's logic runs in one clock domain (nextpnr names its net after some driven
+        # cell); on the ULX3S the forwarded SDRAM clock (CLKOS, only an ODDR) is the other
+        name = ("sdram_clk" if "sdram" in net else
+                "sync" if len(logic) == 1 else net)
         fmax[name] = {"achieved_mhz": round(f["achieved"], 2),
                       "constraint_mhz": round(f["constraint"], 2),
                       "met": f["achieved"] >= f["constraint"], "net": net}
@@ -171,9 +174,16 @@ class _Stage:
         return _Ctx()
 
 
+#: ecppack options: compressed bitstream, SPI configuration clock 38.8 MHz (default 2.4 MHz);
+#: 38.8 MHz stays below the 50 MHz the ULX3S's flash chips allow for the plain READ (03h)
+#: command the ECP5 uses in its default SPI mode.
+ECPPACK_OPTS = "--compress --freq 38.8"
+
+
 def build(board: str, *, out_root: Path | None = None, build_root: Path | None = None,
           clk_mhz: float | None = None, quiet: bool = False, top_factory=None,
-          memtest_words: int | None = None, link: bool = True, seed: int | None = None) -> dict:
+          memtest_words: int | None = None, link: bool = True, seed: int | None = None,
+          sdram_part: str | None = None, sdram_phase: float | None = None) -> dict:
     """Build ``board``; returns the report (also written to ``bitstreams/BOARD/report.json``).
 
     ``top_factory(board, clk_freq)`` replaces the SoC top (used by the smoke test to build a
@@ -199,6 +209,8 @@ def build(board: str, *, out_root: Path | None = None, build_root: Path | None =
         opts = {}
         if spec.family == "ice40":
             opts["synth_opts"] = "-dsp"
+        else:
+            opts["ecppack_opts"] = ECPPACK_OPTS
         # finish (and report) even when timing fails; the report and exit status say so
         opts["nextpnr_opts"] = "--report top.report.json --timing-allow-fail" + (
             f" --seed {seed}" if seed is not None else "")
@@ -212,8 +224,12 @@ def build(board: str, *, out_root: Path | None = None, build_root: Path | None =
             if top_factory is not None:
                 top = top_factory(board, clk)
             else:
-                top = BoardTop(board, clk_freq=clk, memtest_words=memtest_words,
-                               version_hash=vhash, link=link)
+                try:
+                    top = BoardTop(board, clk_freq=clk, memtest_words=memtest_words,
+                                   version_hash=vhash, link=link, sdram_part=sdram_part,
+                                   sdram_phase=sdram_phase)
+                except ValueError as e:
+                    raise UserError(str(e)) from None
             plan = platform.prepare(top, name="top", **opts)
             if source_files() == srcs:
                 break
@@ -257,6 +273,8 @@ def build(board: str, *, out_root: Path | None = None, build_root: Path | None =
             "host_link": bool(getattr(top, "has_link", False)),
             "host_link_baud": _link_baud(top),
             "version_hash": f"{int(src_hash[:16], 16):016x}",
+            "sdram": _sdram_report(top),
+            "ecppack_opts": ECPPACK_OPTS if spec.family == "ecp5" else None,
         }
         bit = build_dir / bit_name
         report["bitstream_sha256"] = hashlib.sha256(bit.read_bytes()).hexdigest()
@@ -273,6 +291,17 @@ def build(board: str, *, out_root: Path | None = None, build_root: Path | None =
               f"{r['ffs']['used']}, DSPs {r['dsps']['used']}, block RAMs "
               f"{r['block_rams']['used']} → {out_dir / bit_name}", file=sys.stderr)
     return report
+
+
+def _sdram_report(top):
+    plan = getattr(top, "sdram_plan", None)
+    if plan is None:
+        return None
+    from hw.memory.sdram_timing import SUPPORTED_MHZ
+    return {"part": top.sdram_chip.name, "phase_deg": round(plan.phase_deg, 3),
+            "phase_ns": round(plan.shift_ns, 3), "cas_latency": plan.cas_latency,
+            "planned_capture_cycle": plan.capture_cycle, "margin_ns": round(plan.margin_ns, 3),
+            "supported_mhz": list(SUPPORTED_MHZ)}
 
 
 def _link_baud(top):

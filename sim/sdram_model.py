@@ -25,6 +25,14 @@ Checked rules
 * refresh interval: from the end of initialisation, at least ``floor(t / tREFI) - 8`` refreshes
   at every time ``t`` (JEDEC lets a controller postpone up to 8).
 
+Read data timing (for pin-level testbenches, ``sim/sdram_pins.py``): each edge may be given its
+time in ns (``edge(t_ns=...)``); :meth:`SDRAMModel.dq_window` then says when the chip's output for
+an edge is valid at its pins: from ``tAC`` (CAS-latency dependent, the part's maximum) after the
+previous edge to ``tOH`` (the part's minimum) after that edge; in between DQ is changing.
+
+The model's timings are the fitted part's datasheet values (``hw/memory/sdram_parts.py``), given
+as ``chip``; they are independent of the chip the controller was built for.
+
 Use :func:`attach` to run it against an Amaranth simulation of a controller's pins.
 """
 from __future__ import annotations
@@ -89,6 +97,7 @@ class SDRAMModel:
         self.t_lmr = NEG
         self.t_read = NEG
         self.read_data: dict[int, int] = {}   # edge → value the chip drives for that edge
+        self.t_edge: dict[int, float] = {}    # edge → its time (ns), for dq_window
         self.stats = _Stats()
 
     # ---- helpers --------------------------------------------------------------------------
@@ -109,6 +118,7 @@ class SDRAMModel:
         if self.cycle - self.t_lmr < self.chip.tMRD_ck:
             self._fail("tMRD", f"{name} {self.cycle - self.t_lmr} cycles after LOAD MODE "
                                f"REGISTER, needs ≥ {self.chip.tMRD_ck}")
+        self._need(self.t_lmr, self.chip.tMRD, "tMRD", f"{name} after LOAD MODE REGISTER")
         self._need(self.t_ref, self.chip.tRFC, "tRFC", f"{name} after AUTO REFRESH")
 
     def _all_idle(self, name: str):
@@ -119,10 +129,13 @@ class SDRAMModel:
 
     # ---- the clock edge -------------------------------------------------------------------
     def edge(self, *, cke: int = 1, cs_n: int, ras_n: int, cas_n: int, we_n: int, ba: int,
-             a: int, dq: int = 0, dq_oe: int = 0, dqm: int = 0):
-        """Process the pin values the chip samples at the next rising edge."""
+             a: int, dq: int = 0, dq_oe: int = 0, dqm: int = 0, t_ns: float | None = None):
+        """Process the pin values the chip samples at the next rising edge (at ``t_ns``, default
+        ``cycle × tCK``)."""
         self.cycle += 1
-        self.read_data.pop(self.cycle - 1, None)
+        self.t_edge[self.cycle] = self._ns(self.cycle) if t_ns is None else t_ns
+        self.t_edge.pop(self.cycle - 8, None)
+        self.read_data.pop(self.cycle - 8, None)
         if not cke:
             self._fail("CKE", "CKE low (power-down/self refresh not supported by this model)")
         if dq_oe and self.cycle in self.read_data:
@@ -151,6 +164,20 @@ class SDRAMModel:
     def dq_for_edge(self, edge: int) -> int | None:
         """What the chip drives on DQ to be sampled at rising edge ``edge`` (None: high-Z)."""
         return self.read_data.get(edge)
+
+    def dq_window(self, edge: int, t_next_edge: float | None = None):
+        """``(value, t_valid, t_until)``: the chip's output for ``edge`` is stable at its pins from
+        ``t_valid`` (tAC after the previous edge) to ``t_until`` (tOH after ``edge``); ``None``
+        when it drives nothing for that edge.  ``t_next_edge`` is the time of ``edge`` when the
+        model has not reached it yet."""
+        value = self.read_data.get(edge)
+        if value is None:
+            return None
+        t_edge = self.t_edge.get(edge, t_next_edge)
+        t_prev = self.t_edge.get(edge - 1, t_edge - self.tck if t_edge is not None else None)
+        if t_prev is None or t_edge is None:
+            return None
+        return (value, t_prev + self.chip.tAC(self.cas_latency), t_edge + self.chip.tOH)
 
     # ---- commands -------------------------------------------------------------------------
     def _cmd_precharge(self, ba, a, dq, dqm):

@@ -5,7 +5,7 @@ board memories: frames go in and out at the UART line level (Amaranth simulator)
 * ULX3S memory: the SDRAM controller in burst-2 mode (32-bit words) on the timing-checking
   SDRAM model.
 WRITE then READ of random bytes at a random address must return the bytes; INFO must describe
-the board memory."""
+the board memory; STATUS must carry the memory status (the SDRAM read calibration) to the host."""
 import random
 
 import pytest
@@ -13,13 +13,16 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
-from host.runtime.protocol import Deframer, DeviceInfo, Reply, Status, frame, req_info, req_read, req_write
+from host.runtime.protocol import (Deframer, DeviceInfo, Reply, Status, frame, parse_status,
+                                   req_info, req_read, req_status, req_write)
 from hw.memory.sdram import SDRAMController
 from hw.memory.spram import SPRAMMemory
 from hw.soc.top import BoardLink
 from sim.sdram_model import SDRAMModel, attach
 
 DIV = 4
+#: a calibration result: position 2 in use, positions 1 and 2 passed, ok, done
+MEM_STATUS = 2 | (0b0110 << 4) | (1 << 12) | (1 << 13)
 
 
 def line_bytes(data: bytes):
@@ -56,10 +59,12 @@ def run_link(memory: str, seed: int):
 
     addr = rng.randrange(0, mem_bytes // 4 - 64) * 4
     payload = bytes(rng.getrandbits(8) for _ in range(rng.randrange(4, 96, 4)))
-    requests = [req_write(1, addr, payload), req_read(2, addr, len(payload)), req_info(3)]
+    requests = [req_write(1, addr, payload), req_read(2, addr, len(payload)), req_info(3),
+                req_status(4)]
     replies = []
 
     async def host(ctx):
+        ctx.set(link.mem_status, MEM_STATUS)
         if ready is not None:
             await ctx.tick().until(ready)
         deframer = Deframer()
@@ -97,11 +102,13 @@ def run_link(memory: str, seed: int):
 @pytest.mark.parametrize("memory,seed", [("spram", 1), ("sdram", 2)])
 def test_link_write_read_info(memory, seed):
     replies, addr, payload, mem_bytes = run_link(memory, seed)
-    assert len(replies) == 3, replies
-    w, r, i = replies
+    assert len(replies) == 4, replies
+    w, r, i, st = replies
     assert (w.tag, w.status) == (1, Status.OK)
     assert (r.tag, r.status) == (2, Status.OK)
     assert r.payload == payload
     info = DeviceInfo.unpack(i.payload)
     assert info.board == memory and info.mem_bytes == mem_bytes and info.word_bytes == 4
     assert info.version_hash == 0x1234
+    cal = parse_status(st.payload, info.n_perf)["sdram_cal"]
+    assert cal == {"done": True, "ok": True, "position": 2, "passed": [1, 2]}

@@ -7,7 +7,8 @@ from host.errors import UserError
 def _target_arg(p):
     p.add_argument("--target", default="sim", metavar="sim|serial:PORT",
                    help="the Verilated SoC (sim, default) or a board on a serial port "
-                        "(serial:/dev/ttyUSB0, optionally @BAUD)")
+                        "(serial:/dev/ttyUSB0; the baud rate is found by trying each board's "
+                        "default, or give @BAUD or @BOARD)")
     p.add_argument("--timeout", type=float, default=None,
                    help="seconds to wait for each reply (default: 1 on serial, 20 in sim)")
     p.add_argument("--retries", type=int, default=3, help="resends of a failed frame")
@@ -55,6 +56,13 @@ def cmd_info(args) -> int:
           f"{', done' if st['done'] else ''}, error {st['engine_error']}")
     print(f"frames         {st['frames_ok']} ok, {st['frames_bad']} refused, "
           f"{st['rx_errors']} UART errors")
+    cal = st["sdram_cal"]
+    if cal["done"]:
+        window = ", ".join(map(str, cal["passed"])) or "none"
+        print(f"sdram capture  cycle {cal['position']} (passing: {window}; boot calibration "
+              f"{'ok' if cal['ok'] else 'FAILED, no cycle read the pattern back'})")
+    elif i.board.startswith("ulx3s"):
+        print("sdram capture  not calibrated yet")
     return 0
 
 

@@ -1,7 +1,7 @@
 """Host driver: one Python API over the blockfuse link, on a real board or the simulated one.
 
     from host.runtime.driver import Device
-    with Device.open("sim") as dev:                   # or "serial:/dev/ttyUSB0[@3000000]"
+    with Device.open("sim") as dev:                   # or "serial:/dev/ttyUSB0[@BAUD|@BOARD]"
         print(dev.info())
         dev.write(0x100, data)                        # any length: split into frames
         assert dev.read(0x100, len(data)) == data
@@ -11,6 +11,11 @@
 Both transports carry exactly the same bytes (``host/runtime/protocol.py``): ``serial:PORT`` goes
 through pyserial; ``sim`` starts the Verilated link SoC (``sim/link_sim.py``) whose real UART
 receives and sends them.
+
+Baud rate: ``serial:PORT@BAUD`` opens the port at BAUD, ``serial:PORT@BOARD`` at the baud rate of
+that board's default bitstream (:data:`BOARD_BAUDS`: ULX3S 3 Mbaud on its FT231X, iCEBreaker
+6 Mbaud on the FT2232H's second port, B), and a bare ``serial:PORT`` tries each board's rate in
+turn until INFO answers (the INFO record then names the board and its exact rate).
 
 Robustness: every request carries a tag and is resent when its reply does not come within
 ``timeout`` seconds or comes back damaged (bad CRC at either end); after ``retries`` resends the
@@ -49,21 +54,55 @@ RETRYABLE = {P.Status.BAD_FRAME, P.Status.BAD_CRC, P.Status.TOO_LONG}
 
 # ---------------------------------------------------------------- transports
 
+def board_bauds() -> dict:
+    """Link baud rate of each board's default bitstream, by board family (``ulx3s``,
+    ``icebreaker``), from the board table the bitstreams are built from."""
+    from hw.soc.top import BOARDS, pick_baud
+    out = {}
+    for spec in BOARDS.values():
+        out.setdefault(spec.name.split("-")[0], pick_baud(spec.clk_hz, spec.baud))
+    return out
+
+
+#: ``{"ulx3s": 3000000, "icebreaker": 6000000}``
+BOARD_BAUDS = board_bauds()
+
+
+def parse_serial_spec(spec: str) -> tuple[str, list[int]]:
+    """``PORT[@BAUD|@BOARD]`` → (port, baud rates to try in order)."""
+    port, _, suffix = spec.partition("@")
+    if not port:
+        raise DeviceError("serial target needs a port, e.g. serial:/dev/ttyUSB0")
+    if not suffix:
+        return port, list(dict.fromkeys(BOARD_BAUDS.values()))
+    family = suffix.split("-")[0]
+    if family in BOARD_BAUDS:
+        return port, [BOARD_BAUDS[family]]
+    try:
+        baud = int(suffix)
+    except ValueError:
+        raise DeviceError(f"serial:{spec}: after @ give a baud rate or a board "
+                          f"({', '.join(BOARD_BAUDS)})") from None
+    if baud <= 0:
+        raise DeviceError(f"serial:{spec}: baud rate must be positive")
+    return port, [baud]
+
+
 class SerialTransport:
-    """``serial:PORT`` or ``serial:PORT@BAUD`` (default 3 Mbaud, the ULX3S's FT231X)."""
+    """``serial:PORT`` at one baud rate (``PORT@BAUD``; a bare ``PORT`` opens at the first of
+    :func:`parse_serial_spec`'s rates, :meth:`Device.open` tries the others)."""
 
     default_timeout = 1.0
 
     def __init__(self, spec: str):
-        port, _, baud = spec.partition("@")
-        if not port:
-            raise DeviceError("serial target needs a port, e.g. serial:/dev/ttyUSB0")
+        port, bauds = parse_serial_spec(spec)
+        self.baud = bauds[0]
         try:
             import serial
         except ImportError:
             raise DeviceError("pyserial is not installed") from None
         try:
-            self.ser = serial.Serial(port, int(baud or 3_000_000), timeout=0.01)
+            self.ser = serial.Serial(port, self.baud, timeout=0.01)
         except (serial.SerialException, OSError, ValueError) as e:
             raise DeviceError(f"cannot open serial port {port}: "
                               f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
@@ -163,7 +202,28 @@ class Device:
     @classmethod
     def open(cls, target: str, **kw) -> "Device":
         tkw = {k: kw.pop(k) for k in ("config", "stop_after") if k in kw}
+        if target.startswith("serial:"):
+            port, bauds = parse_serial_spec(target[len("serial:"):])
+            if len(bauds) > 1:
+                return cls._probe(port, bauds, **kw)
         return cls(open_transport(target, **tkw), **kw)
+
+    @classmethod
+    def _probe(cls, port: str, bauds: list[int], **kw) -> "Device":
+        """Open ``port`` at each rate in turn until INFO answers (one short try per rate)."""
+        probe_timeout = min(kw.get("timeout") or 0.3, 0.3)
+        for baud in bauds:
+            dev = cls(SerialTransport(f"{port}@{baud}"), timeout=probe_timeout, retries=1)
+            try:
+                dev.info()
+            except DeviceError:
+                dev.close()
+                continue
+            dev.close()
+            return cls(SerialTransport(f"{port}@{baud}"), **kw)
+        raise NoReply(f"no reply from serial:{port} at {' or '.join(f'{b:,}' for b in bauds)} "
+                      f"baud (the boards' defaults): is the device connected, powered and "
+                      f"running blockfuse gateware? (serial:{port}@BAUD for another rate)")
 
     def close(self):
         self.t.close()

@@ -64,6 +64,10 @@ STATUS_FIELDS = ("flags", "uptime_lo", "uptime_hi", "engine_cycles", "frames_ok"
 #: Bits of the STATUS ``flags`` word.
 FLAG_BUSY, FLAG_DONE = 1 << 0, 1 << 1
 #: bits 8..15 of ``flags``: the engine's error code (0 = none).
+#: bits 16..31 of ``flags``: the memory's status (``mem_status``), on the ULX3S the SDRAM read
+#: calibration (``hw.memory.sdram_cal.cal_result_layout``): bits 16..19 capture position in use,
+#: bits 20..27 one bit per position that read the pattern back, bit 28 ``ok``, bit 29 ``done``.
+MEM_STATUS_SHIFT = 16
 
 BOARD_NAME_LEN = 16
 
@@ -386,5 +390,8 @@ def parse_status(payload: bytes, n_perf: int) -> dict:
     d["busy"] = bool(d["flags"] & FLAG_BUSY)
     d["done"] = bool(d["flags"] & FLAG_DONE)
     d["engine_error"] = (d["flags"] >> 8) & 0xFF
+    mem = d["flags"] >> MEM_STATUS_SHIFT
+    d["sdram_cal"] = {"done": bool(mem >> 13 & 1), "ok": bool(mem >> 12 & 1),
+                      "position": mem & 0xF, "passed": [p for p in range(8) if mem >> (4 + p) & 1]}
     d["perf"] = list(words[len(STATUS_FIELDS):])
     return d

@@ -17,6 +17,8 @@ Semantics are those of ``host.runtime.protocol.DeviceModel`` (the tests run it b
 
 The engine plugs into ``engine`` (:class:`EngineControlSignature`): a ``start`` stream carrying
 the program address, and ``busy``, ``done``, ``error`` and ``perf`` counters coming back.
+``mem_status`` (16 bits, e.g. the SDRAM read calibration result) is sent as bits 16…31 of the
+STATUS ``flags`` word.
 """
 from amaranth.hdl import *
 from amaranth.lib import data, stream, wiring
@@ -76,6 +78,7 @@ class CommandProcessor(wiring.Component):
             "mem": Out(MemPortSignature(self.addr_width, 8 * wb)),
             "engine": Out(EngineControlSignature(info.n_perf)),
             "rx_error": In(1),
+            "mem_status": In(16),
             "idle": Out(1),
         })
 
@@ -182,7 +185,8 @@ class CommandProcessor(wiring.Component):
         m.submodules.rom = rom = Memory(shape=8, depth=len(info_bytes), init=list(info_bytes))
         rom_rd = rom.read_port(domain="comb")
         status_words = Array([
-            Cat(self.engine.busy, self.engine.done, C(0, 6), self.engine.error, C(0, 16)),
+            Cat(self.engine.busy, self.engine.done, C(0, 6), self.engine.error,
+                self.mem_status),
             uptime_snap[:32], uptime_snap[32:], engine_cycles, frames_ok, frames_bad, rx_errors,
             *[self.engine.perf[i] for i in range(info.n_perf)],
         ])

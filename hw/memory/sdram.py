@@ -65,6 +65,16 @@ class SDRAMChip:
     tREF_ms: float          # every row refreshed within this time
     refresh_rows: int       # AUTO REFRESH commands per tREF
     init_us: float          # power-up wait before the first command (µs)
+    tAC_cl2: float = 0.0    # access time from CLK (max) at CAS latency 2: read data valid after
+    tAC_cl3: float = 0.0    # ... at CAS latency 3
+    tOH: float = 0.0        # output data hold after the next CLK edge (min)
+    tIS: float = 1.5        # address/command/data input setup before CLK
+    tIH: float = 0.8        # address/command/data input hold after CLK
+    tMRD: float = 0.0       # LOAD MODE REGISTER → any command (ns; some parts give ns, not cycles)
+
+    def tAC(self, cas_latency: int) -> float:
+        """Access time from CLK (ns) at ``cas_latency``."""
+        return self.tAC_cl2 if cas_latency == 2 else self.tAC_cl3
 
     @property
     def addr_width(self) -> int:
@@ -77,11 +87,13 @@ class SDRAMChip:
         return self.tREF_ms * 1e6 / self.refresh_rows
 
 
-#: Micron MT48LC16M16A2-6A (4 M × 16 × 4 banks, 32 MB), the ULX3S's SDRAM class.
+#: Micron MT48LC16M16A2-6A (4 M × 16 × 4 banks, 32 MB), one of the ULX3S's SDRAMs; the other
+#: fitted parts and their worst case are in :mod:`hw.memory.sdram_parts`.
 MT48LC16M16A2_6A = SDRAMChip(
     name="MT48LC16M16A2-6A", bank_bits=2, row_bits=13, col_bits=9, dq_bits=16,
-    tCK_cl2=7.5, tCK_cl3=6.0, tRCD=18, tRP=18, tRAS=42, tRAS_max=120_000, tRC=60, tRFC=60,
-    tWR=12, tRRD=12, tMRD_ck=2, tREF_ms=64, refresh_rows=8192, init_us=100)
+    tCK_cl2=10.0, tCK_cl3=6.0, tRCD=18, tRP=18, tRAS=42, tRAS_max=120_000, tRC=60, tRFC=60,
+    tWR=12, tRRD=12, tMRD_ck=2, tREF_ms=64, refresh_rows=8192, init_us=100,
+    tAC_cl2=7.5, tAC_cl3=5.4, tOH=3.0, tIS=1.5, tIH=0.8)
 
 
 def sdram_cycles(t_ns: float, clk_freq: float) -> int:
@@ -213,7 +225,8 @@ class SDRAMController(wiring.Component):
         c = lambda t: sdram_cycles(t, clk_freq)  # noqa: E731
         self.t = dict(
             RCD=c(chip.tRCD), RP=c(chip.tRP), RAS=c(chip.tRAS), RC=c(chip.tRC),
-            RFC=c(chip.tRFC), WR=c(chip.tWR), RRD=c(chip.tRRD), MRD=chip.tMRD_ck,
+            RFC=c(chip.tRFC), WR=c(chip.tWR), RRD=c(chip.tRRD),
+            MRD=max(chip.tMRD_ck, c(chip.tMRD) if chip.tMRD else 1),
             INIT=math.ceil(init_wait_us * 1e-6 * clk_freq),
             # Issue refreshes a little more often than required (margin for closing rows).
             REFI=int(chip.tREFI * 1e-9 * clk_freq) - 32,
@@ -323,7 +336,21 @@ class SDRAMController(wiring.Component):
         rows = Array(Signal(chip.row_bits, name=f"row{i}") for i in range(nbanks))
         bank_open = open_.bit_select(bank, 1)
         row_hit = Signal()
-        m.d.comb += row_hit.eq(bank_open & (rows[bank] == row))
+        # row_eq[i]: "bank i's row register holds the request's row", registered, so the
+        # request → row hit → command decision → timing counters path (the controller's critical
+        # path) starts at a flip-flop.  It is compared when a request is loaded (rows never
+        # change in that cycle: ACTIVE does not take a request) and set for the bank an ACTIVE
+        # opens (with the request's own row, the request staying).
+        row_eq = Array(Signal(name=f"row_eq{i}") for i in range(nbanks))
+        loading = ~req_valid | req_ready
+        nxt = Mux(skid_valid, skid.addr, self.bus.req.payload.addr)
+        nxt_row = nxt[chip.col_bits - lb + chip.bank_bits:]
+        for i in range(nbanks):
+            with m.If(loading):
+                m.d.sync += row_eq[i].eq(rows[i] == nxt_row)
+            with m.Elif(is_cmd("ACTIVE") & (bank == i)):
+                m.d.sync += row_eq[i].eq(1)
+        m.d.comb += row_hit.eq(bank_open & row_eq[bank])
 
         # ---- timing counters ------------------------------------------------------------
         act_wait = [_Counter(m, max(t["RP"], t["RC"], t["RFC"]), f"act_wait{i}")
@@ -410,7 +437,13 @@ class SDRAMController(wiring.Component):
         # read credits: FIFO entries not yet promised to a READ in flight (a register, so the
         # FSM's decision needs no adder)
         credits = Signal(range(self.fifo_depth + 1), init=self.fifo_depth)
-        m.d.sync += credits.eq(credits - is_rd + (self.bus.resp.valid & self.bus.resp.ready))
+        # both sums are ready before the FSM decides; the decision only selects one (keeps the
+        # adder's carry chain off the request → decision path, the ULX3S SoC's critical path)
+        taken = self.bus.resp.valid & self.bus.resp.ready
+        credits_rd = Signal.like(credits)
+        credits_no_rd = Signal.like(credits)
+        m.d.comb += [credits_rd.eq(credits - 1 + taken), credits_no_rd.eq(credits + taken)]
+        m.d.sync += credits.eq(Mux(is_rd, credits_rd, credits_no_rd))
         room = credits != 0
 
         refi = Signal(range(t["REFI"] + 1), init=t["REFI"])

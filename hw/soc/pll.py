@@ -5,6 +5,12 @@ PFD 10-133 MHz, VCO 533-1066 MHz) for the output closest to the request, preferr
 frequency.  :class:`ECP5ClockGen` / :class:`ICE40ClockGen` create the ``sync`` domain from the
 board oscillator, held in reset until the PLL locks and for a few cycles after.  The domain
 itself (a ``ClockDomain`` given to the constructor) is defined by the top-level.
+
+:class:`ECP5ClockGen` can also drive a second domain at the same frequency from the PLL's CLKOS
+output, shifted by a static phase (the ULX3S SDRAM clock).  The phase is set as ecppll (Project
+Trellis) sets it: ``CLKOS_CPHASE`` whole VCO cycles and ``CLKOS_FPHASE`` eighths of one beyond
+``CLKOP``'s, so the shift is ``(ΔCPHASE + FPHASE / 8) / f_VCO`` (:meth:`ECP5PLL.phase`);
+``tests/test_pll.py`` checks the settings against ``ecppll``'s own.
 """
 from __future__ import annotations
 
@@ -23,6 +29,27 @@ class ECP5PLL:
     clkop_div: int
     f_out: float
 
+    @property
+    def f_vco(self) -> float:
+        return self.f_out * self.clkop_div
+
+    @property
+    def phase_step_deg(self) -> float:
+        """Resolution of a CLKOS phase at the CLKOP frequency: 1/8 VCO cycle."""
+        return 360.0 / (8 * self.clkop_div)
+
+    def phase_settings(self, phase_deg: float) -> tuple[int, int]:
+        """``(CLKOS_CPHASE, CLKOS_FPHASE)`` for a CLKOS at the CLKOP frequency that lags CLKOP by
+        ``phase_deg`` (rounded down to a multiple of :attr:`phase_step_deg`, as ecppll does)."""
+        if not 0 <= phase_deg < 360:
+            raise ValueError(f"PLL phase must be in [0, 360) degrees, not {phase_deg}")
+        eighths = int(phase_deg / self.phase_step_deg + 1e-6)
+        return self.clkop_div - 1 + eighths // 8, eighths % 8
+
+    def phase(self, cphase: int, fphase: int) -> float:
+        """Delay (ns) of CLKOS behind CLKOP for these settings: the PLL's phase model."""
+        return ((cphase - (self.clkop_div - 1)) + fphase / 8) / self.f_vco * 1e9
+
 
 def ecp5_pll_params(f_in: float, f_out: float) -> ECP5PLL:
     best = None
@@ -36,10 +63,11 @@ def ecp5_pll_params(f_in: float, f_out: float) -> ECP5PLL:
                 vco = f * clkop_div
                 if not 400e6 <= vco <= 800e6:
                     continue
-                err = abs(f - f_out)
-                if best is None or err < best[0] - 1:
-                    best = (err, ECP5PLL(clki_div, clkfb_div, clkop_div, f))
-                break
+                # closest output first, then the VCO nearest the middle of its range (as
+                # ecppll chooses: finer phase steps than at 400 MHz)
+                key = (round(abs(f - f_out)), abs(vco - 600e6))
+                if best is None or key < best[0]:
+                    best = (key, ECP5PLL(clki_div, clkfb_div, clkop_div, f))
     if best is None:
         raise ValueError(f"no ECP5 PLL setting for {f_out / 1e6} MHz")
     return best[1]
@@ -78,14 +106,21 @@ def ice40_pll_params(f_in: float, f_out: float) -> ICE40PLL:
 
 class ECP5ClockGen(Elaboratable):
     """Drives ``cd`` at ``f_out`` from an ECP5 input clock (``clk_in``, e.g. the ULX3S's 25 MHz
-    oscillator) through EHXPLLL, with a reset held until lock."""
+    oscillator) through EHXPLLL, with a reset held until lock.  With ``shifted_cd``, CLKOS drives
+    that domain at the same frequency, ``shift_deg`` behind ``cd`` (no reset: a clock to
+    forward, not to run logic on)."""
 
-    def __init__(self, clk_in, f_in: float, f_out: float, cd: ClockDomain):
+    def __init__(self, clk_in, f_in: float, f_out: float, cd: ClockDomain, *,
+                 shifted_cd: ClockDomain | None = None, shift_deg: float = 0.0):
         self.cd = cd
         self.clk_in = clk_in
         self.f_in = f_in
         self.params = ecp5_pll_params(f_in, f_out)
         self.f_out = self.params.f_out
+        self.shifted_cd = shifted_cd
+        self.shift = self.params.phase_settings(shift_deg)
+        #: the shift the settings give (ns), from the phase model
+        self.shift_ns = self.params.phase(*self.shift)
         self.locked = Signal()
 
     def elaborate(self, platform):
@@ -93,8 +128,16 @@ class ECP5ClockGen(Elaboratable):
         p = self.params
         cd_sync = self.cd
         clk = Signal()
+        shifted = {}
+        if self.shifted_cd is not None:
+            clkos = Signal()
+            shifted = dict(a_FREQUENCY_PIN_CLKOS=f"{self.f_out / 1e6:g}",
+                           p_CLKOS_ENABLE="ENABLED", p_CLKOS_DIV=p.clkop_div,
+                           p_CLKOS_CPHASE=self.shift[0], p_CLKOS_FPHASE=self.shift[1],
+                           p_OUTDIVIDER_MUXB="DIVB", i_ENCLKOS=0, o_CLKOS=clkos)
+            m.d.comb += self.shifted_cd.clk.eq(clkos)
         m.submodules.pll = Instance(
-            "EHXPLLL",
+            "EHXPLLL", **shifted,
             a_FREQUENCY_PIN_CLKI=f"{self.f_in / 1e6:g}",
             a_FREQUENCY_PIN_CLKOP=f"{self.f_out / 1e6:g}",
             a_ICP_CURRENT="12", a_LPF_RESISTOR="8",

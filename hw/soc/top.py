@@ -5,18 +5,25 @@
 * **clock/reset** — ULX3S: 25 MHz oscillator → EHXPLLL → ``sync`` (100 MHz by default);
   iCEBreaker: 12 MHz → SB_PLL40_PAD → ``sync`` (42 MHz by default, see ``BOARDS``).
   Reset held until lock.
-* **memory** — ULX3S: :class:`hw.memory.sdram.SDRAMController` (32 MB, 16-bit words, 24-bit word
-  addresses) behind ECP5 I/O registers, SDRAM clock = inverted system clock from an ODDR;
-  (bursts of 2: 32-bit words, 23-bit word addresses); iCEBreaker: :class:`hw.memory.spram.SPRAMMemory`
-  (128 KB as 32 K × 32-bit words).
+* **memory** — ULX3S: :class:`hw.memory.sdram_system.SDRAMSystem`: the SDRAM controller (32 MB,
+  bursts of 2: 32-bit words, 23-bit word addresses) with the worst-case timings of every fitted
+  SDRAM part (``hw/memory/sdram_parts.py``, or one part: ``sdram_part``), the PHY (ECP5 I/O
+  registers; SDRAM clock from the PLL's CLKOS at the phase ``hw/memory/sdram_timing.py`` plans
+  for the clock, or ``sdram_phase``) and the boot read calibration, whose result the host reads
+  in STATUS.  Clocks outside ``sdram_timing.SUPPORTED_MHZ`` are refused.
+  iCEBreaker: :class:`hw.memory.spram.SPRAMMemory` (128 KB as 32 K × 32-bit words).
 * **initiators** on a :class:`hw.memory.memarb.MemPortArbiter`: port 0 = power-up self-test
-  (:class:`hw.memory.memtest.MemTest`, runs once over the memory then hands it over); port 1 = the host
-  link (:class:`BoardLink`: UART + the link core of ``hw/soc/link_soc.py``; ``link_factory``
-  replaces it); further ports (``extra_initiators``) are where the engine's memory traffic
-  plugs in, and ``BoardLink(engine=…)`` is where its control port plugs in.
+  (:class:`hw.memory.memtest.MemTest`, starts when the memory is ready — on the ULX3S after the
+  read calibration — runs once over the memory then hands it over); then the host link (:class:`BoardLink`: UART + the link core
+  of ``hw/soc/link_soc.py``; ``link_factory`` replaces it); further ports (``extra_initiators``)
+  are where the engine's memory traffic plugs in, and ``BoardLink(engine=…)`` is where its
+  control port plugs in.
+* **pins** — only as the boards' schematics allow (``hw/soc/board_pins.py``, checked at
+  elaboration): ULX3S ``uart_tx_enable`` (L3, the FT231X's TXDEN output) is left alone, the
+  UART RX pin has a pull-up, ESP32 GPIO0 (L2) is held high.
 * **LEDs** — ULX3S: 0 heartbeat, 1 memory initialised, 2 self-test passed, 3 self-test failed,
-  4 link activity, 7 PLL locked.  iCEBreaker: green = self-test passed (blinks while running),
-  red = self-test failed.
+  4 link activity, 5 SDRAM read calibration found a window, 7 PLL locked.  iCEBreaker: green =
+  self-test passed (blinks while running), red = self-test failed.
 """
 from __future__ import annotations
 
@@ -28,6 +35,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.memory.memarb import MemPortArbiter
 from hw.memory.memtest import MemTest
+from hw.soc.board_pins import PinUses, check_pins
 from hw.soc.pll import ECP5ClockGen, ICE40ClockGen
 from hw.memory.sdram import SDRAMController
 from hw.memory.spram import SPRAMMemory
@@ -76,11 +84,24 @@ def pick_baud(clk_freq: float, max_baud: int) -> int:
 
 
 def make_platform(board: str):
-    """An amaranth_boards platform instance for ``board``."""
+    """An amaranth_boards platform instance for ``board``; on the ULX3S with a pull-up on the
+    UART RX pin (amaranth_boards leaves it floating while the FT231X is unpowered)."""
     import importlib
+    from amaranth.build import Attrs, Pins, Resource, Subsignal
     spec = BOARDS[board]
     mod = importlib.import_module(f"amaranth_boards.{spec.module}")
-    return getattr(mod, spec.platform)()
+    cls = getattr(mod, spec.platform)
+    if spec.family != "ecp5":
+        return cls()
+    uart = Resource("uart", 0,
+                    Subsignal("rx", Pins("M1", dir="i"), Attrs(PULLMODE="UP")),
+                    Subsignal("tx", Pins("L4", dir="o")),
+                    Subsignal("rts", Pins("M3", dir="o")),
+                    Subsignal("dtr", Pins("N1", dir="o")),
+                    Attrs(IO_TYPE="LVCMOS33"))
+    platform = type(cls.__name__, (cls,), {
+        "resources": [r for r in cls.resources if r.name != "uart"] + [uart]})
+    return platform()
 
 
 class BoardLink(wiring.Component):
@@ -92,7 +113,7 @@ class BoardLink(wiring.Component):
     (default :class:`hw.soc.link_soc.EngineStub`; **the engine's controller plugs in here**).
 
     Ports: ``bus: Out(mem_signature)``, ``rx: In(1)``, ``tx: Out(1)``, ``activity: Out(1)``
-    (a frame or byte is in flight).  INFO reports ``board``, the clock, the actual baud rate,
+    (a frame or byte is in flight), ``mem_status: In(16)`` (STATUS ``flags`` bits 16…31).  INFO reports ``board``, the clock, the actual baud rate,
     ``mem_bytes`` and the word size of ``mem_signature``, and ``version_hash``.
     """
 
@@ -112,7 +133,7 @@ class BoardLink(wiring.Component):
         self.cp = CommandProcessor(self.info, mem_signature.addr_width)
         self.engine = engine if engine is not None else EngineStub(n_perf)
         super().__init__({"bus": Out(mem_signature), "rx": In(1, init=1), "tx": Out(1, init=1),
-                          "activity": Out(1)})
+                          "activity": Out(1), "mem_status": In(16)})
 
     def elaborate(self, platform):
         from hw.link.framing import COBSDecoder, COBSEncoder, CRCAppender, decoded_layout, \
@@ -149,6 +170,7 @@ class BoardLink(wiring.Component):
                 & ~crc.o.valid & s_crc.empty & enc.idle & txf.empty & utx.idle)
         m.d.comb += [
             cp.rx_error.eq(urx.overrun | urx.frame_error),
+            cp.mem_status.eq(self.mem_status),
             self.activity.eq(~idle),
         ]
         return m
@@ -176,21 +198,34 @@ class BoardTop(Elaboratable):
     make; see :attr:`clk_freq` after construction).  ``link_factory`` replaces the host link
     (``None`` result → no link, UART TX idles high).  ``extra_initiators`` is a list of callables
     ``f(mem_signature) -> component with a 'bus' initiator`` (the engine controller's hook).
-    ``memtest_words`` limits the self-test (default: the whole memory).
+    ``memtest_words`` limits the self-test (default: the whole memory).  ULX3S only:
+    ``sdram_part`` builds the controller for one part of ``hw.memory.sdram_parts.PARTS``
+    (default: the worst case of all), ``sdram_phase`` overrides the planned SDRAM clock phase
+    (degrees behind the system clock).  Bad values raise ``ValueError`` with one line.
     """
 
     def __init__(self, board: str, *, clk_freq: float | None = None, link_factory=None,
                  link: bool = True,
                  extra_initiators=(), memtest_words: int | None = None,
-                 version_hash: int = 0, sdram_burst: int = 2):
+                 version_hash: int = 0, sdram_burst: int = 2, sdram_part: str | None = None,
+                 sdram_phase: float | None = None):
         if board not in BOARDS:
             raise ValueError(f"unknown board {board!r}")
         self.spec = BOARDS[board]
         want = clk_freq or self.spec.clk_hz
+        self.sdram_plan = None
         if self.spec.family == "ecp5":
+            from hw.memory.sdram_parts import part
+            from hw.memory.sdram_timing import check_clock, plan
             from hw.soc.pll import ecp5_pll_params
             self.clk_freq = ecp5_pll_params(self.spec.osc_hz, want).f_out
+            check_clock(self.clk_freq)
+            self.sdram_chip = part(sdram_part)
+            self.sdram_plan = plan(self.clk_freq, self.sdram_chip, phase_deg=sdram_phase)
         else:
+            if sdram_part is not None or sdram_phase is not None:
+                raise ValueError(f"{board} has no SDRAM (--sdram and --sdram-phase are for "
+                                 f"the ULX3S)")
             from hw.soc.pll import ice40_pll_params
             self.clk_freq = ice40_pll_params(self.spec.osc_hz, want).f_out
         self.link_factory = link_factory or default_link_factory
@@ -201,6 +236,14 @@ class BoardTop(Elaboratable):
         self.version_hash = version_hash
         self.sdram_burst = sdram_burst
         self.has_link = None        # set at elaboration
+        self.pins = PinUses()       # every pin used, checked against the schematic table
+
+    def _request(self, platform, name, number=0, **uses):
+        """``platform.request(name, number, dir="-")``, recording how each subsignal is used
+        (``uses``: subsignal → "i"/"o"/"io"; ``_`` for a resource without subsignals)."""
+        for sub, direction in uses.items():
+            self.pins.use(name, number, None if sub == "_" else sub, direction)
+        return platform.request(name, number, dir="-")
 
     def elaborate(self, platform):
         m = Module()
@@ -210,21 +253,28 @@ class BoardTop(Elaboratable):
         # ---- clock and reset --------------------------------------------------------------
         m.domains.sync = cd_sync = ClockDomain("sync")
         if ecp5:
-            osc = platform.request("clk25", dir="-")
+            osc = self._request(platform, "clk25", _="i")
             m.submodules.osc_buf = osc_buf = io.Buffer("i", osc)
-            m.submodules.clkgen = clkgen = ECP5ClockGen(osc_buf.i, spec.osc_hz, self.clk_freq,
-                                                        cd_sync)
+            # the SDRAM clock: CLKOS, the planned phase behind the system clock
+            m.domains.sdram = cd_sdram = ClockDomain("sdram", reset_less=True)
+            m.submodules.clkgen = clkgen = ECP5ClockGen(
+                osc_buf.i, spec.osc_hz, self.clk_freq, cd_sync, shifted_cd=cd_sdram,
+                shift_deg=self.sdram_plan.phase_deg)
         else:
-            osc = platform.request("clk12", dir="-")
+            osc = self._request(platform, "clk12", _="i")
             m.submodules.clkgen = clkgen = ICE40ClockGen(osc.io, spec.osc_hz, self.clk_freq,
                                                          cd_sync)
 
         # ---- memory -----------------------------------------------------------------------
         if ecp5:
-            m.submodules.mem = mem = SDRAMController(self.clk_freq, extra_read_latency=2,
-                                                     burst_length=self.sdram_burst)
-            self._sdram_pins(m, platform, mem)
-            mem_ready = mem.init_done
+            from hw.memory.sdram_system import SDRAMSystem
+            plan = self.sdram_plan
+            pads = self._request(platform, "sdram", **{s: "o" for s in (
+                "clk", "clk_en", "cs", "we", "cas", "ras", "dqm", "ba", "a")}, dq="io")
+            m.submodules.mem = mem = SDRAMSystem(
+                self.clk_freq, self.sdram_chip, pads, cas_latency=plan.cas_latency,
+                capture_cycle=plan.capture_cycle, burst_length=self.sdram_burst)
+            mem_ready = mem.ready
             mem_bytes = 1 << (mem.chip.addr_width + 1)
         else:
             m.submodules.mem = mem = SPRAMMemory(32)
@@ -234,7 +284,7 @@ class BoardTop(Elaboratable):
         aw, dw = sig.addr_width, sig.data_width
 
         # ---- initiators -------------------------------------------------------------------
-        uart = platform.request("uart", 0, dir="-")
+        uart = self._request(platform, "uart", 0, tx="o", rx="i")
         link = self.link_factory(board=spec, clk_freq=self.clk_freq, mem_signature=sig,
                                  mem_bytes=mem_bytes, version_hash=self.version_hash)
         self.has_link = link is not None
@@ -246,6 +296,8 @@ class BoardTop(Elaboratable):
         if link is not None:
             m.submodules.link = link
             inits.append(link)
+            if ecp5 and "mem_status" in link.signature.members:
+                m.d.comb += link.mem_status.eq(mem.cal.as_value())
         for i, f in enumerate(self.extra_initiators):
             c = f(sig)
             m.submodules[f"initiator{i}"] = c
@@ -273,9 +325,11 @@ class BoardTop(Elaboratable):
         else:
             m.d.comb += tx_buf.o.eq(1)
         if ecp5:
-            m.submodules.uart_txen = txen = io.Buffer("o", platform.request("uart_tx_enable", 0,
-                                                                             dir="-"))
-            m.d.comb += txen.o.eq(1)
+            # L3 (uart_tx_enable) is the FT231X's TXDEN output: not requested, never driven.
+            # ESP32 GPIO0 held high: the ESP32 boots from its flash, never into its loader.
+            esp = self._request(platform, "esp32", 0, gpio0="io")
+            m.submodules.esp32_gpio0 = gpio0 = io.Buffer("o", esp.gpio0)
+            m.d.comb += gpio0.o.eq(1)
 
         # ---- LEDs -------------------------------------------------------------------------
         beat = Signal(max(1, int(self.clk_freq).bit_length() - 1))   # ~0.5-1 Hz blink
@@ -284,28 +338,12 @@ class BoardTop(Elaboratable):
         passed = memtest.done & (memtest.errors == 0)
         failed = memtest.errors != 0
         if ecp5:
-            leds = [blink, mem_ready, passed, failed, activity, 0, 0, clkgen.locked]
+            leds = [blink, mem.init_done, passed, failed, activity, mem.cal.ok, 0, clkgen.locked]
         else:
             leds = [failed, passed | (memtest.busy & blink)]
         for i, v in enumerate(leds):
-            led = platform.request("led", i, dir="-")
+            led = self._request(platform, "led", i, _="o")
             m.submodules[f"led{i}"] = buf = io.Buffer("o", led)
             m.d.comb += buf.o.eq(v)
+        check_pins(spec.name, self.pins)
         return m
-
-    def _sdram_pins(self, m, platform, ctrl):
-        """ECP5 I/O registers on every SDRAM pin; SDRAM clock = inverted system clock."""
-        p = platform.request("sdram", 0, dir="-")
-        pins = ctrl.pins
-        m.submodules.sdram_clk = clk = io.DDRBuffer("o", p.clk)
-        m.d.comb += [clk.o[0].eq(0), clk.o[1].eq(1)]
-        for name, port, value in [
-            ("cke", p.clk_en, pins.clk_en), ("cs", p.cs, ~pins.cs_n),
-            ("ras", p.ras, ~pins.ras_n), ("cas", p.cas, ~pins.cas_n),
-            ("we", p.we, ~pins.we_n), ("ba", p.ba, pins.ba), ("a", p.a, pins.a),
-            ("dqm", p.dqm, pins.dqm),
-        ]:
-            m.submodules[f"sdram_{name}"] = buf = io.FFBuffer("o", port)
-            m.d.comb += buf.o.eq(value)
-        m.submodules.sdram_dq = dq = io.FFBuffer("io", p.dq)
-        m.d.comb += [dq.o.eq(pins.dq_o), dq.oe.eq(pins.dq_oe), pins.dq_i.eq(dq.i)]
