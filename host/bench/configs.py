@@ -79,6 +79,7 @@ def bench(outdir) -> list:
         [dict(r, board=cfg.board, note=cfg.note, engine=cfg.engine.as_dict())
          for r, cfg in reports], indent=1) + "\n")
     _plot(reports, outdir / "configs.png")
+    ice = BOARD_CONFIGS["icebreaker"]
     text = f"""# Accelerator configurations and what they take of their boards
 
 One configuration per board (`hw/configs.py`), used by synthesis, `--target sim`, the scheduler
@@ -104,9 +105,9 @@ Written by `blockfuse bench configs`.
   8 KiB), nine 8 KiB weight memories and an 8 KiB output map. Layers larger than that run as many
   engine passes over tiles of the output map (`host.compiler.tiling.conv_parts`); the input map's
   copies are the first thing the engine's next revision removes.
-- **icebreaker** fits its block RAM and multipliers but **not its logic**: the engine (4,680
-  logic cells) and the link SoC (3,245) exceed the UP5K's 5,280. No figure of the iCEBreaker
-  configuration is a whole-SoC figure until that changes.
+- **icebreaker** fits its block RAM and multipliers but **not its logic**: the engine
+  ({ice.engine_luts:,} logic cells) and the link SoC ({ice.soc_luts:,}) exceed the UP5K's
+  {ice.device.luts:,}. No iCEBreaker figure is that of a bitstream until that changes.
 - **sim-8x8** and **sim-8x8-line** are simulation-only: they need four to five times the 85F's
   block RAM and are labelled wherever they are used (`--engine sim-8x8`).
 """
