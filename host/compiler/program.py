@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from host.compiler.plan import Plan, PlanError, default_plan
+from host.compiler.tiling import chunk_ranges
 from host.errors import UserError
 from host.model.ir import FC, Conv, Flatten, GlobalAvgPool, Graph, Pool, UnsupportedModel
 from host.runtime.golden import block_grid, need_region
@@ -333,32 +334,19 @@ class _Compiler:
                 if e.resource is None:
                     raise
                 return False
-        unit, parts, a = self.cfg.cols, [], 0
-        while a < o:
-            lo, hi = 0, -(-(o - a) // unit)          # the most whole units that fit
-            while lo < hi:
-                k = (lo + hi + 1) // 2
-                if fits(a, min(o, a + k * unit)):
-                    lo = k
-                else:
-                    hi = k - 1
-            if lo == 0:                              # not even one unit: say which memory
-                try:
-                    self._compile(node, w, fb, mult, shift, zx, zy, a, min(o, a + unit),
-                                  shape(a, min(o, a + unit)), tpads, stride,
-                                  min(o, a + unit) - a if depthwise else groups, True)
-                except EngineCapacityError as e:
-                    if e.resource in ("input memory", "output memory"):
-                        raise                        # a smaller tile may fit
-                    raise ProgramError(f"{node.name}: {e}; the engine does not accumulate "
-                                       f"across runs yet") from e
-            b = min(o, a + lo * unit)
-            run = self._compile(node, w, fb, mult, shift, zx, zy, a, b, shape(a, b), tpads,
-                                stride, b - a if depthwise else groups, False)
+        parts = []
+        for a, b in chunk_ranges(o, groups, depthwise, self.cfg, fits):
+            try:
+                run = self._compile(node, w, fb, mult, shift, zx, zy, a, b, shape(a, b), tpads,
+                                    stride, b - a if depthwise else groups, False)
+            except EngineCapacityError as e:   # not even one output block fits
+                if e.resource in ("input memory", "output memory"):
+                    raise                        # a smaller tile may fit
+                raise ProgramError(f"{node.name}: {e}; the engine does not accumulate "
+                                   f"across runs yet") from e
             assert (run["ho"], run["wo"]) == (ty1 - ty0, tx1 - tx0), (run, tile)
             cb = (a // self.L, -(-(b - a) // self.L)) if depthwise else (0, -(-in_ch // self.L))
             parts.append(_Part(a, b, tile, win, cb, run))
-            a = b
         return parts
 
     def run_parts(self, parts, src: MapPlace, dst: MapPlace, dst_origin=(0, 0)) -> None:

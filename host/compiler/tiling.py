@@ -9,10 +9,10 @@ import numpy as np
 from host.compiler.layer import DEFAULT_CONFIG, SPATIAL, EngineCapacityError, compile_conv
 from hw.engine.engine import EngineConfig
 
-__all__ = ["conv_chunks", "conv_parts"]
+__all__ = ["chunk_ranges", "conv_chunks", "conv_parts"]
 
 
-def _conv_chunks(o: int, groups: int, depthwise: bool, cfg: EngineConfig, fits) -> list:
+def chunk_ranges(o: int, groups: int, depthwise: bool, cfg: EngineConfig, fits) -> list:
     """Output-channel ranges small enough for the engine's memories, each the largest whole
     number of units that ``fits(o0, o1)`` allows: units of ``cols`` channels (one
     output-channel block; depthwise: with their inputs), or whole groups."""
@@ -63,7 +63,7 @@ def conv_chunks(weight, bias_folded, mult, shift, x, zx, zy, lo, hi, stride=(1, 
         except EngineCapacityError:
             return False
 
-    return [(o0, o1, part(o0, o1)) for o0, o1 in _conv_chunks(o, groups, depthwise, cfg, fits)]
+    return [(o0, o1, part(o0, o1)) for o0, o1 in chunk_ranges(o, groups, depthwise, cfg, fits)]
 
 
 def _tilings(ho: int, wo: int, even: bool):
