@@ -1,5 +1,6 @@
 """``blockfuse run``: outputs against ONNX Runtime and the golden model, batches, schedules, zoo
 models, and one-line errors that leave no output file."""
+import contextlib
 import logging
 import os
 import subprocess
@@ -347,44 +348,82 @@ def test_stats_file(tmp_path, capsys):
     assert code == 1 and "does not exist" in err and not (tmp_path / "z.npy").exists()
 
 
-def test_serial_target_reaches_the_simulated_board(tmp_path, capsys):
-    """``--target serial:PORT`` runs for real: the CLI opens a pseudo-terminal that relays to
-    the link SoC simulated under Verilator, identifies the board over the protocol and, since
-    that gateware has no engine, ends in one line saying so (nothing written)."""
+@contextlib.contextmanager
+def _pty_to(dev):
+    """A pseudo-terminal relayed to a simulated device's socket, both ways; yields its name."""
     import os
     import select
     import threading
     import tty
-    from sim.link_sim import SimConfig, SimDevice
-    g = zoo.get("digits")
-    inp = tmp_path / "x.npy"
-    np.save(inp, np.zeros((1,) + g.input_tensor.shape, np.float32))
     master, slave = os.openpty()
     tty.setraw(master)
     tty.setraw(slave)
     stop = threading.Event()
-    with SimDevice(SimConfig()) as dev:
-        def relay():                        # pty ↔ the simulator's socket, both ways
-            while not stop.is_set():
-                ready, _, _ = select.select([master, dev.sock], [], [], 0.1)
-                if master in ready:
-                    dev.sock.sendall(os.read(master, 4096))
-                if dev.sock in ready:
-                    data = dev.sock.recv(4096)
-                    if not data:
-                        return
-                    os.write(master, data)
-        t = threading.Thread(target=relay, daemon=True)
-        t.start()
-        try:
-            _expect_error(capsys, tmp_path, "zoo:digits", inp, "--target",
-                          f"serial:{os.ttyname(slave)}@3000000",
-                          fragment="is a sim board with no convolution engine")
-        finally:
-            stop.set()
-            t.join(timeout=5)
-            os.close(master)
-            os.close(slave)
+
+    def relay():
+        while not stop.is_set():
+            ready, _, _ = select.select([master, dev.sock], [], [], 0.1)
+            if master in ready:
+                dev.sock.sendall(os.read(master, 4096))
+            if dev.sock in ready:
+                data = dev.sock.recv(4096)
+                if not data:
+                    return
+                os.write(master, data)
+    t = threading.Thread(target=relay, daemon=True)
+    t.start()
+    try:
+        yield os.ttyname(slave)
+    finally:
+        stop.set()
+        t.join(timeout=5)
+        os.close(master)
+        os.close(slave)
+
+
+def test_serial_target_reaches_the_simulated_board(tmp_path, capsys):
+    """``--target serial:PORT`` runs for real: the CLI opens a pseudo-terminal that relays to
+    the link SoC simulated under Verilator and identifies the board over the protocol; that
+    gateware has no engine, so it ends in one line saying so (nothing written)."""
+    from sim.link_sim import SimConfig, SimDevice
+    g = zoo.get("digits")
+    inp = tmp_path / "x.npy"
+    np.save(inp, np.zeros((1,) + g.input_tensor.shape, np.float32))
+    with SimDevice(SimConfig()) as dev, _pty_to(dev) as port:
+        _expect_error(capsys, tmp_path, "zoo:digits", inp, "--target", f"serial:{port}@3000000",
+                      fragment="is a sim board with no convolution engine")
+
+
+def test_serial_target_runs_the_network_on_an_accelerator(tmp_path, capsys):
+    """The same through a pseudo-terminal to the simulated accelerator SoC of the icebreaker
+    configuration: the program is written over the link, run, and read back — equal to the
+    golden target; ``--stats`` carries the board's counters; another ``--board`` is refused."""
+    import json
+    from host.runtime.program_device import soc_config
+    from hw.configs import get_config
+    from sim.link_sim import SimDevice
+    g = zoo.get("digits")
+    inp = tmp_path / "x.npy"
+    np.save(inp, np.random.default_rng(4).normal(0, 1, (2,) + g.input_tensor.shape)
+            .astype(np.float32))
+    code, _, err = _run(capsys, "zoo:digits", "--input", inp, "--output", tmp_path / "g.npy")
+    assert code == 0, err
+    code, _, err = _run(capsys, "zoo:digits", "--input", inp, "--output", tmp_path / "e.npy",
+                        "--target", "emu", "--board", "icebreaker", "--stats", tmp_path / "e.json")
+    assert code == 0, err
+    with SimDevice(soc_config(get_config("icebreaker"))) as dev, _pty_to(dev) as port:
+        code, out, err = _run(capsys, "zoo:digits", "--input", inp, "--output",
+                              tmp_path / "s.npy", "--target", f"serial:{port}@3000000",
+                              "--board", "icebreaker", "--stats", tmp_path / "s.json")
+        assert code == 0, err
+        _expect_error(capsys, tmp_path, "zoo:digits", inp, "--target", f"serial:{port}@3000000",
+                      fragment="has a 2x4 engine, the ulx3s-85f configuration a 9x16 one")
+    np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), np.load(tmp_path / "g.npy"))
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["source"].startswith("serial") and s["frames"] == 2
+    e = json.loads((tmp_path / "e.json").read_text())
+    assert s["busy"]["engine"] == e["busy"]["engine"] > 0 and s["cycles"] > s["busy"]["engine"]
+    assert s["offchip_bytes"] == e["offchip_bytes"]
 
 
 def test_stats_say_when_the_prediction_is_of_another_plan(tmp_path, capsys):

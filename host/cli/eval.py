@@ -61,7 +61,7 @@ def handler(args) -> int:
     if args.limit is not None:
         x, y = x[:args.limit], y[:args.limit]
     plan, how, _ = choose_plan(graph, args.schedule, block, args.board, None)
-    engine = engine_config(args) if target[0] in ("sim", "emu") else None
+    engine = engine_config(args) if target[0] != "golden" else None
     ort_pred = onnxruntime_predictions(_reference(args.model, graph), x)
 
     from tqdm import tqdm

@@ -17,8 +17,9 @@ Targets:
   the program emulator (``host.runtime.emulator``): DMA loads and stores, engine runs (the
   RTL's cycles), pooling, from START to DONE with no host computation in between;
 * ``sim`` — conv/FC layers on the engine RTL under Verilator (``sim.engine_layers.EngineSim``);
-* ``serial:PORT`` — a board on a serial port through ``host.runtime.driver.open_device(PORT)``, an object
-  with ``conv_fn``/``fc_fn`` like ``EngineSim`` (and optionally ``close()``).
+* ``serial:PORT`` — a board with the accelerator's gateware on a serial port
+  (``host.runtime.driver.open_device``): the same program, written over the link, run and read
+  back exactly as ``sim`` does it (``host.runtime.program_device``).
 """
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ def handler(args) -> int:
     if (args.line_mode or args.engine) and target[0] not in ("sim", "emu"):
         raise UserError(f"{'--line-mode' if args.line_mode else '--engine'} applies to --target "
                         "sim and emu only")
-    engine = engine_config(args) if target[0] in ("sim", "emu") else None
+    engine = engine_config(args) if target[0] != "golden" else None
     block = block_option(args.block)
     graph = load_model(args.model)
     x = read_input(args.input)
@@ -257,17 +258,32 @@ def engine_config(args):
 
 
 def _engine_hooks(target: tuple, engine=None):
-    """(hooks for ``golden.run``, the object running them: the ``EngineSim`` or the device) for
-    the sim/serial targets; ({}, None) for golden."""
+    """(hooks for ``golden.run``, the ``EngineSim`` running them) for ``sim``'s engine-runs
+    path; ({}, None) for golden."""
     if target[0] == "golden":
         return {}, None
-    if target[0] == "sim":
-        from sim.engine_layers import EngineSim
-        sim = EngineSim(engine.engine if engine is not None else None)
-        return dict(conv_fn=sim.conv_fn, fc_fn=sim.fc_fn, conv_pool_fn=sim.conv_pool_fn), sim
+    from sim.engine_layers import EngineSim
+    sim = EngineSim(engine.engine if engine is not None else None)
+    return dict(conv_fn=sim.conv_fn, fc_fn=sim.fc_fn, conv_pool_fn=sim.conv_pool_fn), sim
+
+
+def _board(port: str, graph, plan, acfg):
+    """A board on ``port`` running ``graph`` as a program for ``acfg`` (``--board``'s
+    configuration), after checking that its engine is that configuration's."""
+    from host.compiler.program import compile_program
     from host.runtime import driver
-    dev = driver.open_device(target[1])
-    return dict(conv_fn=dev.conv_fn, fc_fn=dev.fc_fn), dev
+    from host.runtime.program_device import ProgramDevice
+    dev = driver.open_device(port)
+    try:
+        info = dev.info()
+        if (info.pe_rows, info.pe_cols) != (acfg.engine.rows, acfg.engine.cols):
+            raise UserError(f"serial:{port} has a {info.pe_rows}x{info.pe_cols} engine, the "
+                            f"{acfg.name} configuration a {acfg.engine.rows}x{acfg.engine.cols} "
+                            f"one (pass its --board)")
+        return ProgramDevice(dev, compile_program(graph, acfg, plan))
+    except BaseException:
+        dev.close()
+        raise
 
 
 def run_batch(graph, x: np.ndarray, target: tuple, schedule: str, block, plan=None,
@@ -303,13 +319,15 @@ def run_batch(graph, x: np.ndarray, target: tuple, schedule: str, block, plan=No
         if target[0] == "emu":
             from host.runtime.emulator import EmuTarget
             runner = EmuTarget(graph, plan, acfg)
+        elif target[0] == "serial":
+            runner = _board(target[1], graph, plan, acfg)
+            close = runner.dev.close
         elif program is not None:
             from host.runtime.program_device import SimulatedAccelerator
             runner = SimulatedAccelerator(acfg, program)
             close = runner.close
         else:
             hooks, runner = _engine_hooks(target, engine)
-            close = getattr(runner, "close", None) if target[0] == "serial" else None
         ys = []
         for qi in q:
             ys.append(golden.run(graph, qi, plan=plan, **hooks)

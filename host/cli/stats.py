@@ -91,7 +91,10 @@ def run_stats(graph, plan, report, args, target: tuple, engine, record, frames: 
             out["instruction_bytes"] = sum(f["fetched"] for f in counters) // frames
             out["busy"] = {u: sum(f["busy"][u] for f in counters) // frames
                            for u in ("dma", "engine")}
-            if target[0] == "sim":
+            if target[0] == "serial":
+                out["source"] = ("serial: the board's controller counters read over STATUS; the "
+                                 "per-layer split is the program emulator's")
+            elif target[0] == "sim":
                 out["source"] = ("sim: the whole SoC under Verilator (link, controller, engine; "
                                  "a behavioural RAM for memory), driven over the protocol; totals are the "
                                  "controller's counters read over STATUS, the per-layer split "

@@ -413,21 +413,22 @@ class Device:
                 "frames_bad": st["frames_bad"], "rx_errors": st["rx_errors"]}
 
 
-def open_device(port: str):
-    """Entry point of ``blockfuse run --target serial:PORT`` (``host/cli/run.py``).
-
-    Opens and identifies the board; running layers needs the engine's program format over the
-    link, which the gateware does not implement yet, so this ends in a one-line error naming what
-    the board reported.
-    """
+def open_device(port: str) -> Device:
+    """Entry point of ``blockfuse run --target serial:PORT`` (``host/cli/run.py``): the opened
+    board, if its gateware is an accelerator (its INFO names an engine and the controller's
+    counters, ``hw.soc.controller.PERF``); otherwise a one-line error naming what the board
+    reported."""
+    from hw.soc.controller import PERF
     dev = Device.open(f"serial:{port}")
     try:
         info = dev.info()
     except BaseException:
         dev.close()
         raise
+    if info.pe_rows and info.n_perf == len(PERF):
+        return dev
     dev.close()
-    what = (f"a {info.pe_rows}x{info.pe_cols} engine" if info.pe_rows
+    what = (f"a {info.pe_rows}x{info.pe_cols} engine but no network controller" if info.pe_rows
             else "no convolution engine (link-only gateware)")
-    raise DeviceError(f"serial:{port} is a {info.board} board with {what}; running networks over "
-                      f"the link is not implemented yet (use --target sim)")
+    raise DeviceError(f"serial:{port} is a {info.board} board with {what}; it cannot run "
+                      f"networks (use --target sim, or flash a bitstream with the accelerator)")

@@ -28,7 +28,11 @@ class ProgramDevice:
                               f"controller's {len(PERF)}: is its gateware an accelerator?")
         self.perf_names = PERF
         self.frames: list = []
-        self.stats: list = []
+        #: the program emulator beside the device: every frame must agree with it, and it
+        #: gives the per-layer split of the device's totals (``stats``)
+        from host.runtime.emulator import EmuTarget
+        from hw.configs import get_config
+        self.emu = EmuTarget(None, None, get_config(program.board), program=program)
         image = _padded(program.image(), info.word_bytes)
         if preloaded:
             # started from the simulation back door: check that it holds this program
@@ -38,6 +42,11 @@ class ProgramDevice:
         else:
             device.write(0, image)
 
+    @property
+    def stats(self) -> list:
+        """Per-layer records of every frame (the emulator's split of the same program)."""
+        return self.emu.stats
+
     def run(self, x: np.ndarray) -> np.ndarray:
         p, dev = self.program, self.dev
         wb = dev.info().word_bytes
@@ -46,10 +55,16 @@ class ProgramDevice:
         st = dev.wait_idle(self.timeout)
         perf = dict(zip(self.perf_names, st["perf"]))
         if st["engine_error"]:
+            pc = perf["pc"]
+            where = (p.layers[pc] or "HALT") if pc < len(p.layers) else "past the program"
             raise DeviceError(f"the controller stopped with error {st['engine_error']:#04x} at "
-                              f"instruction {perf['pc']} ({p.layers[perf['pc']] or 'HALT'})")
+                              f"instruction {pc} ({where})")
         n = -(-p.output.nbytes // wb) * wb
         y = p.read_output(dev.read(p.output.addr, n))
+        want = self.emu.run(x)
+        if not np.array_equal(y, want):
+            raise DeviceError(f"{dev.name}: the output differs from the program emulator's "
+                              f"(a hardware fault, or gateware that is not this program's)")
         self.frames.append(dict(cycles=perf["cycles"],
                                 busy=dict(dma=perf["dma_cycles"], engine=perf["engine_cycles"]),
                                 read=perf["bytes_read"], written=perf["bytes_written"],
@@ -80,10 +95,6 @@ class SimulatedAccelerator(ProgramDevice):
         import tempfile
         from pathlib import Path
 
-        from host.runtime.emulator import EmuTarget
-        #: the program emulator beside the RTL: every frame must agree with it, and it gives
-        #: the per-layer split of the RTL's totals
-        self.emu = EmuTarget(None, None, acfg, program=program)
 
         from host.runtime.driver import Device, SimTransport
         from sim.link_sim import write_image
@@ -95,21 +106,6 @@ class SimulatedAccelerator(ProgramDevice):
         except BaseException:
             dev.close()
             raise
-
-    @property
-    def stats(self) -> list:
-        return self.emu.stats
-
-    @stats.setter
-    def stats(self, value):
-        pass
-
-    def run(self, x: np.ndarray) -> np.ndarray:
-        y = super().run(x)
-        want = self.emu.run(x)
-        if not np.array_equal(y, want):
-            raise DeviceError("the simulated SoC's output differs from the program emulator's")
-        return y
 
     def close(self):
         self.dev.close()
