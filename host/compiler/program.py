@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from host.compiler.plan import Plan, PlanError, default_plan
-from host.compiler.tiling import chunk_ranges
+from host.compiler.tiling import chunk_ranges, tilings
 from host.errors import UserError
 from host.model.ir import FC, Conv, Flatten, GlobalAvgPool, Graph, Pool, UnsupportedModel
-from host.runtime.golden import block_grid, need_region
+from host.runtime.golden import block_grid, intersect, need_region
 from hw.soc.isa import WORD_BITS, Op, Target, pack, resources, target_word_bytes
 from host.compiler.layer import EngineCapacityError, compile_conv, out_words
 
@@ -165,23 +165,6 @@ class _Arena:
         self.free = merged
 
 
-def _intersect(a, b):
-    return (max(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), min(a[3], b[3]))
-
-
-def _sizes(n: int, even: bool):
-    """Tile edge candidates for an ``n``-pixel edge: the distinct ceil(n / k)."""
-    return sorted({s + s % 2 if even else s for s in (-(-n // k) for k in range(1, n + 1))},
-                  reverse=True)
-
-
-def _tilings(h: int, w: int):
-    """(tile height, tile width) candidates, fewest tiles first, whole rows before columns."""
-    out = [(-(-h // hs) * -(-w // ws), -(-w // ws), hs, ws) for hs in _sizes(h, False)
-           for ws in _sizes(w, False)]
-    return [(hs, ws) for _, _, hs, ws in sorted(out)]
-
-
 @dataclass
 class _Part:
     """One engine run: a tile of the output × an output-channel chunk, compiled."""
@@ -285,25 +268,22 @@ class _Compiler:
         self._compiled[key] = prog
         return prog
 
-    def conv_parts(self, node, w, fb, mult, shift, zx, zy, in_ch, region, bounds,
-                   stride, kernel, pads, groups, depthwise):
+    def conv_parts(self, node, w, fb, mult, shift, zx, zy, in_ch, region, bounds, groups,
+                   depthwise):
         """The engine runs of a convolution on output ``region`` whose input is clipped to
-        ``bounds``: the fewest tiles whose every part fits, each cut into output chunks."""
-        kh, kw = kernel
-        sh, sw = stride
-        pt, pl = pads
+        ``bounds``: the fewest tiles whose every part fits, each cut into output chunks (the
+        window, stride and padding are ``node.window()``'s; an FC's is 1×1)."""
         o = w.shape[0]
         y0, y1, x0, x1 = region
         err = None
-        for hs, ws in _tilings(y1 - y0, x1 - x0):
+        for hs, ws in tilings(y1 - y0, x1 - x0):
             parts = []
             try:
                 for ty in range(y0, y1, hs):
                     for tx in range(x0, x1, ws):
                         tile = (ty, min(y1, ty + hs), tx, min(x1, tx + ws))
                         parts += self._tile_parts(node, w, fb, mult, shift, zx, zy, in_ch,
-                                                  tile, bounds, stride, kernel, pads, groups,
-                                                  depthwise, o)
+                                                  tile, bounds, groups, depthwise, o)
                 return parts
             except EngineCapacityError as e:
                 if e.resource not in ("input memory", "output memory"):
@@ -311,12 +291,12 @@ class _Compiler:
                 err = e
         raise err
 
-    def _tile_parts(self, node, w, fb, mult, shift, zx, zy, in_ch, tile, bounds, stride,
-                    kernel, pads, groups, depthwise, o):
-        (kh, kw), (sh, sw), (pt, pl) = kernel, stride, pads
+    def _tile_parts(self, node, w, fb, mult, shift, zx, zy, in_ch, tile, bounds, groups,
+                    depthwise, o):
+        stride = tuple(node.window()[2:4])
         ty0, ty1, tx0, tx1 = tile
-        need = (ty0 * sh - pt, (ty1 - 1) * sh - pt + kh, tx0 * sw - pl, (tx1 - 1) * sw - pl + kw)
-        win = _intersect(need, bounds)
+        need = need_region(node, tile)           # an FC's window is the 1×1 one it runs as
+        win = intersect(need, bounds)
         if win[1] <= win[0] or win[3] <= win[2]:
             raise ProgramError(f"{node.name}: output tile {tile} reads only padding")
         tpads = (win[0] - need[0], win[2] - need[2], need[1] - win[1], need[3] - win[3])
@@ -402,18 +382,16 @@ class _Compiler:
         dst = self.places[node.output]
         zx = self.g.tensors[node.inputs[0]].zero_point
         zy = self.g.tensors[node.output].zero_point
-        o, ig, kh, kw = node.weight.shape
+        o, ig = node.weight.shape[:2]
         depthwise = node.groups > 1 and ig == 1 and node.groups == o
         if node.groups > 1 and not depthwise:
             raise ProgramError(f"{node.name}: grouped convolutions other than depthwise are not "
                                f"in the network program yet")
         if depthwise and src.channels != o:
             raise ProgramError(f"{node.name}: depthwise layer with a channel multiplier")
-        _, _, sh, sw, pt, pl, _, _ = node.window()
         parts = self.conv_parts(node, np.asarray(node.weight), node.folded_bias(zx),
                                 np.asarray(node.mult), np.asarray(node.shift), zx, zy,
-                                src.channels, region, bounds, (sh, sw), (kh, kw), (pt, pl),
-                                node.groups, depthwise)
+                                src.channels, region, bounds, node.groups, depthwise)
         self.counts["tiles"] += len({p.tile for p in parts})
         self.run_parts(parts, src, dst)
 
@@ -431,7 +409,7 @@ class _Compiler:
         try:
             parts = self.conv_parts(node, wp, node.folded_bias(zx), np.asarray(node.mult),
                                     np.asarray(node.shift), zx, zy, src.nbytes, (0, 1, 0, 1),
-                                    (0, 1, 0, 1), (1, 1), (1, 1), (0, 0), 1, False)
+                                    (0, 1, 0, 1), 1, False)
         except EngineCapacityError as e:
             raise ProgramError(f"{node.name}: {w.shape[1]:,} inputs ({src.nbytes // self.L:,} "
                                f"words as stored) exceed the engine's input memory "
@@ -445,10 +423,10 @@ class _Compiler:
         if node.kind != "max":
             raise ProgramError(f"{node.name}: average pooling is not in the network program yet")
         src, dst = self.places[node.inputs[0]], self.places[node.output]
-        kh, kw, sh, sw, pt, pl, _, _ = node.window()
+        kh, kw, sh, sw, _, _, _, _ = node.window()
         y0, y1, x0, x1 = region
-        need = (y0 * sh - pt, (y1 - 1) * sh - pt + kh, x0 * sw - pl, (x1 - 1) * sw - pl + kw)
-        win = _intersect(need, bounds)
+        need = need_region(node, region)
+        win = intersect(need, bounds)
         self.emit(Op.POOL, src=src.word(0, win[0], win[2]), dst=dst.word(0, y0, x0),
                   nb=src.nb, h=win[1] - win[0], w=win[3] - win[2], ho=y1 - y0, wo=x1 - x0,
                   src_row=src.w, src_plane=src.h * src.w, dst_row=dst.w,
@@ -582,7 +560,7 @@ class _Compiler:
                     if n.output not in need:
                         continue
                     _, ih, iw = self.g.tensors[n.inputs[0]].shape
-                    r = _intersect(need_region(n, need[n.output]), (0, ih, 0, iw))
+                    r = intersect(need_region(n, need[n.output]), (0, ih, 0, iw))
                     old = need.get(n.inputs[0])
                     need[n.inputs[0]] = r if old is None else (
                         min(old[0], r[0]), max(old[1], r[1]), min(old[2], r[2]), max(old[3], r[3]))
@@ -641,8 +619,7 @@ class _Compiler:
         consts_addr = -(-code_bytes // ALIGN) * ALIGN
         arena_addr = consts_addr + -(-len(self.consts) // ALIGN) * ALIGN
         code = bytearray(b"".join(self.insns))
-        _relocate(code, self._patch, consts_addr)
-        _relocate_arena(code, self._patch, arena_addr)
+        _relocate(code, self._patch, consts_addr, arena_addr)
         size = arena_addr + arena.top
         limit = self.acfg.memory_bytes
         if size > limit:
@@ -725,28 +702,21 @@ class _TablePacker:
         return bytes(out)
 
 
-def _relocate(code: bytearray, patch: list, consts_addr: int) -> None:
-    """Constants' LOADs were emitted with offsets into the constants: add their base."""
+def _relocate(code: bytearray, const_loads: list, consts_addr: int, arena_addr: int) -> None:
+    """Off-chip addresses were emitted relative to their region: the constants' LOADs (the
+    instructions ``const_loads``) to the constants, every other one to the arena; add the
+    regions' bases, in one pass over the program."""
     from hw.soc.isa import unpack
-    for k in patch:
-        op, sync, args = unpack(bytes(code[k * INSN_BYTES:(k + 1) * INSN_BYTES]))
-        args["ext"] += consts_addr
-        code[k * INSN_BYTES:(k + 1) * INSN_BYTES] = pack(op, sync, **args)
-
-
-def _relocate_arena(code: bytearray, const_loads: list, arena_addr: int) -> None:
-    """Every other off-chip address was emitted relative to the arena: add its base."""
-    from hw.soc.isa import unpack
-    skip = set(const_loads)
+    consts = set(const_loads)
     for k in range(len(code) // INSN_BYTES):
-        if k in skip:
-            continue
         op, sync, args = unpack(bytes(code[k * INSN_BYTES:(k + 1) * INSN_BYTES]))
+        if not args:
+            continue
+        base = consts_addr if k in consts else arena_addr
         for f in ("ext", "src", "dst"):
             if f in args:
-                args[f] += arena_addr
-        if args:
-            code[k * INSN_BYTES:(k + 1) * INSN_BYTES] = pack(op, sync, **args)
+                args[f] += base
+        code[k * INSN_BYTES:(k + 1) * INSN_BYTES] = pack(op, sync, **args)
 
 
 def compile_program(graph: Graph, acfg, plan: Plan | None = None, schedule: str = "layer",

@@ -66,7 +66,7 @@ def conv_chunks(weight, bias_folded, mult, shift, x, zx, zy, lo, hi, stride=(1, 
     return [(o0, o1, part(o0, o1)) for o0, o1 in chunk_ranges(o, groups, depthwise, cfg, fits)]
 
 
-def _tilings(ho: int, wo: int, even: bool):
+def tilings(ho: int, wo: int, even: bool = False):
     """(tile height, tile width) candidates, fewest tiles first, whole rows before columns;
     with ``even`` both even (a fused 2×2 pool must not straddle two tiles)."""
     def sizes(n):                        # the distinct ceil(n / k): about 2·√n of them
@@ -90,7 +90,7 @@ def conv_parts(weight, bias_folded, mult, shift, xp, zx, zy, lo, hi, stride=(1, 
         ho, wo = ho // 2 * 2, wo // 2 * 2
     f = 2 if pool else 1
     err = None
-    for hs, ws in _tilings(ho, wo, pool):
+    for hs, ws in tilings(ho, wo, pool):
         try:
             parts = []
             for oy0 in range(0, ho, hs):

@@ -189,7 +189,7 @@ def need_region(node: Node, out_region):
     return (y0 * sh - pt, (y1 - 1) * sh - pt + kh, x0 * sw - pl, (x1 - 1) * sw - pl + kw)
 
 
-def _intersect(a, b):
+def intersect(a, b):
     return (max(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), min(a[3], b[3]))
 
 
@@ -212,7 +212,7 @@ class Available:
         c = self.data.shape[0]
         out = np.full((c, y1 - y0, x1 - x0), pad_value, dtype=self.data.dtype)
         valid = np.zeros((y1 - y0, x1 - x0), dtype=bool)
-        inside = _intersect(want, self.bounds)
+        inside = intersect(want, self.bounds)
         if inside[1] > inside[0] and inside[3] > inside[2]:
             r = self.region
             if not (r[0] <= inside[0] and inside[1] <= r[1] and r[2] <= inside[2] and inside[3] <= r[3]):
@@ -401,7 +401,7 @@ def run_group_fused(graph: Graph, group: Group, values: dict, conv_fn=None,
                 for i in n.inputs:
                     _, ih, iw = graph.tensors[i].shape
                     r = need_region(n, out_r) if isinstance(n, (Conv, Pool)) else out_r
-                    r = _intersect(r, (0, ih, 0, iw))
+                    r = intersect(r, (0, ih, 0, iw))
                     old = need.get(i)
                     need[i] = r if old is None else (min(old[0], r[0]), max(old[1], r[1]),
                                                      min(old[2], r[2]), max(old[3], r[3]))
