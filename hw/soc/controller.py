@@ -205,10 +205,7 @@ class Controller(wiring.Component):
                 m.d.comb += mem.resp.ready.eq(1)
                 with m.If(resp_fire):
                     m.d.sync += perf["bytes_read"].eq(perf["bytes_read"] + MB)
-                    with m.Switch(rj):
-                        for s in range(maxw):
-                            with m.Case(s):
-                                m.d.sync += word[s * mw:(s + 1) * mw].eq(mem.resp.payload)
+                    m.d.sync += word.word_select(rj, mw).eq(mem.resp.payload)
                     with m.If(rj + 1 == wpt):
                         m.d.sync += [rj.eq(0), ld_pending.eq(1)]
                     with m.Else():
@@ -225,13 +222,8 @@ class Controller(wiring.Component):
                 m.next = "STORE_WRITE"
             with m.State("STORE_WRITE"):
                 m.d.sync += perf["dma_cycles"].eq(perf["dma_cycles"] + 1)
-                seg = Signal(mw)
-                with m.Switch(rj):
-                    for s in range(maxw):
-                        with m.Case(s):
-                            m.d.comb += seg.eq(word[s * mw:(s + 1) * mw])
                 m.d.comb += [mem.req.valid.eq(1), mem.req.payload.write.eq(1),
-                             mem.req.payload.data.eq(seg)]
+                             mem.req.payload.data.eq(word.word_select(rj, mw))]
                 with m.If(req_fire):
                     m.d.sync += perf["bytes_written"].eq(perf["bytes_written"] + MB)
                     advance()

@@ -66,24 +66,15 @@ class VectorUnit(wiring.Component):
             with m.If(req_fire):
                 m.d.sync += rq.eq(rq + 1)
             with m.If(resp_fire):
-                with m.Switch(rs):
-                    for s in range(WPW):
-                        with m.Case(s):
-                            m.d.sync += word[s * mw:(s + 1) * mw].eq(mem.resp.payload)
-                m.d.sync += rs.eq(rs + 1)
+                m.d.sync += [word.word_select(rs, mw).eq(mem.resp.payload), rs.eq(rs + 1)]
                 with m.If(rs == WPW - 1):
                     m.d.sync += [rq.eq(0), rs.eq(0)]
                     m.next = then
 
         def write_word(at, value, then):
             """State body: write ``value`` (a map word) at byte address ``at``."""
-            seg = Signal(mw)
-            with m.Switch(rq):
-                for s in range(WPW):
-                    with m.Case(s):
-                        m.d.comb += seg.eq(value[s * mw:(s + 1) * mw])
             m.d.comb += [mem.req.valid.eq(1), mem.req.payload.write.eq(1),
-                         mem.req.payload.data.eq(seg),
+                         mem.req.payload.data.eq(value.word_select(rq, mw)),
                          mem.req.payload.addr.eq((at + (rq << sh)) >> sh)]
             with m.If(req_fire):
                 m.d.sync += rq.eq(rq + 1)
@@ -198,22 +189,14 @@ class VectorUnit(wiring.Component):
                     m.next = "GAP_READ"
             with m.State("GAP_REQUANT"):
                 # one lane's sum at a time through the requantisation lane
-                sel = Signal(signed(32))
-                with m.Switch(lane):
-                    for k in range(L):
-                        with m.Case(k):
-                            m.d.comb += sel.eq(sums[k])
                 p = rq_lane.i.payload
-                m.d.comb += [p.acc.eq(sel << ga.headroom), p.bias.eq(0), p.mult.eq(ga.mult),
+                m.d.comb += [p.acc.eq(sums[lane] << ga.headroom), p.bias.eq(0), p.mult.eq(ga.mult),
                              p.shift.eq(ga.shift), p.zp.eq(ga.zp_out), p.lo.eq(-128),
                              p.hi.eq(127), rq_lane.i.valid.eq(~waiting)]
                 m.d.sync += waiting.eq(1)
                 with m.If(rq_lane.o.valid):
-                    with m.Switch(lane):
-                        for k in range(L):
-                            with m.Case(k):
-                                m.d.sync += out[k].eq(rq_lane.o.payload)
-                    m.d.sync += [waiting.eq(0), lane.eq(lane + 1)]
+                    m.d.sync += [out[lane].eq(rq_lane.o.payload), waiting.eq(0),
+                                 lane.eq(lane + 1)]
                     with m.If(lane == L - 1):
                         m.next = "GAP_WRITE"
             with m.State("GAP_WRITE"):
