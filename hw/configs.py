@@ -83,17 +83,19 @@ _ICE40_SOC = dict(soc_tiles=7, soc_luts=3249)
 
 BOARD_CONFIGS = {
     # every hard multiplier a PE (144 of 156 MULT18X18D): 9 rows divide 9·Cin of every 3×3
-    # layer, 16 columns every VGG16/MobileNet channel count; requant multipliers in logic
+    # layer, 16 columns every VGG16/MobileNet channel count; requant multipliers in logic.
+    # Map, weight and output memories hold two runs' worth (the compiler double-buffers
+    # them so the DMA works beside the engine): 154 of 208 DP16KD
     "ulx3s-85f": AcceleratorConfig(
         "ulx3s-85f", DEVICES["LFE5U-85F"],
-        EngineConfig(rows=9, cols=16, post_lanes=16, lut_requant=True, in_depth=512,
-                     w_depth=512, step_depth=32, ob_depth=8, out_depth=512,
+        EngineConfig(rows=9, cols=16, post_lanes=16, lut_requant=True, in_depth=1024,
+                     w_depth=1024, step_depth=32, ob_depth=8, out_depth=1024,
                      dsp_sites="ecp5-85f"),
         100.0, "sdram", engine_luts=43699, **_ECP5_SOC),
     "ulx3s-45f": AcceleratorConfig(
         "ulx3s-45f", DEVICES["LFE5U-45F"],
-        EngineConfig(rows=8, cols=8, post_lanes=4, lut_requant=True, in_depth=512,
-                     w_depth=512, step_depth=32, ob_depth=8, out_depth=512),
+        EngineConfig(rows=8, cols=8, post_lanes=4, lut_requant=True, in_depth=1024,
+                     w_depth=1024, step_depth=32, ob_depth=8, out_depth=1024),
         100.0, "sdram", **_ECP5_SOC),
     # all 8 SB_MAC16 as PEs, one digit-serial requant lane, memories written straight from the
     # load port (the UP5K is short of logic cells)

@@ -168,15 +168,17 @@ def test_networks_bit_exact(name, res, board, schedule, block, until):
 
 
 def test_layers_the_engine_cannot_hold_are_refused_in_one_line():
-    """A reduction whose one output block needs more weight words than the memory holds (the
-    45F's 8 rows on VGG16's 512-channel layers), an FC whose input exceeds the input memory:
-    both need accumulation across runs, which the engine does not do yet."""
+    """A reduction whose one output block needs more weight words than the memory holds (3×3
+    over 1,200 channels: 1,200 words of 9 rows against 1,024), an FC whose input exceeds the
+    input memory: both need accumulation across runs, which the engine does not do yet."""
     from host.compiler.program import ProgramError
-    with pytest.raises(ProgramError, match="conv4_2: .*weight memory"):
-        compile_program(zoo.get("vgg16", 32), BOARD_CONFIGS["ulx3s-45f"], until="pool4")
-    b = GraphBuilder("wide", (40, 15, 15))
+    b = GraphBuilder("deep", (1200, 2, 2))
+    b.conv(b.input, 16, 3, name="deep")
+    with pytest.raises(ProgramError, match="deep: .*weight memory"):
+        compile_program(b.build(), B85)
+    b = GraphBuilder("wide", (80, 15, 15))
     b.fc(b.flatten(b.input), 4, name="fc")
-    with pytest.raises(ProgramError, match="fc: 9,000 inputs .675 words as stored. exceed"):
+    with pytest.raises(ProgramError, match="fc: 18,000 inputs .1,125 words as stored. exceed"):
         compile_program(b.build(), B85)
 
 

@@ -9,7 +9,7 @@ from amaranth.lib import data
 from hw.configs import BOARD_CONFIGS, CI_CONFIG
 from hw.engine.engine import Engine
 from hw.soc.isa import (WORD_ALIGN, WORD_BITS, DmaArgs, GapArgs, Insn, Op, PoolArgs, Target, pack,
-                        resources, target_word_bytes, unpack)
+                        dma_words, clash, target_word_bytes, unpack)
 
 ARGS = {Op.LOAD: DmaArgs, Op.STORE: DmaArgs, Op.POOL: PoolArgs, Op.GAP: GapArgs}
 
@@ -68,8 +68,16 @@ def test_target_words_hold_the_engine_load_port_fields(cfg):
         assert wb[t] % WORD_ALIGN == 0 and wb[t] * 8 >= n > (wb[t] - WORD_ALIGN) * 8, t
 
 
-def test_resources():
-    assert resources(Op.LOAD, {"target": Target.WEIGHTS}) == {"weights"}
-    assert resources(Op.STORE, {"target": Target.OUT}) == {"out"}
-    assert resources(Op.CONV, {}) >= {"map", "weights", "out", "desc"}
-    assert resources(Op.POOL, {}) == resources(Op.GAP, {}) == frozenset()
+def test_dma_words_and_clash():
+    load = dict(target=Target.WEIGHTS, onchip=256, n0=4, n1=3, n2=2)
+    assert dma_words(Op.LOAD, load) == {Target.WEIGHTS: (256, 280)}
+    assert dma_words(Op.STORE, dict(load, target=Target.OUT)) == {Target.OUT: (256, 280)}
+    # the descriptor is copied when a run starts: loading the next one touches nothing
+    assert dma_words(Op.LOAD, dict(load, target=Target.DESC)) == {}
+    assert dma_words(Op.POOL, {}) == dma_words(Op.GAP, {}) == {}
+    run = {Target.WEIGHTS: (0, 256), Target.MAP: (0, 100)}
+    assert clash(dma_words(Op.LOAD, load), run) == []                 # the other half
+    assert clash({Target.WEIGHTS: (255, 300)}, run) == [Target.WEIGHTS]
+    assert clash({Target.MAP: (100, 200)}, run) == []                  # adjacent, no overlap
+    assert clash({Target.MAP: (5, 5)}, run) == []                      # empty
+    assert clash({Target.OUT: (0, 10)}, run) == []

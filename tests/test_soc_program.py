@@ -37,13 +37,21 @@ def _check(dev, g, acfg, schedule="layer", seeds=(0,)):
         f = pd.frames[-1]
         assert f["busy"]["engine"] == st.busy["engine"]
         assert (f["read"], f["written"]) == (st.read, st.written)
-        assert f["insns"] == p.n_insns - 1 and f["cycles"] >= f["busy"]["engine"] + f["busy"]["dma"]
+        assert f["insns"] == p.n_insns - 1
+        # the controller waits for the engine only part of the engine's time (the rest runs
+        # beside fetches and transfers), and every unit's cycles lie inside START→DONE
+        e, d = f["busy"]["engine"], f["busy"]["dma"]
+        assert max(e, d) <= f["cycles"] and f["wait"] < e
     return pd
 
 
 def test_digits_on_the_icebreaker_configuration(ice_device):
-    """The trained digits CNN, two frames on one loaded program (weights stay resident)."""
-    _check(ice_device, zoo.get("digits"), get_config("icebreaker"), seeds=(0, 1))
+    """The trained digits CNN, two frames on one loaded program (weights stay resident). The
+    DMA works beside the engine (double-buffered memories): START→DONE, fetches included, is
+    shorter than the engine's and the DMA's busy cycles together."""
+    pd = _check(ice_device, zoo.get("digits"), get_config("icebreaker"), seeds=(0, 1))
+    f = pd.frames[-1]
+    assert f["cycles"] < f["busy"]["engine"] + f["busy"]["dma"], f
 
 
 @pytest.mark.parametrize("case", [(3, 6, 7, 5, 3, 2, 1), (6, 6, 6, 6, 3, 1, "dw"),

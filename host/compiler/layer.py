@@ -72,11 +72,13 @@ def _weight_places(red) -> tuple:
 def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int, hi: int,
                  stride=(1, 1), pads=(0, 0, 0, 0), groups: int = 1,
                  cfg: EngineConfig = DEFAULT_CONFIG, pool: bool = False,
-                 check_only: bool = False) -> LayerProgram | None:
+                 check_only: bool = False, share: int = 1) -> LayerProgram | None:
     """Lay one convolution out for the engine (see hw/engine/engine.py for the memory map).
     ``pool``: the engine's fused 2×2/2 max-pool follows (needs ``cfg.pool_width``); the output
     is then the pooled ``(O, Ho//2, Wo//2)`` map.  ``check_only``: raise
     :class:`EngineCapacityError` if it does not fit, else return None, without packing.
+    ``share``: the run may use 1/share of the input, weight and output memories (2: half, so
+    the DMA can fill the other half while the engine runs).
 
     Depthwise layers (one input and one output channel per group) put kernel taps on the rows
     and channels on the columns; every other layer packs its reduction (kernel tap × input
@@ -133,7 +135,7 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
                 pad_t=pt, pad_l=pl, row_step=sh * w, pix0=-pt * w - pl,
                 depthwise=int(depthwise), x_zp=int(zx), y_zp=int(zy), lo=int(lo), hi=int(hi),
                 pool=int(bool(pool)), kh=kh, h_feed=max(0, min(h, (ho - 1) * sh - pt + kh)), plane=hw,
-                nb=nb, pool_w=n_ob * wo if line else wo)
+                nb=nb, pool_w=n_ob * wo if line else wo, w_base=0, out_base=0)
     out_shape = (o, ho // 2, wo // 2) if pool else (o, ho, wo)
     macs = int(o * ig * kh * kw * ho * wo)
     meta = dict(depthwise=depthwise, line=line)
@@ -141,7 +143,7 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
         # placeholders of the right lengths: the capacity check counts words, nothing more
         check_capacity(LayerProgram(desc, np.empty((nb * hw, 0)), np.empty((n_ob * n_it * steps, 0)),
                                     range(steps), range(n_ob), np.empty((n_ob, 0)), out_shape,
-                                    macs, meta), cfg)
+                                    macs, meta), cfg, share)
         return None
 
     # packing: the memory images
@@ -208,7 +210,7 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
                         w_words=w_words.reshape(n_ob * n_it * steps, R, C),
                         step_words=step_words, blocks=blocks, out_channels=out_channels,
                         out_shape=out_shape, macs=macs, meta=meta)
-    check_capacity(prog, cfg)
+    check_capacity(prog, cfg, share)
     return prog
 
 
@@ -236,14 +238,16 @@ def _step_words(red, R: int, w: int, hw: int, line: bool) -> list:
     return _STEPS[key]
 
 
-def check_capacity(prog: LayerProgram, cfg: EngineConfig) -> None:
+def check_capacity(prog: LayerProgram, cfg: EngineConfig, share: int = 1) -> None:
+    """Raise :class:`EngineCapacityError` if ``prog`` does not fit the engine; ``share`` (see
+    :func:`compile_conv`) divides the input, weight and output memories."""
     d = prog.desc
     need = {
-        "input memory": (len(prog.in_words), cfg.in_depth),
-        "weight memory": (len(prog.w_words), cfg.w_depth),
+        "input memory": (len(prog.in_words), cfg.in_depth // share),
+        "weight memory": (len(prog.w_words), cfg.w_depth // share),
         "step table": (len(prog.step_words), cfg.step_depth),
         "block table": (len(prog.blocks), cfg.ob_depth),
-        "output memory": (out_words(prog), cfg.out_depth),
+        "output memory": (out_words(prog), cfg.out_depth // share),
     }
     if d.get("pool"):
         if not cfg.pool_width:

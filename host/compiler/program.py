@@ -36,7 +36,7 @@ from host.compiler.tiling import chunk_ranges, tilings
 from host.errors import UserError
 from host.model.ir import FC, Conv, Flatten, GlobalAvgPool, Graph, Pool, UnsupportedModel
 from host.runtime.golden import block_grid, intersect, need_region
-from hw.soc.isa import WORD_BITS, Op, Target, pack, resources, target_word_bytes
+from hw.soc.isa import WORD_BITS, Op, Target, clash, dma_words, pack, target_word_bytes
 from host.compiler.layer import EngineCapacityError, compile_conv, out_words
 
 __all__ = ["Program", "MapPlace", "compile_program", "ProgramError"]
@@ -165,6 +165,49 @@ class _Arena:
         self.free = merged
 
 
+class _Buffer:
+    """What each part of a double-buffered engine memory (input, weights, output) holds.
+
+    A run that fits half the memory goes to a half — the one not used last, unless the
+    engine's current run or a pending store uses it — so the DMA fills or drains the other
+    half while the engine runs; a run that needs more takes the whole memory (and the sync
+    bits then serialise the units around it)."""
+
+    def __init__(self, depth: int):
+        self.depth, self.half = depth, depth // 2
+        self.held: list = []             # (first word, last + 1, key, off-chip source range)
+        self.recent = None
+
+    def find(self, key):
+        for lo, _, k, _ in self.held:
+            if k == key:
+                self.recent = lo
+                return lo
+        return None
+
+    def place(self, n: int, share: int, avoid=(), key=None, source=None) -> int:
+        """The first word of ``n`` words for a run compiled for ``share`` (1: the whole
+        memory, 2: a half) that overlap none of the ranges ``avoid`` if possible."""
+        offsets = [0] if share == 1 else sorted((0, self.half), key=lambda o: o == self.recent)
+        def free(o):
+            return not any(lo < o + n and o < hi for lo, hi in avoid if lo < hi)
+        at = next((o for o in offsets if free(o)), offsets[0])
+        self.held = [h for h in self.held if not (h[0] < at + n and at < h[1])]
+        if key is not None:
+            self.held.append((at, at + n, key, source))
+        self.recent = at
+        return at
+
+    def forget_sources(self, lo: int, hi: int) -> None:
+        """Off-chip bytes ``lo … hi`` change: drop the copies made of them."""
+        self.held = [h for h in self.held if not (h[3] and h[3][0] < hi and lo < h[3][1])]
+
+
+def _offchip_range(a: dict, word: int) -> tuple:
+    """(first, last + 1) off-chip byte a LOAD or STORE pattern touches."""
+    return a["ext"], a["ext"] + (a["n2"] - 1) * a["s2"] + (a["n1"] - 1) * a["s1"] + a["n0"] * word
+
+
 @dataclass
 class _Part:
     """One engine run: a tile of the output × an output-channel chunk, compiled."""
@@ -174,6 +217,7 @@ class _Part:
     window: tuple                # (y0, y1, x0, x1) of the input map loaded
     cb: tuple                    # input channel blocks loaded (first, count)
     run: dict                    # packed tables (bytes) and word counts
+    share: int = 1               # compiled for the whole memories (1) or halves (2)
 
 
 class _Compiler:
@@ -195,30 +239,39 @@ class _Compiler:
         self.layers: list[str] = []
         self.consts = bytearray()
         self.const_at: dict = {}
-        self.loaded: dict = {}              # target → key of what it holds
-        self.pending_dma: set = set()       # on-chip memories DMA instructions touched since
-        self.pending_eng: set = set()       # the engine last waited for them, and vice versa
+        self.loaded: dict = {}              # target → key of what it holds (single tables)
+        self.bufs = {Target.MAP: _Buffer(cfg.in_depth), Target.WEIGHTS: _Buffer(cfg.w_depth),
+                     Target.OUT: _Buffer(cfg.out_depth)}
+        self.engine_words: dict = {}        # on-chip words the engine's current run uses
+        self.deferred = None                # the last run's STORE, emitted beside the next run
         self.places: dict = {}
         self.owner: dict = {}               # a flatten's output → the tensor whose buffer it shares
-        self.held_map = None                # off-chip bytes the input memory's map came from
         self.layer = ""
         self.counts = {"tiles": 0, "runs": 0, "loads_skipped": 0}
         self._compiled: dict = {}
 
     # ---- instructions -----------------------------------------------------------------------
-    def emit(self, op: Op, **args) -> None:
-        uses = resources(op, args)
+    def emit(self, op: Op, run_words=None, **args) -> None:
+        """Append one instruction. A DMA-unit instruction gets ``sync.engine`` when it touches
+        words the engine's current run uses (``run_words`` of the last CONV); the pending
+        STORE goes first where the instruction may depend on it."""
+        if self.deferred and op in (Op.POOL, Op.GAP, Op.HALT):
+            self.flush_store()
         sync = {}
         if op == Op.CONV:
-            if uses & self.pending_dma:
-                sync["dma"], self.pending_dma = 1, set()
-            self.pending_eng |= uses
-        elif op != Op.HALT:
-            if uses & self.pending_eng:
-                sync["engine"], self.pending_eng = 1, set()
-            self.pending_dma |= uses
+            self.engine_words = run_words
+        elif op != Op.HALT and clash(dma_words(op, args), self.engine_words):
+            sync["engine"], self.engine_words = 1, {}
         self.insns.append(pack(op, sync, **args))
         self.layers.append(self.layer)
+
+    def flush_store(self) -> None:
+        """Emit the STORE of the last run's output (kept back so it runs beside the next run)."""
+        if self.deferred:
+            layer, args = self.layer, self.deferred
+            self.layer, self.deferred = args.pop("layer"), None
+            self.emit(Op.STORE, **args)
+            self.layer = layer
 
     def const(self, raw: bytes) -> int:
         """Offset of ``raw`` in the constants (stored once per distinct content)."""
@@ -243,8 +296,8 @@ class _Compiler:
 
     # ---- convolutions and fully connected layers --------------------------------------------
     def _compile(self, node, w, fb, mult, shift, zx, zy, o0, o1, shape, pads, stride, groups,
-                 check_only):
-        key = (node.name, o0, o1, shape, pads, check_only)
+                 check_only, share=1):
+        key = (node.name, o0, o1, shape, pads, check_only, share)
         if key in self._compiled:
             hit = self._compiled[key]
             if isinstance(hit, Exception):
@@ -253,13 +306,14 @@ class _Compiler:
         try:
             prog = compile_conv(w[o0:o1], fb[o0:o1], mult[o0:o1], shift[o0:o1],
                                 np.zeros(shape, dtype=np.int8), zx, zy, node.lo, node.hi,
-                                stride, pads, groups, self.cfg, check_only=check_only)
+                                stride, pads, groups, self.cfg, check_only=check_only,
+                                share=share)
         except EngineCapacityError as e:
             self._compiled[key] = e
             raise
         if prog is not None:
             prog = dict(
-                desc=self.packer.desc(prog.desc),
+                desc=prog.desc,
                 steps=self.packer.steps(prog.step_words),
                 blocks=self.packer.blocks(prog.blocks),
                 weights=np.asarray(prog.w_words, dtype=np.int8).tobytes(),
@@ -275,24 +329,29 @@ class _Compiler:
         window, stride and padding are ``node.window()``'s; an FC's is 1×1)."""
         o = w.shape[0]
         y0, y1, x0, x1 = region
-        err = None
-        for hs, ws in tilings(y1 - y0, x1 - x0):
-            parts = []
-            try:
-                for ty in range(y0, y1, hs):
-                    for tx in range(x0, x1, ws):
-                        tile = (ty, min(y1, ty + hs), tx, min(x1, tx + ws))
-                        parts += self._tile_parts(node, w, fb, mult, shift, zx, zy, in_ch,
-                                                  tile, bounds, groups, depthwise, o)
-                return parts
-            except EngineCapacityError as e:
-                if e.resource not in ("input memory", "output memory"):
-                    raise
-                err = e
-        raise err
+        for share in (2, 1):
+            err = None
+            for hs, ws in tilings(y1 - y0, x1 - x0):
+                parts = []
+                try:
+                    for ty in range(y0, y1, hs):
+                        for tx in range(x0, x1, ws):
+                            tile = (ty, min(y1, ty + hs), tx, min(x1, tx + ws))
+                            parts += self._tile_parts(node, w, fb, mult, shift, zx, zy, in_ch,
+                                                      tile, bounds, groups, depthwise, o, share)
+                    return parts
+                except EngineCapacityError as e:
+                    if e.resource not in ("input memory", "output memory"):
+                        raise
+                    err = e
+                except ProgramError as e:
+                    err = e
+                    break
+            if share == 1:
+                raise err
 
     def _tile_parts(self, node, w, fb, mult, shift, zx, zy, in_ch, tile, bounds, groups,
-                    depthwise, o):
+                    depthwise, o, share):
         stride = tuple(node.window()[2:4])
         ty0, ty1, tx0, tx1 = tile
         need = need_region(node, tile)           # an FC's window is the 1×1 one it runs as
@@ -308,7 +367,7 @@ class _Compiler:
         def fits(a, b):
             try:
                 self._compile(node, w, fb, mult, shift, zx, zy, a, b, shape(a, b), tpads,
-                              stride, b - a if depthwise else groups, True)
+                              stride, b - a if depthwise else groups, True, share)
                 return True
             except EngineCapacityError as e:
                 if e.resource is None:
@@ -318,7 +377,7 @@ class _Compiler:
         for a, b in chunk_ranges(o, groups, depthwise, self.cfg, fits):
             try:
                 run = self._compile(node, w, fb, mult, shift, zx, zy, a, b, shape(a, b), tpads,
-                                    stride, b - a if depthwise else groups, False)
+                                    stride, b - a if depthwise else groups, False, share)
             except EngineCapacityError as e:   # not even one output block fits
                 if e.resource in ("input memory", "output memory"):
                     raise                        # a smaller tile may fit
@@ -326,7 +385,7 @@ class _Compiler:
                                    f"across runs yet") from e
             assert (run["ho"], run["wo"]) == (ty1 - ty0, tx1 - tx0), (run, tile)
             cb = (a // self.L, -(-(b - a) // self.L)) if depthwise else (0, -(-in_ch // self.L))
-            parts.append(_Part(a, b, tile, win, cb, run))
+            parts.append(_Part(a, b, tile, win, cb, run, share))
         return parts
 
     def run_parts(self, parts, src: MapPlace, dst: MapPlace, dst_origin=(0, 0)) -> None:
@@ -345,37 +404,82 @@ class _Compiler:
         by_chunk = sorted(parts, key=lambda p: (chunks.index((p.o0, p.o1)), tiles.index(p.tile)))
         order = by_chunk if cost(by_chunk) < cost(by_tile) else by_tile
         for p in order:
-            self.counts["runs"] += 1
-            key = ("map", src.addr, p.window, p.cb)
-            if self.loaded.get(Target.MAP) != key:
-                y0, y1, x0, x1 = p.window
-                self.loaded[Target.MAP] = key
-                self.held_map = (src.addr, src.addr + src.nbytes)
-                self.emit(Op.LOAD, target=Target.MAP, onchip=0, ext=src.word(p.cb[0], y0, x0),
-                          n0=x1 - x0, n1=y1 - y0, s1=src.w * self.L, n2=p.cb[1],
-                          s2=src.h * src.w * self.L)
-                assert (x1 - x0) * (y1 - y0) * p.cb[1] == p.run["in_words"]
-            else:
-                self.counts["loads_skipped"] += 1
-            self.load_const(Target.WEIGHTS, p.run["weights"])
-            self.load_const(Target.STEPS, p.run["steps"])
-            self.load_const(Target.BLOCKS, p.run["blocks"])
-            self.load_const(Target.DESC, p.run["desc"])
-            self.emit(Op.CONV)
-            ty0, ty1, tx0, tx1 = p.tile
-            n_ob = p.run["n_ob"]
-            self.emit(Op.STORE, target=Target.OUT, onchip=0,
-                      ext=dst.word(p.o0 // self.L, ty0 - dst_origin[0], tx0 - dst_origin[1]),
-                      n0=tx1 - tx0, n1=ty1 - ty0, s1=dst.w * self.L, n2=n_ob,
-                      s2=dst.h * dst.w * self.L)
-            assert n_ob * (ty1 - ty0) * (tx1 - tx0) == p.run["out_words"]
-            self.written(dst)
+            self.run_part(p, src, dst, dst_origin)
+
+    def run_part(self, p: _Part, src: MapPlace, dst: MapPlace, dst_origin) -> None:
+        """One engine run, software-pipelined: its loads go into the memory halves the
+        engine's current run does not use, the CONV waits for that run, and the STORE of that
+        run's output is emitted after this CONV, so it drains one half of the output memory
+        while the engine fills the other."""
+        self.counts["runs"] += 1
+        L, run = self.L, p.run
+        busy = self.engine_words
+        y0, y1, x0, x1 = p.window
+        n_in = run["in_words"]
+        key = ("map", src.addr, p.window, p.cb)
+        m_at = self.bufs[Target.MAP].find(key)
+        if m_at is None:
+            load = dict(target=Target.MAP, ext=src.word(p.cb[0], y0, x0), n0=x1 - x0,
+                        n1=y1 - y0, s1=src.w * L, n2=p.cb[1], s2=src.h * src.w * L)
+            assert (x1 - x0) * (y1 - y0) * p.cb[1] == n_in
+            if self.deferred:
+                lo, hi = _offchip_range(load, L)
+                slo, shi = _offchip_range(self.deferred, L)
+                if lo < shi and slo < hi:
+                    self.flush_store()             # this load reads what that store writes
+                    busy = self.engine_words
+            m_at = self.bufs[Target.MAP].place(n_in, p.share, [busy.get(Target.MAP, (0, 0))],
+                                               key, (src.addr, src.addr + src.nbytes))
+            self.emit(Op.LOAD, onchip=m_at, **load)
+        else:
+            self.counts["loads_skipped"] += 1
+        w_at = self.load_buffer(Target.WEIGHTS, run["weights"], p.share, busy)
+        self.load_const(Target.STEPS, run["steps"])
+        self.load_const(Target.BLOCKS, run["blocks"])
+        n_out = run["out_words"]
+        pending = self.deferred
+        o_at = self.bufs[Target.OUT].place(
+            n_out, p.share, [(pending["onchip"], pending["onchip"] + pending["n0"] * pending["n1"]
+                              * pending["n2"])] if pending else [])
+        if pending and pending["onchip"] < o_at + n_out and o_at < pending["onchip"] + \
+                pending["n0"] * pending["n1"] * pending["n2"]:
+            self.flush_store()                     # the run would overwrite its words
+        d = run["desc"]
+        self.load_const(Target.DESC, self.packer.desc(
+            dict(d, pix0=d["pix0"] + m_at, w_base=w_at, out_base=o_at)))
+        n_w = len(run["weights"]) // self.wb[Target.WEIGHTS]
+        self.emit(Op.CONV, run_words={
+            Target.MAP: (m_at, m_at + n_in), Target.WEIGHTS: (w_at, w_at + n_w),
+            Target.STEPS: (0, d["steps"]), Target.BLOCKS: (0, d["n_ob"] << self.cfg.group_bits),
+            Target.OUT: (o_at, o_at + n_out)})
+        self.flush_store()
+        ty0, ty1, tx0, tx1 = p.tile
+        n_ob = run["n_ob"]
+        assert n_ob * (ty1 - ty0) * (tx1 - tx0) == n_out
+        self.deferred = dict(target=Target.OUT, onchip=o_at,
+                             ext=dst.word(p.o0 // L, ty0 - dst_origin[0], tx0 - dst_origin[1]),
+                             n0=tx1 - tx0, n1=ty1 - ty0, s1=dst.w * L, n2=n_ob,
+                             s2=dst.h * dst.w * L, layer=self.layer)
+        self.written(dst)
+
+    def load_buffer(self, target: Target, raw: bytes, share: int, busy: dict) -> int:
+        """LOAD constant ``raw`` into a part of ``target``'s memory unless one holds it;
+        returns its first word."""
+        off = self.const(raw)
+        buf = self.bufs[target]
+        at = buf.find(("const", off))
+        if at is not None:
+            self.counts["loads_skipped"] += 1
+            return at
+        n = len(raw) // self.wb[target]
+        at = buf.place(n, share, [busy.get(target, (0, 0))], ("const", off))
+        self.emit(Op.LOAD, target=target, onchip=at, ext=off, n0=n, n1=1, s1=0, n2=1, s2=0)
+        self._patch.append(len(self.insns) - 1)
+        return at
 
     def written(self, dst: MapPlace) -> None:
-        """Off-chip bytes of ``dst`` change: the input memory no longer holds a copy of them."""
-        if self.held_map and dst.addr < self.held_map[1] and self.held_map[0] < dst.addr + dst.nbytes:
-            self.loaded.pop(Target.MAP, None)
-            self.held_map = None
+        """Off-chip bytes of ``dst`` change: the input memory no longer holds copies of them."""
+        self.bufs[Target.MAP].forget_sources(dst.addr, dst.addr + dst.nbytes)
 
     def conv(self, node: Conv, region, bounds) -> None:
         src = self.places[node.inputs[0]]

@@ -7,10 +7,12 @@ pattern, ``CONV`` decodes the loaded descriptor, step and block tables and runs 
 NumPy model (``host.runtime.engine_model.emulate``: its outputs and cycles are the RTL engine's, tested),
 ``POOL``/``GAP`` compute as the golden model does.
 
-Timing: the DMA unit and the engine each run in order; an instruction starts when its unit is
-free, no earlier than the instruction before it, and — where its ``sync`` bit says so — after
-the other unit's last instruction.  Engine runs take the RTL's cycles, transfers the DMA model's
-(``host.compiler.dma``).  If the two units would touch the same on-chip memory at the same time
+Timing, as the controller (``hw.soc.controller``) issues: in program order; a DMA-unit
+instruction (LOAD, STORE, POOL, GAP) runs to its end before the next issues — after the
+engine's current run when its ``sync.engine`` bit is set; a CONV starts once the run before it
+has ended and the program goes on while it runs; HALT waits for the engine.  Engine runs take
+the RTL's cycles, transfers the DMA model's (``host.compiler.dma``).  If a DMA-unit instruction
+would touch on-chip words the engine's current run uses (``hw.soc.isa.dma_words``/``clash``),
 the program is wrong and :class:`HazardError` says where.
 """
 from __future__ import annotations
@@ -22,9 +24,9 @@ import numpy as np
 from host.compiler.dma import transfer_cycles
 from host.compiler.layer import LayerProgram
 from host.model.quant import multiply_by_quantized_multiplier
-from host.runtime.engine_model import emulate
+from host.runtime.engine_model import emulate, map_footprint
 from hw.engine.engine import block_entry_layout, layer_desc_layout, step_entry_layout
-from hw.soc.isa import Op, Target, decode_fields, resources, target_word_bytes, unpack
+from hw.soc.isa import Op, Target, clash, decode_fields, dma_words, target_word_bytes, unpack
 
 __all__ = ["Emulator", "HazardError", "ProgramFault", "RunStats"]
 
@@ -36,7 +38,8 @@ class ProgramFault(RuntimeError):
 
 
 class HazardError(ProgramFault):
-    """Two units would use one on-chip memory at once: a missing ``sync`` bit."""
+    """The DMA would touch on-chip words the engine's current run uses: a missing ``sync``
+    bit."""
 
 
 @dataclass
@@ -44,6 +47,9 @@ class RunStats:
     """What the accelerator's counters would show after one frame."""
     cycles: int = 0                       #: START to DONE
     busy: dict = field(default_factory=lambda: {"dma": 0, "engine": 0})
+    #: cycles the program waited for the engine (a CONV behind the run before it, a sync bit,
+    #: HALT): the controller's ``wait_cycles``
+    wait: int = 0
     read: int = 0                         #: off-chip data bytes read (maps, weights, tables)
     written: int = 0                      #: off-chip bytes written
     fetched: int = 0                      #: instruction bytes fetched
@@ -108,8 +114,8 @@ class Emulator:
         raw = np.frombuffer(p.input_bytes(x), dtype=np.uint8)
         self.mem[p.input.addr:p.input.addr + len(raw)] = raw
         st = RunStats()
-        issue, free = 0, {"dma": 0, "engine": 0}
-        running = {"dma": frozenset(), "engine": frozenset()}
+        t = 0                              # when the next instruction issues
+        engine_free, engine_uses = 0, {}   # the engine's current run: its end, its words
         pc = 0
         while True:
             word = self.mem[pc * INSN_BYTES:(pc + 1) * INSN_BYTES].tobytes()
@@ -121,18 +127,30 @@ class Emulator:
                 raise ProgramFault(f"instruction {pc}: {e}") from None
             st.fetched += INSN_BYTES
             if op == Op.HALT:
+                st.wait += max(0, engine_free - t)
+                t = max(t, engine_free)
                 break
             cycles, rd, wr = self.execute(pc, op, args)
-            unit, other = ("engine", "dma") if op == Op.CONV else ("dma", "engine")
-            start = max(issue, free[unit])
-            if sync[other]:
-                start = max(start, free[other])
-            uses = resources(op, args)
-            if free[other] > start and uses & running[other]:
-                raise HazardError(f"instruction {pc} ({op.name}, {p.layers[pc]}) uses "
-                                  f"{sorted(uses & running[other])} while the {other} unit does")
-            end = start + cycles
-            free[unit], running[unit], issue = end, uses, start
+            if op == Op.CONV:
+                start = max(t, engine_free)
+                end = engine_free = start + cycles
+                engine_uses = self._run_words
+                unit = "engine"
+            else:
+                start = t
+                if sync["engine"]:
+                    start = max(start, engine_free)
+                elif engine_free > start:
+                    hit = clash(dma_words(op, args), engine_uses)
+                    if hit:
+                        raise HazardError(
+                            f"instruction {pc} ({op.name}, {p.layers[pc]}) touches the "
+                            f"{', '.join(x.name.lower() for x in hit)} words the engine's run "
+                            f"uses")
+                end = start + cycles
+                unit = "dma"
+            st.wait += start - t
+            t = start if op == Op.CONV else end
             st.busy[unit] += cycles
             st.read += rd
             st.written += wr
@@ -143,7 +161,7 @@ class Emulator:
             pc += 1
             if progress is not None:
                 progress(pc)
-        st.cycles = max(free.values())
+        st.cycles = t
         out = self.mem[p.output.addr:p.output.addr + p.output.nbytes]
         return p.read_output(out), st
 
@@ -233,7 +251,16 @@ class Emulator:
             step_words=steps, blocks=blocks, out_channels=None, out_shape=None,
             meta=dict(depthwise=bool(desc["depthwise"]), line=False))
         words, cycles = emulate(prog, cfg)
-        self._onchip(pc, Target.OUT, 0, len(words))[:] = words.view(np.uint8)
+        self._onchip(pc, Target.OUT, desc["out_base"], len(words))[:] = words.view(np.uint8)
+        # the words the run uses while it lasts (the hazard check of the DMA beside it)
+        w_lo = desc["w_base"]
+        self._run_words = {
+            Target.MAP: map_footprint(prog),
+            Target.WEIGHTS: (w_lo, w_lo + desc["n_ob"] * desc["w_ob"]),
+            Target.STEPS: (0, desc["steps"]),
+            Target.BLOCKS: (0, nblk),
+            Target.OUT: (desc["out_base"], desc["out_base"] + len(words)),
+        }
         return cycles
 
     def _decode_steps(self, rows: np.ndarray) -> list:
@@ -341,7 +368,7 @@ class EmuTarget:
                                    engine_cycles=engine.get(r["name"], 0), pes=pes,
                                    utilisation=macs / (pes * r["cycles"]) if r["cycles"] else 0.0,
                                    offchip_bytes=dict(read=r["read"], written=r["written"])))
-        self.frames.append(dict(cycles=st.cycles, busy=dict(st.busy), read=st.read,
+        self.frames.append(dict(cycles=st.cycles, busy=dict(st.busy), wait=st.wait, read=st.read,
                                 written=st.written, fetched=st.fetched,
                                 traffic=dict(st.traffic)))
         return y

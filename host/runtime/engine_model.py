@@ -24,10 +24,7 @@ def emulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int]:
     d = prog.desc
     C = cfg.cols
     ho, wo, n_ob = d["ho"], d["wo"], d["n_ob"]
-    oy, ox = np.meshgrid(np.arange(ho), np.arange(wo), indexing="ij")
-    iy0 = (oy * d["stride_h"] - d["pad_t"]).ravel()
-    ix0 = (ox * d["stride_w"] - d["pad_l"]).ravel()
-    pix = d["pix0"] + oy.ravel() * d["row_step"] + ox.ravel() * d["stride_w"]
+    iy0, ix0, pix = _pixels(d)
     sums = _column_sums_gathered if not prog.meta.get("line") and not d["depthwise"] \
         else _column_sums_stepwise
     out = np.stack([_requant_block(acc, prog.blocks[ob], d)
@@ -46,16 +43,24 @@ def emulate(prog: LayerProgram, cfg: EngineConfig) -> tuple[np.ndarray, int]:
 _GATHER: dict = {}
 
 
-def _column_sums_gathered(prog: LayerProgram, cfg: EngineConfig, iy0, ix0, pix):
-    """Each output block's column sums (P, cols), standard layers with the map preloaded: every
-    (iteration, step, row) element at once — its tap validity and its input byte (address ·
-    lanes + lane) for every pixel — then one product per output block."""
+def _pixels(d: dict):
+    """Per output pixel (raster order): the top-left input tap (iy0, ix0) and ``pix``."""
+    oy, ox = np.meshgrid(np.arange(d["ho"]), np.arange(d["wo"]), indexing="ij")
+    iy0 = (oy * d["stride_h"] - d["pad_t"]).ravel()
+    ix0 = (ox * d["stride_w"] - d["pad_l"]).ravel()
+    pix = d["pix0"] + oy.ravel() * d["row_step"] + ox.ravel() * d["stride_w"]
+    return iy0, ix0, pix
+
+
+def _elements(prog: LayerProgram, iy0, ix0, pix):
+    """Every (iteration, step, row) element of a run with the map preloaded: its tap validity
+    ``ok`` and its address relative to ``in_base`` for every pixel, and its lane — depending
+    on the step table and the descriptor only, so computed once for all the runs (tiles) that
+    share them."""
     d = prog.desc
     key = (id(prog.step_words), tuple(sorted(d.items())))
     hit = _GATHER.get(key)
     if hit is None or hit[0] is not prog.step_words:
-        # the elements' validity and relative addresses depend on the step table and the
-        # descriptor only: computed once for all the runs (tiles) that share them
         el = np.array([(it, *e) for it in range(d["n_it"]) for row in prog.step_words
                        for e in row], dtype=np.int64).reshape(-1, 6)
         it_, dy, dx, en, lane, delta = el.T
@@ -66,7 +71,34 @@ def _column_sums_gathered(prog: LayerProgram, cfg: EngineConfig, iy0, ix0, pix):
         if len(_GATHER) > 256:
             _GATHER.clear()
         hit = _GATHER[key] = (prog.step_words, ok, rel, lane)
-    _, ok, rel, lane = hit
+    return hit[1:]
+
+
+def map_footprint(prog: LayerProgram) -> tuple[int, int]:
+    """(first, last + 1) input-memory word a run with the map preloaded reads: what the DMA
+    must not overwrite while the run lasts (``host.runtime.emulator``'s hazard check)."""
+    d = prog.desc
+    ok, rel, _ = _elements(prog, *_pixels(d))
+    if not ok.any():
+        return 0, 0
+    bases = [prog.blocks[ob][0] for ob in range(d["n_ob"])]
+    r = rel[ok]
+    return int(min(bases) + r.min()), int(max(bases) + r.max()) + 1
+
+
+def _weights(prog: LayerProgram, ob: int, d: dict) -> np.ndarray:
+    """Output block ``ob``'s weight words: from ``w_base + ob·w_ob``, the address wrapping
+    at the memory's end as the RTL's does."""
+    idx = d.get("w_base", 0) + ob * d["w_ob"] + np.arange(d["w_ob"])
+    return prog.w_words.take(idx, axis=0, mode="wrap")
+
+
+def _column_sums_gathered(prog: LayerProgram, cfg: EngineConfig, iy0, ix0, pix):
+    """Each output block's column sums (P, cols), standard layers with the map preloaded: every
+    (iteration, step, row) element at once — its tap validity and its input byte (address ·
+    lanes + lane) for every pixel — then one product per output block."""
+    d = prog.desc
+    ok, rel, lane = _elements(prog, iy0, ix0, pix)
     flat = prog.in_words.reshape(-1).astype(np.float64)
     n = len(prog.in_words)
     for ob in range(d["n_ob"]):
@@ -75,7 +107,7 @@ def _column_sums_gathered(prog: LayerProgram, cfg: EngineConfig, iy0, ix0, pix):
         # wraps); its weights are 0, so any word will do
         addr = np.where(ok & (addr < n) & (addr >= 0), addr, 0)
         x = np.where(ok, flat[addr * cfg.lanes + lane[:, None]], d["x_zp"])       # (n_el, P)
-        wt = prog.w_words[ob * d["w_ob"]:(ob + 1) * d["w_ob"]].reshape(-1, cfg.cols)
+        wt = _weights(prog, ob, d).reshape(-1, cfg.cols)
         yield np.rint(x.T @ wt.astype(np.float64)).astype(np.int64)               # exact < 2^53
 
 
@@ -87,9 +119,10 @@ def _column_sums_stepwise(prog: LayerProgram, cfg: EngineConfig, iy0, ix0, pix):
     in_words = prog.in_words.astype(np.int64)
     for ob in range(d["n_ob"]):
         in_base = prog.blocks[ob][0]
+        wts = _weights(prog, ob, d)
         acc = np.zeros((len(pix), C), dtype=np.int64)
         for it, s in ((it, s) for it in range(d["n_it"]) for s in range(steps)):
-            wt = prog.w_words[ob * d["w_ob"] + it * steps + s].astype(np.int64)   # (R, C)
+            wt = wts[it * steps + s].astype(np.int64)                             # (R, C)
             for r, (dy, dx, en, lane, delta) in enumerate(prog.step_words[s]):
                 iy, ix = iy0 + dy + it * d["it_dy"], ix0 + dx
                 ok = bool(en) & (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)

@@ -67,6 +67,7 @@ class ProgramDevice:
                               f"(a hardware fault, or gateware that is not this program's)")
         self.frames.append(dict(cycles=perf["cycles"],
                                 busy=dict(dma=perf["dma_cycles"], engine=perf["engine_cycles"]),
+                                wait=perf["wait_cycles"],
                                 read=perf["bytes_read"], written=perf["bytes_written"],
                                 fetched=perf["insns"] * 32, insns=perf["insns"]))
         return y

@@ -9,7 +9,7 @@ Memories (sizes are elaboration parameters; all written through the ``ld_*`` por
 sel   name         word                                        address
 ====  ===========  ==========================================  ====================================
 0     input map    ``lanes`` int8 (channels of one pixel)      ``(block·H + y)·W + x``
-1     weights      ``rows × cols`` int8 (one per PE)           ``ob·w_ob + i·steps + step``
+1     weights      ``rows × cols`` int8 (one per PE)           ``w_base + ob·w_ob + i·steps + step``
 2     step table   per row: ``dy, dx, en, delta``              ``step``
 3     block table  ``in_base`` + bias/mult/shift of one group  ``ob·2^group_bits + k`` (group k
                    of ``post_lanes`` columns)                  of columns ``k·P … k·P+P−1``)
@@ -18,7 +18,7 @@ sel   name         word                                        address
 With ``EngineConfig(pool_width=N)`` and the descriptor's ``pool`` bit, a fused 2×2/2 max-pool
 (``hw.engine.pool.MaxPool2x2``) sits before the output memory, which then holds the pooled map.
 
-The output memory (``cols`` int8 per word, address ``ob·Ho·Wo + oy·Wo + ox``) is read back
+The output memory (``cols`` int8 per word, address ``out_base + ob·Ho·Wo + oy·Wo + ox``) is read back
 through ``rd_addr``/``rd_data``.
 
 The step table is the engine's micro-program: for step ``s`` of one output pixel, row ``r``
@@ -97,6 +97,10 @@ def layer_desc_layout(addr_width: int) -> data.StructLayout:
         "plane": addr_width,
         "nb": 8,
         "pool_w": 12,
+        # where the run's weights and output words start in their memories, so the DMA can
+        # fill or drain the other part of a memory while the engine runs (double buffering)
+        "w_base": addr_width,
+        "out_base": addr_width,
     })
 
 

@@ -88,7 +88,7 @@ class IssueLoop:
         with m.If(start & ~busy_r):
             m.d.comb += [s_nx.eq(0), ob_nx.eq(0)]
             m.d.sync += [run.eq(1), busy_r.eq(1), done.eq(0), cycles.eq(0),
-                         waddr.eq(0), wbase.eq(0),
+                         waddr.eq(d.w_base), wbase.eq(d.w_base),
                          slot_m1.eq(d.slot - 1), slot_one.eq(d.slot == 1),
                          steps_m1.eq(d.steps - 1), steps_one.eq(d.steps == 1),
                          first_m1.eq(first_d), first_one.eq(first_d == 0),
@@ -129,7 +129,8 @@ class IssueLoop:
                             next_ob()
                         with m.Else():
                             m.d.comb += ob_nx.eq(0)
-                            m.d.sync += [wbase.eq(0), waddr.eq(0), ob_left.eq(d.n_ob - 1),
+                            m.d.sync += [wbase.eq(d.w_base), waddr.eq(d.w_base),
+                                         ob_left.eq(d.n_ob - 1),
                                          last_ob.eq(d.n_ob == 1)]
                             with m.If(~last_y):
                                 m.d.sync += next_y()

@@ -13,7 +13,7 @@ __all__ = ["write_output"]
 def write_output(m, cfg, d, mems, drain, loop, done):
     """Add the writer for :class:`hw.engine.drain.Drain` ``drain``'s lanes to ``m``: the group
     index and final marker travel beside the requant pipeline; groups before the last wait in
-    ``out_held``; the word is written at the next output address (reset at ``start``); ``done``
+    ``out_held``; the word is written at the next output address (``out_base`` at ``start``); ``done``
     rises (and ``busy`` falls) when the run's last word is written."""
     A, C, P, D = cfg.addr_width, cfg.cols, cfg.post_lanes, cfg.groups
     lanes_out, busy_r = drain.lanes, loop.busy
@@ -58,7 +58,7 @@ def write_output(m, cfg, d, mems, drain, loop, done):
         store = write
         m.d.comb += [wp_addr.eq(out_addr), wp_en.eq(write), wp_data.eq(word)]
     with m.If(loop.starting):
-        m.d.sync += out_addr.eq(0)
+        m.d.sync += out_addr.eq(d.out_base)
     with m.Elif(store):
         m.d.sync += out_addr.eq(out_addr + 1)
     with m.If(fin & busy_r):

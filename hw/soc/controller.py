@@ -7,19 +7,23 @@ DMA built in.  Per instruction (``hw.soc.isa``, ``docs/isa.md``):
 * **LOAD**: read the 3-D pattern's memory words in order (requests run ahead of the responses,
   as the port allows), assemble each target word (``target_word_bytes``) and write it into the
   engine through its load port (``sel`` = the target), or into the descriptor register;
-* **CONV**: pulse the engine's ``start`` with the descriptor register, wait for ``busy`` to
-  fall;
+* **CONV**: once the engine is idle, copy the loaded descriptor into the run's descriptor
+  register and pulse the engine's ``start``, then go on to the next instruction while the
+  engine runs: the DMA works beside the engine;
 * **STORE**: read each output-memory word through the engine's read port and write it out by
   the pattern, one memory word per request;
 * **POOL**, **GAP**: hand the arguments and the memory port to the vector unit
   (``hw.soc.vector_unit``) until it is idle again;
-* **HALT**: DONE.  An unused opcode stops the program with error :data:`ERR_OPCODE`.
+* **HALT**: DONE once the engine is idle.  An unused opcode stops the program with error
+  :data:`ERR_OPCODE`.
 
-This controller retires each instruction before it fetches the next, so the program's ``sync``
-bits always hold; overlapping the DMA with the engine comes with double-buffered engine
-memories.  It plugs into the link SoC as its engine (``ctrl``: START with the program's byte
-address, busy/done/error, the counters of :data:`PERF`; ``mem``: the SoC's memory port, shared
-with the link).
+Instructions issue in order; the DMA unit's (LOAD, STORE, POOL, GAP) run here and retire before
+the next fetch, so ``sync.dma`` always holds; a CONV waits until the engine has finished the run
+before it, and an instruction whose ``sync.engine`` bit is set waits until the engine is idle
+(the compiler sets it when the instruction touches on-chip words the engine's current run uses,
+``docs/isa.md``).  It plugs into the link SoC as its engine (``ctrl``: START with the program's
+byte address, busy/done/error, the counters of :data:`PERF`; ``mem``: the SoC's memory port,
+shared with the link).
 """
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
@@ -33,7 +37,9 @@ from hw.soc.vector_unit import VectorUnit
 __all__ = ["Controller", "PERF", "ERR_OPCODE", "ERR_TARGET"]
 
 #: the performance counters STATUS reports, in order
-PERF = ("cycles", "engine_cycles", "dma_cycles", "bytes_read", "bytes_written", "insns", "pc")
+#: (``wait_cycles``: cycles the controller waited for the engine, at a CONV or a sync bit)
+PERF = ("cycles", "engine_cycles", "dma_cycles", "wait_cycles", "bytes_read", "bytes_written",
+        "insns", "pc")
 #: error codes (STATUS flags bits 8–15)
 ERR_OPCODE = 0x01        #: an unused opcode (6–15)
 ERR_TARGET = 0x02        #: LOAD into the output memory, or STORE from another memory
@@ -133,12 +139,22 @@ class Controller(wiring.Component):
         m.d.comb += [self.ld_data.eq(word[:len(self.ld_data)]), self.ld_addr.eq(k),
                      self.ld_sel.eq(target.as_value()[:2]),
                      self.ld_en.eq(ld_pending & (target != Target.DESC))]
+        # LOAD DESC fills ``desc``; a CONV copies it into ``desc_run``, which the engine reads
+        # for the whole run, so the next run's descriptor may load while this one runs
         desc = Signal(len(self.desc.as_value()))
-        m.d.comb += self.desc.eq(desc)
+        desc_run = Signal(len(self.desc.as_value()))
+        m.d.comb += self.desc.eq(desc_run)
         with m.If(ld_pending):
             m.d.sync += [ld_pending.eq(0), k.eq(k + 1)]
             with m.If(target == Target.DESC):
                 m.d.sync += desc.eq(word[:len(desc)])
+
+        # the engine is idle: not busy, and not just started (``busy`` rises a cycle after
+        # ``start``)
+        kicked = Signal()
+        engine_idle = ~self.busy & ~kicked
+        with m.If(self.busy):
+            m.d.sync += kicked.eq(0)
 
         m.d.comb += self.rd_addr.eq(k)
 
@@ -177,10 +193,22 @@ class Controller(wiring.Component):
             with m.State("DECODE"):
                 m.d.sync += [target.eq(a.target), k.eq(a.onchip), rj.eq(0)] + start_pattern()
                 target_sizes()
+                with m.If(insn.sync.engine & (insn.op != Op.CONV) & ~engine_idle):
+                    m.next = "WAIT_ENGINE"
+                with m.Else():
+                    m.next = "DISPATCH"
+            with m.State("WAIT_ENGINE"):
+                m.d.sync += perf["wait_cycles"].eq(perf["wait_cycles"] + 1)
+                with m.If(engine_idle):
+                    m.next = "DISPATCH"
+            with m.State("DISPATCH"):
                 with m.Switch(insn.op):
                     with m.Case(Op.HALT):
-                        m.d.sync += [busy.eq(0), c.done.eq(1)]
-                        m.next = "IDLE"
+                        with m.If(engine_idle):
+                            m.d.sync += [busy.eq(0), c.done.eq(1)]
+                            m.next = "IDLE"
+                        with m.Else():
+                            m.d.sync += perf["wait_cycles"].eq(perf["wait_cycles"] + 1)
                     with m.Case(Op.LOAD):
                         with m.If(a.target == Target.OUT):
                             m.next = "FAULT_TARGET"
@@ -236,11 +264,16 @@ class Controller(wiring.Component):
                     with m.Else():
                         m.d.sync += rj.eq(rj + 1)
             with m.State("CONV"):
+                # in order: the run before this one must have finished
+                with m.If(engine_idle):
+                    m.d.sync += desc_run.eq(desc)
+                    m.next = "CONV_START"
+                with m.Else():
+                    m.d.sync += perf["wait_cycles"].eq(perf["wait_cycles"] + 1)
+            with m.State("CONV_START"):
                 m.d.comb += self.start.eq(1)
-                m.next = "CONV_WAIT"
-            with m.State("CONV_WAIT"):
-                with m.If(~self.busy):
-                    m.next = "NEXT"
+                m.d.sync += kicked.eq(1)
+                m.next = "NEXT"
             with m.State("VECTOR"):
                 m.d.comb += [vu.go.eq(1), vu.gap.eq(insn.op == Op.GAP),
                              vu.args.eq(insn.args.as_value())]

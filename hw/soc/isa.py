@@ -6,11 +6,13 @@ controller will fetch and dispatch them: one definition, no second copy of any w
 semantics of every instruction, with the loop nest its unit runs and a worked example, are in
 ``docs/isa.md``.
 
-Two units execute the program, each in order: the **DMA unit** (everything that touches
-off-chip memory: ``LOAD``, ``STORE``, ``POOL``, ``GAP``) and the **engine** (``CONV``).  An
-instruction issues when its unit is free and, if its ``sync`` bit for the other unit is set,
-once the other unit has finished every instruction issued before it.  The compiler sets those
-bits wherever the two would touch the same on-chip memory (``docs/isa.md``, "Synchronisation").
+Two units execute the program: the **DMA unit** (everything that touches off-chip memory:
+``LOAD``, ``STORE``, ``POOL``, ``GAP``) and the **engine** (``CONV``).  Instructions issue in
+order; a DMA-unit instruction retires before the next one issues, a CONV issues once the
+engine has finished the run before it and the program goes on while it runs.  A DMA-unit
+instruction whose ``sync.engine`` bit is set waits until the engine is idle: the compiler sets
+it wherever the instruction touches on-chip words the engine's current run uses
+(:func:`dma_words`, :func:`clash`; ``docs/isa.md``, "Synchronisation").
 
 Off-chip addresses are byte addresses; maps are stored channel-blocked: word ``(cb, y, x)`` of
 ``lanes`` bytes (channels ``cb·lanes …``) at ``base + ((cb·H + y)·W + x)·lanes``.
@@ -19,7 +21,7 @@ from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import data, enum
 
 __all__ = ["WORD_BITS", "Op", "Target", "Sync", "DmaArgs", "PoolArgs", "GapArgs", "Insn",
-           "WORD_ALIGN", "target_word_bytes", "pack", "unpack", "decode_fields", "resources", "ENGINE_MEMORIES"]
+           "WORD_ALIGN", "target_word_bytes", "pack", "unpack", "decode_fields", "dma_words", "clash"]
 
 #: bits per instruction word (the controller fetches 32 bytes per instruction)
 WORD_BITS = 256
@@ -48,7 +50,9 @@ class Target(enum.Enum, shape=3):
 
 class Sync(data.Struct):
     """Wait, before issuing, until the other unit has retired everything issued earlier."""
-    dma: 1      #: (engine instructions) wait for the DMA unit
+    #: (engine instructions) wait for the DMA unit; always true of the controller, whose DMA
+    #: instructions retire before the next issues (kept for a DMA queue that runs ahead)
+    dma: 1
     engine: 1   #: (DMA unit instructions) wait for the engine
 
 
@@ -220,15 +224,20 @@ def unpack(word: bytes) -> tuple:
     return op, sync, args
 
 
-#: the on-chip memories an engine run reads or writes
-ENGINE_MEMORIES = frozenset({"map", "weights", "steps", "blocks", "desc", "out"})
-
-
-def resources(op: Op, args: dict) -> frozenset:
-    """The on-chip memories an instruction touches: what the two units must not share while
-    both run (``docs/isa.md``, "Synchronisation").  Off-chip memory is the DMA unit's alone."""
-    if op == Op.CONV:
-        return ENGINE_MEMORIES
+def dma_words(op: Op, args: dict) -> dict:
+    """The on-chip words a DMA-unit instruction touches, ``{target: (first, last + 1)}``: what
+    it must not share with the engine's current run (``docs/isa.md``, "Synchronisation").
+    A LOAD of the descriptor touches nothing the engine reads (the controller copies the
+    descriptor when a CONV starts); POOL and GAP touch off-chip memory only."""
     if op in (Op.LOAD, Op.STORE):
-        return frozenset({Target(args["target"]).name.lower()})
-    return frozenset()
+        t = Target(args["target"])
+        if t == Target.DESC:
+            return {}
+        return {t: (args["onchip"], args["onchip"] + args["n0"] * args["n1"] * args["n2"])}
+    return {}
+
+
+def clash(a: dict, b: dict) -> list:
+    """The targets on which two footprints (``{target: (first, last + 1)}``) overlap."""
+    return [t for t, (lo, hi) in a.items()
+            if t in b and lo < b[t][1] and b[t][0] < hi and lo < hi and b[t][0] < b[t][1]]
