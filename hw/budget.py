@@ -76,7 +76,7 @@ def tiles_for(width: int, depth: int, family: str, async_read: bool = False,
 
 def engine_memories(cfg, family: str = "ecp5") -> list[Memory]:
     """The memories an :class:`~hw.engine.engine.Engine` of ``cfg`` instantiates."""
-    from hw.engine.engine import step_entry_layout
+    from hw.engine.engine import step_word_layout
     R, C, L, P = cfg.rows, cfg.cols, cfg.lanes, cfg.post_lanes
     mems = []
     if cfg.line_rows:
@@ -84,11 +84,12 @@ def engine_memories(cfg, family: str = "ecp5") -> list[Memory]:
         mems.append(Memory("input map", L * 8, cfg.in_depth, 1, L * cfg.in_depth))
         mems.append(Memory("line ring", L * 8, cfg.line_rows * cfg.line_words, R))
     else:
-        mems.append(Memory("input map", L * 8, cfg.in_depth, R, L * cfg.in_depth, read_reg=True))
+        mems.append(Memory("input map", L * 8, cfg.in_depth, cfg.read_ports, L * cfg.in_depth,
+                           read_reg=True))
     mems += [
         Memory("weights", C * 8, cfg.w_depth, R, R * C * cfg.w_depth, read_reg=True),
         Memory("output map", C * 8, cfg.out_depth, 1, C * cfg.out_depth, read_reg=True),
-        Memory("step table", R * step_entry_layout(cfg.addr_width, L).size, cfg.step_depth),
+        Memory("step table", step_word_layout(cfg).size, cfg.step_depth),
         Memory("block base", cfg.addr_width, cfg.ob_depth),
         Memory("requant parameters", P * (32 + 31 + 6), cfg.ob_depth << cfg.group_bits),
     ]

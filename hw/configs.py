@@ -84,18 +84,19 @@ _ICE40_SOC = dict(soc_tiles=7, soc_luts=3249)
 BOARD_CONFIGS = {
     # every hard multiplier a PE (144 of 156 MULT18X18D): 9 rows divide 9·Cin of every 3×3
     # layer, 16 columns every VGG16/MobileNet channel count; requant multipliers in logic.
-    # Map, weight and output memories hold two runs' worth (the compiler double-buffers
-    # them so the DMA works beside the engine): 154 of 208 DP16KD
+    # The input map has two read ports (two copies, not one per row) and holds 64 KiB; map,
+    # weight and output memories hold two runs' worth (the compiler double-buffers them so
+    # the DMA works beside the engine): 142 of 208 DP16KD
     "ulx3s-85f": AcceleratorConfig(
         "ulx3s-85f", DEVICES["LFE5U-85F"],
-        EngineConfig(rows=9, cols=16, post_lanes=16, lut_requant=True, in_depth=1024,
-                     w_depth=1024, step_depth=32, ob_depth=8, out_depth=1024,
+        EngineConfig(rows=9, cols=16, post_lanes=16, lut_requant=True, in_depth=4096,
+                     w_depth=1024, step_depth=32, ob_depth=8, out_depth=1024, read_ports=2,
                      dsp_sites="ecp5-85f"),
         100.0, "sdram", engine_luts=43699, **_ECP5_SOC),
     "ulx3s-45f": AcceleratorConfig(
         "ulx3s-45f", DEVICES["LFE5U-45F"],
-        EngineConfig(rows=8, cols=8, post_lanes=4, lut_requant=True, in_depth=1024,
-                     w_depth=1024, step_depth=32, ob_depth=8, out_depth=1024),
+        EngineConfig(rows=8, cols=8, post_lanes=4, lut_requant=True, in_depth=4096,
+                     w_depth=1024, step_depth=32, ob_depth=8, out_depth=1024, read_ports=2),
         100.0, "sdram", **_ECP5_SOC),
     # all 8 SB_MAC16 as PEs, one digit-serial requant lane, memories written straight from the
     # load port (the UP5K is short of logic cells)
@@ -110,7 +111,7 @@ BOARD_CONFIGS = {
 CI_CONFIG = AcceleratorConfig(
     "ci", DEVICES["LFE5U-25F"],
     EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=32, ob_depth=64,
-                 out_depth=2048, post_lanes=2),
+                 out_depth=2048, post_lanes=2, read_ports=2),
     100.0, "none", board=False, note="small instance of the same design for CI tests")
 
 #: engines the host simulated before the board engines could hold a layer; they fit no board

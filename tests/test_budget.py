@@ -64,7 +64,7 @@ def test_memories_follow_the_engine_config():
     row (one read port per row), one weight memory per row."""
     cfg = BOARD_CONFIGS["ulx3s-85f"].engine
     mems = {m.name: m for m in engine_memories(cfg)}
-    assert mems["input map"].copies == cfg.rows and mems["input map"].depth == cfg.in_depth
+    assert mems["input map"].copies == cfg.read_ports and mems["input map"].depth == cfg.in_depth
     assert mems["weights"].copies == cfg.rows and mems["weights"].width == cfg.cols * 8
     assert mems["output map"].copies == 1
     assert tiles_for(1, 64, "ecp5") == 0 and tiles_for(1, 65, "ecp5") == 1

@@ -176,9 +176,9 @@ def test_layers_the_engine_cannot_hold_are_refused_in_one_line():
     b.conv(b.input, 16, 3, name="deep")
     with pytest.raises(ProgramError, match="deep: .*weight memory"):
         compile_program(b.build(), B85)
-    b = GraphBuilder("wide", (80, 15, 15))
+    b = GraphBuilder("wide", (300, 15, 15))
     b.fc(b.flatten(b.input), 4, name="fc")
-    with pytest.raises(ProgramError, match="fc: 18,000 inputs .1,125 words as stored. exceed"):
+    with pytest.raises(ProgramError, match="fc: 67,500 inputs .4,275 words as stored. exceed"):
         compile_program(b.build(), B85)
 
 

@@ -62,7 +62,7 @@ def test_target_words_hold_the_engine_load_port_fields(cfg):
     eng = Engine(cfg)
     wb = target_word_bytes(cfg)
     bits = {Target.MAP: cfg.lanes * 8, Target.WEIGHTS: cfg.rows * cfg.cols * 8,
-            Target.STEPS: cfg.rows * eng.step_layout.size, Target.BLOCKS: eng.block_layout.size,
+            Target.STEPS: eng.step_layout.size, Target.BLOCKS: eng.block_layout.size,
             Target.DESC: eng.desc_layout.size, Target.OUT: cfg.cols * 8}
     for t, n in bits.items():
         assert wb[t] % WORD_ALIGN == 0 and wb[t] * 8 >= n > (wb[t] - WORD_ALIGN) * 8, t

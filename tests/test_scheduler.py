@@ -371,9 +371,13 @@ def test_board_engine_drives_the_cost_model():
     net = NetInfo(zoo.shape_graph("vgg16", 32), b)
     assert net.engine is b.engine or net.engine.as_dict() == b.engine.as_dict()
     conv = next(ni for ni in net.nodes if ni.op == "conv")
-    slot = max(-(-27 // b.engine.rows), b.engine.drain)          # conv1_1: 3x3x3 reduction
-    assert conv.latency == b.engine.latency - (slot - -(-27 // b.engine.rows))
-    assert conv.cycles == -(-64 // b.engine.cols) * 32 * 32 * slot
+    # conv1_1: a 3x3x3 reduction, laid out on the board's rows and read ports
+    from host.compiler.reduction import plan_reduction
+    e = b.engine
+    steps = plan_reduction(3, 3, 3, e.rows, e.lanes, e.step_depth, ports=e.read_ports).steps
+    slot = max(steps, e.drain)
+    assert conv.latency == e.latency - (slot - steps)
+    assert conv.cycles == -(-64 // e.cols) * 32 * 32 * slot
 
 
 def test_cycle_model_against_recorded_rtl_cycles():

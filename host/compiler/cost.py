@@ -8,7 +8,7 @@ on the rows and output channels on the columns.  One engine run (a layer on one 
 pass of output channels) takes, as ``docs/engine.md`` states and the RTL tests assert,
 ``n_ob · Ho · Wo · slot − (slot − steps) + latency`` cycles with ``n_ob = groups ·
 ceil(Cout_g/cols)``, ``steps = ceil(kh·kw·Cin_g/rows)`` (depthwise: ``n_ob = ceil(C/cols)``,
-``steps = ceil(kh·kw/rows)``), ``slot = max(steps, drain)`` and ``drain = ceil(cols /
+``steps = ceil(kh·kw/read_ports)``), ``slot = max(steps, drain)`` and ``drain = ceil(cols /
 post_lanes)``; a reduction longer than the step table runs as ``n_it`` iterations of a shorter
 table (``host.compiler.reduction``, :func:`engine_run`).  ``latency`` and ``drain`` are read from the board's
 :class:`hw.engine.engine.EngineConfig` (:attr:`host.compiler.boards.Board.engine`), never restated here, so the
@@ -74,7 +74,7 @@ def reduction_run(engine, n_ob: int, kh: int, kw: int, ig: int, pixels: int):
     fits, which the compiler then refuses)."""
     from host.compiler.reduction import plan_reduction
     red = plan_reduction(kh, kw, ig, engine.rows, engine.lanes, engine.step_depth,
-                         dense_only=bool(engine.line_rows))
+                         dense_only=bool(engine.line_rows), ports=engine.read_ports)
     if red is None:
         return engine_run(engine, n_ob, cdiv(kh * kw * ig, engine.rows), pixels)
     return engine_run(engine, n_ob, red.steps, pixels, red.n_it)
@@ -134,7 +134,7 @@ class NetInfo:
                 g = n.groups
                 og = o // g
                 if n.depthwise:        # taps on the rows, channels across the columns
-                    cyc, lat = engine_run(eng, cdiv(o, cols), cdiv(kh * kw, rows), pix)
+                    cyc, lat = engine_run(eng, cdiv(o, cols), cdiv(kh * kw, eng.read_ports), pix)
                 else:                  # (tap, channel) reduction on the rows, tiled if long
                     cyc, lat = reduction_run(eng, g * cdiv(og, cols), kh, kw, i, pix)
                 wb = int(n.weight.size) + PARAM_BYTES_PER_CHANNEL * o

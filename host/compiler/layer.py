@@ -62,7 +62,9 @@ def _weight_places(red) -> tuple:
     """Index arrays (iteration, element, ky, kx, ci) of every kernel weight in the engine's
     weight words under reduction plan ``red`` (computed once per plan)."""
     if red not in _PLACES:
-        rows = [(it, e, *idx) for it in range(red.n_it) for e, el in enumerate(red.template())
+        slots = red.slots()
+        rows = [(it, slots[e], *idx) for it in range(red.n_it)
+                for e, el in enumerate(red.template())
                 if (idx := red.weight_index(it, *el)) is not None]
         _PLACES[red] = tuple(np.array(c, dtype=np.intp) for c in zip(*rows)) if rows else \
             tuple(np.zeros(0, dtype=np.intp) for _ in range(5))
@@ -115,13 +117,15 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
     n_it, it_stride, it_dy, red = 1, 0, 0, None
     if depthwise:
         n_cb = _ceil(c, C)
-        steps, n_ob, nb = _ceil(kh * kw, R), n_cb, n_cb
+        # taps on the rows, as many per step as the input memory has read ports
+        steps, n_ob, nb = _ceil(kh * kw, cfg.read_ports), n_cb, n_cb
     else:
         n_cbg = _ceil(ig, L)                 # input words (channel blocks) per group and pixel
         n_obg = _ceil(og, C)                 # output-channel blocks per group
         # the reduction (ky, kx, ci) of one group on the rows: densely, or one iteration of
         # channel blocks / kernel rows that the engine repeats (host.compiler.reduction)
-        red = plan_reduction(kh, kw, ig, R, L, cfg.step_depth, dense_only=line)
+        red = plan_reduction(kh, kw, ig, R, L, cfg.step_depth, dense_only=line,
+                             ports=cfg.read_ports)
         if red is None:
             raise EngineCapacityError(
                 f"a {kh}x{kw} kernel over {ig} input channels needs more than the engine's "
@@ -152,13 +156,13 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
         xs[:c] = x
         in_words = np.zeros((n_cb * hw, L), dtype=np.int8)
         in_words[:, :C] = xs.reshape(n_cb, C, hw).transpose(0, 2, 1).reshape(-1, C)
-        taps = kh * kw
+        taps, T = kh * kw, cfg.read_ports
         step_words = []
         for s in range(steps):
             row = []
             for r in range(R):
-                t = s * R + r
-                if t < taps:
+                t = s * T + r
+                if r < T and t < taps:
                     dy, dx = divmod(t, kw)
                     row.append((dy, dx, 1, 0, 0 if line else dy * w + dx))
                 else:
@@ -172,7 +176,7 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
                 if ch >= o:
                     continue
                 for t in range(taps):
-                    w_words[ob, t // R, t % R, cc] = wt[ch, t]
+                    w_words[ob, t // T, t % T, cc] = wt[ch, t]
         out_channels = np.full((n_ob, C), -1, dtype=np.int64)
         in_base = []
         for ob in range(n_ob):
@@ -222,18 +226,10 @@ def _step_words(red, R: int, w: int, hw: int, line: bool) -> list:
     channel block (computed once per shape)."""
     key = (red, R, w, hw, line)
     if key not in _STEPS:
-        tmpl = red.template()
-        words = []
-        for s in range(red.steps):
-            row = []
-            for r in range(R):
-                e = s * R + r
-                if e < len(tmpl):
-                    ky, kx, cb, lane = tmpl[e]
-                    row.append((ky, kx, 1, lane, cb * w if line else cb * hw + ky * w + kx))
-                else:
-                    row.append((0, 0, 0, 0, 0))
-            words.append(row)
+        words = [[(0, 0, 0, 0, 0)] * R for _ in range(red.steps)]
+        for (ky, kx, cb, lane), slot in zip(red.template(), red.slots()):
+            s, r = divmod(slot, R)
+            words[s][r] = (ky, kx, 1, lane, cb * w if line else cb * hw + ky * w + kx)
         _STEPS[key] = words
     return _STEPS[key]
 

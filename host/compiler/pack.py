@@ -7,9 +7,69 @@ from __future__ import annotations
 import numpy as np
 
 from host.compiler.layer import LayerProgram, out_words
-from hw.engine.engine import EngineConfig, block_entry_layout, layer_desc_layout, step_entry_layout
+from hw.engine.engine import EngineConfig, block_entry_layout, layer_desc_layout, step_word_layout
 
 __all__ = ["pack_program", "program_bytes", "unpack_output"]
+
+
+class StepCodec:
+    """Step-table words (``hw.engine.engine.step_word_layout``) from a step's row entries
+    ``(dy, dx, en, lane, delta)`` and back. The rows' elements are grouped by the word they
+    read into the read ports (with as many ports as rows, row ``r`` reads through port ``r``);
+    a step whose enabled rows read more words than there are ports is an error of the layer
+    compiler."""
+
+    def __init__(self, cfg: EngineConfig):
+        self.cfg = cfg
+        self.R, self.P = cfg.rows, cfg.read_ports
+        lay = step_word_layout(cfg)
+        self.size = lay.size
+        pe, re = lay["ports"].shape.elem_shape, lay["rows"].shape.elem_shape
+        self.port_off = [lay["ports"].offset + p * pe.size for p in range(self.P)]
+        self.row_off = [lay["rows"].offset + r * re.size for r in range(self.R)]
+        self.pf = [(n, f.offset, f.width) for n, f in pe]
+        self.rf = [(n, f.offset, f.width) for n, f in re]
+
+    @staticmethod
+    def _put(fields, values) -> int:
+        w = 0
+        for name, off, width in fields:
+            w |= (int(values[name]) & ((1 << width) - 1)) << off
+        return w
+
+    def encode(self, row_entries) -> int:
+        ports, word = [], 0
+        for r, (dy, dx, en, lane, delta) in enumerate(row_entries):
+            if self.P == self.R:
+                p = r
+                word |= self._put(self.pf, dict(dy=dy, dx=dx, delta=delta)) << self.port_off[r]
+            elif en:
+                key = (dy, dx, delta)
+                if key not in ports:
+                    if len(ports) == self.P:
+                        raise ValueError(f"a step reads more than {self.P} input words")
+                    word |= self._put(self.pf, dict(dy=dy, dx=dx, delta=delta)) \
+                        << self.port_off[len(ports)]
+                    ports.append(key)
+                p = ports.index(key)
+            else:
+                p = 0
+            word |= self._put(self.rf, dict(en=en, port=p, lane=lane)) << self.row_off[r]
+        return word
+
+    def decode(self, word: int) -> list:
+        def get(fields, base):
+            return {name: (word >> (base + off)) & ((1 << width) - 1) for name, off, width in fields}
+        ports = [get(self.pf, o) for o in self.port_off]
+        out = []
+        for r, o in enumerate(self.row_off):
+            row = get(self.rf, o)
+            if self.P < self.R and not row["en"]:
+                out.append((0, 0, 0, 0, 0))            # a disabled row reads no port
+                continue
+            pt = ports[r if self.P == self.R else row["port"] % self.P]
+            out.append((pt["dy"], pt["dx"], row["en"], row["lane"], pt["delta"]))
+        return out
 
 
 def _pack_fields(layout, values: dict) -> int:
@@ -22,7 +82,7 @@ def _pack_fields(layout, values: dict) -> int:
 def pack_program(prog: LayerProgram, cfg: EngineConfig) -> dict:
     """Everything ``sim.tb_engine`` writes, as arrays of hexadecimal strings (npz-friendly)."""
     C, L = cfg.cols, cfg.lanes
-    step_layout = step_entry_layout(cfg.addr_width, L)
+    codec = StepCodec(cfg)
     bl = block_entry_layout(cfg.addr_width, cfg.post_lanes)
     desc_layout = layer_desc_layout(cfg.addr_width)
 
@@ -31,14 +91,7 @@ def pack_program(prog: LayerProgram, cfg: EngineConfig) -> dict:
 
     in_hex = [format(bytes_word(wd), "x") for wd in prog.in_words]
     w_hex = [format(bytes_word(wd.reshape(-1)), "x") for wd in prog.w_words]   # row-major rows
-    ssz = step_layout.size
-    step_hex = []
-    for row in prog.step_words:
-        word = 0
-        for r, (dy, dx, en, lane, delta) in enumerate(row):
-            word |= _pack_fields(step_layout, dict(dy=dy, dx=dx, en=en, lane=lane,
-                                                   delta=delta)) << (r * ssz)
-        step_hex.append(format(word, "x"))
+    step_hex = [format(codec.encode(row), "x") for row in prog.step_words]
     # one block-table word per (block, group of post_lanes columns), at ob·2^group_bits + k
     P, G, KB = cfg.post_lanes, cfg.groups, cfg.group_bits
     blk_hex = []
@@ -66,7 +119,7 @@ def program_bytes(prog: LayerProgram, cfg: EngineConfig) -> tuple[int, int]:
     """(bytes written into the engine's memories, bytes read back) for one run of ``prog``:
     input map, weights, step table and block table in; the output words out — what a DMA
     would move between off-chip memory and the engine."""
-    step_bytes = -(-cfg.rows * step_entry_layout(cfg.addr_width, cfg.lanes).size // 8)
+    step_bytes = -(-step_word_layout(cfg).size // 8)
     blk_bytes = -(-block_entry_layout(cfg.addr_width, cfg.post_lanes).size // 8)
     loaded = (len(prog.in_words) * cfg.lanes + len(prog.w_words) * cfg.rows * cfg.cols
               + len(prog.step_words) * step_bytes + len(prog.blocks) * (1 << cfg.group_bits) * blk_bytes)

@@ -244,6 +244,7 @@ class _Compiler:
                      Target.OUT: _Buffer(cfg.out_depth)}
         self.engine_words: dict = {}        # on-chip words the engine's current run uses
         self.deferred = None                # the last run's STORE, emitted beside the next run
+        self.batch = None                   # a block-wise layer's runs, collected over its blocks
         self.places: dict = {}
         self.owner: dict = {}               # a flatten's output → the tensor whose buffer it shares
         self.layer = ""
@@ -389,22 +390,39 @@ class _Compiler:
         return parts
 
     def run_parts(self, parts, src: MapPlace, dst: MapPlace, dst_origin=(0, 0)) -> None:
-        """Emit the loads, runs and stores of ``parts`` in the order that moves fewer bytes."""
+        """Emit the loads, runs and stores of ``parts`` (reading ``src``, writing ``dst``) in
+        the order that moves fewer bytes — or, while a block-wise group collects a layer's
+        runs over all its blocks (``self.batch``), add them to the batch."""
+        jobs = [(p, src, dst, dst_origin) for p in parts]
+        if self.batch is not None:
+            self.batch.extend(jobs)
+        else:
+            self.run_jobs(jobs)
+
+    def run_jobs(self, jobs) -> None:
+        """Emit ``jobs`` ((part, src, dst, dst origin)) tiles inside chunks or chunks inside
+        tiles, whichever loads fewer bytes."""
         def cost(order):
             held, n = {}, 0
-            for p in order:
-                for what, key, size in (("map", (p.window, p.cb), p.run["in_words"] * self.L),
+            for p, src, _, _ in order:
+                for what, key, size in (("map", (src.addr, p.window, p.cb),
+                                         p.run["in_words"] * self.L),
                                         ("w", (p.o0, p.o1), len(p.run["weights"]))):
                     if held.get(what) != key:
                         held[what], n = key, n + size
             return n
-        tiles = list(dict.fromkeys(p.tile for p in parts))
-        chunks = list(dict.fromkeys((p.o0, p.o1) for p in parts))
-        by_tile = sorted(parts, key=lambda p: (tiles.index(p.tile), chunks.index((p.o0, p.o1))))
-        by_chunk = sorted(parts, key=lambda p: (chunks.index((p.o0, p.o1)), tiles.index(p.tile)))
-        order = by_chunk if cost(by_chunk) < cost(by_tile) else by_tile
-        for p in order:
-            self.run_part(p, src, dst, dst_origin)
+        tiles = {k: i for i, k in enumerate(dict.fromkeys((j[1].addr, j[0].tile) for j in jobs))}
+        chunks = {k: i for i, k in enumerate(dict.fromkeys((j[0].o0, j[0].o1) for j in jobs))}
+
+        def tile(j):
+            return tiles[(j[1].addr, j[0].tile)]
+
+        def chunk(j):
+            return chunks[(j[0].o0, j[0].o1)]
+        by_tile = sorted(jobs, key=lambda j: (tile(j), chunk(j)))
+        by_chunk = sorted(jobs, key=lambda j: (chunk(j), tile(j)))
+        for p, src, dst, origin in by_chunk if cost(by_chunk) < cost(by_tile) else by_tile:
+            self.run_part(p, src, dst, origin)
 
     def run_part(self, p: _Part, src: MapPlace, dst: MapPlace, dst_origin) -> None:
         """One engine run, software-pipelined: its loads go into the memory halves the
@@ -613,12 +631,20 @@ class _Compiler:
                                 f"{tuple(t.shape)} (pick a block size the strides divide)")
             ext[n.output] = tuple(out)
         ny, nx = len(ext[nodes[0].inputs[0]][0]), len(ext[nodes[0].inputs[0]][1])
-        for by in range(ny):
-            for bx in range(nx):
-                for n in nodes:
+        # the group's maps stay off chip (no fusion on chip yet), so it runs layer by layer
+        # over all blocks — the result is the same as block by block — and a layer's runs are
+        # ordered over all its blocks at once: its weights load once per chunk, not per block
+        for n in nodes:
+            self.batch = [] if isinstance(n, Conv) else None
+            for by in range(ny):
+                for bx in range(nx):
                     (iy, ih), (ix, iw) = ext[n.inputs[0]][0][by], ext[n.inputs[0]][1][bx]
                     (oy, oh), (ox, ow) = ext[n.output][0][by], ext[n.output][1][bx]
                     self._block_node(n, (oy, oy + oh, ox, ox + ow), (iy, iy + ih, ix, ix + iw))
+            jobs, self.batch = self.batch, None
+            if jobs:
+                self.layer = n.name
+                self.run_jobs(jobs)
 
     def _block_node(self, n, out_region, in_bounds) -> None:
         """``n`` on one block: the block is its own image, so coordinates are the block's
@@ -749,15 +775,15 @@ class _TablePacker:
     are looked up once."""
 
     def __init__(self, cfg, wb: dict):
-        from hw.engine.engine import block_entry_layout, layer_desc_layout, step_entry_layout
+        from hw.engine.engine import block_entry_layout, layer_desc_layout
+        from host.compiler.pack import StepCodec
         self.cfg, self.wb = cfg, wb
         A = cfg.addr_width
 
         def fields(layout):
             return [(name, f.offset, f.width) for name, f in layout]
         self.desc_fields = fields(layer_desc_layout(A))
-        step = step_entry_layout(A, cfg.lanes)
-        self.step_fields, self.step_size = fields(step), step.size
+        self.step_codec = StepCodec(cfg)
         bl = block_entry_layout(A, cfg.post_lanes)
         self.base_off = bl["in_base"].offset
         self.bias_off, self.mult_off, self.shift_off = (bl[k].offset for k in ("bias", "mult", "shift"))
@@ -779,10 +805,7 @@ class _TablePacker:
         if hit is None or hit[0] is not rows:
             out = bytearray()
             for row in rows:
-                w = 0
-                for r, (dy, dx, en, lane, delta) in enumerate(row):
-                    w |= self._word(self.step_fields, dict(dy=dy, dx=dx, en=en, lane=lane,
-                                                           delta=delta)) << (r * self.step_size)
+                w = self.step_codec.encode(row)
                 out += w.to_bytes(self.wb[Target.STEPS], "little")
             hit = self._steps[key] = (rows, bytes(out))
         return hit[1]

@@ -18,6 +18,12 @@ A kernel whose every single row over all channels, and whose every single channe
 taps, still exceeds the step table (e.g. 7×7 over 64 channels on a 32-entry table) has no plan:
 that would need iterations over both at once.
 
+With fewer input-memory read ports than rows (``EngineConfig.read_ports``) a step's elements
+must come from at most ``ports`` input words: the elements are placed in template order, a
+new step starting where one more word would be needed (:meth:`ReductionPlan.slots`); with 16
+channels per word a 3×3 layer over 16·k channels packs as densely as before, a 3-channel
+input takes two taps per step.
+
 Elements the last iteration runs past the real channels or kernel rows get weight 0, so they add
 nothing.  The same plan gives the layer compiler its step table (``host.compiler.layer``) and
 the cost model its cycles (``host.compiler.cost``).
@@ -25,6 +31,7 @@ the cost model its cycles (``host.compiler.cost``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 __all__ = ["ReductionPlan", "last_slot", "plan_reduction"]
 
@@ -43,6 +50,8 @@ class ReductionPlan:
     kw: int
     ig: int              #: input channels of a group
     lanes: int           #: channels per input word
+    rows: int = 0        #: array rows (0: as many ports as rows, elements packed densely)
+    ports: int = 0       #: input-memory read ports
 
     @property
     def total_steps(self) -> int:
@@ -57,6 +66,10 @@ class ReductionPlan:
         rows, n = {"dense": (self.kh, self.ig), "channels": (self.kh, self.per * L),
                    "rows": (self.per, self.ig)}[self.kind]
         return [(*divmod(tap, kw), *divmod(c, L)) for tap in range(rows * kw) for c in range(n)]
+
+    def slots(self) -> tuple:
+        """Per template element its place ``step·rows + row`` in the iteration's steps."""
+        return _packing(self)[0]
 
     def weight_index(self, it: int, ky: int, kx: int, cb: int, lane: int):
         """``(ky, kx, ci)`` of the kernel that template element ``(ky, kx, cb, lane)`` of
@@ -81,6 +94,23 @@ class ReductionPlan:
         return 0, 0
 
 
+@lru_cache(maxsize=512)
+def _packing(plan: ReductionPlan) -> tuple:
+    """(slots, steps) of ``plan``'s template: each element in the next row, a new step when the
+    rows are full or when the element's word would be one more than the ports read."""
+    rows = plan.rows or 1
+    limited = plan.ports and plan.ports < plan.rows
+    slots, s, r, words = [], 0, 0, set()
+    for ky, kx, cb, _ in plan.template():
+        key = (ky, kx, cb)
+        if r == rows or (limited and key not in words and len(words) == plan.ports):
+            s, r, words = s + 1, 0, set()
+        words.add(key)
+        slots.append(s * rows + r)
+        r += 1
+    return tuple(slots), s + 1 if slots else 0
+
+
 def last_slot(steps: int, n_it: int, drain: int) -> int:
     """Cycles of an output pixel's last iteration (the descriptor's ``slot``): its ``steps``,
     stretched so the whole pixel lasts at least ``drain`` cycles, the time the requant lanes
@@ -88,23 +118,34 @@ def last_slot(steps: int, n_it: int, drain: int) -> int:
     return max(steps, drain - (n_it - 1) * steps)
 
 
+@lru_cache(maxsize=1024)
 def plan_reduction(kh: int, kw: int, ig: int, rows: int, lanes: int, step_depth: int,
-                   dense_only: bool = False) -> ReductionPlan | None:
+                   dense_only: bool = False, ports: int | None = None) -> ReductionPlan | None:
     """The plan with the fewest steps per pixel whose iteration fits ``step_depth`` entries
-    (dense when it fits); None when none does."""
-    dense = ReductionPlan("dense", 1, _cdiv(kh * kw * ig, rows), 0, kh, kw, ig, lanes)
+    (dense when it fits); None when none does. ``ports``: the input memory's read ports
+    (default ``rows``)."""
+    ports = ports or rows
+
+    def plan(kind, n_it, per):
+        p = ReductionPlan(kind, n_it, 0, per, kh, kw, ig, lanes, rows, ports)
+        n = len(p.template())
+        steps = _cdiv(n, rows) if ports >= rows else _packing(p)[1]
+        return ReductionPlan(kind, n_it, steps, per, kh, kw, ig, lanes, rows, ports)
+    dense = plan("dense", 1, 0)
     if dense.steps <= step_depth or dense_only:
         return dense if dense.steps <= step_depth else None
     n_cb = _cdiv(ig, lanes)
     cands = []
     for m in range(1, n_cb if n_cb > 1 else 0):
-        steps = _cdiv(kh * kw * m * lanes, rows)
-        if steps <= step_depth:
-            cands.append(ReductionPlan("channels", _cdiv(n_cb, m), steps, m, kh, kw, ig, lanes))
+        if _cdiv(kh * kw * m * lanes, rows) <= step_depth:      # a lower bound of its steps
+            p = plan("channels", _cdiv(n_cb, m), m)
+            if p.steps <= step_depth:
+                cands.append(p)
     for q in range(1, kh):
-        steps = _cdiv(q * kw * ig, rows)
-        if steps <= step_depth:
-            cands.append(ReductionPlan("rows", _cdiv(kh, q), steps, q, kh, kw, ig, lanes))
+        if _cdiv(q * kw * ig, rows) <= step_depth:
+            p = plan("rows", _cdiv(kh, q), q)
+            if p.steps <= step_depth:
+                cands.append(p)
     if not cands:
         return None
     return min(cands, key=lambda p: (p.total_steps, p.n_it))

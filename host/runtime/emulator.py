@@ -25,7 +25,8 @@ from host.compiler.dma import transfer_cycles
 from host.compiler.layer import LayerProgram
 from host.model.quant import multiply_by_quantized_multiplier
 from host.runtime.engine_model import emulate, map_footprint
-from hw.engine.engine import block_entry_layout, layer_desc_layout, step_entry_layout
+from host.compiler.pack import StepCodec
+from hw.engine.engine import block_entry_layout, layer_desc_layout
 from hw.soc.isa import Op, Target, clash, decode_fields, dma_words, target_word_bytes, unpack
 
 __all__ = ["Emulator", "HazardError", "ProgramFault", "RunStats"]
@@ -105,7 +106,7 @@ class Emulator:
         }
         self._tables: dict = {}
         self.desc_layout = layer_desc_layout(cfg.addr_width)
-        self.step_layout = step_entry_layout(cfg.addr_width, cfg.lanes)
+        self.steps_codec = StepCodec(cfg)
 
     # ---- the frame --------------------------------------------------------------------------
     def run(self, x: np.ndarray, progress=None) -> tuple[np.ndarray, RunStats]:
@@ -264,16 +265,7 @@ class Emulator:
         return cycles
 
     def _decode_steps(self, rows: np.ndarray) -> list:
-        lay = self.step_layout
-        out = []
-        for r in rows:
-            v = int.from_bytes(r.tobytes(), "little")
-            row = []
-            for k in range(self.cfg.rows):
-                f = decode_fields(lay, v >> (k * lay.size))
-                row.append((f["dy"], f["dx"], f["en"], f["lane"], f["delta"]))
-            out.append(row)
-        return out
+        return [self.steps_codec.decode(int.from_bytes(r.tobytes(), "little")) for r in rows]
 
     def _decode_blocks(self, rows: np.ndarray) -> list:
         cfg = self.cfg

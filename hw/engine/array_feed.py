@@ -1,12 +1,19 @@
-"""The systolic array and what feeds it: the skew, the map and weight reads, the padding.
+"""The systolic array and what feeds it: the map and weight reads, the skew, the padding.
 
 :func:`feed_array` adds the ``SystolicArray`` to the engine's module and feeds row ``r``
-``r·hop`` cycles after row 0 (the skew delays the row's address, validity, weight address and
-lane, not the data). Each row reads its input word (the map memory, or in line mode the ring)
-and its weight word; validity and lane follow the data through the read, and a tap outside
-the map takes the input zero point.
+``r·hop`` cycles after row 0 (the skew). Two ways to read the input map:
+
+* **a port per row** (``read_ports = rows``; line mode): the skew delays each row's address,
+  validity, weight address and lane, then the row reads its own word (the map memory, or in
+  line mode the ring) — one copy of the map per row;
+* **shared ports** (``read_ports < rows``): the ports read the step's words at once; each row
+  takes its port's word (rows below ``read_ports``, which also serve depthwise layers whole
+  words) or one byte of it (the other rows), substitutes the zero point outside the map and
+  only then is delayed by the skew — one copy of the map per port.
+
+Each row's weight word comes from its own weight memory at the skewed weight address.
 """
-from amaranth.hdl import Mux, Signal
+from amaranth.hdl import Array, Mux, Signal
 
 from hw.memory.read_reg_ram import LATENCY as MEM_LATENCY
 from hw.engine.static_chain import static_chain
@@ -15,11 +22,20 @@ from hw.engine.systolic import SystolicArray
 __all__ = ["feed_array"]
 
 
+def _delay(m, value, n: int, name: str):
+    """``value`` registered ``n`` times."""
+    for k in range(n):
+        reg = Signal.like(value, name=f"{name}_{k}")
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value
+
+
 def feed_array(m, cfg, d, mems, addrs, platform=None) -> SystolicArray:
-    """Add the array and feed it from stage A's row addresses ``addrs``
+    """Add the array and feed it from stage A's addresses ``addrs``
     (:class:`hw.engine.issue.RowAddresses`) for descriptor ``d``. Returns the array (its
     ``psum`` are the column sums)."""
-    A, R, C, L = cfg.addr_width, cfg.rows, cfg.cols, cfg.lanes
+    A, R, C, L, P = cfg.addr_width, cfg.rows, cfg.cols, cfg.lanes, cfg.read_ports
     AW = addrs.width
     bels = None
     if cfg.dsp_sites and getattr(platform, "family", None) == "ecp5":
@@ -30,16 +46,49 @@ def feed_array(m, cfg, d, mems, addrs, platform=None) -> SystolicArray:
     # not one descriptor net fanning out to every row's padding multiplexers
     zp_rows = static_chain(m, d.x_zp, R, "x_zp")
     m.d.comb += array.dw.eq(d.depthwise)
+    if P < R:
+        # the ports read at the step; their words reach a register before any logic
+        words = []
+        for p in range(P):
+            m.d.comb += mems.in_mem.r_addr[p].eq(addrs.addr[p])
+            words.append(mems.in_mem.r_data[p])
+        words = Array(words)
     for r in range(R):
-        addr, ok, wa, ln = addrs.addr[r], addrs.ok[r], addrs.waddr, addrs.lane[r]
-        # skew: row r reads r·hop cycles after row 0
-        for k in range(r * cfg.psum_hop):
-            addr2 = Signal(AW, name=f"skew_addr_{r}_{k}")
-            ok2 = Signal(name=f"skew_ok_{r}_{k}")
-            wa2 = Signal(A, name=f"skew_wa_{r}_{k}")
-            ln2 = Signal(range(L), name=f"skew_lane_{r}_{k}")
-            m.d.sync += [addr2.eq(addr), ok2.eq(ok), wa2.eq(wa), ln2.eq(ln)]
-            addr, ok, wa, ln = addr2, ok2, wa2, ln2
+        skew = r * cfg.psum_hop
+        ok, ln, wa = addrs.ok[r], addrs.lane[r], addrs.waddr
+        wa = _delay(m, wa, skew, f"skew_wa_{r}")
+        m.d.comb += mems.w_mems[r].r_addr[0].eq(wa)
+        for c in range(C):
+            m.d.comb += array.w[r][c].eq(mems.w_mems[r].r_data[0][c * 8:(c + 1) * 8])
+        if P < R:
+            # validity, lane and port follow the read (1) and its output register (1)
+            ok = _delay(m, ok, MEM_LATENCY, f"ok_d_{r}")
+            ln = _delay(m, ln, MEM_LATENCY, f"lane_d_{r}")
+            port = _delay(m, addrs.port[r], MEM_LATENCY, f"port_d_{r}")
+            word = Signal(L * 8, name=f"x_port_word_{r}")
+            m.d.comb += word.eq(words[port])
+            zp = zp_rows[r]
+            if r < P:
+                # a whole word (depthwise takes lane c in column c), the lane beside it
+                x = Signal(L * 8, name=f"x_word_{r}")
+                for lane in range(L):
+                    m.d.comb += x[lane * 8:(lane + 1) * 8].eq(
+                        Mux(ok, word[lane * 8:(lane + 1) * 8], zp))
+                x, ln = _delay(m, x, skew, f"skew_x_{r}"), _delay(m, ln, skew, f"skew_ln_{r}")
+                m.d.comb += array.lane[r].eq(ln)
+                for lane in range(L):
+                    m.d.comb += array.x[r][lane].eq(x[lane * 8:(lane + 1) * 8])
+            else:
+                # one byte: the element the row multiplies (standard layers only)
+                x = Signal(8, name=f"x_byte_{r}")
+                m.d.comb += x.eq(Mux(ok, word.word_select(ln, 8), zp))
+                x = _delay(m, x, skew, f"skew_x_{r}")
+                m.d.comb += [array.lane[r].eq(0), array.x[r][0].eq(x)]
+            continue
+        # a port per row: the skew delays the row's address, validity and lane
+        addr = _delay(m, addrs.addr[r], skew, f"skew_addr_{r}")
+        ok = _delay(m, ok, skew, f"skew_ok_{r}")
+        ln = _delay(m, ln, skew, f"skew_lane_{r}")
         # the read data reaches a register before any logic or long route (an ECP5 DP16KD
         # without its own output register takes 5.8 ns from clock to data): the output
         # register of hw.memory.read_reg_ram or, for the line memory, one of its own
@@ -51,18 +100,11 @@ def feed_array(m, cfg, d, mems, addrs, platform=None) -> SystolicArray:
         else:
             m.d.comb += mems.in_mem.r_addr[r].eq(addr)
             x_q = mems.in_mem.r_data[r]
-        m.d.comb += mems.w_mems[r].r_addr[0].eq(wa)
-        w_q = mems.w_mems[r].r_data[0]
         # validity and lane follow the data: read (1) + output register (1)
-        for k in range(MEM_LATENCY):
-            ok2 = Signal(name=f"ok_d_{r}_{k}")
-            ln2 = Signal(range(L), name=f"lane_d_{r}_{k}")
-            m.d.sync += [ok2.eq(ok), ln2.eq(ln)]
-            ok, ln = ok2, ln2
+        ok = _delay(m, ok, MEM_LATENCY, f"ok_d_{r}")
+        ln = _delay(m, ln, MEM_LATENCY, f"lane_d_{r}")
         m.d.comb += array.lane[r].eq(ln)
         for lane in range(L):
             m.d.comb += array.x[r][lane].eq(
                 Mux(ok, x_q[lane * 8:(lane + 1) * 8], zp_rows[r]))
-        for c in range(C):
-            m.d.comb += array.w[r][c].eq(w_q[c * 8:(c + 1) * 8])
     return array

@@ -10,7 +10,8 @@ sel   name         word                                        address
 ====  ===========  ==========================================  ====================================
 0     input map    ``lanes`` int8 (channels of one pixel)      ``(block·H + y)·W + x``
 1     weights      ``rows × cols`` int8 (one per PE)           ``w_base + ob·w_ob + i·steps + step``
-2     step table   per row: ``dy, dx, en, delta``              ``step``
+2     step table   per port: ``dy, dx, delta``;                ``step``
+                   per row: ``en, port, lane``
 3     block table  ``in_base`` + bias/mult/shift of one group  ``ob·2^group_bits + k`` (group k
                    of ``post_lanes`` columns)                  of columns ``k·P … k·P+P−1``)
 ====  ===========  ==========================================  ====================================
@@ -104,9 +105,25 @@ def layer_desc_layout(addr_width: int) -> data.StructLayout:
     })
 
 
-def step_entry_layout(addr_width: int, lanes: int) -> data.StructLayout:
-    return data.StructLayout({"dy": 4, "dx": 4, "en": 1, "lane": range(lanes),
-                              "delta": addr_width})
+def port_entry_layout(addr_width: int) -> data.StructLayout:
+    """One read port's part of a step: the tap ``(dy, dx)`` it reads and the word's offset
+    ``delta`` from ``in_base + pix``."""
+    return data.StructLayout({"dy": 4, "dx": 4, "delta": addr_width})
+
+
+def row_entry_layout(lanes: int, ports: int) -> data.StructLayout:
+    """One array row's part of a step: whether it takes an element, from which read port's
+    word, and which lane of that word."""
+    return data.StructLayout({"en": 1, "port": range(max(ports, 2)), "lane": range(lanes)})
+
+
+def step_word_layout(cfg: "EngineConfig") -> data.StructLayout:
+    """A step-table word: ``read_ports`` port entries, then ``rows`` row entries. With as many
+    ports as rows (line mode, small arrays) row ``r`` reads through port ``r`` and its ``port``
+    field is ignored."""
+    return data.StructLayout({
+        "ports": data.ArrayLayout(port_entry_layout(cfg.addr_width), cfg.read_ports),
+        "rows": data.ArrayLayout(row_entry_layout(cfg.lanes, cfg.read_ports), cfg.rows)})
 
 
 def block_entry_layout(addr_width: int, cols: int) -> data.StructLayout:
@@ -133,8 +150,18 @@ class EngineConfig:
     def __init__(self, rows=4, cols=4, in_depth=4096, w_depth=2048, step_depth=512,
                  ob_depth=64, out_depth=4096, post_lanes=None, lut_requant=False,
                  serial_requant=False, pool_width=0, psum_hop=1, line_rows=0, line_words=0,
-                 dsp_sites=None, load_regs=True):
+                 dsp_sites=None, load_regs=True, read_ports=None):
         self.rows, self.cols = rows, cols
+        #: read ports of the input memory (copies of it in block RAM). Fewer than ``rows``:
+        #: the ports read at the step and the array's rows take their bytes from those words,
+        #: skewed after the read (each step's elements must come from ``read_ports`` words,
+        #: depthwise steps take ``read_ports`` taps); ``rows`` (default, and line mode): each
+        #: row reads its own word, its address skewed before the read
+        self.read_ports = int(read_ports or rows)
+        if not 1 <= self.read_ports <= rows:
+            raise ValueError(f"read_ports={read_ports} must lie in 1..rows")
+        if line_rows and self.read_ports != rows:
+            raise ValueError("line mode reads one ring word per row (read_ports = rows)")
         #: write each memory from load-port registers of its own, one cycle late (what a big
         #: die needs: the port's nets then start at a register per memory); False writes
         #: straight from the port, for small FPGAs short of logic cells (iCE40 UP5K)
@@ -210,6 +237,7 @@ class EngineConfig:
                     post_lanes=self.post_lanes, lut_requant=self.lut_requant,
                     serial_requant=self.serial_requant, pool_width=self.pool_width,
                     psum_hop=self.psum_hop) | (
+            dict(read_ports=self.read_ports) if self.read_ports != self.rows else {}) | (
             dict(line_rows=self.line_rows, line_words=self.line_words) if self.line_rows else {}) | (
             dict(dsp_sites=self.dsp_sites) if self.dsp_sites else {}) | (
             {} if self.load_regs else dict(load_regs=False))
@@ -226,11 +254,11 @@ class Engine(wiring.Component):
         self.cfg = cfg
         A = cfg.addr_width
         self.desc_layout = layer_desc_layout(A)
-        self.step_layout = step_entry_layout(A, cfg.lanes)
+        self.step_layout = step_word_layout(cfg)
         #: block table word: one per (output-channel block, group of post_lanes columns)
         self.block_layout = block_entry_layout(A, cfg.post_lanes)
         self.ld_width = max(cfg.lanes * 8, cfg.rows * cfg.cols * 8,
-                            cfg.rows * self.step_layout.size, self.block_layout.size)
+                            self.step_layout.size, self.block_layout.size)
         super().__init__({
             "desc": In(self.desc_layout),
             "start": In(1),

@@ -11,7 +11,7 @@
 Each adds its logic to the engine's module; they are parts of ``Engine.elaborate``, not
 components, because they share the loop registers cycle by cycle.
 """
-from amaranth.hdl import Cat, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Mux, Signal, signed
 
 __all__ = ["IssueLoop", "TableReads", "RowAddresses"]
 
@@ -190,25 +190,31 @@ class TableReads:
 
 
 class RowAddresses:
-    """Stage A: per array row, registered, the read address ``addr[r]`` (``addr_width`` bits,
-    in line mode ``width`` = the wider of that and the ring's), whether the tap is inside the
-    map and enabled (``ok[r]``; else the row takes the zero point) and the lane ``lane[r]``;
+    """Stage A, registered: per read port ``p`` the address ``addr[p]`` it reads
+    (``addr_width`` bits, in line mode ``width`` = the wider of that and the ring's); per array
+    row ``r`` whether it takes an element inside the map (``ok[r]``: its entry is enabled and
+    its port's tap lies inside; else the row takes the zero point), the lane ``lane[r]`` and
+    the port ``port[r]`` whose word it takes (with as many ports as rows, port ``r``).
     ``waddr`` is the weight address, the same for every row. (The beat flags pass stage A in
     the flag chain of ``hw.engine.drain``.)"""
 
     def __init__(self, m, cfg, table, feeder=None):
-        A, R, L = cfg.addr_width, cfg.rows, cfg.lanes
+        A, R, L, P = cfg.addr_width, cfg.rows, cfg.lanes, cfg.read_ports
         line = bool(cfg.line_rows)
         a_waddr = Signal(A)
         AW = max(A, feeder.ring_bits) if line else A
-        a_addr = [Signal(AW, name=f"a_addr_{r}") for r in range(R)]
+        a_addr = [Signal(AW, name=f"a_addr_{p}") for p in range(P)]
         a_ok = [Signal(name=f"a_ok_{r}") for r in range(R)]
         a_lane = [Signal(range(L), name=f"a_lane_{r}") for r in range(R)]
+        a_port = [Signal(range(max(P, 2)), name=f"a_port_{r}") for r in range(R)]
         m.d.sync += a_waddr.eq(table.waddr)
-        for r in range(R):
-            e = table.step[r]
-            ok = (e.en & (e.dy >= table.ylo) & (e.dy < table.yhi) & (e.dx >= table.xlo)
-                  & (e.dx < table.xhi))
+        inside = []
+        for p in range(P):
+            e = table.step.ports[p]
+            ok = Signal(name=f"tap_inside_{p}")
+            m.d.comb += ok.eq((e.dy >= table.ylo) & (e.dy < table.yhi) & (e.dx >= table.xlo)
+                              & (e.dx < table.xhi))
+            inside.append(ok)
             if line:
                 # ring address of the tap: (input row mod line_rows, block·W + input column);
                 # xlo = −ix0, ylo = −iy0 of the pixel; in_base holds the first block·W of the
@@ -217,9 +223,16 @@ class RowAddresses:
                 m.d.comb += [ix.eq(table.in_base + e.delta + e.dx - table.xlo),
                              iy.eq(e.dy - table.ylo)]
                 ring = Cat(ix[:feeder.xb], iy[:feeder.yb])
-                m.d.sync += a_addr[r].eq(ring)
+                m.d.sync += a_addr[p].eq(ring)
             else:
-                m.d.sync += a_addr[r].eq(table.in_base + e.delta + table.pix)
-            m.d.sync += [a_ok[r].eq(ok), a_lane[r].eq(e.lane)]
+                m.d.sync += a_addr[p].eq(table.in_base + e.delta + table.pix)
+        for r in range(R):
+            row = table.step.rows[r]
+            if P == R:
+                port_ok, port = inside[r], r
+            else:
+                port_ok, port = Array(inside)[row.port], row.port
+            m.d.sync += [a_ok[r].eq(row.en & port_ok), a_lane[r].eq(row.lane),
+                         a_port[r].eq(port)]
         self.width = AW
-        self.waddr, self.addr, self.ok, self.lane = a_waddr, a_addr, a_ok, a_lane
+        self.waddr, self.addr, self.ok, self.lane, self.port = a_waddr, a_addr, a_ok, a_lane, a_port

@@ -26,11 +26,11 @@ def write_port(mem):
 class EngineMemories:
     """Adds the engine's memories to module ``m``:
 
-    * ``in_mem``: the input map, one read port per array row (``ReadRegRAM``); in line mode
+    * ``in_mem``: the input map, ``read_ports`` read ports (``ReadRegRAM``); in line mode
       instead ``in_tgt``, a ``BRAMTarget`` behind a memory port, the ``feeder``
       (``RowFeeder``) that alone reads it and the ring of line memories ``line_mem`` it fills;
     * ``w_mems``: one weight memory per array row;
-    * ``step_mem``: the step table (one word per step, an entry per row);
+    * ``step_mem``: the step table (one word per step: an entry per read port, one per row);
     * the block table (sel 3) kept in two memories: ``base_mem`` holds ``in_base`` per block (read
       at issue), ``prm_mem`` the bias/multiplier/shift of each group of ``post_lanes`` columns
       (read the cycle before that group's drain beat);
@@ -58,16 +58,18 @@ class EngineMemories:
             m.d.comb += [lwp.addr.eq(feeder.wr_addr), lwp.data.eq(feeder.wr_data),
                          lwp.en.eq(feeder.wr_en), fetched.eq(feeder.fetched)]
         else:
-            # one read port per array row, each followed by an output register (on ECP5,
-            # block-RAM tiles without yosys's read-during-write emulation: hw.memory.read_reg_ram)
-            m.submodules.in_mem = self.in_mem = ReadRegRAM(L * 8, cfg.in_depth, read_ports=R,
+            # ``read_ports`` read ports (one per array row, or fewer shared by the rows), each
+            # followed by an output register (on ECP5, block-RAM tiles without yosys's
+            # read-during-write emulation: hw.memory.read_reg_ram)
+            m.submodules.in_mem = self.in_mem = ReadRegRAM(L * 8, cfg.in_depth,
+                                                           read_ports=cfg.read_ports,
                                                            name="in_mem")
         # read back by the host one cycle after rd_addr; tiles on ECP5 (hw.memory.read_reg_ram),
         # for the same reason as the map and weight memories
         m.submodules.out_mem = self.out_mem = ReadRegRAM(C * 8, cfg.out_depth, name="out_mem",
                                                          registered=False)
         m.submodules.step_mem = self.step_mem = Memory(
-            shape=data.ArrayLayout(step_layout, R), depth=cfg.step_depth, init=[])
+            shape=step_layout, depth=cfg.step_depth, init=[])
         KB = cfg.group_bits
         self.prm_layout = data.ArrayLayout(data.StructLayout(
             {"bias": signed(32), "mult": unsigned(31), "shift": signed(6)}), P)
@@ -115,7 +117,7 @@ class EngineMemories:
             loader(self.in_mem, 0, ld_data[:L * 8])
         for r, wm in enumerate(self.w_mems):
             loader(wm, 1, ld_data[r * C * 8:(r + 1) * C * 8], name=f"ld1_{r}")
-        loader(self.step_mem, 2, ld_data[:R * self.step_layout.size])
+        loader(self.step_mem, 2, ld_data[:self.step_layout.size])
         # block table (sel 3): address ob·2^KB + group; in_base is taken from group 0's word
         bl = self.block_layout
         blk_word = data.View(bl, ld_data[:bl.size])

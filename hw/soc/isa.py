@@ -129,7 +129,7 @@ WORD_ALIGN = 4
 def target_word_bytes(engine) -> dict:
     """Bytes per word of each on-chip target of an engine configuration (``EngineConfig``):
     the load port's field widths rounded up to bytes, then to :data:`WORD_ALIGN`."""
-    from hw.engine.engine import block_entry_layout, layer_desc_layout, step_entry_layout
+    from hw.engine.engine import block_entry_layout, layer_desc_layout, step_word_layout
     A = engine.addr_width
 
     def aligned(bits):
@@ -137,7 +137,7 @@ def target_word_bytes(engine) -> dict:
     return {
         Target.MAP: aligned(engine.lanes * 8),
         Target.WEIGHTS: aligned(engine.rows * engine.cols * 8),
-        Target.STEPS: aligned(engine.rows * step_entry_layout(A, engine.lanes).size),
+        Target.STEPS: aligned(step_word_layout(engine).size),
         Target.BLOCKS: aligned(block_entry_layout(A, engine.post_lanes).size),
         Target.DESC: aligned(layer_desc_layout(A).size),
         Target.OUT: aligned(engine.cols * 8),
