@@ -29,7 +29,6 @@ async def engine_layers(dut):
     out, cycles, fetched = [], [], []
     sim_seconds = cpu_seconds = 0.0
     for p in range(n_prog):
-        dut.desc.value = int(str(d["desc_hex"][p]), 16)
         for sel, key in enumerate(KEYS):
             dut.ld_sel.value = sel
             for addr, word in enumerate(d[key][starts[key][p]:starts[key][p + 1]]):
@@ -38,6 +37,9 @@ async def engine_layers(dut):
                 dut.ld_data.value = int(str(word), 16)
                 await RisingEdge(dut.clk)
         dut.ld_en.value = 0
+        # the descriptor changes with start, as late as any controller may change it: what
+        # the engine needs later in the run it must hold itself
+        dut.desc.value = int(str(d["desc_hex"][p]), 16)
         dut.start.value = 1
         await RisingEdge(dut.clk)
         dut.start.value = 0

@@ -226,3 +226,31 @@ def test_holdout_layers_on_the_85f_engine(case):
                                                    "groups")})
     np.testing.assert_array_equal(y, want)
     assert cycles > 0
+
+
+#: nine rows sharing two read ports: rows past the fifth see their first element later than
+#: the zero point's chain takes to reach them
+NINE_ROWS_TWO_PORTS = EngineConfig(rows=9, cols=3, in_depth=512, w_depth=256, step_depth=32,
+                                   ob_depth=8, out_depth=512, post_lanes=3, read_ports=2)
+
+
+def test_runs_back_to_back_take_their_own_zero_point():
+    """Two padded layers with different input zero points in one simulation, one run right
+    after the other: every row pads with its own run's zero point (a row's padding taken
+    before its skew would still see the previous run's)."""
+    from sim.engine_rtl import simulate_many
+    rng = np.random.default_rng(7)
+    cfg = NINE_ROWS_TWO_PORTS
+    layers = [random_layer(rng, 3, 4, 5, 6, 3, (1, 1), (1, 1, 1, 1), 1) for _ in range(2)]
+    layers[0]["zx"], layers[1]["zx"] = -100, 90
+    for ly in layers:           # refold the bias for the new zero point
+        w = ly["weight"].reshape(ly["weight"].shape[0], -1).astype(np.int64)
+        ly["bias_folded"] = rng.integers(-5000, 5000, w.shape[0]) - ly["zx"] * w.sum(1)
+    progs = [compile_conv(ly["weight"], ly["bias_folded"], ly["mult"], ly["shift"], ly["x"],
+                          ly["zx"], ly["zy"], ly["lo"], ly["hi"], ly["stride"], ly["pads"],
+                          ly["groups"], cfg) for ly in layers]
+    for (y, _, _), ly in zip(simulate_many(progs, cfg), layers):
+        want = reference_conv(**{k: ly[k] for k in ("x", "weight", "bias_folded", "mult",
+                                                     "shift", "zx", "zy", "lo", "hi", "stride",
+                                                     "pads", "groups")})
+        np.testing.assert_array_equal(y, want)

@@ -91,6 +91,10 @@ def run_stats(graph, plan, report, args, target: tuple, engine, record, frames: 
             out["instruction_bytes"] = sum(f["fetched"] for f in counters) // frames
             out["busy"] = {u: sum(f["busy"][u] for f in counters) // frames
                            for u in ("dma", "engine")}
+            # cycles the controller stalled waiting for the engine (a CONV behind the run before
+            # it, a sync bit, HALT)
+            out["stalled"] = {"controller_waiting_for_engine":
+                              sum(f.get("wait", 0) for f in counters) // frames}
             if target[0] == "serial":
                 out["source"] = ("serial: the board's controller counters read over STATUS; the "
                                  "per-layer split is the program emulator's")
@@ -103,7 +107,7 @@ def run_stats(graph, plan, report, args, target: tuple, engine, record, frames: 
                 out["source"] = ("emu: the network program executed by the program emulator; "
                                  "engine runs take the RTL's cycles, transfers the DMA model's "
                                  "(host/compiler/dma.py)")
-            out["note"] = ("the DMA unit and the engine take turns (single-buffered engine "
+            out["note"] = ("the DMA works beside the engine (double-buffered engine "
                            "memories); maps stay off chip between layers (no on-chip fusion "
                            "yet); the cost model does not model the program yet")
         else:

@@ -8,8 +8,11 @@
   line mode the ring) — one copy of the map per row;
 * **shared ports** (``read_ports < rows``): the ports read the step's words at once; each row
   takes its port's word (rows below ``read_ports``, which also serve depthwise layers whole
-  words) or one byte of it (the other rows), substitutes the zero point outside the map and
-  only then is delayed by the skew — one copy of the map per port.
+  words) or one byte of it (the other rows), which the skew then delays — one copy of the map
+  per port.
+
+Either way the zero point replaces a tap outside the map after the skew, from stage ``r`` of
+the zero point's chain: the value of the run the row's data belong to.
 
 Each row's weight word comes from its own weight memory at the skewed weight address.
 """
@@ -67,23 +70,23 @@ def feed_array(m, cfg, d, mems, addrs, platform=None) -> SystolicArray:
             port = _delay(m, addrs.port[r], MEM_LATENCY, f"port_d_{r}")
             word = Signal(L * 8, name=f"x_port_word_{r}")
             m.d.comb += word.eq(words[port])
-            zp = zp_rows[r]
+            # the skew delays the row's data and validity; the zero point comes after it,
+            # from stage r of the chain (the descriptor's value for this run)
+            ok = _delay(m, ok, skew, f"skew_ok_{r}")
             if r < P:
                 # a whole word (depthwise takes lane c in column c), the lane beside it
-                x = Signal(L * 8, name=f"x_word_{r}")
-                for lane in range(L):
-                    m.d.comb += x[lane * 8:(lane + 1) * 8].eq(
-                        Mux(ok, word[lane * 8:(lane + 1) * 8], zp))
-                x, ln = _delay(m, x, skew, f"skew_x_{r}"), _delay(m, ln, skew, f"skew_ln_{r}")
+                x = _delay(m, word, skew, f"skew_x_{r}")
+                ln = _delay(m, ln, skew, f"skew_ln_{r}")
                 m.d.comb += array.lane[r].eq(ln)
                 for lane in range(L):
-                    m.d.comb += array.x[r][lane].eq(x[lane * 8:(lane + 1) * 8])
+                    m.d.comb += array.x[r][lane].eq(
+                        Mux(ok, x[lane * 8:(lane + 1) * 8], zp_rows[r]))
             else:
                 # one byte: the element the row multiplies (standard layers only)
                 x = Signal(8, name=f"x_byte_{r}")
-                m.d.comb += x.eq(Mux(ok, word.word_select(ln, 8), zp))
+                m.d.comb += x.eq(word.word_select(ln, 8))
                 x = _delay(m, x, skew, f"skew_x_{r}")
-                m.d.comb += [array.lane[r].eq(0), array.x[r][0].eq(x)]
+                m.d.comb += [array.lane[r].eq(0), array.x[r][0].eq(Mux(ok, x, zp_rows[r]))]
             continue
         # a port per row: the skew delays the row's address, validity and lane
         addr = _delay(m, addrs.addr[r], skew, f"skew_addr_{r}")
