@@ -111,5 +111,11 @@ def bench(outdir, boards=BOARDS) -> list:
             f"{u['ffs']:,} / {a['ffs']:,} | {u['multipliers']} / {a['multipliers']} | {u['bram']} / "
             f"{a['bram']} | {u.get('spram', 0)} / {a.get('spram', 0)} | {fits} | "
             f"{r['yosys_seconds']} s |")
+    lines += ["", "A trap found on the way: yosys 0.70's ABC9 (the only mapping flow of "
+              "`synth_ecp5` now) stopped with `Assert GetSize(conn.first) == "
+              "GetSize(conn.second)` in `ABC_OPS_REINTEGRATE` when the engine picked a read "
+              "port's word and validity bit by dynamic selection (`Cat(...).word_select(port, "
+              "…)`, `.bit_select(port, 1)`); explicit multiplexer chains over the two ports "
+              "(`hw/engine/array_feed.py`, `hw/engine/issue.py`) synthesise."]
     (outdir / "soc_synth.md").write_text("\n".join(lines) + "\n")
     return [outdir / "soc_synth.md", outdir / "soc_synth.json"]

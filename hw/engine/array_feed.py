@@ -16,7 +16,7 @@ the zero point's chain: the value of the run the row's data belong to.
 
 Each row's weight word comes from its own weight memory at the skewed weight address.
 """
-from amaranth.hdl import Array, Mux, Signal
+from amaranth.hdl import Mux, Signal
 
 from hw.memory.read_reg_ram import LATENCY as MEM_LATENCY
 from hw.engine.static_chain import static_chain
@@ -55,7 +55,6 @@ def feed_array(m, cfg, d, mems, addrs, platform=None) -> SystolicArray:
         for p in range(P):
             m.d.comb += mems.in_mem.r_addr[p].eq(addrs.addr[p])
             words.append(mems.in_mem.r_data[p])
-        words = Array(words)
     for r in range(R):
         skew = r * cfg.psum_hop
         ok, ln, wa = addrs.ok[r], addrs.lane[r], addrs.waddr
@@ -69,7 +68,12 @@ def feed_array(m, cfg, d, mems, addrs, platform=None) -> SystolicArray:
             ln = _delay(m, ln, MEM_LATENCY, f"lane_d_{r}")
             port = _delay(m, addrs.port[r], MEM_LATENCY, f"port_d_{r}")
             word = Signal(L * 8, name=f"x_port_word_{r}")
-            m.d.comb += word.eq(words[port])
+            # an explicit multiplexer chain: dynamic word selection here made yosys 0.70's
+            # ABC9 assert (docs/soc_synth.md)
+            pick = words[0]
+            for p in range(1, P):
+                pick = Mux(port == p, words[p], pick)
+            m.d.comb += word.eq(pick)
             # the skew delays the row's data and validity; the zero point comes after it,
             # from stage r of the chain (the descriptor's value for this run)
             ok = _delay(m, ok, skew, f"skew_ok_{r}")

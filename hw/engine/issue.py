@@ -11,7 +11,7 @@
 Each adds its logic to the engine's module; they are parts of ``Engine.elaborate``, not
 components, because they share the loop registers cycle by cycle.
 """
-from amaranth.hdl import Array, Cat, Mux, Signal, signed
+from amaranth.hdl import Cat, Mux, Signal, signed
 
 __all__ = ["IssueLoop", "TableReads", "RowAddresses"]
 
@@ -231,7 +231,11 @@ class RowAddresses:
             if P == R:
                 port_ok, port = inside[r], r
             else:
-                port_ok, port = Array(inside)[row.port], row.port
+                # the row's port's "inside" bit, by a chain of multiplexers (P is small; a
+                # dynamic bit selection made yosys 0.70's ABC9 assert, docs/soc_synth.md)
+                port_ok, port = inside[0], row.port
+                for p in range(1, P):
+                    port_ok = Mux(row.port == p, inside[p], port_ok)
             m.d.sync += [a_ok[r].eq(row.en & port_ok), a_lane[r].eq(row.lane),
                          a_port[r].eq(port)]
         self.width = AW
