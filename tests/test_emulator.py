@@ -194,3 +194,23 @@ def test_a_missing_sync_bit_is_a_hazard():
     p.code = bytes(code)
     with pytest.raises(HazardError, match="uses"):
         Emulator(B85, p).run(smooth_input(g))
+
+
+@pytest.mark.parametrize("net,board,schedule", [("digits", "icebreaker", "layer"),
+                                                ("digits", "ulx3s-85f", "fused"),
+                                                ("mobilenet_v1@64", "ulx3s-85f", "fused"),
+                                                ("vgg16@32", "ulx3s-45f", "block")])
+def test_the_programs_cost_is_known_before_it_runs(net, board, schedule):
+    """``predict`` counts a program's cycles (per unit, waits included) and off-chip bytes from
+    its instructions and descriptors alone; running it with data gives the same counts."""
+    from host.runtime.emulator import predict
+    name, _, res = net.partition("@")
+    g = zoo.get(name, int(res)) if res else zoo.get(name)
+    acfg = BOARD_CONFIGS[board]
+    until = "pool5" if name == "vgg16" else None
+    p = compile_program(g, acfg, schedule=schedule, until=until)
+    want = Emulator(acfg, p).run(smooth_input(g, seed=3))[1]
+    got = predict(p, acfg)
+    assert (got.cycles, got.busy, got.wait, got.read, got.written, got.traffic) == \
+        (want.cycles, want.busy, want.wait, want.read, want.written, want.traffic)
+    assert got.cycles > 0 and got.read > 0

@@ -350,5 +350,13 @@ def run_batch(graph, x: np.ndarray, target: tuple, schedule: str, block, plan=No
     if record is not None and runner is not None:
         record += getattr(runner, "stats", [])
     if frames is not None and runner is not None:
-        frames += getattr(runner, "frames", [])
+        new = getattr(runner, "frames", [])
+        if new and getattr(runner, "program", None) is not None:
+            # the program's cost counted from its instructions before it ran
+            # (host.runtime.emulator.predict), beside what the run counted
+            from host.runtime.emulator import predict
+            st = predict(runner.program, acfg)
+            for f in new:
+                f["predicted"] = dict(cycles=st.cycles, read=st.read, written=st.written)
+        frames += new
     return output_dequant(graph, np.stack(ys))

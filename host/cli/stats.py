@@ -20,7 +20,10 @@ Keys (per frame: a batch of N images reports the mean of its N runs):
 ``busy`` (``emu``)
     cycles each unit (``dma``, ``engine``) worked;
 ``predicted``
-    the scheduler's cost model for the same plan and board: ``cycles``, ``offchip_bytes``;
+    ``cycles``, ``offchip_bytes``: for a network program (``emu``, ``sim`` on a board
+    configuration, ``serial``) the program's cost counted from its instructions before it ran
+    (``host.runtime.emulator.predict``), with the scheduler's estimate under ``scheduler``;
+    otherwise the scheduler's cost model for the same plan and board;
 ``source``, ``note``
     what measured the figures and what they leave out.
 
@@ -128,4 +131,14 @@ def run_stats(graph, plan, report, args, target: tuple, engine, record, frames: 
     if not own and (args.block or args.plan):
         out["predicted"]["plan"] = ("the scheduler's own plan for this schedule, not the "
                                     "--block/--plan one the run executed")
+    progs = [f["predicted"] for f in counters or [] if "predicted" in f]
+    if progs:
+        # the compiled program's own cost (its instructions and descriptors, before it ran):
+        # the prediction the run is held to; the scheduler's estimate stays beside it
+        out["predicted"] = dict(
+            cycles=progs[0]["cycles"],
+            offchip_bytes=dict(read=progs[0]["read"], written=progs[0]["written"]),
+            source="the compiled program's instructions and descriptors "
+                   "(host.runtime.emulator.predict); DMA cycles from the SDRAM model",
+            scheduler=out["predicted"])
     return out

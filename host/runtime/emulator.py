@@ -24,12 +24,12 @@ import numpy as np
 from host.compiler.dma import transfer_cycles
 from host.compiler.layer import LayerProgram
 from host.model.quant import multiply_by_quantized_multiplier
-from host.runtime.engine_model import emulate, map_footprint
+from host.runtime.engine_model import emulate, map_footprint, preloaded_cycles
 from host.compiler.pack import StepCodec
 from hw.engine.engine import block_entry_layout, layer_desc_layout
 from hw.soc.isa import Op, Target, clash, decode_fields, dma_words, target_word_bytes, unpack
 
-__all__ = ["Emulator", "HazardError", "ProgramFault", "RunStats"]
+__all__ = ["Emulator", "HazardError", "ProgramFault", "RunStats", "predict"]
 
 INSN_BYTES = 32
 
@@ -109,11 +109,16 @@ class Emulator:
         self.steps_codec = StepCodec(cfg)
 
     # ---- the frame --------------------------------------------------------------------------
-    def run(self, x: np.ndarray, progress=None) -> tuple[np.ndarray, RunStats]:
-        """Write the input, run the program from address 0 to HALT, read the output."""
+    def run(self, x: np.ndarray | None, progress=None,
+            timing_only: bool = False) -> tuple[np.ndarray | None, RunStats]:
+        """Write the input, run the program from address 0 to HALT, read the output.
+        ``timing_only``: count cycles and bytes from the instructions' arguments and
+        descriptors without moving or computing any data (no input, no output, no hazard
+        check): the program's cost before it runs (:func:`predict`)."""
         p = self.program
-        raw = np.frombuffer(p.input_bytes(x), dtype=np.uint8)
-        self.mem[p.input.addr:p.input.addr + len(raw)] = raw
+        if not timing_only:
+            raw = np.frombuffer(p.input_bytes(x), dtype=np.uint8)
+            self.mem[p.input.addr:p.input.addr + len(raw)] = raw
         st = RunStats()
         t = 0                              # when the next instruction issues
         engine_free, engine_uses = 0, {}   # the engine's current run: its end, its words
@@ -131,11 +136,11 @@ class Emulator:
                 st.wait += max(0, engine_free - t)
                 t = max(t, engine_free)
                 break
-            cycles, rd, wr = self.execute(pc, op, args)
+            cycles, rd, wr = (self.cost if timing_only else self.execute)(pc, op, args)
             if op == Op.CONV:
                 start = max(t, engine_free)
                 end = engine_free = start + cycles
-                engine_uses = self._run_words
+                engine_uses = {} if timing_only else self._run_words
                 unit = "engine"
             else:
                 start = t
@@ -163,6 +168,8 @@ class Emulator:
             if progress is not None:
                 progress(pc)
         st.cycles = t
+        if timing_only:
+            return None, st
         out = self.mem[p.output.addr:p.output.addr + p.output.nbytes]
         return p.read_output(out), st
 
@@ -193,6 +200,27 @@ class Emulator:
             return self._pool(pc, a)
         if op == Op.GAP:
             return self._gap(pc, a)
+        raise ProgramFault(f"instruction {pc}: opcode {op.name} not executable")
+
+    def cost(self, pc: int, op: Op, a: dict) -> tuple[int, int, int]:
+        """(cycles, bytes read, bytes written) of one instruction from its arguments alone (a
+        CONV's from the descriptor its LOAD brought), as :meth:`execute` counts them."""
+        memory = self.acfg.memory
+        if op in (Op.LOAD, Op.STORE):
+            t = Target(a["target"])
+            n = a["n0"] * a["n1"] * a["n2"] * self.wb[t]
+            if t == Target.DESC:
+                self._static_desc = self.mem[a["ext"]:a["ext"] + self.wb[t]].copy()
+            cycles = transfer_cycles(memory, a["n1"] * a["n2"], a["n0"] * self.wb[t])
+            return (cycles, n, 0) if op == Op.LOAD else (cycles, 0, n)
+        if op == Op.CONV:
+            d = decode_fields(self.desc_layout,
+                              int.from_bytes(self._static_desc.tobytes(), "little"))
+            return preloaded_cycles(d, self.cfg) + int(bool(d["pool"])), 0, 0
+        if op == Op.POOL:
+            return self._pool_cost(a)
+        if op == Op.GAP:
+            return self._gap_cost(a)
         raise ProgramFault(f"instruction {pc}: opcode {op.name} not executable")
 
     def _onchip(self, pc, t, at, n):
@@ -310,7 +338,14 @@ class Emulator:
                 y = win.copy() if y is None else np.maximum(y, win)
         out = self._pattern(pc, a["dst"], wo * L, ho, a["dst_row"] * L, nb, a["dst_plane"] * L)
         self.mem[out.reshape(-1)] = y.view(np.uint8).reshape(-1)
-        # the vector unit reads each valid tap of each output word on its own
+        return self._pool_cost(a)
+
+    def _pool_cost(self, a: dict) -> tuple[int, int, int]:
+        """The vector unit reads each valid tap of each output word on its own, then writes
+        the output words."""
+        L = self.cfg.lanes
+        nb, h, w, ho, wo = a["nb"], a["h"], a["w"], a["ho"], a["wo"]
+        kh, kw, sh, sw, pt, pl = (a[k] for k in ("kh", "kw", "sh", "sw", "pt", "pl"))
         vy = ((np.arange(ho)[:, None] * sh - pt + np.arange(kh)[None, :]) >= 0) & \
              ((np.arange(ho)[:, None] * sh - pt + np.arange(kh)[None, :]) < h)
         vx = ((np.arange(wo)[:, None] * sw - pl + np.arange(kw)[None, :]) >= 0) & \
@@ -318,7 +353,7 @@ class Emulator:
         taps = nb * int(vy.sum()) * int(vx.sum())
         memory = self.acfg.memory
         return (transfer_cycles(memory, taps, L) + transfer_cycles(memory, nb * ho * wo, L),
-                taps * L, y.size)
+                taps * L, nb * ho * wo * L)
 
     def _gap(self, pc: int, a: dict) -> tuple[int, int, int]:
         L = self.cfg.lanes
@@ -330,9 +365,13 @@ class Emulator:
         y = np.clip(y, -128, 127).astype(np.int8)
         out = self._pattern(pc, a["dst"], nb * L, 1, 0, 1, 0)
         self.mem[out.reshape(-1)] = y.view(np.uint8).reshape(-1)
+        return self._gap_cost(a)
+
+    def _gap_cost(self, a: dict) -> tuple[int, int, int]:
+        L, nb, hw = self.cfg.lanes, a["nb"], a["hw"]
         memory = self.acfg.memory
         return (transfer_cycles(memory, nb, hw * L) + transfer_cycles(memory, 1, nb * L),
-                x.size, y.size)
+                nb * hw * L, nb * L)
 
 
 class EmuTarget:
@@ -364,3 +403,11 @@ class EmuTarget:
                                 written=st.written, fetched=st.fetched,
                                 traffic=dict(st.traffic)))
         return y
+
+
+def predict(program, acfg) -> RunStats:
+    """What ``program`` will cost on ``acfg`` — cycles from START to DONE, per unit, and the
+    off-chip bytes read and written — from its instructions and descriptors alone, before it
+    runs: the emulator's counts without its data (equal to them, tested); the RTL's bytes are
+    the emulator's, its cycles differ by the memory's timing."""
+    return Emulator(acfg, program).run(None, timing_only=True)[1]
