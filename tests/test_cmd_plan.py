@@ -115,3 +115,26 @@ def test_json_groups_match_plan(tmp_path):
         g = zoo.shape_graph("resnet18", 64)
         plan, _ = plan_network(g, "ulx3s-25f", schedule)
         assert plan_from_json(str(out), g) == plan
+
+
+def test_plan_program_cost_is_what_the_run_counts(tmp_path, capsys):
+    """``--program``: the plan compiled for the board's configuration and its cost from the
+    instructions — the cycles and off-chip bytes ``run --target emu`` then counts."""
+    out = tmp_path / "plan.json"
+    assert main(["plan", "zoo:digits", "--board", "ulx3s-85f", "--schedule", "fused",
+                 "--program", "--json", str(out), "--quiet"]) == 0
+    assert "what `blockfuse run --target emu` counts" in capsys.readouterr().out
+    prog = json.loads(out.read_text())["program"]
+    stats = tmp_path / "s.json"
+    g = zoo.get("digits")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(0, 1, (1,) + g.input_tensor.shape)
+            .astype(np.float32))
+    assert main(["run", "zoo:digits", "--input", str(tmp_path / "x.npy"), "--output",
+                 str(tmp_path / "y.npy"), "--target", "emu", "--schedule", "fused",
+                 "--stats", str(stats)]) == 0
+    s = json.loads(stats.read_text())
+    assert prog["cycles"] == s["cycles"] > 0
+    assert (prog["offchip_bytes"]["read"], prog["offchip_bytes"]["written"]) == \
+        (s["offchip_bytes"]["read"], s["offchip_bytes"]["written"])
+    assert main(["plan", "zoo:digits", "--board", "ulx3s-25f", "--program"]) == 1
+    assert "no accelerator configuration" in capsys.readouterr().err

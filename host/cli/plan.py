@@ -49,6 +49,10 @@ def register(sub):
     p.add_argument("--plot", metavar="FILE.png",
                    help="plot per-layer off-chip traffic and on-chip use for the three schedules")
     p.add_argument("--quiet", action="store_true", help="totals only, no per-layer table")
+    p.add_argument("--program", action="store_true",
+                   help="also compile the plan into the board configuration's network program "
+                        "and print its cost, counted from its instructions: the cycles and "
+                        "off-chip bytes `blockfuse run --target emu` counts")
     p.set_defaults(func=handler)
 
 
@@ -103,6 +107,9 @@ def handler(args) -> int:
                 slack=args.slack, trade=args.trade)
     plan, report = plan_network(graph, board, args.schedule, **opts)
     print(format_report(report, per_layer=not args.quiet))
+    if args.program:
+        report["program"] = program_cost(graph, plan, args.board)
+        print(format_program_cost(report["program"]))
     if args.json:
         write_json_atomic(args.json, report)
         print(f"wrote {args.json}")
@@ -113,6 +120,38 @@ def handler(args) -> int:
         plot_schedules(reports, args.plot, title=f"{graph.name} on {board.name}")
         print(f"wrote {args.plot}")
     return 0
+
+
+def program_cost(graph, plan, board: str) -> dict:
+    """The plan compiled into ``board``'s network program and its cost from the instructions
+    (``host.runtime.emulator.predict``): what a run of the program counts."""
+    from host.compiler.program import compile_program
+    from host.runtime.emulator import predict
+    from hw.configs import get_config
+    try:
+        acfg = get_config(board)
+    except KeyError:
+        raise UserError(f"--program: {board} has no accelerator configuration") from None
+    prog = compile_program(graph, acfg, plan)
+    st = predict(prog, acfg)
+    pes = acfg.engine.rows * acfg.engine.cols
+    macs = sum(prog.macs.values())
+    return dict(configuration=acfg.name, instructions=prog.n_insns, cycles=st.cycles,
+                engine_cycles=st.busy["engine"], dma_cycles=st.busy["dma"], macs=macs,
+                utilisation=macs / (pes * st.cycles) if st.cycles else 0.0,
+                offchip_bytes=dict(read=st.read, written=st.written, **st.traffic),
+                fps=acfg.clock_mhz * 1e6 / st.cycles if st.cycles else 0.0)
+
+
+def format_program_cost(c: dict) -> str:
+    t = c["offchip_bytes"]
+    return (f"  program        {c['instructions']:,} instructions on the {c['configuration']} "
+            f"configuration: {c['cycles']:,} cycles START to DONE ({c['engine_cycles']:,} "
+            f"engine, {c['dma_cycles']:,} DMA beside it), PE utilisation "
+            f"{100 * c['utilisation']:.1f} %, {t['read'] / 1e6:.2f} MB read / "
+            f"{t['written'] / 1e6:.2f} MB written (maps {t['map'] / 1e6:.2f}, weights "
+            f"{t['weights'] / 1e6:.2f}, tables {t['tables'] / 1e6:.2f}) → {c['fps']:.2f} fps; "
+            f"what `blockfuse run --target emu` counts")
 
 
 def write_json_atomic(path: str, obj) -> None:
