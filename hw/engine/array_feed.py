@@ -79,12 +79,8 @@ def feed_array(m, cfg, d, mems, addrs, platform=None) -> SystolicArray:
             ok = _delay(m, ok, skew, f"skew_ok_{r}")
             if r < P:
                 # a whole word (depthwise takes lane c in column c), the lane beside it
-                x = _delay(m, word, skew, f"skew_x_{r}")
-                ln = _delay(m, ln, skew, f"skew_ln_{r}")
-                m.d.comb += array.lane[r].eq(ln)
-                for lane in range(L):
-                    m.d.comb += array.x[r][lane].eq(
-                        Mux(ok, x[lane * 8:(lane + 1) * 8], zp_rows[r]))
+                _word_to_row(m, array, r, _delay(m, word, skew, f"skew_x_{r}"), ok,
+                             _delay(m, ln, skew, f"skew_ln_{r}"), zp_rows[r])
             else:
                 # one byte: the element the row multiplies (standard layers only)
                 x = Signal(8, name=f"x_byte_{r}")
@@ -108,10 +104,14 @@ def feed_array(m, cfg, d, mems, addrs, platform=None) -> SystolicArray:
             m.d.comb += mems.in_mem.r_addr[r].eq(addr)
             x_q = mems.in_mem.r_data[r]
         # validity and lane follow the data: read (1) + output register (1)
-        ok = _delay(m, ok, MEM_LATENCY, f"ok_d_{r}")
-        ln = _delay(m, ln, MEM_LATENCY, f"lane_d_{r}")
-        m.d.comb += array.lane[r].eq(ln)
-        for lane in range(L):
-            m.d.comb += array.x[r][lane].eq(
-                Mux(ok, x_q[lane * 8:(lane + 1) * 8], zp_rows[r]))
+        _word_to_row(m, array, r, x_q, _delay(m, ok, MEM_LATENCY, f"ok_d_{r}"),
+                     _delay(m, ln, MEM_LATENCY, f"lane_d_{r}"), zp_rows[r])
     return array
+
+
+def _word_to_row(m, array, r, word, ok, lane, zp):
+    """Row ``r`` of the array takes ``word`` with its ``lane``, or the zero point ``zp`` in
+    every lane where the tap lies outside the map (``ok`` low)."""
+    m.d.comb += array.lane[r].eq(lane)
+    for k in range(len(array.x[r])):
+        m.d.comb += array.x[r][k].eq(Mux(ok, word[k * 8:(k + 1) * 8], zp))
