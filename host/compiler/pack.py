@@ -12,6 +12,15 @@ from hw.engine.engine import EngineConfig, block_entry_layout, layer_desc_layout
 __all__ = ["pack_program", "program_bytes", "unpack_output"]
 
 
+def put_fields(fields, values: dict) -> int:
+    """A word from ``values`` by ``fields``, a list of (name, bit offset, width) looked up
+    once per layout (the packers' hot loop)."""
+    w = 0
+    for name, off, width in fields:
+        w |= (int(values[name]) & ((1 << width) - 1)) << off
+    return w
+
+
 class StepCodec:
     """Step-table words (``hw.engine.engine.step_word_layout``) from a step's row entries
     ``(dy, dx, en, lane, delta)`` and back. The rows' elements are grouped by the word they
@@ -30,31 +39,24 @@ class StepCodec:
         self.pf = [(n, f.offset, f.width) for n, f in pe]
         self.rf = [(n, f.offset, f.width) for n, f in re]
 
-    @staticmethod
-    def _put(fields, values) -> int:
-        w = 0
-        for name, off, width in fields:
-            w |= (int(values[name]) & ((1 << width) - 1)) << off
-        return w
-
     def encode(self, row_entries) -> int:
         ports, word = [], 0
         for r, (dy, dx, en, lane, delta) in enumerate(row_entries):
             if self.P == self.R:
                 p = r
-                word |= self._put(self.pf, dict(dy=dy, dx=dx, delta=delta)) << self.port_off[r]
+                word |= put_fields(self.pf, dict(dy=dy, dx=dx, delta=delta)) << self.port_off[r]
             elif en:
                 key = (dy, dx, delta)
                 if key not in ports:
                     if len(ports) == self.P:
                         raise ValueError(f"a step reads more than {self.P} input words")
-                    word |= self._put(self.pf, dict(dy=dy, dx=dx, delta=delta)) \
+                    word |= put_fields(self.pf, dict(dy=dy, dx=dx, delta=delta)) \
                         << self.port_off[len(ports)]
                     ports.append(key)
                 p = ports.index(key)
             else:
                 p = 0
-            word |= self._put(self.rf, dict(en=en, port=p, lane=lane)) << self.row_off[r]
+            word |= put_fields(self.rf, dict(en=en, port=p, lane=lane)) << self.row_off[r]
         return word
 
     def decode(self, word: int) -> list:

@@ -38,6 +38,7 @@ from host.model.ir import FC, Conv, Flatten, GlobalAvgPool, Graph, Pool, Unsuppo
 from host.runtime.golden import block_grid, intersect, need_region
 from hw.soc.isa import WORD_BITS, Op, Target, clash, dma_words, pack, target_word_bytes
 from host.compiler.layer import EngineCapacityError, compile_conv, out_words
+from host.compiler.pack import put_fields
 
 __all__ = ["Program", "MapPlace", "compile_program", "ProgramError"]
 
@@ -789,15 +790,8 @@ class _TablePacker:
         self.bias_off, self.mult_off, self.shift_off = (bl[k].offset for k in ("bias", "mult", "shift"))
         self._steps: dict = {}
 
-    @staticmethod
-    def _word(fields, values) -> int:
-        w = 0
-        for name, off, width in fields:
-            w |= (int(values[name]) & ((1 << width) - 1)) << off
-        return w
-
     def desc(self, d: dict) -> bytes:
-        return self._word(self.desc_fields, d).to_bytes(self.wb[Target.DESC], "little")
+        return put_fields(self.desc_fields, d).to_bytes(self.wb[Target.DESC], "little")
 
     def steps(self, rows: list) -> bytes:
         key = id(rows)                   # the layer compiler hands out one list per shape
