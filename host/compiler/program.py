@@ -167,15 +167,16 @@ class _Arena:
 
 
 class _Buffer:
-    """What each part of a double-buffered engine memory (input, weights, output) holds.
+    """What each part of an engine memory holds.
 
-    A run that fits half the memory goes to a half — the one not used last, unless the
-    engine's current run or a pending store uses it — so the DMA fills or drains the other
-    half while the engine runs; a run that needs more takes the whole memory (and the sync
-    bits then serialise the units around it)."""
+    The input, weight and output memories are double-buffered: a run that fits half the memory
+    goes to a half — the one not used last, unless the engine's current run or a pending store
+    uses it — so the DMA fills or drains the other half while the engine runs; a run that needs
+    more takes the whole memory (and the sync bits then serialise the units around it). The
+    step table, block table and descriptor are single (``share`` 1): loaded at word 0."""
 
     def __init__(self, depth: int):
-        self.depth, self.half = depth, depth // 2
+        self.half = depth // 2
         self.held: list = []             # (first word, last + 1, key, off-chip source range)
         self.recent = None
 
@@ -240,9 +241,10 @@ class _Compiler:
         self.layers: list[str] = []
         self.consts = bytearray()
         self.const_at: dict = {}
-        self.loaded: dict = {}              # target → key of what it holds (single tables)
         self.bufs = {Target.MAP: _Buffer(cfg.in_depth), Target.WEIGHTS: _Buffer(cfg.w_depth),
-                     Target.OUT: _Buffer(cfg.out_depth)}
+                     Target.OUT: _Buffer(cfg.out_depth), Target.STEPS: _Buffer(cfg.step_depth),
+                     Target.BLOCKS: _Buffer(cfg.ob_depth << cfg.group_bits),
+                     Target.DESC: _Buffer(1)}
         self.engine_words: dict = {}        # on-chip words the engine's current run uses
         self.deferred = None                # the last run's STORE, emitted beside the next run
         self.batch = None                   # a block-wise layer's runs, collected over its blocks
@@ -283,18 +285,6 @@ class _Compiler:
             self.const_at[key] = len(self.consts)
             self.consts += raw
         return self.const_at[key]
-
-    def load_const(self, target: Target, raw: bytes) -> None:
-        """LOAD ``raw`` (whole words of ``target``) unless ``target`` already holds it; the
-        address is patched to the constants' final place in :meth:`finish`."""
-        off = self.const(raw)
-        if self.loaded.get(target) == ("const", off):
-            self.counts["loads_skipped"] += 1
-            return
-        self.loaded[target] = ("const", off)
-        n = len(raw) // self.wb[target]
-        self.emit(Op.LOAD, target=target, onchip=0, ext=off, n0=n, n1=1, s1=0, n2=1, s2=0)
-        self._patch.append(len(self.insns) - 1)
 
     # ---- convolutions and fully connected layers --------------------------------------------
     def _compile(self, node, w, fb, mult, shift, zx, zy, o0, o1, shape, pads, stride, groups,
@@ -452,16 +442,13 @@ class _Compiler:
             self.emit(Op.LOAD, onchip=m_at, **load)
         else:
             self.counts["loads_skipped"] += 1
-        w_at = self.load_buffer(Target.WEIGHTS, run["weights"], p.share, busy)
+        w_at = self.load_const(Target.WEIGHTS, run["weights"], p.share, busy)
         self.load_const(Target.STEPS, run["steps"])
         self.load_const(Target.BLOCKS, run["blocks"])
         n_out = run["out_words"]
-        pending = self.deferred
-        o_at = self.bufs[Target.OUT].place(
-            n_out, p.share, [(pending["onchip"], pending["onchip"] + pending["n0"] * pending["n1"]
-                              * pending["n2"])] if pending else [])
-        if pending and pending["onchip"] < o_at + n_out and o_at < pending["onchip"] + \
-                pending["n0"] * pending["n1"] * pending["n2"]:
+        pending = dma_words(Op.STORE, self.deferred) if self.deferred else {}
+        o_at = self.bufs[Target.OUT].place(n_out, p.share, list(pending.values()))
+        if clash({Target.OUT: (o_at, o_at + n_out)}, pending):
             self.flush_store()                     # the run would overwrite its words
         d = run["desc"]
         self.load_const(Target.DESC, self.packer.desc(
@@ -481,9 +468,11 @@ class _Compiler:
                              s2=dst.h * dst.w * L, layer=self.layer)
         self.written(dst)
 
-    def load_buffer(self, target: Target, raw: bytes, share: int, busy: dict) -> int:
-        """LOAD constant ``raw`` into a part of ``target``'s memory unless one holds it;
-        returns its first word."""
+    def load_const(self, target: Target, raw: bytes, share: int = 1, busy=None) -> int:
+        """LOAD constant ``raw`` (whole words of ``target``) into a part of ``target``'s memory
+        — for ``share`` 2 a half the engine's current run (``busy``) does not use — unless one
+        holds it; returns its first word. The off-chip address is relocated to the constants'
+        final place when the program is finished."""
         off = self.const(raw)
         buf = self.bufs[target]
         at = buf.find(("const", off))
@@ -491,7 +480,7 @@ class _Compiler:
             self.counts["loads_skipped"] += 1
             return at
         n = len(raw) // self.wb[target]
-        at = buf.place(n, share, [busy.get(target, (0, 0))], ("const", off))
+        at = buf.place(n, share, [(busy or {}).get(target, (0, 0))], ("const", off))
         self.emit(Op.LOAD, target=target, onchip=at, ext=off, n0=n, n1=1, s1=0, n2=1, s2=0)
         self._patch.append(len(self.insns) - 1)
         return at

@@ -175,25 +175,22 @@ class Emulator:
 
     # ---- one instruction --------------------------------------------------------------------
     def execute(self, pc: int, op: Op, a: dict) -> tuple[int, int, int]:
-        """Carry out one instruction; returns (cycles, off-chip bytes read, written)."""
-        memory = self.acfg.memory
+        """Carry out one instruction; returns (cycles, off-chip bytes read, written): a
+        transfer's as :meth:`cost` counts them, a run's from the engine's model."""
         if op == Op.LOAD:
             t = Target(a["target"])
             if t == Target.OUT:
                 raise ProgramFault(f"instruction {pc}: LOAD into the output memory")
             words = self._gather(pc, a, self.wb[t])
             self._onchip(pc, t, a["onchip"], len(words))[:] = words
-            n = words.size
-            return transfer_cycles(memory, a["n1"] * a["n2"], a["n0"] * self.wb[t]), n, 0
+            return self.cost(pc, op, a)
         if op == Op.STORE:
             t = Target(a["target"])
             if t != Target.OUT:
                 raise ProgramFault(f"instruction {pc}: STORE from {t.name}")
-            n = a["n0"] * a["n1"] * a["n2"]
-            words = self._onchip(pc, t, a["onchip"], n)
+            words = self._onchip(pc, t, a["onchip"], a["n0"] * a["n1"] * a["n2"])
             self._scatter(pc, a, words)
-            return (transfer_cycles(memory, a["n1"] * a["n2"], a["n0"] * self.wb[t]), 0,
-                    words.size)
+            return self.cost(pc, op, a)
         if op == Op.CONV:
             return self._conv(pc), 0, 0
         if op == Op.POOL:
