@@ -13,6 +13,7 @@ simulated time (bit times) do not depend on how fast the host process is.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import socket
 import subprocess
@@ -40,6 +41,57 @@ class SimConfig:
     #: the accelerator configuration (``hw.configs``) whose controller and engine the SoC
     #: holds as its engine; "" for the link's engine stand-in
     accel: str = ""
+    #: the memory behind the link and the accelerator: "ram" (a behavioural RAM answering in
+    #: one cycle, ``sim.sim_ram``), "sdram" (the board's SDRAM controller and the
+    #: timing-checking chip model at the accelerator's clock, ``sim.sim_sdram``) or "spram"
+    #: (the iCEBreaker's SPRAM target ``hw.memory.spram.SPRAMMemory``, its registers and
+    #: read FIFO as on the board, the four SPRAM blocks as one behavioural memory; no back door)
+    memory: str = "ram"
+
+    @property
+    def memory_description(self) -> str:
+        """What holds the simulated SoC's memory, in words for reports."""
+        return {"ram": "a behavioural RAM answering in one cycle",
+                "sdram": "the board's SDRAM controller and a timing-checking model of the "
+                         "SDRAM chip",
+                "spram": "the board's SPRAM memory target (its SPRAM blocks behavioural)"}.get(
+                    self.memory, self.memory)
+
+    @property
+    def has_backdoor(self) -> bool:
+        """Whether the memory can start from a ``$readmemh`` image (:func:`write_image`)."""
+        return self.memory in ("ram", "sdram")
+
+    @property
+    def backdoor_word_bytes(self) -> int:
+        """Bytes per line of the back door's ``$readmemh`` image (:func:`write_image`)."""
+        if self.memory == "sdram":
+            from sim.sim_sdram import BACKDOOR_WORD_BYTES
+            return BACKDOOR_WORD_BYTES
+        return self.word_bytes
+
+    def _memory(self, acfg):
+        words = self.mem_bytes // self.word_bytes
+        if self.memory == "ram":
+            from sim.sim_ram import SimRAM
+            return SimRAM(words, 8 * self.word_bytes)
+        if self.memory == "sdram":
+            from sim.sim_sdram import SimSDRAM
+            mem = SimSDRAM(acfg.clock_mhz * 1e6)
+            if (1 << mem.ctrl.addr_width) * mem.ctrl.data_width != 8 * self.mem_bytes \
+                    or mem.ctrl.data_width != 8 * self.word_bytes:
+                raise ValueError(f"the SDRAM holds {mem.ctrl.data_width // 8}-byte words, "
+                                 f"{(1 << mem.ctrl.addr_width) * mem.ctrl.data_width // 8} "
+                                 f"bytes; the SoC asks for {self.word_bytes}, {self.mem_bytes}")
+            return mem
+        if self.memory == "spram":
+            from hw.memory.spram import SPRAMMemory
+            mem = SPRAMMemory(8 * self.word_bytes, behavioural=True)
+            if mem.depth * self.word_bytes != self.mem_bytes:
+                raise ValueError(f"the SPRAM holds {mem.depth * self.word_bytes} bytes; the SoC "
+                                 f"asks for {self.mem_bytes}")
+            return mem
+        raise ValueError(f"unknown simulated memory {self.memory!r} (ram, sdram, spram)")
 
     def _engine(self):
         if not self.accel:
@@ -49,11 +101,10 @@ class SimConfig:
         from hw.configs import get_config
         from hw.soc.accelerator import Accelerator
         from hw.soc.controller import PERF
-        from sim.sim_ram import SimRAM
         acfg = get_config(self.accel)
         words = self.mem_bytes // self.word_bytes
         return dict(engine=Accelerator(acfg, max(1, ceil_log2(words)), 8 * self.word_bytes),
-                    memory=SimRAM(words, 8 * self.word_bytes),
+                    memory=self._memory(acfg), max_reads=16 if self.memory == "sdram" else 4,
                     n_perf=len(PERF), pe_rows=acfg.engine.rows, pe_cols=acfg.engine.cols)
 
     def soc(self):
@@ -65,7 +116,8 @@ class SimConfig:
 
     def info(self):
         from hw.soc.link_soc import LinkSoC
-        extra = {k: v for k, v in self._engine().items() if k not in ("engine", "memory")}
+        extra = {k: v for k, v in self._engine().items()
+                 if k not in ("engine", "memory", "max_reads")}
         return LinkSoC.make_info(divisor=self.divisor, mem_bytes=self.mem_bytes,
                                  word_bytes=self.word_bytes, max_payload=self.max_payload,
                                  clock_hz=SIM_CLOCK_HZ, board="sim", **extra)
@@ -79,7 +131,10 @@ def build(config: SimConfig = SimConfig()) -> Path:
     """Verilate the sim top for ``config`` (cached) and return its build directory."""
     from sim import runner
     from sim.sim_ram import VERILOG
-    return runner.build(runner.to_verilog(config.top()) + (VERILOG if config.accel else ""))
+    from sim.sim_sdram import VERILOG as SDRAM_VERILOG
+    extra = {"ram": VERILOG, "sdram": SDRAM_VERILOG, "spram": ""}[config.memory] \
+        if config.accel else ""
+    return runner.build(runner.to_verilog(config.top()) + extra)
 
 
 def write_image(path: Path, image: bytes, word_bytes: int = 4) -> Path:
@@ -130,8 +185,7 @@ class SimDevice:
         self.log = self.logdir / "sim.log"
         args = [sys.executable, "-m", "sim.link_sim", str(bdir), str(port),
                 str(stop_after if stop_after is not None else -1), str(self.logdir),
-                str(image) if image else "-",
-                *[str(v) if v != "" else "-" for v in dataclasses.astuple(config)]]
+                str(image) if image else "-", json.dumps(dataclasses.asdict(config))]
         self.proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL,
                                      stderr=open(self.logdir / "launcher.log", "wb"),
                                      start_new_session=True)
@@ -176,8 +230,8 @@ class SimDevice:
 
 
 def _main(argv):
-    bdir, port, stop_after, logdir, image, *cfg = argv
-    config = SimConfig(*map(int, cfg[:-1]), cfg[-1] if cfg[-1] != "-" else "")
+    bdir, port, stop_after, logdir, image, cfg = argv
+    config = SimConfig(**json.loads(cfg))
     logdir = Path(logdir)
     env = {"BLOCKFUSE_LINK_PORT": port, "BLOCKFUSE_LINK_STOP_AFTER": stop_after}
     n, fail = run_bench(config, "serve", env, logdir / "sim.log", logdir / "results.xml",

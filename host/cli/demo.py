@@ -129,9 +129,9 @@ def _whole_soc(args, graph, plan, x, config) -> int:
     print(f"program: {program.n_insns:,} instructions, {len(program.consts) / 1e6:.2f} MB of "
           f"weights and tables, {program.size / 1e6:.2f} MB of off-chip memory"
           + (f", up to {args.until}" if args.until else "") + f" (compiled in {t_compile:.1f} s)")
-    print("whole SoC under Verilator (link, controller, engine; memory: a behavioural RAM with "
-          "one-cycle reads, not yet the SDRAM controller); the program "
-          "image enters through the simulation back door, the input, START, STATUS and the "
+    from host.runtime.program_device import soc_config
+    print("whole SoC under Verilator (link, controller, engine; memory: "
+          f"{soc_config(config).memory_description}); the program image enters through the simulation back door, the input, START, STATUS and the "
           "output cross the protocol")
     t0 = time.perf_counter()
     sa = SimulatedAccelerator(config, program)
@@ -159,8 +159,9 @@ def _whole_soc(args, graph, plan, x, config) -> int:
     print(f"off-chip bytes: {f['read']:,} read, {f['written']:,} written "
           f"(+ {f['fetched']:,} of instructions)")
     fps = config.clock_mhz * 1e6 / f["cycles"] if f["cycles"] else float("inf")
-    print(f"on {config.name} at {config.clock_mhz:.0f} MHz: {fps:,.1f} frames/s (with this "
-          f"simulation's one-cycle memory, not yet the board's SDRAM)")
+    memory = soc_config(config).memory
+    print(f"on {config.name} at {config.clock_mhz:.0f} MHz: {fps:,.1f} frames/s"
+          + (" (with this simulation's one-cycle memory)" if memory == "ram" else ""))
     print(f"simulation: start {t_up:.1f} s (build cached per configuration), run {t_run:.1f} s "
           f"→ {f['cycles'] / t_run:,.0f} cycles/s")
     print("bit-exact with the golden model: " + ("YES" if exact else "NO"))

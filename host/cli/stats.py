@@ -102,10 +102,11 @@ def run_stats(graph, plan, report, args, target: tuple, engine, record, frames: 
                 out["source"] = ("serial: the board's controller counters read over STATUS; the "
                                  "per-layer split is the program emulator's")
             elif target[0] == "sim":
+                from host.runtime.program_device import soc_config
                 out["source"] = ("sim: the whole SoC under Verilator (link, controller, engine; "
-                                 "a behavioural RAM for memory), driven over the protocol; totals are the "
-                                 "controller's counters read over STATUS, the per-layer split "
-                                 "is the program emulator's")
+                                 f"memory: {soc_config(cfg).memory_description}), driven over "
+                                 "the protocol; totals are the controller's counters read over "
+                                 "STATUS, the per-layer split is the program emulator's")
             else:
                 out["source"] = ("emu: the network program executed by the program emulator; "
                                  "engine runs take the RTL's cycles, transfers the DMA model's "

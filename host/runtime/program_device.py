@@ -79,18 +79,21 @@ def _padded(raw: bytes, wb: int) -> bytes:
 
 def soc_config(acfg):
     """The simulated SoC (``sim.link_sim.SimConfig``) of a board configuration: its accelerator
-    core in the link SoC, with as much memory as the board has (ULX3S 32 MB, iCEBreaker 128 KB)
-    in a behavioural RAM with one-cycle reads for now (``sim.sim_ram``; the SDRAM controller and
-    its model come next)."""
+    core in the link SoC, with the board's memory: the ULX3S configurations the board's SDRAM
+    controller and a timing-checking model of the chip (``sim.sim_sdram``), the iCEBreaker its
+    SPRAM target (``hw.memory.spram``), others a behavioural RAM answering in one cycle
+    (``sim.sim_ram``)."""
     from sim.link_sim import SimConfig
     return SimConfig(mem_bytes=min(acfg.memory_bytes, 32 << 20), max_payload=1024,
-                     accel=acfg.name)
+                     accel=acfg.name,
+                     memory=acfg.memory if acfg.memory in ("sdram", "spram") else "ram")
 
 
 class SimulatedAccelerator(ProgramDevice):
     """``--target sim`` on a board configuration: the whole SoC under Verilator, started with
-    the program's image through the simulation back door (``sim.link_sim.BACKDOOR_PLUSARG``);
-    inputs, START, STATUS and outputs cross the protocol."""
+    the program's image through the simulation back door (``sim.link_sim.BACKDOOR_PLUSARG``)
+    where its memory has one (the iCEBreaker's SPRAM has none: the image is written over the
+    protocol, as on the board); inputs, START, STATUS and outputs cross the protocol."""
 
     def __init__(self, acfg, program):
         import tempfile
@@ -100,10 +103,14 @@ class SimulatedAccelerator(ProgramDevice):
         from host.runtime.driver import Device, SimTransport
         from sim.link_sim import write_image
         self.tmp = tempfile.TemporaryDirectory(prefix="blockfuse-image-")
-        image = write_image(Path(self.tmp.name) / "image.hex", program.image())
-        dev = Device(SimTransport(config=soc_config(acfg), image=image))
+        config = soc_config(acfg)
+        image = None
+        if config.has_backdoor:
+            image = write_image(Path(self.tmp.name) / "image.hex", program.image(),
+                                config.backdoor_word_bytes)
+        dev = Device(SimTransport(config=config, image=image))
         try:
-            super().__init__(dev, program, preloaded=True)
+            super().__init__(dev, program, preloaded=image is not None)
         except BaseException:
             dev.close()
             raise

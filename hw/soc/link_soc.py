@@ -190,11 +190,14 @@ class LinkSoC(wiring.Component):
                  max_payload: int = 1024, clock_hz: int = 0, board: str = "sim",
                  rx_fifo: int = 64, tx_fifo: int = 16, engine=None, n_perf: int = 2,
                  pe_rows: int = 0, pe_cols: int = 0, buffer_bytes: int = 0,
-                 version_hash: int | None = None, memory=None):
+                 version_hash: int | None = None, memory=None, max_reads: int = 4):
         self.divisor = divisor
         #: the memory behind the link and the engine: a component with a ``bus`` memory-port
         #: target; None = block RAM of ``mem_bytes``
         self.memory = memory
+        #: reads the arbiter between link and engine lets be in flight: enough to cover the
+        #: memory's round trip (the board top gives the SDRAM 16)
+        self.max_reads = max_reads
         self.info = self.make_info(
             divisor=divisor, board=board, clock_hz=clock_hz, mem_bytes=mem_bytes,
             word_bytes=word_bytes, max_payload=max_payload, pe_rows=pe_rows, pe_cols=pe_cols,
@@ -239,7 +242,7 @@ class LinkSoC(wiring.Component):
         if "mem" in eng.signature.members:
             # the link has priority; the engine gets every cycle the link leaves
             m.submodules.arbiter = arb = MemPortArbiter(2, self.addr_width, 8 * info.word_bytes,
-                                                        max_reads=4)
+                                                        max_reads=self.max_reads)
             connect(m, core.mem, arb.bus0)
             connect(m, eng.mem, arb.bus1)
             connect(m, arb.out, ram.bus)
