@@ -61,6 +61,9 @@ class AcceleratorConfig:
     #: logic of the engine as yosys/nextpnr reported it (``docs/engine_synth_*.json``), 0 when
     #: no synthesis of this configuration exists yet
     engine_luts: int = 0
+    #: the activation buffer (``hw.soc.activation_buffer``): on-chip bytes where fused groups
+    #: keep their intermediate blocks (0: none; maps then always go off chip)
+    act_bytes: int = 0
     #: False for configurations that are simulation-only: they fit no board
     board: bool = True
     note: str = ""
@@ -73,7 +76,8 @@ class AcceleratorConfig:
 
     def as_dict(self) -> dict:
         return dict(name=self.name, device=self.device.name, clock_mhz=self.clock_mhz,
-                    memory=self.memory, board=self.board, engine=self.engine.as_dict())
+                    memory=self.memory, act_bytes=self.act_bytes, board=self.board,
+                    engine=self.engine.as_dict())
 
 
 # The ECP5 link SoC (bitstreams/ulx3s-85f/report.json): 3,590 LUTs, 2 DP16KD; the iCE40 one
@@ -86,18 +90,18 @@ BOARD_CONFIGS = {
     # layer, 16 columns every VGG16/MobileNet channel count; requant multipliers in logic.
     # The input map has two read ports (two copies, not one per row) and holds 64 KiB; map,
     # weight and output memories hold two runs' worth (the compiler double-buffers them so
-    # the DMA works beside the engine): 142 of 208 DP16KD
+    # the DMA works beside the engine): 142 of 208 DP16KD; the activation buffer takes 64 more
     "ulx3s-85f": AcceleratorConfig(
         "ulx3s-85f", DEVICES["LFE5U-85F"],
         EngineConfig(rows=9, cols=16, post_lanes=16, lut_requant=True, in_depth=4096,
                      w_depth=1024, step_depth=32, ob_depth=8, out_depth=1024, read_ports=2,
                      dsp_sites="ecp5-85f"),
-        100.0, "sdram", engine_luts=43699, **_ECP5_SOC),
+        100.0, "sdram", engine_luts=43699, act_bytes=128 << 10, **_ECP5_SOC),
     "ulx3s-45f": AcceleratorConfig(
         "ulx3s-45f", DEVICES["LFE5U-45F"],
         EngineConfig(rows=8, cols=8, post_lanes=4, lut_requant=True, in_depth=4096,
                      w_depth=1024, step_depth=32, ob_depth=8, out_depth=1024, read_ports=2),
-        100.0, "sdram", **_ECP5_SOC),
+        100.0, "sdram", act_bytes=64 << 10, **_ECP5_SOC),
     # all 8 SB_MAC16 as PEs, one digit-serial requant lane, memories written straight from the
     # load port (the UP5K is short of logic cells)
     "icebreaker": AcceleratorConfig(
@@ -147,18 +151,22 @@ def fit_report(cfg: AcceleratorConfig) -> dict:
 
     Block RAM tiles come from :mod:`hw.budget` (each engine memory) plus the link SoC's;
     logic only where a synthesis report gives the engine's figure (``None`` otherwise)."""
-    from hw.budget import engine_memories, m_tiles
+    from hw.budget import Memory, engine_memories, m_tiles
     dev, eng = cfg.device, cfg.engine
     mems = [m.as_dict() | {"tiles": m.copies * m_tiles(m, dev.family)}
             for m in engine_memories(eng, dev.family)]
     engine = sum(m["tiles"] for m in mems)
-    tiles = engine + cfg.soc_tiles
+    if cfg.act_bytes:
+        act = Memory("activation buffer", 32, cfg.act_bytes // 4, 1, cfg.act_bytes)
+        mems.append(act.as_dict() | {"tiles": m_tiles(act, dev.family)})
+    tiles = sum(m["tiles"] for m in mems) + cfg.soc_tiles
     pes = eng.rows * eng.cols
     luts = cfg.engine_luts + cfg.soc_luts if cfg.engine_luts else None
     rep = dict(
         config=cfg.name, device=dev.name, clock_mhz=cfg.clock_mhz, pes=pes,
         multipliers=dict(used=pes, available=dev.multipliers, fits=pes <= dev.multipliers),
-        bram_tiles=dict(used=tiles, engine=engine, soc=cfg.soc_tiles,
+        bram_tiles=dict(used=tiles, engine=engine, act=tiles - engine - cfg.soc_tiles,
+                        soc=cfg.soc_tiles,
                         available=dev.bram_tiles, fits=tiles <= dev.bram_tiles),
         luts=dict(used=luts, available=dev.luts,
                   fits=None if luts is None else luts <= dev.luts),

@@ -348,6 +348,10 @@ def test_stats_file(tmp_path, capsys):
     assert got["sim"]["busy"]["engine"] == got["emu"]["busy"]["engine"] == \
         sum(r["engine_cycles"] for r in got["emu"]["layers"])
     assert got["sim"]["offchip_bytes"] == got["emu"]["offchip_bytes"]
+    # the fused plan keeps digits' intermediate maps in the activation buffer: the RTL's
+    # counter of that traffic equals the emulator's
+    assert got["sim"]["activation_buffer_traffic_bytes"] == \
+        got["emu"]["activation_buffer_traffic_bytes"] > 0
     code, _, err = _run(capsys, "zoo:digits", "--input", inp, "--output", tmp_path / "z.npy",
                         "--stats", tmp_path / "no" / "s.json")
     assert code == 1 and "does not exist" in err and not (tmp_path / "z.npy").exists()

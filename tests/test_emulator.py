@@ -42,7 +42,7 @@ def test_load_and_store_move_the_3d_pattern(seed):
     want = np.stack([em.mem[ext + i2 * s2 + i1 * s1:ext + i2 * s2 + i1 * s1 + n0 * L]
                      for i2 in range(n2) for i1 in range(n1)]).reshape(-1, L)
     op, _, args = unpack(em.mem[:32].tobytes())
-    cycles, rd, wr = em.execute(0, op, args)
+    cycles, rd, wr, _ = em.execute(0, op, args)
     np.testing.assert_array_equal(em.onchip[Target.MAP][at:at + n0 * n1 * n2], want)
     assert (rd, wr) == (want.size, 0) and cycles > 0
     # the output memory back by the same pattern

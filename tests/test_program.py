@@ -150,3 +150,42 @@ def test_stored_tables_decode_to_the_layer_compilers(board):
         np.testing.assert_array_equal(bias, bias2)
         np.testing.assert_array_equal(mult, mult2)
         np.testing.assert_array_equal(shift, shift2)
+
+
+def test_fused_group_keeps_its_intermediate_maps_in_the_activation_buffer():
+    """Under ``fused`` a chain's intermediate maps live in the activation buffer a block's
+    window at a time: only the group's input and output cross the off-chip memory, the result
+    is the same, and with a buffer too small for the windows the maps go off chip again."""
+    import dataclasses
+
+    from host.compiler.plan import Group, Plan
+    from host.model.builder import smooth_input
+    from host.runtime import golden
+    from hw.soc.isa import ACT_BASE
+    b = GraphBuilder("f", (16, 24, 20), seed=5, input_zero_point=3)
+    t = b.conv(b.input, 16, 3)
+    t = b.conv(t, 32, 3, stride=2)
+    t = b.maxpool(t, 2)
+    b.conv(t, 16, 1)
+    g = b.build()
+    plan = Plan("fused", [Group([n.name for n in g.nodes], (8, 10))])
+    x = smooth_input(g, seed=1)
+    want = golden.run(g, x, plan=plan)
+    small = dataclasses.replace(B85, act_bytes=1024)
+    runs = {}
+    for cfg in (B85, small):
+        p = compile_program(g, cfg, plan)
+        y, st = Emulator(cfg, p).run(x)
+        np.testing.assert_array_equal(y, want)
+        on = [a for op, _, a in _insns(p) if op in (Op.LOAD, Op.STORE)
+              and a["target"] in (Target.MAP, Target.OUT) and a["ext"] >= ACT_BASE]
+        pools = [a for op, _, a in _insns(p) if op == Op.POOL]
+        runs[cfg.act_bytes] = (p, st, on, pools)
+    p, st, on, pools = runs[B85.act_bytes]
+    assert p.counts["act_groups"] == 1 and on and st.act > 0
+    assert all(a["src"] >= ACT_BASE and a["dst"] >= ACT_BASE for a in pools)
+    # off chip: the input once (the halos of its blocks overlap) and the output once
+    assert st.written == 16 * 6 * 5
+    p0, st0, on0, _ = runs[1024]
+    assert p0.counts["act_groups"] == 0 and not on0 and st0.act == 0
+    assert st0.read + st0.written - (st.read + st.written) >= 2 * 32 * (12 * 10 + 6 * 5)

@@ -25,18 +25,18 @@ def ice_device():
     dev.close()
 
 
-def _check(dev, g, acfg, schedule="layer", seeds=(0,)):
-    p = compile_program(g, acfg, schedule=schedule)
+def _check(dev, g, acfg, schedule="layer", seeds=(0,), plan=None):
+    p = compile_program(g, acfg, plan, schedule=schedule)
     pd = ProgramDevice(dev, p)
     for seed in seeds:
         x = smooth_input(g, seed=seed)
         y = pd.run(x)
         want, st = Emulator(acfg, p).run(x)
         np.testing.assert_array_equal(y, want)
-        np.testing.assert_array_equal(y, golden.run(g, x))
+        np.testing.assert_array_equal(y, golden.run(g, x, plan=plan))
         f = pd.frames[-1]
         assert f["busy"]["engine"] == st.busy["engine"]
-        assert (f["read"], f["written"]) == (st.read, st.written)
+        assert (f["read"], f["written"], f["act"]) == (st.read, st.written, st.act)
         assert f["insns"] == p.n_insns - 1
         # the controller waits for the engine only part of the engine's time (the rest runs
         # beside fetches and transfers), and every unit's cycles lie inside START→DONE
@@ -121,6 +121,22 @@ def test_holdout_layers_on_the_85f_configuration(b85_device, case):
     if min(b.shape(x)[1:]) >= 2:
         x = b.maxpool(x, 2)
     _check(b85_device, b.build(), get_config("ulx3s-85f"))
+
+
+@pytest.mark.slow
+def test_a_fused_group_on_chip_on_the_85f_configuration(b85_device):
+    """A fused chain (3×3, 3×3 stride 2, 2×2 max pool, 1×1) in blocks with halos: its
+    intermediate maps, and the pool's input and output, stay in the activation buffer; the
+    RTL's off-chip and on-chip byte counters equal the emulator's."""
+    from host.compiler.plan import Group, Plan
+    b = GraphBuilder("f", (16, 24, 20), seed=5, input_zero_point=3)
+    t = b.conv(b.input, 16, 3)
+    t = b.conv(t, 32, 3, stride=2)
+    b.conv(b.maxpool(t, 2), 16, 1)
+    g = b.build()
+    plan = Plan("fused", [Group([n.name for n in g.nodes], (8, 10))])
+    pd = _check(b85_device, g, get_config("ulx3s-85f"), plan=plan, seeds=(0, 1))
+    assert pd.frames[-1]["act"] > 0 and pd.frames[-1]["written"] == 16 * 6 * 5
 
 
 def test_a_preloaded_device_must_hold_the_program(ice_device):

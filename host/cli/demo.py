@@ -157,7 +157,8 @@ def _whole_soc(args, graph, plan, x, config) -> int:
     print(f"total: {f['cycles']:,} cycles START to DONE ({f['busy']['engine']:,} engine, "
           f"{f['busy']['dma']:,} DMA), {macs:,} MACs, PE utilisation {util:.1%}")
     print(f"off-chip bytes: {f['read']:,} read, {f['written']:,} written "
-          f"(+ {f['fetched']:,} of instructions)")
+          f"(+ {f['fetched']:,} of instructions); {f.get('act', 0):,} bytes of the fused groups' "
+          f"maps moved through the activation buffer, on chip")
     fps = config.clock_mhz * 1e6 / f["cycles"] if f["cycles"] else float("inf")
     memory = soc_config(config).memory
     print(f"on {config.name} at {config.clock_mhz:.0f} MHz: {fps:,.1f} frames/s"

@@ -92,6 +92,10 @@ def run_stats(graph, plan, report, args, target: tuple, engine, record, frames: 
             off = dict(read=sum(f["read"] for f in counters) // frames,
                        written=sum(f["written"] for f in counters) // frames)
             out["instruction_bytes"] = sum(f["fetched"] for f in counters) // frames
+            # maps a fused group kept on chip, moved between the activation buffer and the
+            # engine's memories (never off chip)
+            out["activation_buffer_traffic_bytes"] = sum(f.get("act", 0)
+                                                         for f in counters) // frames
             out["busy"] = {u: sum(f["busy"][u] for f in counters) // frames
                            for u in ("dma", "engine")}
             # cycles the controller stalled waiting for the engine (a CONV behind the run before
@@ -112,8 +116,10 @@ def run_stats(graph, plan, report, args, target: tuple, engine, record, frames: 
                                  "engine runs take the RTL's cycles, transfers the DMA model's "
                                  "(host/compiler/dma.py)")
             out["note"] = ("the DMA works beside the engine (double-buffered engine "
-                           "memories); maps stay off chip between layers (no on-chip fusion "
-                           "yet); the cost model does not model the program yet")
+                           "memories); a fused group keeps its intermediate maps in the "
+                           "activation buffer when they fit it, block-wise groups run layer by "
+                           "layer with their maps off chip; 'predicted' is the compiled "
+                           "program's cost (the scheduler's own estimate beside it)")
         else:
             cycles = sum(r["cycles"] for r in layers)
             off = dict(read=sum(r["offchip_bytes"]["read"] for r in layers),

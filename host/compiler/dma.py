@@ -1,39 +1,118 @@
-"""Cycle model of the DMA unit's transfers between off-chip memory and the chip.
+"""Cycle model of the controller: its instruction fetches and its DMA unit's transfers between
+the memories and the chip.
 
-A transfer of ``rows`` rows of ``row_bytes`` contiguous bytes takes ``setup`` cycles, then per
-row ``row`` cycles (a new burst: on SDRAM a precharge and activate when the row changes) and
-the row's bytes at ``bytes_per_cycle``.  The rates are the memory system's measured ones
-(``docs/memory.md``: the SDRAM controller streams 0.974 16-bit words per cycle, a random word
-costs about 5.5 cycles; the UP5K's SPRAM moves 16 bits every cycle).  Until the RTL DMA unit
-exists this is a model, used by the program emulator and the cost model alike; the DMA's own
-counters will replace it where they disagree.
+A transfer of ``rows`` rows of ``row_bytes`` contiguous bytes in whole target words of
+``word_bytes`` takes ``setup`` cycles, then per row ``row`` cycles (a new burst: on SDRAM a
+precharge and activate when the row changes) and the row's bytes at ``bytes_per_cycle``, and
+``per_word`` cycles per target word (a STORE reads each word of the engine's output memory
+before it writes it out: two cycles where the memory takes a word per cycle).  Each
+instruction first costs ``fetch`` cycles: its 32 bytes read from off-chip memory, decode and
+dispatch.
+
+The figures are measured on the whole simulated SoC of each board configuration (the board's
+SDRAM controller with the timing-checking chip model, the iCEBreaker's SPRAM target, the
+activation buffer): 16 copies of one LOAD or STORE shape per program, the controller's
+``dma_cycles`` per instruction, and its ``cycles`` beyond them (``docs/memory.md``,
+"The DMA's rates").
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DmaTiming", "TIMINGS", "transfer_cycles"]
+__all__ = ["Rate", "Word", "DmaTiming", "TIMINGS", "transfer_cycles", "fetch_cycles",
+           "pool_cycles", "gap_cycles"]
+
+
+@dataclass(frozen=True)
+class Rate:
+    bytes_per_cycle: float       #: sustained rate within a row
+    row: int                     #: cycles per row (burst start)
+    setup: int                   #: cycles per instruction (first request, last response)
+    per_word: int = 0            #: cycles per target word (a STORE's read of the output memory)
+
+
+@dataclass(frozen=True)
+class Word:
+    """The vector unit's single-word accesses: it reads a map word (its memory words back to
+    back), waits for the last, and only then asks for the next."""
+    latency: int                 #: cycles from the first request to the first response
+    per_word: int                #: cycles per memory word of the map word
+    write_latency: int           #: cycles a map word's write costs besides its memory words
+    write_per_word: int
 
 
 @dataclass(frozen=True)
 class DmaTiming:
-    bytes_per_cycle: float       #: sustained rate within a row
-    row: int                     #: cycles per row (burst start)
-    setup: int                   #: cycles per instruction (fetch of its arguments, first request)
+    load: Rate                   #: memory → chip (LOAD)
+    store: Rate                  #: chip → memory (STORE)
+    fetch: int                   #: cycles per instruction fetched, decoded and dispatched
+    word: Word                   #: the vector unit's accesses (POOL, GAP)
 
+
+_SDRAM = DmaTiming(load=Rate(1.955, 4, 15), store=Rate(1.952, 3, 0), fetch=38,
+                   word=Word(12, 2, 8, 2))
 
 TIMINGS = {
-    "sdram": DmaTiming(bytes_per_cycle=2 * 0.974, row=5, setup=8),
-    "spram": DmaTiming(bytes_per_cycle=2.0, row=1, setup=4),
+    # the ULX3S's SDRAM (16 bits at the system clock, bursts of 2) behind the board's controller
+    "sdram": _SDRAM,
+    # the UP5K's SPRAM target (32-bit words; a read every 1.25 cycles through its FIFO credits)
+    "spram": DmaTiming(load=Rate(3.2, 0, 5), store=Rate(4.0, 0, 0, per_word=2), fetch=18,
+                       word=Word(4, 1, 0, 1)),
+    # the activation buffer (block RAM in the controller's address space, a word per cycle);
+    # instructions are never fetched from it
+    "act": DmaTiming(load=Rate(4.0, 0, 4), store=Rate(4.0, 0, 0, per_word=2), fetch=0,
+                     word=Word(2, 1, 0, 1)),
     # simulation-only engines (no SoC): assume the ULX3S's SDRAM
-    "none": DmaTiming(bytes_per_cycle=2 * 0.974, row=5, setup=8),
+    "none": _SDRAM,
 }
 
 
-def transfer_cycles(memory: str, rows: int, row_bytes: int) -> int:
-    """Cycles to move ``rows`` rows of ``row_bytes`` bytes on ``memory`` (a configuration's
-    ``memory``: "sdram", "spram" or "none")."""
-    t = TIMINGS[memory]
+def transfer_cycles(memory: str, rows: int, row_bytes: int, *, store: bool = False,
+                    word_bytes: int = 0) -> int:
+    """Cycles to move ``rows`` rows of ``row_bytes`` bytes (target words of ``word_bytes``)
+    to (``store``) or from ``memory`` (a configuration's ``memory``: "sdram", "spram" or
+    "none"; or "act", the activation buffer)."""
+    t = TIMINGS[memory].store if store else TIMINGS[memory].load
     if rows <= 0 or row_bytes <= 0:
         return t.setup
-    return t.setup + rows * (t.row + -(-row_bytes * 1000 // int(t.bytes_per_cycle * 1000)))
+    words = rows * -(-row_bytes // word_bytes) if word_bytes else 0
+    return (t.setup + rows * (t.row + -(-row_bytes * 1000 // int(t.bytes_per_cycle * 1000)))
+            + words * t.per_word)
+
+
+def fetch_cycles(memory: str) -> int:
+    """Cycles the controller spends on each instruction before it executes (fetch, decode,
+    dispatch) with its program in ``memory``."""
+    return TIMINGS[memory].fetch
+
+
+# the vector unit's state machine (hw/soc/vector_unit.py): cycles besides its memory accesses
+POOL_SETUP, POOL_TAP, POOL_OUT = 19, 3, 2
+GAP_READ, GAP_OUT = 1, 2
+#: cycles per lane of GAP's requantisation (the engine's lane: LUT multiplier / digit-serial)
+REQUANT_LANE = {False: 13, True: 20}
+
+
+def _read(memory: str, words: int) -> int:
+    w = TIMINGS[memory].word
+    return w.latency + w.per_word * words
+
+
+def _write(memory: str, words: int) -> int:
+    w = TIMINGS[memory].word
+    return w.write_latency + w.write_per_word * words
+
+
+def pool_cycles(src: str, dst: str, taps: int, outs: int, words: int) -> int:
+    """POOL: ``taps`` map words read from ``src``, ``outs`` written to ``dst``; ``words``
+    memory words per map word."""
+    return (POOL_SETUP + taps * (POOL_TAP + _read(src, words))
+            + outs * (POOL_OUT + _write(dst, words)))
+
+
+def gap_cycles(src: str, dst: str, reads: int, outs: int, words: int, lanes: int,
+               serial: bool) -> int:
+    """GAP: ``reads`` map words from ``src``, ``outs`` requantised words of ``lanes`` to
+    ``dst``."""
+    return (1 + reads * (GAP_READ + _read(src, words))
+            + outs * (GAP_OUT + lanes * REQUANT_LANE[serial] + _write(dst, words)))

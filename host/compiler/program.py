@@ -36,7 +36,8 @@ from host.compiler.tiling import chunk_ranges, tilings
 from host.errors import UserError
 from host.model.ir import FC, Conv, Flatten, GlobalAvgPool, Graph, Pool, UnsupportedModel
 from host.runtime.golden import block_grid, intersect, need_region
-from hw.soc.isa import WORD_BITS, Op, Target, clash, dma_words, pack, target_word_bytes
+from hw.soc.isa import (ACT_BASE, WORD_BITS, Op, Target, clash, dma_words, pack,
+                        target_word_bytes)
 from host.compiler.layer import EngineCapacityError, compile_conv, out_words
 from host.compiler.pack import put_fields
 
@@ -55,13 +56,17 @@ class ProgramError(UserError):
 class MapPlace:
     """A map (C, H, W) stored channel-blocked at ``addr`` (``lanes`` bytes per word); a vector
     is stored as (n, 1, 1); ``flat`` marks the flattening of the map, whose elements are then
-    in the stored order of the map (see :meth:`vector_index`)."""
+    in the stored order of the map (see :meth:`vector_index`).  A *window* of a larger map
+    (a fused group's block in the activation buffer) stores rows ``y0 … y0+h-1`` and columns
+    ``x0 … x0+w-1`` and is addressed in the map's coordinates."""
     addr: int
     channels: int
     h: int
     w: int
     lanes: int
     flat: bool = False
+    y0: int = 0
+    x0: int = 0
 
     @property
     def nb(self) -> int:
@@ -73,7 +78,7 @@ class MapPlace:
 
     def word(self, cb: int, y: int, x: int) -> int:
         """Byte address of word (channel block, row, column)."""
-        return self.addr + ((cb * self.h + y) * self.w + x) * self.lanes
+        return self.addr + ((cb * self.h + y - self.y0) * self.w + x - self.x0) * self.lanes
 
     def pack(self, x: np.ndarray) -> bytes:
         """The bytes of map (or flattened map / vector) ``x`` in this layout."""
@@ -251,7 +256,7 @@ class _Compiler:
         self.places: dict = {}
         self.owner: dict = {}               # a flatten's output → the tensor whose buffer it shares
         self.layer = ""
-        self.counts = {"tiles": 0, "runs": 0, "loads_skipped": 0}
+        self.counts = {"tiles": 0, "runs": 0, "loads_skipped": 0, "act_groups": 0}
         self._compiled: dict = {}
 
     # ---- instructions -----------------------------------------------------------------------
@@ -659,7 +664,9 @@ class _Compiler:
 
     def group_fused(self, nodes, block) -> None:
         """Exact fusion with halos: per output block, the regions every tensor must provide
-        (back to front), then those regions (front to back), as the golden model does."""
+        (back to front), then those regions (front to back), as the golden model does.  The
+        group's intermediate maps stay on chip, a block's window at a time, when the
+        configuration's activation buffer holds them (:meth:`act_windows`)."""
         for n in nodes:
             if not isinstance(n, (Conv, Pool)) or len(n.inputs) != 1:
                 raise ProgramError(f"{n.name}: {n.op} in a fused group is not in the network "
@@ -670,6 +677,7 @@ class _Compiler:
         names = {n.name for n in nodes}
         outputs = [n.output for n in nodes if n.output == self.g.output
                    or any(c.name not in names for c in self.g.consumers(n.output))]
+        needs = []
         for ya, yb in block_grid(Ho, max(1, -(-bh * Ho // H))):
             for xa, xb in block_grid(Wo, max(1, -(-bw * Wo // W))):
                 need = {}
@@ -684,9 +692,41 @@ class _Compiler:
                     old = need.get(n.inputs[0])
                     need[n.inputs[0]] = r if old is None else (
                         min(old[0], r[0]), max(old[1], r[1]), min(old[2], r[2]), max(old[3], r[3]))
+                needs.append(need)
+        act = self.act_windows(nodes, outputs, needs)
+        saved = {t: self.places[t] for t in act}
+        try:
+            for need in needs:
+                for t, at in act.items():
+                    y0, y1, x0, x1 = need[t]
+                    p = saved[t]
+                    self.places[t] = MapPlace(at, p.channels, y1 - y0, x1 - x0, self.L,
+                                              y0=y0, x0=x0)
                 for n in nodes:
                     if n.output in need:
                         self.node(n, need[n.output])
+        finally:
+            self.places.update(saved)
+
+    def act_windows(self, nodes, outputs, needs) -> dict:
+        """Where in the activation buffer each intermediate map of a fused chain keeps its
+        block's window: two alternating areas (a layer reads one and writes the other), each
+        as large as the largest window it holds; {} when the buffer is too small (the maps then
+        go off chip)."""
+        inter = [n.output for n in nodes if n.output not in outputs]
+        if not self.acfg.act_bytes or not inter:
+            return {}
+        size = [0, 0]
+        for k, t in enumerate(inter):
+            nb = -(-self.g.tensors[t].shape[0] // self.L)
+            for need in needs:
+                y0, y1, x0, x1 = need.get(t, (0, 0, 0, 0))
+                size[k % 2] = max(size[k % 2], -(-nb * (y1 - y0) * (x1 - x0) * self.L
+                                                 // ALIGN) * ALIGN)
+        if sum(size) > self.acfg.act_bytes:
+            return {}
+        self.counts["act_groups"] += 1
+        return {t: ACT_BASE + (size[0] if k % 2 else 0) for k, t in enumerate(inter)}
 
     def compile(self, until: str | None = None) -> Program:
         g = self.g
@@ -824,7 +864,7 @@ def _relocate(code: bytearray, const_loads: list, consts_addr: int, arena_addr: 
             continue
         base = consts_addr if k in consts else arena_addr
         for f in ("ext", "src", "dst"):
-            if f in args:
+            if f in args and args[f] < ACT_BASE:       # the activation buffer stays put
                 args[f] += base
         code[k * INSN_BYTES:(k + 1) * INSN_BYTES] = pack(op, sync, **args)
 

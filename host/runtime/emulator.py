@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from host.compiler.dma import transfer_cycles
+from host.compiler.dma import fetch_cycles, gap_cycles, pool_cycles, transfer_cycles
 from host.compiler.layer import LayerProgram
 from host.model.quant import multiply_by_quantized_multiplier
 from host.runtime.engine_model import emulate, map_footprint, preloaded_cycles
 from host.compiler.pack import StepCodec
 from hw.engine.engine import block_entry_layout, layer_desc_layout
-from hw.soc.isa import Op, Target, clash, decode_fields, dma_words, target_word_bytes, unpack
+from hw.soc.isa import (ACT_BASE, Op, Target, clash, decode_fields, dma_words, target_word_bytes,
+                        unpack)
 
 __all__ = ["Emulator", "HazardError", "ProgramFault", "RunStats", "predict"]
 
@@ -54,6 +55,7 @@ class RunStats:
     read: int = 0                         #: off-chip data bytes read (maps, weights, tables)
     written: int = 0                      #: off-chip bytes written
     fetched: int = 0                      #: instruction bytes fetched
+    act: int = 0                          #: bytes moved to and from the activation buffer
     #: off-chip bytes by what they were: "map" (LOAD MAP, STORE, POOL, GAP), "weights",
     #: "tables" (steps, blocks, descriptors)
     traffic: dict = field(default_factory=lambda: {"map": 0, "weights": 0, "tables": 0})
@@ -92,7 +94,9 @@ class Emulator:
             raise ValueError(f"program compiled for {program.board}, not {acfg.name}")
         cfg = self.cfg
         self.wb = target_word_bytes(cfg)
-        self.mem = np.zeros(program.size, dtype=np.uint8)
+        # off-chip memory, then the activation buffer (byte addresses from ACT_BASE)
+        self.act_at = program.size
+        self.mem = np.zeros(program.size + acfg.act_bytes, dtype=np.uint8)
         image = np.frombuffer(program.image(), dtype=np.uint8)
         self.mem[:len(image)] = image
         self.onchip = {
@@ -122,6 +126,7 @@ class Emulator:
         st = RunStats()
         t = 0                              # when the next instruction issues
         engine_free, engine_uses = 0, {}   # the engine's current run: its end, its words
+        fetch = fetch_cycles(self.acfg.memory)
         pc = 0
         while True:
             word = self.mem[pc * INSN_BYTES:(pc + 1) * INSN_BYTES].tobytes()
@@ -132,11 +137,12 @@ class Emulator:
             except ValueError as e:
                 raise ProgramFault(f"instruction {pc}: {e}") from None
             st.fetched += INSN_BYTES
+            t += fetch                     # fetch, decode, dispatch (the engine runs on)
             if op == Op.HALT:
                 st.wait += max(0, engine_free - t)
                 t = max(t, engine_free)
                 break
-            cycles, rd, wr = (self.cost if timing_only else self.execute)(pc, op, args)
+            cycles, rd, wr, act = (self.cost if timing_only else self.execute)(pc, op, args)
             if op == Op.CONV:
                 start = max(t, engine_free)
                 end = engine_free = start + cycles
@@ -160,6 +166,7 @@ class Emulator:
             st.busy[unit] += cycles
             st.read += rd
             st.written += wr
+            st.act += act
             kind = Target(args["target"]) if op in (Op.LOAD, Op.STORE) else Target.MAP
             st.traffic["map" if kind in (Target.MAP, Target.OUT) else
                        "weights" if kind == Target.WEIGHTS else "tables"] += rd + wr
@@ -174,9 +181,10 @@ class Emulator:
         return p.read_output(out), st
 
     # ---- one instruction --------------------------------------------------------------------
-    def execute(self, pc: int, op: Op, a: dict) -> tuple[int, int, int]:
-        """Carry out one instruction; returns (cycles, off-chip bytes read, written): a
-        transfer's as :meth:`cost` counts them, a run's from the engine's model."""
+    def execute(self, pc: int, op: Op, a: dict) -> tuple[int, int, int, int]:
+        """Carry out one instruction; returns (cycles, off-chip bytes read, written, bytes
+        moved on chip): a transfer's as :meth:`cost` counts them, a run's from the engine's
+        model."""
         if op == Op.LOAD:
             t = Target(a["target"])
             if t == Target.OUT:
@@ -192,28 +200,40 @@ class Emulator:
             self._scatter(pc, a, words)
             return self.cost(pc, op, a)
         if op == Op.CONV:
-            return self._conv(pc), 0, 0
+            return self._conv(pc), 0, 0, 0
         if op == Op.POOL:
             return self._pool(pc, a)
         if op == Op.GAP:
             return self._gap(pc, a)
         raise ProgramFault(f"instruction {pc}: opcode {op.name} not executable")
 
-    def cost(self, pc: int, op: Op, a: dict) -> tuple[int, int, int]:
-        """(cycles, bytes read, bytes written) of one instruction from its arguments alone (a
-        CONV's from the descriptor its LOAD brought), as :meth:`execute` counts them."""
-        memory = self.acfg.memory
+    def _side(self, addr: int) -> str:
+        """The memory a byte address is in: the configuration's off-chip memory, or "act"."""
+        return "act" if addr >= ACT_BASE else self.acfg.memory
+
+    def _transfer(self, addr: int, rows: int, row_bytes: int, write: bool, word_bytes: int = 0):
+        """(cycles, off-chip bytes read, written, on-chip bytes) of moving ``rows`` rows of
+        ``row_bytes`` (target words of ``word_bytes``) at ``addr``."""
+        side = self._side(addr)
+        n = rows * row_bytes
+        traffic = (0, 0, n) if side == "act" else (0, n, 0) if write else (n, 0, 0)
+        return (transfer_cycles(side, rows, row_bytes, store=write, word_bytes=word_bytes),) \
+            + traffic
+
+    def cost(self, pc: int, op: Op, a: dict) -> tuple[int, int, int, int]:
+        """(cycles, off-chip bytes read, written, bytes moved on chip) of one instruction from
+        its arguments alone (a CONV's from the descriptor its LOAD brought), as
+        :meth:`execute` counts them."""
         if op in (Op.LOAD, Op.STORE):
             t = Target(a["target"])
-            n = a["n0"] * a["n1"] * a["n2"] * self.wb[t]
             if t == Target.DESC:
                 self._static_desc = self.mem[a["ext"]:a["ext"] + self.wb[t]].copy()
-            cycles = transfer_cycles(memory, a["n1"] * a["n2"], a["n0"] * self.wb[t])
-            return (cycles, n, 0) if op == Op.LOAD else (cycles, 0, n)
+            return self._transfer(a["ext"], a["n1"] * a["n2"], a["n0"] * self.wb[t],
+                                  op == Op.STORE, self.wb[t])
         if op == Op.CONV:
             d = decode_fields(self.desc_layout,
                               int.from_bytes(self._static_desc.tobytes(), "little"))
-            return preloaded_cycles(d, self.cfg) + int(bool(d["pool"])), 0, 0
+            return preloaded_cycles(d, self.cfg) + int(bool(d["pool"])), 0, 0, 0
         if op == Op.POOL:
             return self._pool_cost(a)
         if op == Op.GAP:
@@ -228,12 +248,19 @@ class Emulator:
         return m[at:at + n]
 
     def _pattern(self, pc, base, n0b, n1, s1, n2, s2) -> np.ndarray:
-        """Byte addresses (n2, n1, n0b) of a 3-D pattern, checked against the memory."""
+        """Indices into ``mem`` (n2, n1, n0b) of a 3-D pattern of byte addresses, checked
+        against the memory the pattern starts in (off chip, or the activation buffer)."""
         idx = (base + np.arange(n2, dtype=np.int64)[:, None, None] * s2
                + np.arange(n1, dtype=np.int64)[None, :, None] * s1
                + np.arange(n0b, dtype=np.int64)[None, None, :])
-        if idx.size and (idx.min() < 0 or idx.max() >= len(self.mem)):
-            raise ProgramFault(f"instruction {pc}: off-chip access outside 0..{len(self.mem) - 1}")
+        lo, hi = 0, self.act_at
+        if base >= ACT_BASE:
+            idx += self.act_at - ACT_BASE
+            lo, hi = self.act_at, len(self.mem)
+        if idx.size and (idx.min() < lo or idx.max() >= hi):
+            where = "activation buffer" if base >= ACT_BASE else "off-chip memory"
+            raise ProgramFault(f"instruction {pc}: access outside the {where} "
+                               f"({hi - lo} bytes)")
         return idx
 
     def _gather(self, pc, a, wb) -> np.ndarray:
@@ -348,9 +375,17 @@ class Emulator:
         vx = ((np.arange(wo)[:, None] * sw - pl + np.arange(kw)[None, :]) >= 0) & \
              ((np.arange(wo)[:, None] * sw - pl + np.arange(kw)[None, :]) < w)
         taps = nb * int(vy.sum()) * int(vx.sum())
-        memory = self.acfg.memory
-        return (transfer_cycles(memory, taps, L) + transfer_cycles(memory, nb * ho * wo, L),
-                taps * L, nb * ho * wo * L)
+        outs = nb * ho * wo
+        src, dst = self._side(a["src"]), self._side(a["dst"])
+        cycles = pool_cycles(src, dst, taps, outs, L // 4)
+        return (cycles,) + self._traffic(src, dst, taps * L, outs * L)
+
+    @staticmethod
+    def _traffic(src: str, dst: str, rd: int, wr: int) -> tuple:
+        """(off-chip bytes read, written, on-chip bytes) of reading ``rd`` bytes on ``src`` and
+        writing ``wr`` on ``dst``."""
+        return ((0 if src == "act" else rd), (0 if dst == "act" else wr),
+                (rd if src == "act" else 0) + (wr if dst == "act" else 0))
 
     def _gap(self, pc: int, a: dict) -> tuple[int, int, int]:
         L = self.cfg.lanes
@@ -366,9 +401,9 @@ class Emulator:
 
     def _gap_cost(self, a: dict) -> tuple[int, int, int]:
         L, nb, hw = self.cfg.lanes, a["nb"], a["hw"]
-        memory = self.acfg.memory
-        return (transfer_cycles(memory, nb, hw * L) + transfer_cycles(memory, 1, nb * L),
-                nb * hw * L, nb * L)
+        src, dst = self._side(a["src"]), self._side(a["dst"])
+        cycles = gap_cycles(src, dst, nb * hw, nb, L // 4, L, self.cfg.serial_requant)
+        return (cycles,) + self._traffic(src, dst, nb * hw * L, nb * L)
 
 
 class EmuTarget:
@@ -397,7 +432,7 @@ class EmuTarget:
                                    utilisation=macs / (pes * r["cycles"]) if r["cycles"] else 0.0,
                                    offchip_bytes=dict(read=r["read"], written=r["written"])))
         self.frames.append(dict(cycles=st.cycles, busy=dict(st.busy), wait=st.wait, read=st.read,
-                                written=st.written, fetched=st.fetched,
+                                written=st.written, act=st.act, fetched=st.fetched,
                                 traffic=dict(st.traffic)))
         return y
 

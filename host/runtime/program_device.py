@@ -69,6 +69,7 @@ class ProgramDevice:
                                 busy=dict(dma=perf["dma_cycles"], engine=perf["engine_cycles"]),
                                 wait=perf["wait_cycles"],
                                 read=perf["bytes_read"], written=perf["bytes_written"],
+                                act=perf["act_bytes"],
                                 fetched=perf["insns"] * 32, insns=perf["insns"]))
         return y
 

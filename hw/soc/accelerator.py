@@ -26,7 +26,8 @@ class Accelerator(wiring.Component):
         self.engine = Engine(acfg.engine)
         e = self.engine
         self.controller = Controller(acfg.engine, mem_addr_width, mem_width, e.ld_width,
-                                     e.desc_layout, acfg.engine.cols * 8)
+                                     e.desc_layout, acfg.engine.cols * 8,
+                                     act_bytes=acfg.act_bytes)
         super().__init__({"ctrl": In(EngineControlSignature(len(PERF))),
                           "mem": Out(MemPortSignature(mem_addr_width, mem_width))})
 

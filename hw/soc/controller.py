@@ -31,6 +31,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.link.command import EngineControlSignature
 from hw.memory.memport import MemPortSignature
+from hw.soc.activation_buffer import ActivationBuffer
 from hw.soc.isa import WORD_BITS, Insn, Op, Target, target_word_bytes
 from hw.soc.vector_unit import VectorUnit
 
@@ -38,8 +39,10 @@ __all__ = ["Controller", "PERF", "ERR_OPCODE", "ERR_TARGET"]
 
 #: the performance counters STATUS reports, in order
 #: (``wait_cycles``: cycles the controller waited for the engine, at a CONV or a sync bit)
+#: (``bytes_read``/``bytes_written``: off-chip data bytes, instructions not counted;
+#: ``act_bytes``: bytes moved to and from the activation buffer)
 PERF = ("cycles", "engine_cycles", "dma_cycles", "wait_cycles", "bytes_read", "bytes_written",
-        "insns", "pc")
+        "insns", "pc", "act_bytes")
 #: error codes (STATUS flags bits 8–15)
 ERR_OPCODE = 0x01        #: an unused opcode (6–15)
 ERR_TARGET = 0x02        #: LOAD into the output memory, or STORE from another memory
@@ -48,13 +51,16 @@ ERR_TARGET = 0x02        #: LOAD into the output memory, or STORE from another m
 class Controller(wiring.Component):
     """Sequencer + DMA for an engine of configuration ``engine`` (``EngineConfig``) on a memory
     port of ``mem_addr_width``-bit word addresses and ``mem_width``-bit words; ``ld_width``,
-    ``desc_layout`` and ``rd_width`` are the engine's load port, descriptor and read port."""
+    ``desc_layout`` and ``rd_width`` are the engine's load port, descriptor and read port;
+    ``act_bytes``: the activation buffer (``hw.soc.activation_buffer``) in its address space
+    from ``ACT_BASE`` (0: none)."""
 
     def __init__(self, engine, mem_addr_width: int, mem_width: int, ld_width: int,
-                 desc_layout, rd_width: int):
+                 desc_layout, rd_width: int, act_bytes: int = 0):
         self.cfg = engine
         self.mw = mem_width
         self.mem_addr_width = mem_addr_width
+        self.act_depth = act_bytes * 8 // mem_width
         if WORD_BITS % mem_width or mem_width % 8:
             raise ValueError(f"memory words of {mem_width} bits do not tile an instruction")
         self.wpt = {t: b * 8 // mem_width for t, b in target_word_bytes(engine).items()}
@@ -78,7 +84,23 @@ class Controller(wiring.Component):
         NW = WORD_BITS // mw                           # memory words per instruction
         maxw = max(self.wpt.values())
 
-        m.submodules.vector = vu = VectorUnit(self.cfg.lanes, self.mem_addr_width, mw,
+        # the memory the DMA and the vector unit see: off chip, and the activation buffer
+        # from ACT_BASE (the top address bit) when there is one
+        aw = self.mem_addr_width
+        fetching = Signal()
+        if self.act_depth:
+            aw = 32 - sh
+            m.submodules.act = act = ActivationBuffer(self.act_depth, aw, self.mem_addr_width,
+                                                      mw)
+            wiring.connect(m, act.mem, wiring.flipped(self.mem))
+            mem = act.bus
+            traffic = (act.offchip_read, act.offchip_write,
+                       act.onchip_read | act.onchip_write)
+        else:
+            taken = mem.req.valid & mem.req.ready
+            traffic = (taken & ~mem.req.payload.write, taken & mem.req.payload.write, 0)
+
+        m.submodules.vector = vu = VectorUnit(self.cfg.lanes, aw, mw,
                                               serial=self.cfg.serial_requant)
         insn = Signal(Insn)
         pc = Signal(32)
@@ -92,6 +114,15 @@ class Controller(wiring.Component):
             m.d.sync += perf["cycles"].eq(perf["cycles"] + 1)
         with m.If(self.busy):
             m.d.sync += perf["engine_cycles"].eq(perf["engine_cycles"] + 1)
+        # data traffic, a memory word at a time on each side (instruction fetches not counted)
+        rd_off, wr_off, on_chip = traffic
+        with m.If(~fetching):
+            with m.If(rd_off):
+                m.d.sync += perf["bytes_read"].eq(perf["bytes_read"] + MB)
+            with m.If(wr_off):
+                m.d.sync += perf["bytes_written"].eq(perf["bytes_written"] + MB)
+            with m.If(on_chip):
+                m.d.sync += perf["act_bytes"].eq(perf["act_bytes"] + MB)
 
         # ---- memory requests: one address generator for fetches, LOADs and STOREs --------
         # byte addresses: the current word, the current row's and plane's first word
@@ -179,7 +210,7 @@ class Controller(wiring.Component):
                 m.d.sync += [cur.eq(base + (pc << 5)), j.eq(0), rj.eq(0), req_done.eq(0)]
                 m.next = "FETCH_WORDS"
             with m.State("FETCH_WORDS"):
-                m.d.comb += mem.req.valid.eq(~req_done)
+                m.d.comb += [fetching.eq(1), mem.req.valid.eq(~req_done)]
                 with m.If(req_fire):
                     m.d.sync += [cur.eq(cur + MB), j.eq(j + 1)]
                     with m.If(j == NW - 1):
@@ -232,7 +263,6 @@ class Controller(wiring.Component):
                     advance()
                 m.d.comb += mem.resp.ready.eq(1)
                 with m.If(resp_fire):
-                    m.d.sync += perf["bytes_read"].eq(perf["bytes_read"] + MB)
                     m.d.sync += word.word_select(rj, mw).eq(mem.resp.payload)
                     with m.If(rj + 1 == wpt):
                         m.d.sync += [rj.eq(0), ld_pending.eq(1)]
@@ -253,7 +283,6 @@ class Controller(wiring.Component):
                 m.d.comb += [mem.req.valid.eq(1), mem.req.payload.write.eq(1),
                              mem.req.payload.data.eq(word.word_select(rj, mw))]
                 with m.If(req_fire):
-                    m.d.sync += perf["bytes_written"].eq(perf["bytes_written"] + MB)
                     advance()
                     with m.If(rj + 1 == wpt):
                         m.d.sync += [rj.eq(0), k.eq(k + 1)]
@@ -288,8 +317,6 @@ class Controller(wiring.Component):
                              vu.mem.resp.payload.eq(mem.resp.payload),
                              mem.resp.ready.eq(vu.mem.resp.ready)]
                 with m.If(vu.idle):
-                    m.d.sync += [perf["bytes_read"].eq(perf["bytes_read"] + vu.bytes_read),
-                                 perf["bytes_written"].eq(perf["bytes_written"] + vu.bytes_written)]
                     m.next = "NEXT"
             with m.State("NEXT"):
                 m.d.sync += [pc.eq(pc + 1), perf["insns"].eq(perf["insns"] + 1)]

@@ -20,11 +20,15 @@ Off-chip addresses are byte addresses; maps are stored channel-blocked: word ``(
 from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import data, enum
 
-__all__ = ["WORD_BITS", "Op", "Target", "Sync", "DmaArgs", "PoolArgs", "GapArgs", "Insn",
+__all__ = ["WORD_BITS", "ACT_BASE", "Op", "Target", "Sync", "DmaArgs", "PoolArgs", "GapArgs", "Insn",
            "WORD_ALIGN", "target_word_bytes", "pack", "unpack", "decode_fields", "dma_words", "clash"]
 
 #: bits per instruction word (the controller fetches 32 bytes per instruction)
 WORD_BITS = 256
+
+#: byte address of the activation buffer (``hw.soc.activation_buffer``): addresses from here
+#: up are on chip, all others off chip
+ACT_BASE = 1 << 31
 
 
 class Op(enum.Enum, shape=4):
