@@ -14,7 +14,8 @@ def _all_configs():
 
 
 def _table(reports: list) -> str:
-    rows = ["| configuration | device | PEs | clock | block RAM tiles (engine + SoC) / device "
+    rows = ["| configuration | device | PEs | clock | block RAM tiles (engine + activation buffer "
+            "+ SoC) / device "
             "| multipliers | logic (LUT4 / LC) | on-chip data | fits |",
             "|---|---|---:|---:|---|---|---|---:|---|"]
     for r, cfg in reports:
@@ -23,7 +24,7 @@ def _table(reports: list) -> str:
         fits = "yes" if r["fits"] else "**no**"
         label = cfg.name + ("" if cfg.board else " (" + (cfg.note or "not a board") + ")")
         rows.append(f"| {label} | {r['device']} | {r['pes']} | {r['clock_mhz']:.0f} MHz | "
-                    f"{b['used']} ({b['engine']} + {b['soc']}) / {b['available']} | "
+                    f"{b['used']} ({b['engine']} + {b['act']} + {b['soc']}) / {b['available']} | "
                     f"{m['used']} / {m['available']} | {logic} | "
                     f"{r['onchip_bytes'] / 1024:,.0f} KiB | {fits} |")
     return "\n".join(rows)
