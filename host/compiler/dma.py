@@ -33,10 +33,11 @@ class Rate:
 
 @dataclass(frozen=True)
 class Word:
-    """The vector unit's single-word accesses: it reads a map word (its memory words back to
-    back), waits for the last, and only then asks for the next."""
+    """The vector unit's accesses of map words: GAP reads one map word (its memory words back
+    to back), waits for the last and only then asks for the next; POOL asks for all the taps of
+    an output pixel back to back and waits once per pixel."""
     latency: int                 #: cycles from the first request to the first response
-    per_word: int                #: cycles per memory word of the map word
+    per_word: float              #: cycles per memory word read back to back
     write_latency: int           #: cycles a map word's write costs besides its memory words
     write_per_word: int
 
@@ -57,7 +58,7 @@ TIMINGS = {
     "sdram": _SDRAM,
     # the UP5K's SPRAM target (32-bit words; a read every 1.25 cycles through its FIFO credits)
     "spram": DmaTiming(load=Rate(3.2, 0, 5), store=Rate(4.0, 0, 0, per_word=2), fetch=18,
-                       word=Word(4, 1, 0, 1)),
+                       word=Word(4, 1.25, 0, 1)),
     # the activation buffer (block RAM in the controller's address space, a word per cycle);
     # instructions are never fetched from it
     "act": DmaTiming(load=Rate(4.0, 0, 4), store=Rate(4.0, 0, 0, per_word=2), fetch=0,
@@ -87,7 +88,7 @@ def fetch_cycles(memory: str) -> int:
 
 
 # the vector unit's state machine (hw/soc/vector_unit.py): cycles besides its memory accesses
-POOL_SETUP, POOL_TAP, POOL_OUT = 19, 3, 2
+POOL_SETUP, POOL_OUT = 19, 4
 GAP_READ, GAP_OUT = 1, 2
 #: cycles per lane of GAP's requantisation (the engine's lane: LUT multiplier / digit-serial)
 REQUANT_LANE = {False: 13, True: 20}
@@ -95,7 +96,7 @@ REQUANT_LANE = {False: 13, True: 20}
 
 def _read(memory: str, words: int) -> int:
     w = TIMINGS[memory].word
-    return w.latency + w.per_word * words
+    return w.latency + round(w.per_word * words)
 
 
 def _write(memory: str, words: int) -> int:
@@ -105,9 +106,11 @@ def _write(memory: str, words: int) -> int:
 
 def pool_cycles(src: str, dst: str, taps: int, outs: int, words: int) -> int:
     """POOL: ``taps`` map words read from ``src``, ``outs`` written to ``dst``; ``words``
-    memory words per map word."""
-    return (POOL_SETUP + taps * (POOL_TAP + _read(src, words))
-            + outs * (POOL_OUT + _write(dst, words)))
+    memory words per map word.  Per output pixel one read latency (its taps' requests go out
+    back to back), then the taps' memory words, then the write."""
+    r = TIMINGS[src].word
+    return (POOL_SETUP + round(taps * r.per_word * words)
+            + outs * (POOL_OUT + r.latency + _write(dst, words)))
 
 
 def gap_cycles(src: str, dst: str, reads: int, outs: int, words: int, lanes: int,

@@ -13,7 +13,7 @@ off-chip traffic.
   selects the buffer;
 * read responses come back in request order: a read to the other side waits until the reads
   in flight on this side have answered (the DMA's patterns stay on one side, so this costs
-  a round trip only where a transfer changes side);
+  a round trip only where a transfer changes side); writes never wait;
 * ``offchip_read``/``offchip_write``/``onchip_read``/``onchip_write`` pulse once per word taken
   on each side, for the controller's traffic counters.
 """
@@ -52,7 +52,8 @@ class ActivationBuffer(wiring.Component):
         # reads in flight, and on which side
         pending = Signal(range(64))
         pending_on = Signal()
-        free = (pending == 0) | (pending_on == on)
+        # writes have no response to keep in order: they never wait
+        free = (pending == 0) | (pending_on == on) | req.payload.write
         sides = ((ram.bus, on), (self.mem, ~on))
         for port, sel in sides:
             m.d.comb += [port.req.payload.addr.eq(req.payload.addr),

@@ -1,9 +1,9 @@
 """The DMA unit's pooling: ``POOL`` (max pooling) and ``GAP`` (global average pooling), off-chip
 map to off-chip map, on the controller's memory port (``hw.soc.isa``, ``docs/isa.md``).
 
-Written for correctness first, not speed: ``POOL`` reads each valid tap of each output word on
-its own (``kh·kw`` reads per output, no line buffer), keeps the lane-wise maximum from −128, and
-writes the word; ``GAP`` sums each channel block's ``hw`` words per lane (minus ``zp_in``),
+``POOL`` reads each valid tap of each output word (``kh·kw`` reads per output, no line buffer),
+the requests of a pixel's taps back to back ahead of their responses, keeps the lane-wise
+maximum from −128, and writes the word; ``GAP`` sums each channel block's ``hw`` words per lane (minus ``zp_in``),
 then passes each lane's sum, shifted left by ``headroom``, through one requantisation lane
 (``hw.engine.requant``: the engine's own arithmetic) and writes the block's word.  The byte
 counts the emulator reports for these instructions are these reads and writes.
@@ -92,6 +92,19 @@ class VectorUnit(wiring.Component):
         iy, ix = Signal(signed(15)), Signal(signed(15))
         m.d.comb += [iy.eq(wy + ky), ix.eq(wx + kx)]
         inside = (iy >= 0) & (iy < pa.h) & (ix >= 0) & (ix < pa.w)
+        # a pixel's taps: requested so far, their words back and maxed in, the requests done,
+        # a whole tap's word landed last cycle
+        taps_req, taps_got = Signal(8), Signal(8)
+        req_done, got = Signal(), Signal()
+
+        def next_tap():
+            """The request side moves to the window's next tap (or is done with the pixel)."""
+            with m.If(kx + 1 < pa.kw):
+                m.d.sync += kx.eq(kx + 1)
+            with m.Elif(ky + 1 < pa.kh):
+                m.d.sync += [kx.eq(0), ky.eq(ky + 1), pyk.eq(pyk + row_bytes)]
+            with m.Else():
+                m.d.sync += req_done.eq(1)
 
         # ---- GAP state ----------------------------------------------------------------------
         sums = Signal(data.ArrayLayout(signed(32), L))
@@ -132,30 +145,37 @@ class VectorUnit(wiring.Component):
                 m.d.sync += [ox.eq(0), wx.eq(-pa.pl.as_signed()), dp.eq(dpy)]
                 m.next = "POOL_PIXEL"
             with m.State("POOL_PIXEL"):
-                m.d.sync += [ky.eq(0), kx.eq(0), pyk.eq(py0)]
+                m.d.sync += [ky.eq(0), kx.eq(0), pyk.eq(py0), rq.eq(0), rs.eq(0),
+                             taps_req.eq(0), taps_got.eq(0), req_done.eq(0), got.eq(0)]
                 m.d.sync += [acc[k].eq(-128) for k in range(L)]
-                m.next = "POOL_TAP"
-            with m.State("POOL_TAP"):
-                with m.If(inside):
-                    m.d.sync += addr.eq(pyk + (ix.as_unsigned() << lg))
-                    m.next = "POOL_READ"
-                with m.Else():
-                    m.next = "POOL_TAP_NEXT"
-            with m.State("POOL_READ"):
-                read_word(addr, "POOL_MAX")
-            with m.State("POOL_MAX"):
-                for k in range(L):
-                    x = word[k * 8:(k + 1) * 8].as_signed()
-                    m.d.sync += acc[k].eq(Mux(x > acc[k], x, acc[k]))
-                m.next = "POOL_TAP_NEXT"
-            with m.State("POOL_TAP_NEXT"):
-                with m.If(kx + 1 < pa.kw):
-                    m.d.sync += kx.eq(kx + 1)
-                    m.next = "POOL_TAP"
-                with m.Elif(ky + 1 < pa.kh):
-                    m.d.sync += [kx.eq(0), ky.eq(ky + 1), pyk.eq(pyk + row_bytes)]
-                    m.next = "POOL_TAP"
-                with m.Else():
+                m.next = "POOL_TAPS"
+            with m.State("POOL_TAPS"):
+                # requests run ahead of the responses: every valid tap's memory words go out
+                # back to back while the words of earlier taps come back and are maxed in
+                with m.If(~req_done):
+                    with m.If(inside):
+                        m.d.comb += [mem.req.valid.eq(1), mem.req.payload.addr.eq(
+                            (pyk + (ix.as_unsigned() << lg) + (rq << sh)) >> sh)]
+                        with m.If(req_fire):
+                            with m.If(rq == WPW - 1):
+                                m.d.sync += [rq.eq(0), taps_req.eq(taps_req + 1)]
+                                next_tap()
+                            with m.Else():
+                                m.d.sync += rq.eq(rq + 1)
+                    with m.Else():
+                        next_tap()
+                m.d.comb += mem.resp.ready.eq(1)
+                with m.If(resp_fire):
+                    m.d.sync += [word.word_select(rs, mw).eq(mem.resp.payload), rs.eq(rs + 1)]
+                    with m.If(rs == WPW - 1):
+                        m.d.sync += rs.eq(0)
+                m.d.sync += got.eq(resp_fire & (rs == WPW - 1))
+                with m.If(got):
+                    for k in range(L):
+                        x = word[k * 8:(k + 1) * 8].as_signed()
+                        m.d.sync += acc[k].eq(Mux(x > acc[k], x, acc[k]))
+                    m.d.sync += taps_got.eq(taps_got + 1)
+                with m.If(req_done & ~got & (taps_got == taps_req)):
                     m.next = "POOL_WRITE"
             with m.State("POOL_WRITE"):
                 write_word(dp, acc.as_value(), "POOL_NEXT")
