@@ -101,12 +101,12 @@ Written by `blockfuse bench configs`.
 
 ## What the table says
 
-- **ulx3s-85f** takes 142 of 208 tiles for 224 KiB of data: a 64 KiB input map stored twice
+- **ulx3s-85f** takes 206 of 208 tiles for 352 KiB of data: a 64 KiB input map stored twice
   (its two read ports, shared by the nine rows), nine 16 KiB weight memories and a 16 KiB
   output map, each used as two halves so the DMA fills one while the engine works on the other
-  (`docs/isa.md`). Layers larger than a half run as engine passes over tiles of the output map
-  and output-channel chunks (`host.compiler.program`). The 66 free tiles are for the
-  activation buffers of fusion on chip (`docs/accelerator.md`).
+  (`docs/isa.md`), and the 128 KiB activation buffer where fused groups keep their
+  intermediate maps (`docs/accelerator.md`). Layers larger than a half run as engine passes
+  over tiles of the output map and output-channel chunks (`host.compiler.program`).
 - **icebreaker** fits its block RAM and multipliers but **not its logic**: the engine
   ({ice.engine_luts:,} logic cells) and the link SoC ({ice.soc_luts:,}) exceed the UP5K's
   {ice.device.luts:,}. No iCEBreaker figure is that of a bitstream until that changes.
