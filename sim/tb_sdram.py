@@ -24,6 +24,27 @@ PINS = ["clk_en", "cs_n", "ras_n", "cas_n", "we_n", "ba", "a", "dq_o", "dq_oe", 
 AW, DW = MT48LC16M16A2_6A.addr_width, MT48LC16M16A2_6A.dq_bits
 
 
+def initiator_cycle(dut, ops, i, aw, rng, ready_p, reads) -> int:
+    """One cycle (at the falling edge) of a random initiator on the memory port ``bus``: offer
+    ``ops[i]`` (kind 0 = read, 1 = write; addr; data) most cycles, take read data when the
+    seeded coin says ready (appended to ``reads``); returns the index of the next op."""
+    req_ready = int(dut.bus__req__ready.value)
+    resp_valid = int(dut.bus__resp__valid.value)
+    resp_data = int(dut.bus__resp__payload.value)
+    want = i < len(ops) and rng.random() < 0.85
+    if want:
+        kind, addr, data = (int(x) for x in ops[i])
+        dut.bus__req__payload.value = addr | (kind << aw) | (data << (aw + 1))
+    dut.bus__req__valid.value = int(want)
+    if want and req_ready:
+        i += 1
+    r = rng.random() < ready_p
+    dut.bus__resp__ready.value = int(r)
+    if r and resp_valid:
+        reads.append(resp_data)
+    return i
+
+
 @cocotb.test()
 async def sdram_traffic(dut):
     d = load_inputs()
@@ -74,20 +95,7 @@ async def sdram_traffic(dut):
             continue
         if started is None:
             started = cycles
-        req_ready = int(dut.bus__req__ready.value)
-        resp_valid = int(dut.bus__resp__valid.value)
-        resp_data = int(dut.bus__resp__payload.value)
-        want = i < len(ops) and rng.random() < 0.85
-        if want:
-            kind, addr, data = (int(x) for x in ops[i])
-            dut.bus__req__payload.value = addr | (kind << aw) | (data << (aw + 1))
-        dut.bus__req__valid.value = int(want)
-        if want and req_ready:
-            i += 1
-        r = rng.random() < ready_p
-        dut.bus__resp__ready.value = int(r)
-        if r and resp_valid:
-            reads.append(resp_data)
+        i = initiator_cycle(dut, ops, i, aw, rng, ready_p, reads)
         if i >= len(ops) and len(reads) >= n_reads:
             break
     for _ in range(20):                     # let the last writes reach the chip

@@ -16,6 +16,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
 
 from sim.runner import load_inputs, save_outputs
+from sim.tb_sdram import initiator_cycle
 
 
 @cocotb.test()
@@ -37,20 +38,7 @@ async def traffic(dut):
     while cycles < max_cycles and int(dut.error.value) == 0:
         await FallingEdge(dut.clk)
         cycles += 1
-        req_ready = int(dut.bus__req__ready.value)
-        resp_valid = int(dut.bus__resp__valid.value)
-        resp_data = int(dut.bus__resp__payload.value)
-        want = i < len(ops) and rng.random() < 0.85
-        if want:
-            kind, addr, data = (int(x) for x in ops[i])
-            dut.bus__req__payload.value = addr | (kind << aw) | (data << (aw + 1))
-        dut.bus__req__valid.value = int(want)
-        if want and req_ready:
-            i += 1
-        r = rng.random() < ready_p
-        dut.bus__resp__ready.value = int(r)
-        if r and resp_valid:
-            reads.append(resp_data)
+        i = initiator_cycle(dut, ops, i, aw, rng, ready_p, reads)
         if i >= len(ops) and len(reads) >= n_reads:
             break
     dut.bus__req__valid.value = 0

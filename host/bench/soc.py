@@ -5,7 +5,7 @@ START, STATUS and output over the protocol): the controller's counters beside th
 emulator's cost model, bit-exactness with the golden model, and the simulation's speed. Writes ``docs/soc_bench.md`` and ``docs/soc_bench.json``.
 
 VGG16 runs up to pool5 (its classifier does not fit the ULX3S's 32 MB). The 224×224 run takes
-about 15 minutes here.
+about 20 minutes here.
 """
 from __future__ import annotations
 
