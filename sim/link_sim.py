@@ -44,8 +44,8 @@ class SimConfig:
     #: the memory behind the link and the accelerator: "ram" (a behavioural RAM answering in
     #: one cycle, ``sim.sim_ram``), "sdram" (the board's SDRAM controller and the
     #: timing-checking chip model at the accelerator's clock, ``sim.sim_sdram``) or "spram"
-    #: (the iCEBreaker's SPRAM target ``hw.memory.spram.SPRAMMemory``, its registers and
-    #: read FIFO as on the board, the four SPRAM blocks as one behavioural memory; no back door)
+    #: (the iCEBreaker's SPRAM target ``hw.memory.spram.SPRAMMemory`` as on the board: its
+    #: ``SB_SPRAM256KA`` blocks under yosys's own simulation model; no back door)
     memory: str = "ram"
 
     @property
@@ -54,7 +54,8 @@ class SimConfig:
         return {"ram": "a behavioural RAM answering in one cycle",
                 "sdram": "the board's SDRAM controller and a timing-checking model of the "
                          "SDRAM chip",
-                "spram": "the board's SPRAM memory target (its SPRAM blocks behavioural)"}.get(
+                "spram": "the board's SPRAM memory target, its SB_SPRAM256KA blocks under "
+                         "yosys's simulation model"}.get(
                     self.memory, self.memory)
 
     @property
@@ -86,7 +87,7 @@ class SimConfig:
             return mem
         if self.memory == "spram":
             from hw.memory.spram import SPRAMMemory
-            mem = SPRAMMemory(8 * self.word_bytes, behavioural=True)
+            mem = SPRAMMemory(8 * self.word_bytes, primitives=True)
             if mem.depth * self.word_bytes != self.mem_bytes:
                 raise ValueError(f"the SPRAM holds {mem.depth * self.word_bytes} bytes; the SoC "
                                  f"asks for {self.mem_bytes}")
@@ -132,7 +133,8 @@ def build(config: SimConfig = SimConfig()) -> Path:
     from sim import runner
     from sim.sim_ram import VERILOG
     from sim.sim_sdram import VERILOG as SDRAM_VERILOG
-    extra = {"ram": VERILOG, "sdram": SDRAM_VERILOG, "spram": ""}[config.memory] \
+    from sim.ice40_cells import sb_spram256ka
+    extra = {"ram": VERILOG, "sdram": SDRAM_VERILOG, "spram": sb_spram256ka()}[config.memory] \
         if config.accel else ""
     return runner.build(runner.to_verilog(config.top()) + extra)
 

@@ -12,10 +12,10 @@ import random
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
 
 from sim.runner import load_inputs, save_outputs
+from sim.tb_memport import start
 from sim.tb_sdram import initiator_cycle
 
 
@@ -27,12 +27,7 @@ async def traffic(dut):
     ready_p = float(d["ready_p"])
     max_cycles = int(d["max_cycles"])
     rng = random.Random(int(d["seed"]))
-    Clock(dut.clk, 10, unit="ns").start()
-    dut.rst.value = 1
-    dut.bus__req__valid.value = 0
-    dut.bus__resp__ready.value = 0
-    await ClockCycles(dut.clk, 2)
-    dut.rst.value = 0
+    await start(dut)
     n_reads = int(np.sum(ops[:, 0] == 0))
     reads, i, cycles = [], 0, 0
     while cycles < max_cycles and int(dut.error.value) == 0:

@@ -7,7 +7,9 @@ The UP5K has four ``SB_SPRAM256KA`` blocks of 16 K × 16 bit.  :class:`SPRAMMemo
 On an iCE40 platform the blocks are instantiated directly (yosys infers SPRAM only under narrow
 conditions, see `docs/toolchain.md`).  Elaborated for simulation (``platform`` None or not iCE40, or
 ``behavioural=True``) the same interface uses an ``amaranth.lib.memory.Memory`` with the same
-one-cycle read latency, so tests exercise the same control logic.
+one-cycle read latency, so tests exercise the same control logic.  ``primitives=True``
+instantiates the blocks on any platform: under Verilator with yosys's own ``SB_SPRAM256KA``
+simulation model (``sim.ice40_cells``), as the whole-SoC simulation of the iCEBreaker does.
 
 Reads return one beat each, in order, three cycles after the request (input register, RAM, output register); the
 response may stall: read data wait in a 6-entry output FIFO, and reads continue at one per cycle
@@ -36,7 +38,8 @@ class SPRAMMemory(wiring.Component):
     ``addr_width = log2(depth)``; see :attr:`depth`.
     """
 
-    def __init__(self, data_width: int = 32, *, behavioural: bool = False):
+    def __init__(self, data_width: int = 32, *, behavioural: bool = False,
+                 primitives: bool = False):
         if data_width not in (16, 32, 64):
             raise ValueError("SPRAM data width must be 16, 32 or 64")
         self.data_width = data_width
@@ -44,6 +47,7 @@ class SPRAMMemory(wiring.Component):
         self.rows = SPRAM_BLOCKS // self.lanes
         self.depth = SPRAM_DEPTH * self.rows
         self.behavioural = behavioural
+        self.primitives = primitives
         self.addr_width = (self.depth - 1).bit_length()
         super().__init__({"bus": In(MemPortSignature(self.addr_width, data_width))})
 
@@ -84,7 +88,8 @@ class SPRAMMemory(wiring.Component):
         # s_read / s_write say so
         m.d.sync += [s_addr.eq(req.payload.addr), s_data.eq(req.payload.data)]
 
-        use_blocks = not self.behavioural and isinstance(platform, LatticeICE40Platform)
+        use_blocks = self.primitives or (not self.behavioural
+                                         and isinstance(platform, LatticeICE40Platform))
         if use_blocks:
             self._blocks(m, s_addr, s_data, s_read, s_write, rdata)
         else:
