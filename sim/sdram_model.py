@@ -42,9 +42,13 @@ from dataclasses import dataclass, field
 
 from hw.memory.sdram import MT48LC16M16A2_6A, SDRAMChip
 
-__all__ = ["SDRAMTimingError", "SDRAMModel", "attach"]
+__all__ = ["SDRAMTimingError", "SDRAMModel", "attach", "PINS"]
 
 NEG = -10**12  # "long ago"
+
+#: the pins a chip samples, as the controller names them (``SDRAMPinsSignature``), in the order
+#: the models and testbenches take them
+PINS = ("clk_en", "cs_n", "ras_n", "cas_n", "we_n", "ba", "a", "dq_o", "dq_oe", "dqm")
 
 
 class SDRAMTimingError(AssertionError):
@@ -333,7 +337,7 @@ def attach(sim, pins, model: SDRAMModel, *, out_delay: int = 0, in_delay: int = 
     of delay on the command/data outputs and on the read data).  Errors raised by the model
     stop the simulation with the violation.
     """
-    names = ["clk_en", "cs_n", "ras_n", "cas_n", "we_n", "ba", "a", "dq_o", "dq_oe", "dqm"]
+    names = PINS
     sigs = [getattr(pins, n) for n in names]
 
     async def process(ctx):

@@ -37,6 +37,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.memory.memport import MemPortSignature
 from hw.memory.sdram import MT48LC16M16A2_6A, SDRAMChip, SDRAMController
+from sim.sdram_model import PINS
 from sim.sim_ram import PLUSARG
 
 __all__ = ["RULES", "VERILOG", "BACKDOOR_WORD_BYTES", "SimSDRAM", "model_parameters"]
@@ -344,8 +345,7 @@ class SimSDRAM(wiring.Component):
         wiring.connect(m, wiring.flipped(self.bus), ctrl.bus)
         m.d.comb += self.init_done.eq(ctrl.init_done)
         pins = ctrl.pins
-        names = ("clk_en", "cs_n", "ras_n", "cas_n", "we_n", "ba", "a", "dq_o", "dq_oe", "dqm")
-        out = {n: getattr(pins, n) for n in names}
+        out = {n: getattr(pins, n) for n in PINS}
         for k in range(self.out_delay):
             nxt = {}
             for n, s in out.items():

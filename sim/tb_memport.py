@@ -37,7 +37,7 @@ async def traffic(dut):
     while cycles < 50 * len(ops):
         await FallingEdge(dut.clk)
         cycles += 1
-        i = initiator_cycle(dut, ops, i, aw, rng, float(d["ready_p"]), reads)
+        i = await initiator_cycle(dut, ops, i, aw, rng, float(d["ready_p"]), reads)
         if i >= len(ops) and len(reads) >= n_reads:
             break
     save_outputs(reads=np.array(reads, dtype=np.int64), cycles=np.array(cycles))

@@ -14,34 +14,34 @@ import random
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, RisingEdge
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from hw.memory.sdram import MT48LC16M16A2_6A
 from sim.runner import load_inputs, save_outputs
-from sim.sdram_model import SDRAMModel
+from sim.sdram_model import PINS, SDRAMModel
 
-PINS = ["clk_en", "cs_n", "ras_n", "cas_n", "we_n", "ba", "a", "dq_o", "dq_oe", "dqm"]
 AW, DW = MT48LC16M16A2_6A.addr_width, MT48LC16M16A2_6A.dq_bits
 
 
-def initiator_cycle(dut, ops, i, aw, rng, ready_p, reads) -> int:
-    """One cycle (at the falling edge) of a random initiator on the memory port ``bus``: offer
-    ``ops[i]`` (kind 0 = read, 1 = write; addr; data) most cycles, take read data when the
-    seeded coin says ready (appended to ``reads``); returns the index of the next op."""
-    req_ready = int(dut.bus__req__ready.value)
-    resp_valid = int(dut.bus__resp__valid.value)
-    resp_data = int(dut.bus__resp__payload.value)
+async def initiator_cycle(dut, ops, i, aw, rng, ready_p, reads) -> int:
+    """One cycle (from the falling edge) of a random initiator on the memory port ``bus``:
+    offer ``ops[i]`` (kind 0 = read, 1 = write; addr; data) most cycles, take read data when
+    the seeded coin says ready (appended to ``reads``); returns the index of the next op.  The
+    handshakes are read once the offer has settled: a target's ``ready`` may depend on the
+    request it is offered (the SPRAM target takes a write at any time, a read only with room
+    for its response)."""
     want = i < len(ops) and rng.random() < 0.85
     if want:
         kind, addr, data = (int(x) for x in ops[i])
         dut.bus__req__payload.value = addr | (kind << aw) | (data << (aw + 1))
     dut.bus__req__valid.value = int(want)
-    if want and req_ready:
-        i += 1
     r = rng.random() < ready_p
     dut.bus__resp__ready.value = int(r)
-    if r and resp_valid:
-        reads.append(resp_data)
+    await ReadOnly()
+    if want and int(dut.bus__req__ready.value):
+        i += 1
+    if r and int(dut.bus__resp__valid.value):
+        reads.append(int(dut.bus__resp__payload.value))
     return i
 
 
@@ -95,7 +95,7 @@ async def sdram_traffic(dut):
             continue
         if started is None:
             started = cycles
-        i = initiator_cycle(dut, ops, i, aw, rng, ready_p, reads)
+        i = await initiator_cycle(dut, ops, i, aw, rng, ready_p, reads)
         if i >= len(ops) and len(reads) >= n_reads:
             break
     for _ in range(20):                     # let the last writes reach the chip

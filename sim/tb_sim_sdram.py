@@ -33,9 +33,10 @@ async def traffic(dut):
     while cycles < max_cycles and int(dut.error.value) == 0:
         await FallingEdge(dut.clk)
         cycles += 1
-        i = initiator_cycle(dut, ops, i, aw, rng, ready_p, reads)
+        i = await initiator_cycle(dut, ops, i, aw, rng, ready_p, reads)
         if i >= len(ops) and len(reads) >= n_reads:
             break
+    await FallingEdge(dut.clk)
     dut.bus__req__valid.value = 0
     idle = int(d["idle"]) if "idle" in d else 20
     for _ in range(idle // 1000):

@@ -216,24 +216,15 @@ def test_spram_blocks_with_the_toolchains_model(width, seed):
     """The SPRAM target with its ``SB_SPRAM256KA`` instances (what the iCEBreaker bitstream
     holds), simulated under Verilator with yosys's own model of the primitive: seeded random
     traffic over every block reads back what was written."""
-    import random
-
     import numpy as np
 
     from sim import runner
     from sim.ice40_cells import sb_spram256ka
-    from tests.test_sdram_rtl import expected_reads
+    from test_sdram import random_ops
     dut = SPRAMMemory(width, primitives=True)
-    rng = random.Random(seed)
-    ops, written = [], {}
-    for _ in range(1500):
-        if not written or rng.random() < 0.5:
-            a = rng.randrange(dut.depth)
-            written[a] = d = rng.getrandbits(width)
-            ops.append((1, a, d))
-        else:
-            ops.append((0, rng.choice(list(written)), 0))
-    ops = np.array(ops, dtype=np.int64)
+    ops = random_ops(random.Random(seed), 1500, addr_space=dut.depth, data_width=width)
+    table = np.array([(op[0] == "w", op[1], op[2] if op[0] == "w" else 0) for op in ops],
+                     dtype=np.int64)
     out = runner.run_cocotb(runner.to_verilog(dut) + sb_spram256ka(), "sim.tb_memport",
-                            inputs=dict(ops=ops, aw=dut.addr_width, ready_p=0.7, seed=seed))
-    assert list(out["reads"]) == expected_reads(ops)
+                            inputs=dict(ops=table, aw=dut.addr_width, ready_p=0.7, seed=seed))
+    assert list(out["reads"]) == reference(ops)

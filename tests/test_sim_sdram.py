@@ -9,38 +9,23 @@ import pytest
 
 from hw.memory.sdram_parts import WORST_CASE
 from sim import runner
+from sim.sdram_model import PINS
 from sim.sim_sdram import RULES, VERILOG, SimSDRAM
-from tests.test_sdram_rtl import expected_reads
+from tests.test_sdram_rtl import expected_reads, make_ops
 
 CLK = 100e6
 
 
 def run(dut, ops, *, seed=1, ready_p=0.7, max_cycles=200_000, idle=20):
     return runner.run_cocotb(runner.to_verilog(dut) + VERILOG, "sim.tb_sim_sdram", inputs=dict(
-        ops=ops, aw=dut.bus.req.payload.shape().size - dut.ctrl.data_width - 1,
+        ops=ops, aw=dut.ctrl.addr_width,
         ready_p=ready_p, seed=seed, max_cycles=max_cycles, idle=idle))
-
-
-def random_ops(seed, n, aw):
-    rng = np.random.default_rng(seed)
-    written, ops = {}, []
-    hot = [int(rng.integers(1 << aw)) & ~0xFF for _ in range(4)]
-    for _ in range(n):
-        if not written or rng.random() < 0.5:
-            a = (hot[rng.integers(4)] + int(rng.integers(256))) % (1 << aw) \
-                if rng.random() < 0.7 else int(rng.integers(1 << aw))
-            d = int(rng.integers(1 << 32))
-            written[a] = d
-            ops.append((1, a, d))
-        else:
-            ops.append((0, list(written)[rng.integers(len(written))], 0))
-    return np.array(ops, dtype=np.int64)
 
 
 @pytest.mark.parametrize("seed,ready_p", [(5, 0.7), (6, 1.0)])
 def test_random_traffic_reads_back_and_keeps_every_rule(seed, ready_p):
     dut = SimSDRAM(CLK, fatal=False)
-    ops = random_ops(seed, 1200, dut.ctrl.addr_width)
+    ops = make_ops(seed, 1200, bl=2)
     out = run(dut, ops, seed=seed, ready_p=ready_p)
     assert int(out["error"]) == 0, RULES[int(out["error"]) - 1]
     assert list(out["reads"]) == expected_reads(ops)
@@ -56,14 +41,13 @@ def test_random_traffic_reads_back_and_keeps_every_rule(seed, ready_p):
 ])
 def test_a_controller_shorter_than_the_part_is_caught(change, rule, idle):
     dut = SimSDRAM(CLK, controller_chip=dataclasses.replace(WORST_CASE, **change), fatal=False)
-    ops = random_ops(7, 300, dut.ctrl.addr_width)
+    ops = make_ops(7, 300, bl=2)
     out = run(dut, ops, idle=idle)
     assert int(out["error"]) == RULES.index(rule) + 1, \
         RULES[int(out["error"]) - 1] if int(out["error"]) else "no rule broken"
 
 
 # ---- the Verilog chip model against the Python one, on the same pin traces ------------------
-PINS = ("clk_en", "cs_n", "ras_n", "cas_n", "we_n", "ba", "a", "dq_o", "dq_oe", "dqm")
 
 
 def controller_trace(seed, n_ops=160):
