@@ -13,6 +13,7 @@ simulated time (bit times) do not depend on how fast the host process is.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
 import socket
@@ -21,10 +22,42 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 from sim.sim_ram import PLUSARG as BACKDOOR_PLUSARG
+from sim.sim_sdram import BACKDOOR_WORD_BYTES as SDRAM_BACKDOOR_WORD_BYTES
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclasses.dataclass(frozen=True)
+class SimMemory:
+    """A memory the simulated SoC can hold behind its link and accelerator."""
+    description: str             #: what it is, in words for reports
+    #: bytes per line of its back door's image (0: the SoC's word), None: no back door
+    backdoor: int | None
+    max_reads: int               #: reads the link SoC's arbiter lets be in flight
+    verilog: Callable[[], str]   #: the Verilog its simulation adds to the design's
+
+
+def _verilog(module: str, name: str) -> Callable[[], str]:
+    return lambda: getattr(importlib.import_module(module), name)
+
+
+MEMORIES = {
+    # a behavioural RAM answering in one cycle (sim.sim_ram)
+    "ram": SimMemory("a behavioural RAM answering in one cycle", 0, 4,
+                     _verilog("sim.sim_ram", "VERILOG")),
+    # the board's SDRAM controller and the timing-checking chip model at the accelerator's
+    # clock (sim.sim_sdram); 16 reads in flight, as the board top allows
+    "sdram": SimMemory("the board's SDRAM controller and a timing-checking model of the SDRAM "
+                       "chip", SDRAM_BACKDOOR_WORD_BYTES, 16, _verilog("sim.sim_sdram", "VERILOG")),
+    # the iCEBreaker's SPRAM target as on the board (hw.memory.spram), its SB_SPRAM256KA
+    # blocks under yosys's own simulation model; no back door
+    "spram": SimMemory("the board's SPRAM memory target, its SB_SPRAM256KA blocks under "
+                       "yosys's simulation model", None, 4,
+                       lambda: importlib.import_module("sim.ice40_cells").sb_spram256ka()),
+}
 #: clock of the simulated SoC as reported by INFO (the simulation itself has no real time)
 SIM_CLOCK_HZ = 48_000_000
 
@@ -41,58 +74,49 @@ class SimConfig:
     #: the accelerator configuration (``hw.configs``) whose controller and engine the SoC
     #: holds as its engine; "" for the link's engine stand-in
     accel: str = ""
-    #: the memory behind the link and the accelerator: "ram" (a behavioural RAM answering in
-    #: one cycle, ``sim.sim_ram``), "sdram" (the board's SDRAM controller and the
-    #: timing-checking chip model at the accelerator's clock, ``sim.sim_sdram``) or "spram"
-    #: (the iCEBreaker's SPRAM target ``hw.memory.spram.SPRAMMemory`` as on the board: its
-    #: ``SB_SPRAM256KA`` blocks under yosys's own simulation model; no back door)
+    #: the memory behind the link and the accelerator, one of :data:`MEMORIES`
     memory: str = "ram"
+
+    @property
+    def _kind(self) -> "SimMemory":
+        try:
+            return MEMORIES[self.memory]
+        except KeyError:
+            raise ValueError(f"unknown simulated memory {self.memory!r} "
+                             f"({', '.join(MEMORIES)})") from None
 
     @property
     def memory_description(self) -> str:
         """What holds the simulated SoC's memory, in words for reports."""
-        return {"ram": "a behavioural RAM answering in one cycle",
-                "sdram": "the board's SDRAM controller and a timing-checking model of the "
-                         "SDRAM chip",
-                "spram": "the board's SPRAM memory target, its SB_SPRAM256KA blocks under "
-                         "yosys's simulation model"}.get(
-                    self.memory, self.memory)
+        return self._kind.description
 
     @property
     def has_backdoor(self) -> bool:
         """Whether the memory can start from a ``$readmemh`` image (:func:`write_image`)."""
-        return self.memory in ("ram", "sdram")
+        return self._kind.backdoor is not None
 
     @property
     def backdoor_word_bytes(self) -> int:
         """Bytes per line of the back door's ``$readmemh`` image (:func:`write_image`)."""
-        if self.memory == "sdram":
-            from sim.sim_sdram import BACKDOOR_WORD_BYTES
-            return BACKDOOR_WORD_BYTES
-        return self.word_bytes
+        return self._kind.backdoor or self.word_bytes
 
     def _memory(self, acfg):
-        words = self.mem_bytes // self.word_bytes
         if self.memory == "ram":
             from sim.sim_ram import SimRAM
-            return SimRAM(words, 8 * self.word_bytes)
-        if self.memory == "sdram":
+            mem = SimRAM(self.mem_bytes // self.word_bytes, 8 * self.word_bytes)
+        elif self.memory == "sdram":
             from sim.sim_sdram import SimSDRAM
             mem = SimSDRAM(acfg.clock_mhz * 1e6)
-            if (1 << mem.ctrl.addr_width) * mem.ctrl.data_width != 8 * self.mem_bytes \
-                    or mem.ctrl.data_width != 8 * self.word_bytes:
-                raise ValueError(f"the SDRAM holds {mem.ctrl.data_width // 8}-byte words, "
-                                 f"{(1 << mem.ctrl.addr_width) * mem.ctrl.data_width // 8} "
-                                 f"bytes; the SoC asks for {self.word_bytes}, {self.mem_bytes}")
-            return mem
-        if self.memory == "spram":
+        else:
             from hw.memory.spram import SPRAMMemory
             mem = SPRAMMemory(8 * self.word_bytes, primitives=True)
-            if mem.depth * self.word_bytes != self.mem_bytes:
-                raise ValueError(f"the SPRAM holds {mem.depth * self.word_bytes} bytes; the SoC "
-                                 f"asks for {self.mem_bytes}")
-            return mem
-        raise ValueError(f"unknown simulated memory {self.memory!r} (ram, sdram, spram)")
+        sig = mem.bus.signature
+        if sig.data_width != 8 * self.word_bytes or (sig.data_width << sig.addr_width) \
+                != 8 * self.mem_bytes:
+            raise ValueError(f"the {self.memory} holds {sig.data_width // 8}-byte words, "
+                             f"{(sig.data_width << sig.addr_width) // 8} bytes; the SoC asks "
+                             f"for {self.word_bytes}, {self.mem_bytes}")
+        return mem
 
     def _engine(self):
         if not self.accel:
@@ -105,7 +129,7 @@ class SimConfig:
         acfg = get_config(self.accel)
         words = self.mem_bytes // self.word_bytes
         return dict(engine=Accelerator(acfg, max(1, ceil_log2(words)), 8 * self.word_bytes),
-                    memory=self._memory(acfg), max_reads=16 if self.memory == "sdram" else 4,
+                    memory=self._memory(acfg), max_reads=self._kind.max_reads,
                     n_perf=len(PERF), pe_rows=acfg.engine.rows, pe_cols=acfg.engine.cols)
 
     def soc(self):
@@ -131,11 +155,7 @@ class SimConfig:
 def build(config: SimConfig = SimConfig()) -> Path:
     """Verilate the sim top for ``config`` (cached) and return its build directory."""
     from sim import runner
-    from sim.sim_ram import VERILOG
-    from sim.sim_sdram import VERILOG as SDRAM_VERILOG
-    from sim.ice40_cells import sb_spram256ka
-    extra = {"ram": VERILOG, "sdram": SDRAM_VERILOG, "spram": sb_spram256ka()}[config.memory] \
-        if config.accel else ""
+    extra = config._kind.verilog() if config.accel else ""
     return runner.build(runner.to_verilog(config.top()) + extra)
 
 

@@ -50,13 +50,12 @@ def _shapes(acfg):
                      src_plane=h * w, dst_row=wo, dst_plane=ho * wo, kh=k, kw=k, sh=s, sw=s,
                      pt=0, pl=0)
             out.append((f"POOL {k}×{k}/{s} {nb}×{h}×{w}", side, Op.POOL, a,
-                        pool_cycles(side, side, nb * ho * wo * k * k, nb * ho * wo, L // 4)))
+                        pool_cycles(side, side, nb * ho * wo * k * k, nb * ho * wo, L)))
         for nb, hw in [(4, 16)]:
             a = dict(src=base, dst=dst, nb=nb, hw=hw, zp_in=0, zp_out=0, mult=1 << 30, shift=0,
                      headroom=0)
             out.append((f"GAP {nb}×{hw}", side, Op.GAP, a,
-                        gap_cycles(side, side, nb * hw, nb, L // 4, L,
-                                   acfg.engine.serial_requant)))
+                        gap_cycles(side, side, nb * hw, nb, L, acfg.engine.serial_requant)))
     return out
 
 

@@ -130,9 +130,11 @@ def _whole_soc(args, graph, plan, x, config) -> int:
           f"weights and tables, {program.size / 1e6:.2f} MB of off-chip memory"
           + (f", up to {args.until}" if args.until else "") + f" (compiled in {t_compile:.1f} s)")
     from host.runtime.program_device import soc_config
+    soc = soc_config(config)
     print("whole SoC under Verilator (link, controller, engine; memory: "
-          f"{soc_config(config).memory_description}); the program image enters through the simulation back door, the input, START, STATUS and the "
-          "output cross the protocol")
+          f"{soc.memory_description}); the program image enters "
+          + ("through the simulation back door" if soc.has_backdoor else "over the protocol")
+          + ", the input, START, STATUS and the output cross the protocol")
     t0 = time.perf_counter()
     sa = SimulatedAccelerator(config, program)
     t_up = time.perf_counter() - t0
@@ -160,9 +162,8 @@ def _whole_soc(args, graph, plan, x, config) -> int:
           f"(+ {f['fetched']:,} of instructions); {f.get('act', 0):,} bytes of the fused groups' "
           f"maps moved through the activation buffer, on chip")
     fps = config.clock_mhz * 1e6 / f["cycles"] if f["cycles"] else float("inf")
-    memory = soc_config(config).memory
     print(f"on {config.name} at {config.clock_mhz:.0f} MHz: {fps:,.1f} frames/s"
-          + (" (with this simulation's one-cycle memory)" if memory == "ram" else ""))
+          + (" (with this simulation's one-cycle memory)" if soc.memory == "ram" else ""))
     print(f"simulation: start {t_up:.1f} s (build cached per configuration), run {t_run:.1f} s "
           f"→ {f['cycles'] / t_run:,.0f} cycles/s")
     print("bit-exact with the golden model: " + ("YES" if exact else "NO"))

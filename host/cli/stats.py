@@ -146,6 +146,7 @@ def run_stats(graph, plan, report, args, target: tuple, engine, record, frames: 
             cycles=progs[0]["cycles"],
             offchip_bytes=dict(read=progs[0]["read"], written=progs[0]["written"]),
             source="the compiled program's instructions and descriptors "
-                   "(host.runtime.emulator.predict); DMA cycles from the SDRAM model",
+                   "(host.runtime.emulator.predict); transfers from the controller's cycle "
+                   "model (host/compiler/dma.py)",
             scheduler=out["predicted"])
     return out

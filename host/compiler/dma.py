@@ -87,9 +87,11 @@ def fetch_cycles(memory: str) -> int:
     return TIMINGS[memory].fetch
 
 
+#: bytes of the SoC's memory words (the controller's memory port and the activation buffer)
+MEMORY_WORD_BYTES = 4
 # the vector unit's state machine (hw/soc/vector_unit.py): cycles besides its memory accesses
 POOL_SETUP, POOL_OUT = 19, 4
-GAP_READ, GAP_OUT = 1, 2
+GAP_SETUP, GAP_READ, GAP_OUT = 1, 1, 2
 #: cycles per lane of GAP's requantisation (the engine's lane: LUT multiplier / digit-serial)
 REQUANT_LANE = {False: 13, True: 20}
 
@@ -104,18 +106,19 @@ def _write(memory: str, words: int) -> int:
     return w.write_latency + w.write_per_word * words
 
 
-def pool_cycles(src: str, dst: str, taps: int, outs: int, words: int) -> int:
-    """POOL: ``taps`` map words read from ``src``, ``outs`` written to ``dst``; ``words``
-    memory words per map word.  Per output pixel one read latency (its taps' requests go out
-    back to back), then the taps' memory words, then the write."""
+def pool_cycles(src: str, dst: str, taps: int, outs: int, lanes: int) -> int:
+    """POOL: ``taps`` map words (of ``lanes`` bytes) read from ``src``, ``outs`` written to
+    ``dst``.  Per output pixel one read latency (its taps' requests go out back to back), then
+    the taps' memory words, then the write."""
     r = TIMINGS[src].word
+    words = lanes // MEMORY_WORD_BYTES
     return (POOL_SETUP + round(taps * r.per_word * words)
             + outs * (POOL_OUT + r.latency + _write(dst, words)))
 
 
-def gap_cycles(src: str, dst: str, reads: int, outs: int, words: int, lanes: int,
-               serial: bool) -> int:
-    """GAP: ``reads`` map words from ``src``, ``outs`` requantised words of ``lanes`` to
-    ``dst``."""
-    return (1 + reads * (GAP_READ + _read(src, words))
+def gap_cycles(src: str, dst: str, reads: int, outs: int, lanes: int, serial: bool) -> int:
+    """GAP: ``reads`` map words (of ``lanes`` bytes) from ``src``, ``outs`` requantised words
+    to ``dst``, each lane through the requantisation lane (``serial``: digit-serial)."""
+    words = lanes // MEMORY_WORD_BYTES
+    return (GAP_SETUP + reads * (GAP_READ + _read(src, words))
             + outs * (GAP_OUT + lanes * REQUANT_LANE[serial] + _write(dst, words)))

@@ -216,9 +216,8 @@ class Emulator:
         ``row_bytes`` (target words of ``word_bytes``) at ``addr``."""
         side = self._side(addr)
         n = rows * row_bytes
-        traffic = (0, 0, n) if side == "act" else (0, n, 0) if write else (n, 0, 0)
-        return (transfer_cycles(side, rows, row_bytes, store=write, word_bytes=word_bytes),) \
-            + traffic
+        return ((transfer_cycles(side, rows, row_bytes, store=write, word_bytes=word_bytes),)
+                + self._traffic(side, side, 0 if write else n, n if write else 0))
 
     def cost(self, pc: int, op: Op, a: dict) -> tuple[int, int, int, int]:
         """(cycles, off-chip bytes read, written, bytes moved on chip) of one instruction from
@@ -346,7 +345,7 @@ class Emulator:
         return out
 
     # ---- the DMA unit's pooling -------------------------------------------------------------
-    def _pool(self, pc: int, a: dict) -> tuple[int, int, int]:
+    def _pool(self, pc: int, a: dict) -> tuple[int, int, int, int]:
         L = self.cfg.lanes
         nb, h, w, ho, wo = a["nb"], a["h"], a["w"], a["ho"], a["wo"]
         idx = self._pattern(pc, a["src"], w * L, h, a["src_row"] * L, nb, a["src_plane"] * L)
@@ -364,9 +363,9 @@ class Emulator:
         self.mem[out.reshape(-1)] = y.view(np.uint8).reshape(-1)
         return self._pool_cost(a)
 
-    def _pool_cost(self, a: dict) -> tuple[int, int, int]:
-        """The vector unit reads each valid tap of each output word on its own, then writes
-        the output words."""
+    def _pool_cost(self, a: dict) -> tuple[int, int, int, int]:
+        """The vector unit reads each valid tap of each output word (a pixel's taps back to
+        back), then writes the output word."""
         L = self.cfg.lanes
         nb, h, w, ho, wo = a["nb"], a["h"], a["w"], a["ho"], a["wo"]
         kh, kw, sh, sw, pt, pl = (a[k] for k in ("kh", "kw", "sh", "sw", "pt", "pl"))
@@ -377,7 +376,7 @@ class Emulator:
         taps = nb * int(vy.sum()) * int(vx.sum())
         outs = nb * ho * wo
         src, dst = self._side(a["src"]), self._side(a["dst"])
-        cycles = pool_cycles(src, dst, taps, outs, L // 4)
+        cycles = pool_cycles(src, dst, taps, outs, L)
         return (cycles,) + self._traffic(src, dst, taps * L, outs * L)
 
     @staticmethod
@@ -387,7 +386,7 @@ class Emulator:
         return ((0 if src == "act" else rd), (0 if dst == "act" else wr),
                 (rd if src == "act" else 0) + (wr if dst == "act" else 0))
 
-    def _gap(self, pc: int, a: dict) -> tuple[int, int, int]:
+    def _gap(self, pc: int, a: dict) -> tuple[int, int, int, int]:
         L = self.cfg.lanes
         nb, hw = a["nb"], a["hw"]
         idx = self._pattern(pc, a["src"], hw * L, 1, 0, nb, hw * L)
@@ -399,10 +398,10 @@ class Emulator:
         self.mem[out.reshape(-1)] = y.view(np.uint8).reshape(-1)
         return self._gap_cost(a)
 
-    def _gap_cost(self, a: dict) -> tuple[int, int, int]:
+    def _gap_cost(self, a: dict) -> tuple[int, int, int, int]:
         L, nb, hw = self.cfg.lanes, a["nb"], a["hw"]
         src, dst = self._side(a["src"]), self._side(a["dst"])
-        cycles = gap_cycles(src, dst, nb * hw, nb, L // 4, L, self.cfg.serial_requant)
+        cycles = gap_cycles(src, dst, nb * hw, nb, L, self.cfg.serial_requant)
         return (cycles,) + self._traffic(src, dst, nb * hw * L, nb * L)
 
 
@@ -441,5 +440,5 @@ def predict(program, acfg) -> RunStats:
     """What ``program`` will cost on ``acfg`` — cycles from START to DONE, per unit, and the
     off-chip bytes read and written — from its instructions and descriptors alone, before it
     runs: the emulator's counts without its data (equal to them, tested); the RTL's bytes are
-    the emulator's, its cycles differ by the memory's timing."""
+    the emulator's, its cycles the controller's cycle model's (``host/compiler/dma.py``)."""
     return Emulator(acfg, program).run(None, timing_only=True)[1]

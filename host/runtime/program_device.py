@@ -83,8 +83,7 @@ def soc_config(acfg):
     core in the link SoC, with the board's memory: the ULX3S configurations the board's SDRAM
     controller and a timing-checking model of the chip (``sim.sim_sdram``), the iCEBreaker its
     SPRAM target with its SPRAM blocks (``hw.memory.spram``, yosys's model of the primitive),
-    others a behavioural RAM answering in one cycle
-    (``sim.sim_ram``)."""
+    others a behavioural RAM answering in one cycle (``sim.sim_ram``)."""
     from sim.link_sim import SimConfig
     return SimConfig(mem_bytes=min(acfg.memory_bytes, 32 << 20), max_payload=1024,
                      accel=acfg.name,

@@ -14,12 +14,12 @@ DMA built in.  Per instruction (``hw.soc.isa``, ``docs/isa.md``):
   the pattern, one memory word per request;
 * **POOL**, **GAP**: hand the arguments and the memory port to the vector unit
   (``hw.soc.vector_unit``) until it is idle again;
-* **HALT**: DONE once the engine is idle.
+* **HALT**: DONE once the engine is idle.  An unused opcode stops the program with error
+  :data:`ERR_OPCODE`.
 
 With an activation buffer (``act_bytes``, ``hw.soc.activation_buffer``) the DMA and the vector
 unit see it at ``ACT_BASE`` and up, the memory port everywhere else; the traffic counters take
-each side's words from it.  An unused opcode stops the program with error
-  :data:`ERR_OPCODE`.
+each side's words from it.
 
 Instructions issue in order; the DMA unit's (LOAD, STORE, POOL, GAP) run here and retire before
 the next fetch, so ``sync.dma`` always holds; a CONV waits until the engine has finished the run
