@@ -9,5 +9,5 @@ def test_digits_on_the_whole_soc():
     assert r["bit_exact"]
     assert r["engine_cycles"] == r["emu"]["engine_cycles"] > 0
     assert (r["read"], r["written"]) == (r["emu"]["read"], r["emu"]["written"])
-    assert r["cycles"] >= r["engine_cycles"] + r["dma_cycles"]
+    assert r["cycles"] >= max(r["engine_cycles"], r["dma_cycles"])    # the units overlap
     assert 0 < r["utilisation"] < 1 and r["cycles_per_second"] > 0

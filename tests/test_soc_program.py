@@ -139,6 +139,71 @@ def test_a_fused_group_on_chip_on_the_85f_configuration(b85_device):
     assert pd.frames[-1]["act"] > 0 and pd.frames[-1]["written"] == 16 * 6 * 5
 
 
+def test_a_block_group_on_chip_on_the_85f_configuration(b85_device):
+    """Block convolution on chip: two blocks through a 3×3 chain and a max pool, each block's
+    intermediate maps in the activation buffer (padded at the block's borders by the engine,
+    never stored). The RTL's output and counters equal the emulator's."""
+    from host.compiler.plan import Group, Plan
+    acfg = get_config("ulx3s-85f")
+    b = GraphBuilder("b", (16, 20, 12), seed=8, input_zero_point=-5)
+    b.maxpool(b.conv(b.conv(b.input, 32, 3), 16, 3), 2)
+    g = b.build()
+    plan = Plan("block", [Group([n.name for n in g.nodes], (10, 12))])
+    assert compile_program(g, acfg, plan).counts["act_groups"] == 1
+    pd = _check(b85_device, g, acfg, plan=plan)
+    assert pd.frames[-1]["act"] > 0 and pd.frames[-1]["written"] == 16 * 10 * 6
+
+
+@pytest.mark.slow
+def test_a_resident_map_on_the_85f_configuration(b85_device):
+    """A block held once in the whole input memory while six weight chunks stream in halves
+    (:func:`test_map_resident_is_chosen_where_halves_need_many_tiles`), through the SoC."""
+    _check(b85_device, _resident_graph(), get_config("ulx3s-85f"))
+
+
+def _resident_graph():
+    b = GraphBuilder("r", (128, 22, 22), seed=8)
+    b.conv(b.input, 96, 3)
+    return b.build()
+
+
+def test_weights_load_in_pieces_beside_a_chunks_runs(ice_device):
+    """A layer whose tiles run inside output chunks (its 5×5 weights outweigh its map): the
+    next chunk's weights load in pieces, one after each run of the chunk before. The RTL's
+    output and counters equal the emulator's."""
+    from hw.soc.isa import Op, Target, unpack
+    acfg = get_config("icebreaker")
+    b = GraphBuilder("w", (8, 12, 12), seed=9)
+    b.conv(b.input, 8, 5, pad=2)
+    g = b.build()
+    p = compile_program(g, acfg, schedule="layer")
+    insns = [unpack(p.code[k:k + 32]) for k in range(0, len(p.code), 32)]
+    sizes = [a["n0"] for op, _, a in insns if op == Op.LOAD and a["target"] == Target.WEIGHTS]
+    assert len(sizes) > 2 and len(set(sizes)) > 1     # the second chunk's came in pieces
+    _check(ice_device, g, acfg)
+
+
+def test_map_resident_is_chosen_where_halves_need_many_tiles():
+    """128 channels of 22×22 into 96: in halves the map takes three tiles, each loaded again
+    for the second output chunk; the whole input memory holds it once for all six chunks."""
+    from host.compiler import program as P
+    g = _resident_graph()
+    seen = []
+    orig = P._Compiler.conv_parts
+
+    def spy(self, *a, **kw):
+        parts = orig(self, *a, **kw)
+        seen.append(({q.share for q in parts}, len({q.tile for q in parts}),
+                     len({q.o0 for q in parts})))
+        return parts
+    P._Compiler.conv_parts = spy
+    try:
+        P.compile_program(g, get_config("ulx3s-85f"), schedule="layer")
+    finally:
+        P._Compiler.conv_parts = orig
+    assert seen == [({P.MAP_RESIDENT}, 1, 6)]
+
+
 def test_a_preloaded_device_must_hold_the_program(ice_device):
     """The back door's check: a device said to hold the program's image but holding another
     one is refused before anything runs."""

@@ -80,7 +80,7 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
     is then the pooled ``(O, Ho//2, Wo//2)`` map.  ``check_only``: raise
     :class:`EngineCapacityError` if it does not fit, else return None, without packing.
     ``share``: the run may use 1/share of the input, weight and output memories (2: half, so
-    the DMA can fill the other half while the engine runs).
+    the DMA can fill the other half while the engine runs); a tuple gives one for each.
 
     Depthwise layers (one input and one output channel per group) put kernel taps on the rows
     and channels on the columns; every other layer packs its reduction (kernel tap × input
@@ -236,14 +236,16 @@ def _step_words(red, R: int, w: int, hw: int, line: bool) -> list:
 
 def check_capacity(prog: LayerProgram, cfg: EngineConfig, share: int = 1) -> None:
     """Raise :class:`EngineCapacityError` if ``prog`` does not fit the engine; ``share`` (see
-    :func:`compile_conv`) divides the input, weight and output memories."""
+    :func:`compile_conv`) divides the input, weight and output memories (one number for all
+    three, or one each)."""
     d = prog.desc
+    s_in, s_w, s_out = (share,) * 3 if isinstance(share, int) else share
     need = {
-        "input memory": (len(prog.in_words), cfg.in_depth // share),
-        "weight memory": (len(prog.w_words), cfg.w_depth // share),
+        "input memory": (len(prog.in_words), cfg.in_depth // s_in),
+        "weight memory": (len(prog.w_words), cfg.w_depth // s_w),
         "step table": (len(prog.step_words), cfg.step_depth),
         "block table": (len(prog.blocks), cfg.ob_depth),
-        "output memory": (out_words(prog), cfg.out_depth // share),
+        "output memory": (out_words(prog), cfg.out_depth // s_out),
     }
     if d.get("pool"):
         if not cfg.pool_width:

@@ -215,6 +215,11 @@ def _offchip_range(a: dict, word: int) -> tuple:
     return a["ext"], a["ext"] + (a["n2"] - 1) * a["s2"] + (a["n1"] - 1) * a["s1"] + a["n0"] * word
 
 
+#: how a run shares the input, weight and output memories (1: the whole memory, 2: a half, so
+#: the DMA fills or drains the other half while the engine runs)
+HALVES, MAP_RESIDENT, WHOLE = (2, 2, 2), (1, 2, 2), (1, 1, 1)
+
+
 @dataclass
 class _Part:
     """One engine run: a tile of the output × an output-channel chunk, compiled."""
@@ -224,11 +229,11 @@ class _Part:
     window: tuple                # (y0, y1, x0, x1) of the input map loaded
     cb: tuple                    # input channel blocks loaded (first, count)
     run: dict                    # packed tables (bytes) and word counts
-    share: int = 1               # compiled for the whole memories (1) or halves (2)
+    share: tuple = WHOLE         # the input, weight and output memories' shares
 
 
 class _Compiler:
-    def __init__(self, graph: Graph, plan: Plan, acfg):
+    def __init__(self, graph: Graph, plan: Plan, acfg, cache: dict | None = None):
         self.g, self.plan, self.acfg = graph, plan, acfg
         self.cfg = cfg = acfg.engine
         if cfg.cols != cfg.lanes:
@@ -246,6 +251,7 @@ class _Compiler:
         self.layers: list[str] = []
         self.consts = bytearray()
         self.const_at: dict = {}
+        self._digests: dict = {}
         self.bufs = {Target.MAP: _Buffer(cfg.in_depth), Target.WEIGHTS: _Buffer(cfg.w_depth),
                      Target.OUT: _Buffer(cfg.out_depth), Target.STEPS: _Buffer(cfg.step_depth),
                      Target.BLOCKS: _Buffer(cfg.ob_depth << cfg.group_bits),
@@ -257,7 +263,8 @@ class _Compiler:
         self.owner: dict = {}               # a flatten's output → the tensor whose buffer it shares
         self.layer = ""
         self.counts = {"tiles": 0, "runs": 0, "loads_skipped": 0, "act_groups": 0}
-        self._compiled: dict = {}
+        self._prefetch = None               # (constant, first word) of weights loading in pieces
+        self._compiled: dict = {} if cache is None else cache   # runs compiled, by shape
 
     # ---- instructions -----------------------------------------------------------------------
     def emit(self, op: Op, run_words=None, **args) -> None:
@@ -284,7 +291,12 @@ class _Compiler:
 
     def const(self, raw: bytes) -> int:
         """Offset of ``raw`` in the constants (stored once per distinct content)."""
-        key = hashlib.blake2b(raw, digest_size=16).digest()
+        seen = self._digests.get(id(raw))           # the same object: its digest, once
+        if seen is not None and seen[0] is raw:
+            key = seen[1]
+        else:
+            key = hashlib.blake2b(raw, digest_size=16).digest()
+            self._digests[id(raw)] = (raw, key)
         if key not in self.const_at:
             self.consts += bytes(-len(self.consts) % ALIGN)
             self.const_at[key] = len(self.consts)
@@ -293,7 +305,7 @@ class _Compiler:
 
     # ---- convolutions and fully connected layers --------------------------------------------
     def _compile(self, node, w, fb, mult, shift, zx, zy, o0, o1, shape, pads, stride, groups,
-                 check_only, share=1):
+                 check_only, share=WHOLE):
         key = (node.name, o0, o1, shape, pads, check_only, share)
         if key in self._compiled:
             hit = self._compiled[key]
@@ -302,7 +314,7 @@ class _Compiler:
             return hit
         try:
             prog = compile_conv(w[o0:o1], fb[o0:o1], mult[o0:o1], shift[o0:o1],
-                                np.zeros(shape, dtype=np.int8), zx, zy, node.lo, node.hi,
+                                np.broadcast_to(np.int8(0), shape), zx, zy, node.lo, node.hi,
                                 stride, pads, groups, self.cfg, check_only=check_only,
                                 share=share)
         except EngineCapacityError as e:
@@ -326,9 +338,11 @@ class _Compiler:
         window, stride and padding are ``node.window()``'s; an FC's is 1×1)."""
         o = w.shape[0]
         y0, y1, x0, x1 = region
-        for share in (2, 1):
+
+        def cut(share, sizes):
+            """The parts on the first tiling of ``sizes`` that fits (None, error if none)."""
             err = None
-            for hs, ws in tilings(y1 - y0, x1 - x0):
+            for hs, ws in sizes:
                 parts = []
                 try:
                     for ty in range(y0, y1, hs):
@@ -336,16 +350,30 @@ class _Compiler:
                             tile = (ty, min(y1, ty + hs), tx, min(x1, tx + ws))
                             parts += self._tile_parts(node, w, fb, mult, shift, zx, zy, in_ch,
                                                       tile, bounds, groups, depthwise, o, share)
-                    return parts
+                    return parts, None
                 except EngineCapacityError as e:
                     if e.resource not in ("input memory", "output memory"):
                         raise
                     err = e
                 except ProgramError as e:
-                    err = e
-                    break
-            if share == 1:
-                raise err
+                    return None, e
+            return None, err
+        sizes = tilings(y1 - y0, x1 - x0)
+        parts, _ = cut(HALVES, sizes)
+        if (parts is not None and len({p.tile for p in parts}) > 2
+                and len({(p.o0, p.o1) for p in parts}) > 1):
+            # in halves the region needs more tiles than the input memory holds, and every
+            # output chunk would load them again: if the region's window fits the whole input
+            # memory, it stays there for all the chunks while the weights stream in halves
+            resident, _ = cut(MAP_RESIDENT, [(y1 - y0, x1 - x0)])
+            if resident is not None:
+                return resident
+        if parts is not None:
+            return parts
+        parts, err = cut(WHOLE, sizes)
+        if parts is None:
+            raise err
+        return parts
 
     def _tile_parts(self, node, w, fb, mult, shift, zx, zy, in_ch, tile, bounds, groups,
                     depthwise, o, share):
@@ -417,19 +445,38 @@ class _Compiler:
             return chunks[(j[0].o0, j[0].o1)]
         by_tile = sorted(jobs, key=lambda j: (tile(j), chunk(j)))
         by_chunk = sorted(jobs, key=lambda j: (chunk(j), tile(j)))
-        for p, src, dst, origin in by_chunk if cost(by_chunk) < cost(by_tile) else by_tile:
-            self.run_part(p, src, dst, origin)
+        order = by_chunk if cost(by_chunk) < cost(by_tile) else by_tile
+        # runs in a row with the same weights; each run prefetches its share of the next
+        # row's weights (see run_part)
+        rows = []
+        for k, job in enumerate(order):
+            if k and job[0].run["weights"] == order[k - 1][0].run["weights"]:
+                rows[-1].append(job)
+            else:
+                rows.append([job])
+        for r, row in enumerate(rows):
+            nxt = rows[r + 1][0][0] if r + 1 < len(rows) else None
+            for i, (p, src, dst, origin) in enumerate(row):
+                self.run_part(p, src, dst, origin, nxt and (nxt, i, len(row)))
 
-    def run_part(self, p: _Part, src: MapPlace, dst: MapPlace, dst_origin) -> None:
+    def run_part(self, p: _Part, src: MapPlace, dst: MapPlace, dst_origin,
+                 prefetch=None) -> None:
         """One engine run, software-pipelined: its loads go into the memory halves the
         engine's current run does not use, the CONV waits for that run, and the STORE of that
         run's output is emitted after this CONV, so it drains one half of the output memory
-        while the engine fills the other."""
+        while the engine fills the other.  ``prefetch`` = (part, i, n): after this CONV, the
+        i-th of n pieces of that part's weights loads into the free half of the weight memory —
+        the controller issues in order, so a load placed whole before the last run of a row
+        of runs would delay the runs behind it; in pieces, the next weights stream beside all
+        of the row's runs, not only its last."""
         self.counts["runs"] += 1
         L, run = self.L, p.run
         busy = self.engine_words
         y0, y1, x0, x1 = p.window
         n_in = run["in_words"]
+        # the weights first: a map load may have to wait for the last run's STORE (the first
+        # run of a layer reads what the layer before wrote), the weights never do
+        w_at = self.load_const(Target.WEIGHTS, run["weights"], p.share[1], busy)
         key = ("map", src.addr, p.window, p.cb)
         m_at = self.bufs[Target.MAP].find(key)
         if m_at is None:
@@ -442,17 +489,16 @@ class _Compiler:
                 if lo < shi and slo < hi:
                     self.flush_store()             # this load reads what that store writes
                     busy = self.engine_words
-            m_at = self.bufs[Target.MAP].place(n_in, p.share, [busy.get(Target.MAP, (0, 0))],
+            m_at = self.bufs[Target.MAP].place(n_in, p.share[0], [busy.get(Target.MAP, (0, 0))],
                                                key, (src.addr, src.addr + src.nbytes))
             self.emit(Op.LOAD, onchip=m_at, **load)
         else:
             self.counts["loads_skipped"] += 1
-        w_at = self.load_const(Target.WEIGHTS, run["weights"], p.share, busy)
         self.load_const(Target.STEPS, run["steps"])
         self.load_const(Target.BLOCKS, run["blocks"])
         n_out = run["out_words"]
         pending = dma_words(Op.STORE, self.deferred) if self.deferred else {}
-        o_at = self.bufs[Target.OUT].place(n_out, p.share, list(pending.values()))
+        o_at = self.bufs[Target.OUT].place(n_out, p.share[2], list(pending.values()))
         if clash({Target.OUT: (o_at, o_at + n_out)}, pending):
             self.flush_store()                     # the run would overwrite its words
         d = run["desc"]
@@ -464,6 +510,8 @@ class _Compiler:
             Target.STEPS: (0, d["steps"]), Target.BLOCKS: (0, d["n_ob"] << self.cfg.group_bits),
             Target.OUT: (o_at, o_at + n_out)})
         self.flush_store()
+        if prefetch and p.share[1] == prefetch[0].share[1] == 2:
+            self.prefetch_weights(*prefetch)
         ty0, ty1, tx0, tx1 = p.tile
         n_ob = run["n_ob"]
         assert n_ob * (ty1 - ty0) * (tx1 - tx0) == n_out
@@ -472,6 +520,28 @@ class _Compiler:
                              n0=tx1 - tx0, n1=ty1 - ty0, s1=dst.w * L, n2=n_ob,
                              s2=dst.h * dst.w * L, layer=self.layer)
         self.written(dst)
+
+    def prefetch_weights(self, part: _Part, i: int, n: int) -> None:
+        """Piece ``i`` of ``n`` of ``part``'s weights into the half of the weight memory the
+        engine's current run does not use (the first piece places them; nothing when a half
+        already holds them)."""
+        raw, wb = part.run["weights"], self.wb[Target.WEIGHTS]
+        words, off = len(raw) // wb, self.const(raw)
+        buf = self.bufs[Target.WEIGHTS]
+        if i == 0:
+            self._prefetch = None
+            if buf.find(("const", off)) is not None:
+                return
+            busy = self.engine_words.get(Target.WEIGHTS, (0, 0))
+            self._prefetch = (off, buf.place(words, 2, [busy], ("const", off)))
+        if self._prefetch is None or self._prefetch[0] != off:
+            return
+        at = self._prefetch[1]
+        lo, hi = words * i // n, words * (i + 1) // n
+        if hi > lo:
+            self.emit(Op.LOAD, target=Target.WEIGHTS, onchip=at + lo, ext=off + lo * wb,
+                      n0=hi - lo, n1=1, s1=0, n2=1, s2=0)
+            self._patch.append(len(self.insns) - 1)
 
     def load_const(self, target: Target, raw: bytes, share: int = 1, busy=None) -> int:
         """LOAD constant ``raw`` (whole words of ``target``) into a part of ``target``'s memory
@@ -597,8 +667,15 @@ class _Compiler:
         size = MapPlace(0, *shape, self.L).nbytes
         self.places[n.output] = MapPlace(arena.alloc(size), *shape, self.L)
 
-    def group_block(self, nodes, block) -> None:
-        """Block convolution: each block of the group's input through the group as an image."""
+    def _outputs(self, nodes) -> list:
+        """The tensors of a group that leave it (consumed outside it, or the graph's output)."""
+        names = {n.name for n in nodes}
+        return [n.output for n in nodes if n.output == self.g.output
+                or any(c.name not in names for c in self.g.consumers(n.output))]
+
+    def block_needs(self, nodes, block) -> list:
+        """Block convolution's blocks: for each block of the group's input, the window
+        (y0, y1, x0, x1) of every tensor of the chain (no halos: a block is its own image)."""
         for n in nodes:
             if not isinstance(n, (Conv, Pool)) or len(n.inputs) != 1:
                 raise ProgramError(f"{n.name}: {n.op} in a block-wise group is not in the "
@@ -626,16 +703,76 @@ class _Compiler:
                                 f"{tuple(t.shape)} (pick a block size the strides divide)")
             ext[n.output] = tuple(out)
         ny, nx = len(ext[nodes[0].inputs[0]][0]), len(ext[nodes[0].inputs[0]][1])
-        # the group's maps stay off chip (no fusion on chip yet), so it runs layer by layer
-        # over all blocks — the result is the same as block by block — and a layer's runs are
-        # ordered over all its blocks at once: its weights load once per chunk, not per block
+        return [{t: (e[0][by][0], e[0][by][0] + e[0][by][1], e[1][bx][0], e[1][bx][0] + e[1][bx][1])
+                 for t, e in ext.items()} for by in range(ny) for bx in range(nx)]
+
+    def fused_needs(self, nodes, block) -> list:
+        """Exact fusion's blocks: per output block, the region every tensor must provide (back
+        to front, halos included), as the golden model computes them."""
+        for n in nodes:
+            if not isinstance(n, (Conv, Pool)) or len(n.inputs) != 1:
+                raise ProgramError(f"{n.name}: {n.op} in a fused group is not in the network "
+                                   f"program yet")
+        _, H, W = self.g.tensors[nodes[0].inputs[0]].shape
+        _, Ho, Wo = self.g.tensors[nodes[-1].output].shape
+        bh, bw = block or (H, W)
+        outputs = self._outputs(nodes)
+        needs = []
+        for ya, yb in block_grid(Ho, max(1, -(-bh * Ho // H))):
+            for xa, xb in block_grid(Wo, max(1, -(-bw * Wo // W))):
+                need = {}
+                for t in outputs:
+                    _, th, tw = self.g.tensors[t].shape
+                    need[t] = (ya * th // Ho, -(-yb * th // Ho), xa * tw // Wo, -(-xb * tw // Wo))
+                for n in reversed(nodes):
+                    if n.output not in need:
+                        continue
+                    _, ih, iw = self.g.tensors[n.inputs[0]].shape
+                    r = intersect(need_region(n, need[n.output]), (0, ih, 0, iw))
+                    old = need.get(n.inputs[0])
+                    need[n.inputs[0]] = r if old is None else (
+                        min(old[0], r[0]), max(old[1], r[1]), min(old[2], r[2]), max(old[3], r[3]))
+                needs.append(need)
+        return needs
+
+    def on_chip(self, nodes, block, schedule: str) -> bool:
+        """Whether the group keeps its intermediate maps in the activation buffer."""
+        needs = (self.block_needs if schedule == "block" else self.fused_needs)(nodes, block)
+        return bool(self.act_areas(nodes, self._outputs(nodes), needs))
+
+    def _through(self, nodes, needs, act, run) -> None:
+        """Block by block (``needs``), each node of the group on its block (``run(n, need)``),
+        the intermediate maps kept in the activation buffer at ``act``."""
+        saved = {t: self.places[t] for t in act}
+        try:
+            for need in needs:
+                for t, at in act.items():
+                    y0, y1, x0, x1 = need[t]
+                    p = saved[t]
+                    self.places[t] = MapPlace(at, p.channels, y1 - y0, x1 - x0, self.L,
+                                              y0=y0, x0=x0)
+                for n in nodes:
+                    if n.output in need:
+                        run(n, need)
+        finally:
+            self.places.update(saved)
+
+    def group_block(self, nodes, block) -> None:
+        """Block convolution: each block of the group's input through the group as an image —
+        block by block with the intermediate blocks in the activation buffer when they fit
+        (every block reloads every layer's weights), else layer by layer over all blocks with
+        the maps off chip (the same result; a layer's runs are then ordered over all its
+        blocks at once, so its weights load once per chunk, not per block)."""
+        needs = self.block_needs(nodes, block)
+        act = self.act_windows(nodes, self._outputs(nodes), needs)
+        if act:
+            self._through(nodes, needs, act,
+                          lambda n, need: self._block_node(n, need[n.output], need[n.inputs[0]]))
+            return
         for n in nodes:
             self.batch = [] if isinstance(n, Conv) else None
-            for by in range(ny):
-                for bx in range(nx):
-                    (iy, ih), (ix, iw) = ext[n.inputs[0]][0][by], ext[n.inputs[0]][1][bx]
-                    (oy, oh), (ox, ow) = ext[n.output][0][by], ext[n.output][1][bx]
-                    self._block_node(n, (oy, oy + oh, ox, ox + ow), (iy, iy + ih, ix, ix + iw))
+            for need in needs:
+                self._block_node(n, need[n.output], need[n.inputs[0]])
             jobs, self.batch = self.batch, None
             if jobs:
                 self.layer = n.name
@@ -667,52 +804,15 @@ class _Compiler:
         (back to front), then those regions (front to back), as the golden model does.  The
         group's intermediate maps stay on chip, a block's window at a time, when the
         configuration's activation buffer holds them (:meth:`act_windows`)."""
-        for n in nodes:
-            if not isinstance(n, (Conv, Pool)) or len(n.inputs) != 1:
-                raise ProgramError(f"{n.name}: {n.op} in a fused group is not in the network "
-                                   f"program yet")
-        _, H, W = self.g.tensors[nodes[0].inputs[0]].shape
-        _, Ho, Wo = self.g.tensors[nodes[-1].output].shape
-        bh, bw = block or (H, W)
-        names = {n.name for n in nodes}
-        outputs = [n.output for n in nodes if n.output == self.g.output
-                   or any(c.name not in names for c in self.g.consumers(n.output))]
-        needs = []
-        for ya, yb in block_grid(Ho, max(1, -(-bh * Ho // H))):
-            for xa, xb in block_grid(Wo, max(1, -(-bw * Wo // W))):
-                need = {}
-                for t in outputs:
-                    _, th, tw = self.g.tensors[t].shape
-                    need[t] = (ya * th // Ho, -(-yb * th // Ho), xa * tw // Wo, -(-xb * tw // Wo))
-                for n in reversed(nodes):
-                    if n.output not in need:
-                        continue
-                    _, ih, iw = self.g.tensors[n.inputs[0]].shape
-                    r = intersect(need_region(n, need[n.output]), (0, ih, 0, iw))
-                    old = need.get(n.inputs[0])
-                    need[n.inputs[0]] = r if old is None else (
-                        min(old[0], r[0]), max(old[1], r[1]), min(old[2], r[2]), max(old[3], r[3]))
-                needs.append(need)
-        act = self.act_windows(nodes, outputs, needs)
-        saved = {t: self.places[t] for t in act}
-        try:
-            for need in needs:
-                for t, at in act.items():
-                    y0, y1, x0, x1 = need[t]
-                    p = saved[t]
-                    self.places[t] = MapPlace(at, p.channels, y1 - y0, x1 - x0, self.L,
-                                              y0=y0, x0=x0)
-                for n in nodes:
-                    if n.output in need:
-                        self.node(n, need[n.output])
-        finally:
-            self.places.update(saved)
+        needs = self.fused_needs(nodes, block)
+        act = self.act_windows(nodes, self._outputs(nodes), needs)
+        self._through(nodes, needs, act, lambda n, need: self.node(n, need[n.output]))
 
-    def act_windows(self, nodes, outputs, needs) -> dict:
-        """Where in the activation buffer each intermediate map of a fused chain keeps its
-        block's window: two alternating areas (a layer reads one and writes the other), each
-        as large as the largest window it holds; {} when the buffer is too small (the maps then
-        go off chip)."""
+    def act_areas(self, nodes, outputs, needs) -> dict:
+        """Where in the activation buffer each intermediate map of a chain keeps its block's
+        window: two alternating areas (a layer reads one and writes the other), each as large
+        as the largest window it holds; {} when the buffer is too small (the maps then go off
+        chip)."""
         inter = [n.output for n in nodes if n.output not in outputs]
         if not self.acfg.act_bytes or not inter:
             return {}
@@ -725,8 +825,13 @@ class _Compiler:
                                                  // ALIGN) * ALIGN)
         if sum(size) > self.acfg.act_bytes:
             return {}
-        self.counts["act_groups"] += 1
         return {t: ACT_BASE + (size[0] if k % 2 else 0) for k, t in enumerate(inter)}
+
+    def act_windows(self, nodes, outputs, needs) -> dict:
+        """:meth:`act_areas` of a group being compiled (counted in ``act_groups``)."""
+        act = self.act_areas(nodes, outputs, needs)
+        self.counts["act_groups"] += bool(act)
+        return act
 
     def compile(self, until: str | None = None) -> Program:
         g = self.g
@@ -734,10 +839,13 @@ class _Compiler:
         if until is not None and until not in nodes_in_order:
             raise ProgramError(f"no layer {until!r} in the model")
         self._patch = []
-        tin = g.input_tensor
+        # the first group's input: the network's, or a map a part of a plan starts from
+        first = g.node(self.plan.groups[0].nodes[0]).inputs[0]
+        tin = g.tensors[first]
+        shape = tuple(tin.shape) if len(tin.shape) == 3 else (int(np.prod(tin.shape)), 1, 1)
         arena = _Arena(0)
-        self.places[g.input] = MapPlace(arena.alloc(MapPlace(0, *tin.shape, self.L).nbytes),
-                                        *tin.shape, self.L)
+        self.places[first] = MapPlace(arena.alloc(MapPlace(0, *shape, self.L).nbytes),
+                                      *shape, self.L)
         remaining = {}
         for n in g.nodes:
             for i in n.inputs:
@@ -794,7 +902,7 @@ class _Compiler:
                 macs[n.name] = n.macs([g.tensors[i] for i in n.inputs], g.tensors[n.output])
         return Program(board=self.acfg.name, schedule=self.plan.schedule, code=bytes(code),
                        consts=bytes(self.consts), consts_addr=consts_addr, arena_addr=arena_addr,
-                       size=size, input=moved(self.places[g.input]),
+                       size=size, input=moved(self.places[first]),
                        output=moved(self.places[last.output]), output_shape=tuple(out_t.shape),
                        layers=self.layers, macs=macs, counts=dict(self.counts))
 
@@ -855,18 +963,24 @@ class _TablePacker:
 def _relocate(code: bytearray, const_loads: list, consts_addr: int, arena_addr: int) -> None:
     """Off-chip addresses were emitted relative to their region: the constants' LOADs (the
     instructions ``const_loads``) to the constants, every other one to the arena; add the
-    regions' bases, in one pass over the program."""
-    from hw.soc.isa import unpack
+    regions' bases, in one pass over the program (on the address fields' bits)."""
+    from hw.soc.isa import address_fields
     consts = set(const_loads)
     for k in range(len(code) // INSN_BYTES):
-        op, sync, args = unpack(bytes(code[k * INSN_BYTES:(k + 1) * INSN_BYTES]))
-        if not args:
+        word = int.from_bytes(code[k * INSN_BYTES:(k + 1) * INSN_BYTES], "little")
+        fields = address_fields(word & 0xF)
+        if not fields:
             continue
         base = consts_addr if k in consts else arena_addr
-        for f in ("ext", "src", "dst"):
-            if f in args and args[f] < ACT_BASE:       # the activation buffer stays put
-                args[f] += base
-        code[k * INSN_BYTES:(k + 1) * INSN_BYTES] = pack(op, sync, **args)
+        for off, width in fields:
+            mask = (1 << width) - 1
+            v = (word >> off) & mask
+            if v < ACT_BASE:                               # the activation buffer stays put
+                v += base
+                if v > mask:
+                    raise ProgramError(f"address {v:#x} does not fit its {width}-bit field")
+                word = word & ~(mask << off) | v << off
+        code[k * INSN_BYTES:(k + 1) * INSN_BYTES] = word.to_bytes(INSN_BYTES, "little")
 
 
 def compile_program(graph: Graph, acfg, plan: Plan | None = None, schedule: str = "layer",

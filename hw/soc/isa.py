@@ -17,6 +17,8 @@ it wherever the instruction touches on-chip words the engine's current run uses
 Off-chip addresses are byte addresses; maps are stored channel-blocked: word ``(cb, y, x)`` of
 ``lanes`` bytes (channels ``cb·lanes …``) at ``base + ((cb·H + y)·W + x)·lanes``.
 """
+import functools
+
 from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import data, enum
 
@@ -226,6 +228,20 @@ def unpack(word: bytes) -> tuple:
     sync = decode_fields(_cast(Sync), (v >> 4) & 0x3)
     args = decode_fields(_cast(_args_layout(op)), v >> 8) if op in _ARG else {}
     return op, sync, args
+
+
+@functools.lru_cache(maxsize=None)
+def address_fields(opcode: int) -> tuple:
+    """(bit offset in the instruction word, width) of the off-chip address fields (``ext``,
+    ``src``, ``dst``) of the instruction with ``opcode``; () for one without."""
+    try:
+        op = Op(opcode)
+    except ValueError:
+        return ()
+    if op not in _ARG:
+        return ()
+    return tuple((8 + off, width) for name, off, width, _, _ in
+                 _field_list(_cast(_args_layout(op))) if name in ("ext", "src", "dst"))
 
 
 def dma_words(op: Op, args: dict) -> dict:
