@@ -1,5 +1,5 @@
 """host.bench.emu on reduced networks: the program runs bit-exact with the golden model under
-the scheduler's plan; its counters add up (the engine's and the DMA's cycles within START to
+the plan `blockfuse run` executes; its counters add up (the engine's and the DMA's cycles within START to
 DONE, traffic by kind equal to the bytes moved)."""
 import pytest
 

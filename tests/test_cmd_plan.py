@@ -73,7 +73,7 @@ def test_icebreaker_warns(capsys):
 
 def test_weight_cost_and_slack_options(tmp_path):
     paths = {k: tmp_path / f"{k}.json" for k in ("default", "w1", "w03", "s0")}
-    assert main(["plan", "zoo:vgg16", "--quiet", "--json", str(paths["default"])]) == 0
+    assert main(["plan", "zoo:vgg16", "--quiet", "--scheduler", "--json", str(paths["default"])]) == 0
     assert main(["plan", "zoo:vgg16", "--quiet", "--weight-cost", "1", "--json", str(paths["w1"])]) == 0
     assert main(["plan", "zoo:vgg16", "--quiet", "--weight-cost", "0.3", "--json", str(paths["w03"])]) == 0
     assert main(["plan", "zoo:vgg16", "--quiet", "--slack", "0", "--json", str(paths["s0"])]) == 0

@@ -53,6 +53,12 @@ def register(sub):
                    help="also compile the plan into the board configuration's network program "
                         "and print its cost, counted from its instructions: the cycles and "
                         "off-chip bytes `blockfuse run --target emu` counts")
+    p.add_argument("--scheduler", action="store_true",
+                   help="plan with the scheduler's board model (one on-chip budget) even for a "
+                        "board with an accelerator configuration, whose plan is otherwise "
+                        "searched on its compiled program's cost, as `blockfuse run` does; "
+                        "implied by --budget, --slack, --trade, --weight-cost, --objective and "
+                        "--plot")
     p.set_defaults(func=handler)
 
 
@@ -105,6 +111,16 @@ def handler(args) -> int:
         raise UserError(f"--trade {args.trade}: must be >= 1")
     opts = dict(budget=args.budget, weight_cost=args.weight_cost, objective=args.objective,
                 slack=args.slack, trade=args.trade)
+    from host.cli.run import board_config
+    from host.compiler.scheduler import DEFAULT_SLACK, DEFAULT_TRADE
+    modelled = (args.scheduler or args.budget is not None or args.weight_cost is not None
+                or args.objective != "traffic" or args.slack != DEFAULT_SLACK
+                or args.trade != DEFAULT_TRADE or args.plot)
+    acfg = board_config(args.board)
+    if acfg is not None and not modelled:
+        done = program_handler(args, acfg)
+        if done is not None:
+            return done
     plan, report = plan_network(graph, board, args.schedule, **opts)
     print(format_report(report, per_layer=not args.quiet))
     if args.program:
@@ -119,6 +135,60 @@ def handler(args) -> int:
                    for s in SCHEDULES}
         plot_schedules(reports, args.plot, title=f"{graph.name} on {board.name}")
         print(f"wrote {args.plot}")
+    return 0
+
+
+def program_handler(args, acfg) -> int | None:
+    """``blockfuse plan`` for a board with an accelerator configuration: the plan ``run``
+    executes (``host.compiler.program_plan``), each group's cost and the whole program's, from
+    its instructions.  None when the configuration's program cannot run the network (the
+    caller then plans with the scheduler's board model, and says so)."""
+    from host.cli.run import load_model, program_plan
+    from host.compiler.plan import PlanError
+    from host.compiler.program import ProgramError
+    graph = load_model(args.model)
+    try:
+        plan, costs = program_plan(graph, acfg, args.schedule)
+    except (PlanError, ProgramError) as e:
+        print(f"the {acfg.name} configuration's program cannot run {graph.name}: {e}; "
+              f"the scheduler's plan for the board model follows")
+        return None
+    report = dict(model=graph.name, board=args.board, configuration=acfg.name,
+                  schedule=args.schedule, planner="program",
+                  input_shape=list(graph.input_tensor.shape),
+                  groups=[dict(g.to_json(), index=k) for k, g in enumerate(plan.groups)])
+    by_first = {c.nodes[0]: c for c in costs}
+    lines = []
+    if not args.quiet:
+        hdr = (f"{'grp':>3} {'layers':<28} {'block':>9} {'cycles':>13} {'map bytes':>12} "
+               f"{'off-chip bytes':>15}")
+        lines += [hdr, "-" * len(hdr)]
+    for k, g in enumerate(plan.groups):
+        c = by_first.get(g.nodes[0])
+        if c is None:
+            continue
+        report["groups"][k].update(cycles=c.cycles, map_bytes=c.map_bytes,
+                                   offchip_bytes=c.offchip_bytes)
+        if not args.quiet:
+            names = g.nodes[0] if len(g.nodes) == 1 else f"{g.nodes[0]} … {g.nodes[-1]}"
+            blk = "x".join(map(str, g.block)) if g.block else "whole"
+            lines.append(f"{k:>3} {names[:28]:<28} {blk:>9} {c.cycles:>13,} {c.map_bytes:>12,} "
+                         f"{c.offchip_bytes:>15,}")
+    fused = sum(len(g.nodes) > 1 for g in plan.groups)
+    lines += ["" if lines else None,
+              f"{graph.name} {'x'.join(map(str, graph.input_tensor.shape))} on the {acfg.name} "
+              f"configuration, schedule {args.schedule}: {len(plan.groups)} groups ({fused} "
+              f"fused), planned on the compiled program's cost"]
+    print("\n".join(x for x in lines if x is not None))
+    try:
+        report["program"] = program_cost(graph, plan, args.board)
+        print(format_program_cost(report["program"]))
+    except ProgramError as e:
+        print(f"  program        the whole network does not compile: {e}")
+        report["program"] = None
+    if args.json:
+        write_json_atomic(args.json, report)
+        print(f"wrote {args.json}")
     return 0
 
 

@@ -122,9 +122,11 @@ def handler(args) -> int:
 
 def choose_plan(graph, schedule: str, block, board: str, plan_file: str | None):
     """The plan ``run`` executes, a few words on where it came from — a plan file, one block
-    size for every group (``--block``), or by default the scheduler's plan for ``board``, so
-    that ``run`` executes what ``blockfuse plan`` reports — and the scheduler's report of that
-    plan (None when the plan did not come from the scheduler)."""
+    size for every group (``--block``), or by default the plan for ``board``, so that ``run``
+    executes what ``blockfuse plan`` reports: for a board with an accelerator configuration
+    the one searched on the compiled program's cost (``host.compiler.program_plan``), else the
+    scheduler's — and the scheduler's report of that plan (None when the plan did not come
+    from the scheduler)."""
     from host.compiler.plan import default_plan
 
     if plan_file:
@@ -134,10 +136,52 @@ def choose_plan(graph, schedule: str, block, board: str, plan_file: str | None):
     if block is not None or schedule == "layer":
         return (default_plan(graph, schedule, block),
                 f"blocks {block[0]}x{block[1]}" if block else "no blocks", None)
+    acfg = board_config(board)
+    why = ""
+    if acfg is not None:
+        from host.compiler.plan import PlanError
+        from host.compiler.program import ProgramError
+        try:
+            plan, _ = program_plan(graph, acfg, schedule)
+            fused = sum(len(g.nodes) > 1 for g in plan.groups)
+            return plan, (f"plan for the {board} configuration's program: {len(plan.groups)} "
+                          f"groups ({fused} fused)"), None
+        except (PlanError, ProgramError) as e:
+            why = f" (the configuration's program cannot run it: {e})"
     from host.compiler.scheduler import plan_network
 
     plan, report = plan_network(graph, board, schedule)
-    return plan, f"scheduler plan for {board}: {len(plan.groups)} groups", report
+    return plan, f"scheduler plan for {board}: {len(plan.groups)} groups{why}", report
+
+
+def board_config(board: str):
+    """The accelerator configuration of ``board`` (None for a board the scheduler models but
+    no configuration is built for)."""
+    from hw.configs import BOARD_CONFIGS
+    return BOARD_CONFIGS.get(board)
+
+
+def program_plan(graph, acfg, schedule: str):
+    """``host.compiler.program_plan.plan_program`` (plan, group costs) with a progress bar
+    while it searches."""
+    import sys
+
+    from tqdm import tqdm
+
+    from host.compiler.program_plan import plan_program
+    bar = None
+
+    def progress(n):
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(desc=f"planning for {acfg.name}", unit=" groups costed", file=sys.stderr,
+                       leave=False, disable=None)
+        bar.update(1)
+    try:
+        return plan_program(graph, acfg, schedule, progress)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 # ---------------------------------------------------------------------------------------------
