@@ -606,6 +606,15 @@ plan, report = plan_network(graph, "ulx3s-85f", "block")     # host.compiler.pla
 y = host.runtime.golden.run(graph, x, plan=plan)                      # executes exactly that plan
 ```
 
+**Which plan runs.** This scheduler plans for a *board model*: one on-chip budget that holds
+blocks and weights alike, and a bandwidth. The accelerator configurations (`hw/configs.py`) are
+not built that way (engine memories that take one run at a time, an activation buffer for a
+group's intermediate blocks, weights reloaded per block), so for a board with a configuration
+`blockfuse plan`, `run`, `eval` and `demo` use plans searched on the compiled program's own cost
+(`host/compiler/program_plan.py`: each candidate group compiled and costed by the program
+emulator's `predict`, the cycles and bytes the RTL then counts). This page's scheduler plans
+the other boards, and any board with `blockfuse plan --scheduler` (or its tuning options).
+
 ## What the scheduler decides
 
 `plan_network(graph, board, schedule) -> (Plan, report)` (`host/compiler/scheduler.py`) cuts the network's

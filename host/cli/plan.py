@@ -179,6 +179,11 @@ def program_handler(args, acfg) -> int | None:
               f"{graph.name} {'x'.join(map(str, graph.input_tensor.shape))} on the {acfg.name} "
               f"configuration, schedule {args.schedule}: {len(plan.groups)} groups ({fused} "
               f"fused), planned on the compiled program's cost"]
+    if costs:
+        lines.append(f"  layer groups   {sum(c.cycles for c in costs):,} cycles, "
+                     f"{sum(c.map_bytes for c in costs):,} bytes of maps and "
+                     f"{sum(c.offchip_bytes for c in costs):,} in all off chip (each group "
+                     f"compiled alone)")
     print("\n".join(x for x in lines if x is not None))
     try:
         report["program"] = program_cost(graph, plan, args.board)

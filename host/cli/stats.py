@@ -116,10 +116,10 @@ def run_stats(graph, plan, report, args, target: tuple, engine, record, frames: 
                                  "engine runs take the RTL's cycles, transfers the DMA model's "
                                  "(host/compiler/dma.py)")
             out["note"] = ("the DMA works beside the engine (double-buffered engine "
-                           "memories); a fused group keeps its intermediate maps in the "
-                           "activation buffer when they fit it, block-wise groups run layer by "
-                           "layer with their maps off chip; 'predicted' is the compiled "
-                           "program's cost (the scheduler's own estimate beside it)")
+                           "memories); a group of several layers runs block by block with its "
+                           "intermediate maps in the activation buffer when they fit it; "
+                           "'predicted' is the compiled program's cost (the scheduler's own "
+                           "estimate beside it)")
         else:
             cycles = sum(r["cycles"] for r in layers)
             off = dict(read=sum(r["offchip_bytes"]["read"] for r in layers),

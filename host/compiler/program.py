@@ -17,12 +17,13 @@ map is ever stored.  Loads of memories that already hold the same data are skipp
 stay for every tile of a chunk; the loop order, tiles inside chunks or chunks inside tiles, is
 the one that moves fewer bytes).
 
-``fused`` groups recompute their halos exactly as the golden model does, but keep their
-intermediate maps off chip for now: fusion on chip needs the activation buffers the engine does
-not have yet (``docs/accelerator.md``).  Fully connected layers run as 1×1 convolutions on a
-1×1 map whose channels are the input's bytes in their stored order (the weights' columns are
-permuted to match); one whose input exceeds the input memory is refused until the engine
-accumulates across runs.
+A group of several layers runs block by block — ``fused`` blocks recompute their halos
+exactly as the golden model does, ``block`` blocks are padded at their own borders — with its
+intermediate maps in the configuration's activation buffer when their windows fit it (else
+off chip; a ``block`` group then runs layer by layer over all its blocks).  Fully connected
+layers run as 1×1 convolutions on a 1×1 map whose channels are the input's bytes in their
+stored order (the weights' columns are permuted to match); one whose input exceeds the input
+memory is refused until the engine accumulates across runs.
 """
 from __future__ import annotations
 
