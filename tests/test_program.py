@@ -59,6 +59,27 @@ def test_weights_stay_for_every_tile_of_a_chunk():
     assert p.counts["loads_skipped"] > 0
 
 
+def test_a_layers_first_weights_load_beside_the_last_layers_last_run():
+    """The next layer's first weights are loaded right after the last layer's last CONV, into
+    the weight half that run does not use — before the STORE that waits for it — and the
+    program still runs bit-exact (the emulator raises on any clash)."""
+    from host.model.builder import smooth_input
+    from host.runtime import golden
+    b = GraphBuilder("t", (16, 12, 12), seed=4)
+    b.conv(b.conv(b.input, 32, 3), 16, 3)
+    g = b.build()
+    p = compile_program(g, B85, schedule="layer")
+    ops = _insns(p)
+    first, second = (n.name for n in g.nodes)
+    load = next(k for k, (op, _, a) in enumerate(ops) if op == Op.LOAD
+                and a["target"] == Target.WEIGHTS and p.layers[k] == second)
+    last_conv = max(k for k, (op, _, _) in enumerate(ops) if op == Op.CONV and p.layers[k] == first)
+    last_store = max(k for k, (op, _, _) in enumerate(ops) if op == Op.STORE and p.layers[k] == first)
+    assert last_conv < load < last_store
+    x = smooth_input(g, seed=0)
+    np.testing.assert_array_equal(Emulator(B85, p).run(x)[0], golden.run(g, x))
+
+
 def test_runs_are_double_buffered_and_pipelined():
     """Tiles of one layer alternate between the halves of the input and output memories, and
     each run's STORE comes after the next run's CONV without a sync bit: the DMA drains one

@@ -265,6 +265,8 @@ class _Compiler:
         self.layer = ""
         self.counts = {"tiles": 0, "runs": 0, "loads_skipped": 0, "act_groups": 0}
         self._prefetch = None               # (constant, first word) of weights loading in pieces
+        self._tail = None                   # see run_jobs / early_weights
+        self._weight_loads = 0
         self._compiled: dict = {} if cache is None else cache   # runs compiled, by shape
 
     # ---- instructions -----------------------------------------------------------------------
@@ -281,6 +283,8 @@ class _Compiler:
             sync["engine"], self.engine_words = 1, {}
         self.insns.append(pack(op, sync, **args))
         self.layers.append(self.layer)
+        if op == Op.LOAD and args["target"] == Target.WEIGHTS:
+            self._weight_loads += 1
 
     def flush_store(self) -> None:
         """Emit the STORE of the last run's output (kept back so it runs beside the next run)."""
@@ -455,10 +459,37 @@ class _Compiler:
                 rows[-1].append(job)
             else:
                 rows.append([job])
+        self.early_weights(order[0][0])
         for r, row in enumerate(rows):
             nxt = rows[r + 1][0][0] if r + 1 < len(rows) else None
             for i, (p, src, dst, origin) in enumerate(row):
                 self.run_part(p, src, dst, origin, nxt and (nxt, i, len(row)))
+        # where the next layer's first weights can still load beside this layer's last run
+        self._tail = (len(self.insns), self.engine_words.get(Target.WEIGHTS, (0, 0)),
+                      self._weight_loads, order[-1][0].share[1])
+
+    def early_weights(self, part: _Part) -> None:
+        """Load ``part``'s weights (the first of a layer) back where the last layer's last run
+        was issued, into the weight half it does not use, when no weight load came since: the
+        layer's first run then waits only for its map (the last layer's output, stored and
+        perhaps pooled first), not for its weights too."""
+        tail, self._tail = self._tail, None
+        if tail is None or part.share[1] != 2:
+            return
+        at_insn, busy, loads, share = tail
+        raw, wb = part.run["weights"], self.wb[Target.WEIGHTS]
+        words, off = len(raw) // wb, self.const(raw)
+        buf = self.bufs[Target.WEIGHTS]
+        if share != 2 or loads != self._weight_loads or buf.find(("const", off)) is not None:
+            return
+        free = [o for o in (0, buf.half) if not (busy[0] < o + words and o < busy[1])]
+        if words > buf.half or not free:
+            return
+        at = buf.place(words, 2, [busy], ("const", off))
+        self.insns.insert(at_insn, pack(Op.LOAD, {}, target=Target.WEIGHTS, onchip=at, ext=off,
+                                        n0=words, n1=1, s1=0, n2=1, s2=0))
+        self.layers.insert(at_insn, self.layer)
+        self._patch = [k + (k >= at_insn) for k in self._patch] + [at_insn]
 
     def run_part(self, p: _Part, src: MapPlace, dst: MapPlace, dst_origin,
                  prefetch=None) -> None:
