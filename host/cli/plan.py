@@ -118,7 +118,7 @@ def handler(args) -> int:
                 or args.trade != DEFAULT_TRADE or args.plot)
     acfg = board_config(args.board)
     if acfg is not None and not modelled:
-        done = program_handler(args, acfg)
+        done = program_handler(args, acfg, graph)
         if done is not None:
             return done
     plan, report = plan_network(graph, board, args.schedule, **opts)
@@ -138,15 +138,17 @@ def handler(args) -> int:
     return 0
 
 
-def program_handler(args, acfg) -> int | None:
+def program_handler(args, acfg, graph) -> int | None:
     """``blockfuse plan`` for a board with an accelerator configuration: the plan ``run``
     executes (``host.compiler.program_plan``), each group's cost and the whole program's, from
     its instructions.  None when the configuration's program cannot run the network (the
-    caller then plans with the scheduler's board model, and says so)."""
+    caller then plans with the scheduler's board model, and says so).  ``graph``: the one
+    ``load_graph`` read — a zoo network's is shapes only, so it is built with its weights."""
     from host.cli.run import load_model, program_plan
     from host.compiler.plan import PlanError
     from host.compiler.program import ProgramError
-    graph = load_model(args.model)
+    if args.model.startswith("zoo:"):
+        graph = load_model(args.model)
     try:
         plan, costs = program_plan(graph, acfg, args.schedule)
     except (PlanError, ProgramError) as e:

@@ -193,13 +193,21 @@ class _Buffer:
                 return lo
         return None
 
+    def _offsets(self, share: int) -> list:
+        return [0] if share == 1 else sorted((0, self.half), key=lambda o: o == self.recent)
+
+    def free_at(self, n: int, share: int, avoid=()) -> int | None:
+        """The first word of a place for ``n`` words (``share``: 1 the whole memory, 2 a half)
+        that overlaps none of the ranges ``avoid``; None if there is none."""
+        return next((o for o in self._offsets(share)
+                     if not any(lo < o + n and o < hi for lo, hi in avoid if lo < hi)), None)
+
     def place(self, n: int, share: int, avoid=(), key=None, source=None) -> int:
         """The first word of ``n`` words for a run compiled for ``share`` (1: the whole
         memory, 2: a half) that overlap none of the ranges ``avoid`` if possible."""
-        offsets = [0] if share == 1 else sorted((0, self.half), key=lambda o: o == self.recent)
-        def free(o):
-            return not any(lo < o + n and o < hi for lo, hi in avoid if lo < hi)
-        at = next((o for o in offsets if free(o)), offsets[0])
+        at = self.free_at(n, share, avoid)
+        if at is None:
+            at = self._offsets(share)[0]
         self.held = [h for h in self.held if not (h[0] < at + n and at < h[1])]
         if key is not None:
             self.held.append((at, at + n, key, source))
@@ -209,6 +217,12 @@ class _Buffer:
     def forget_sources(self, lo: int, hi: int) -> None:
         """Off-chip bytes ``lo … hi`` change: drop the copies made of them."""
         self.held = [h for h in self.held if not (h[3] and h[3][0] < hi and lo < h[3][1])]
+
+
+def _const_load(target: Target, onchip: int, ext: int, words: int) -> dict:
+    """The arguments of a LOAD of ``words`` consecutive words of a constant (``ext``: its
+    offset in the constants, relocated when the program is finished) to ``onchip``."""
+    return dict(target=target, onchip=onchip, ext=ext, n0=words, n1=1, s1=0, n2=1, s2=0)
 
 
 def _offchip_range(a: dict, word: int) -> tuple:
@@ -482,12 +496,11 @@ class _Compiler:
         buf = self.bufs[Target.WEIGHTS]
         if share != 2 or loads != self._weight_loads or buf.find(("const", off)) is not None:
             return
-        free = [o for o in (0, buf.half) if not (busy[0] < o + words and o < busy[1])]
-        if words > buf.half or not free:
+        if words > buf.half or buf.free_at(words, 2, [busy]) is None:
             return
         at = buf.place(words, 2, [busy], ("const", off))
-        self.insns.insert(at_insn, pack(Op.LOAD, {}, target=Target.WEIGHTS, onchip=at, ext=off,
-                                        n0=words, n1=1, s1=0, n2=1, s2=0))
+        self.insns.insert(at_insn,
+                          pack(Op.LOAD, {}, **_const_load(Target.WEIGHTS, at, off, words)))
         self.layers.insert(at_insn, self.layer)
         self._patch = [k + (k >= at_insn) for k in self._patch] + [at_insn]
 
@@ -571,8 +584,7 @@ class _Compiler:
         at = self._prefetch[1]
         lo, hi = words * i // n, words * (i + 1) // n
         if hi > lo:
-            self.emit(Op.LOAD, target=Target.WEIGHTS, onchip=at + lo, ext=off + lo * wb,
-                      n0=hi - lo, n1=1, s1=0, n2=1, s2=0)
+            self.emit(Op.LOAD, **_const_load(Target.WEIGHTS, at + lo, off + lo * wb, hi - lo))
             self._patch.append(len(self.insns) - 1)
 
     def load_const(self, target: Target, raw: bytes, share: int = 1, busy=None) -> int:
@@ -588,7 +600,7 @@ class _Compiler:
             return at
         n = len(raw) // self.wb[target]
         at = buf.place(n, share, [(busy or {}).get(target, (0, 0))], ("const", off))
-        self.emit(Op.LOAD, target=target, onchip=at, ext=off, n0=n, n1=1, s1=0, n2=1, s2=0)
+        self.emit(Op.LOAD, **_const_load(target, at, off, n))
         self._patch.append(len(self.insns) - 1)
         return at
 

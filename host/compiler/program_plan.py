@@ -154,7 +154,7 @@ class _Planner:
             offers.sort(key=lambda o: o[0])
             top = (float("inf"), None)
             for lb, i, group, block in offers:
-                if i not in best or best[i][0] + lb >= top[0]:
+                if best[i][0] + lb >= top[0]:
                     continue
                 c = self.cost(group, block)
                 if c is not None and best[i][0] + c.objective < top[0]:
