@@ -81,3 +81,23 @@ def test_dma_words_and_clash():
     assert clash({Target.MAP: (100, 200)}, run) == []                  # adjacent, no overlap
     assert clash({Target.MAP: (5, 5)}, run) == []                      # empty
     assert clash({Target.OUT: (0, 10)}, run) == []
+
+
+def test_which_transfers_take_the_activation_buffers_wide_port():
+    """The wide port is a row of memory-word banks as wide as a map word: on the ECP5 boards
+    (map = output words), not on the iCEBreaker (no buffer); only map LOADs from the buffer and
+    output STOREs into it, with every address of the pattern on a map word."""
+    from hw.configs import get_config
+    from hw.soc.isa import ACT_BASE, act_wide_words, wide_transfer
+    assert [act_wide_words(get_config(n).engine, get_config(n).act_bytes)
+            for n in ("ulx3s-85f", "ulx3s-45f", "icebreaker")] == [4, 2, 1]
+    load = dict(target=Target.MAP, ext=ACT_BASE + 48, s1=160, s2=0)
+    assert wide_transfer(4, Op.LOAD, load)
+    assert not wide_transfer(1, Op.LOAD, load)                       # no wide port
+    assert not wide_transfer(4, Op.LOAD, dict(load, ext=ACT_BASE + 40))   # half a map word
+    assert not wide_transfer(4, Op.LOAD, dict(load, s1=168))
+    assert not wide_transfer(4, Op.LOAD, dict(load, s2=8))
+    assert not wide_transfer(4, Op.LOAD, dict(load, ext=48))         # off chip
+    assert not wide_transfer(4, Op.LOAD, dict(load, target=Target.WEIGHTS))
+    assert wide_transfer(4, Op.STORE, dict(load, target=Target.OUT))
+    assert not wide_transfer(4, Op.STORE, load)

@@ -46,6 +46,27 @@ def test_no_padded_copy_is_loaded():
     assert len(loads) == 1 and (loads[0]["n0"], loads[0]["n1"], loads[0]["n2"]) == (12, 10, 1)
 
 
+@pytest.mark.parametrize("pool_first", [False, True])
+def test_a_three_channel_image_is_stored_and_loaded_dense(pool_first):
+    """A 3-channel input whose consumers are convolutions is stored in 4-byte words and loaded
+    ``dense`` (a memory word per map word, the rest zero): a quarter of the bytes of 16-byte
+    words, bit-exact with golden; an input a max pool reads keeps the engine's lanes."""
+    from host.runtime import golden
+    b = GraphBuilder("d", (3, 14, 18), seed=3, input_zero_point=-7)
+    b.conv(b.maxpool(b.input, 2) if pool_first else b.input, 16, 3)
+    g = b.build()
+    p = compile_program(g, B85, schedule="layer")
+    x = np.random.default_rng(5).integers(-128, 128, (3, 14, 18)).astype(np.int8)
+    y, st = Emulator(B85, p).run(x)
+    np.testing.assert_array_equal(y, golden.run(g, x))
+    lanes = 16 if pool_first else 4
+    assert p.input.lanes == lanes and len(p.input_bytes(x)) == 14 * 18 * lanes
+    loads = [a for op, _, a in _insns(p) if op == Op.LOAD and a["target"] == Target.MAP]
+    assert [a["dense"] for a in loads] == [0 if pool_first else 1]
+    if not pool_first:
+        assert st.traffic["map"] == 14 * 18 * 4 + 16 * 14 * 18     # dense in, 16 lanes out
+
+
 def test_weights_stay_for_every_tile_of_a_chunk():
     """A map cut into several tiles under one output chunk loads its weights once."""
     b = GraphBuilder("t", (16, 40, 40), seed=2)

@@ -20,8 +20,9 @@ COPIES = 16
 def _shapes(acfg):
     """(label, op, args, model cycles) of the measured shapes."""
     from host.compiler.dma import pool_cycles, gap_cycles, transfer_cycles
-    from hw.soc.isa import ACT_BASE, Op, Target, target_word_bytes
+    from hw.soc.isa import ACT_BASE, Op, Target, act_wide_words, target_word_bytes
     wb = target_word_bytes(acfg.engine)
+    wide = act_wide_words(acfg.engine, acfg.act_bytes) > 1
     L, LO, LW = wb[Target.MAP], wb[Target.OUT], wb[Target.WEIGHTS]
     ext = (1 << 20) if acfg.memory == "sdram" else (48 << 10)
     sides = [(acfg.memory, ext)] + ([("act", ACT_BASE)] if acfg.act_bytes else [])
@@ -32,7 +33,15 @@ def _shapes(acfg):
             out.append((f"LOAD map {n1}×{n0 * L} B", side, Op.LOAD,
                         dict(target=Target.MAP, onchip=0, ext=base, n0=n0, n1=n1, s1=s1 * L,
                              n2=1, s2=0),
-                        transfer_cycles(side, n1, n0 * L, word_bytes=L)))
+                        transfer_cycles(side, n1, n0 * L, word_bytes=L,
+                                        wide=wide and side == "act")))
+        if side != "act" and L > 4:
+            # a 3-channel image stored in 4-byte words, zero-filled to map words (dense)
+            for n0, n1 in [(224, 1), (38, 40)]:
+                out.append((f"LOAD map {n1}×{n0} px dense", side, Op.LOAD,
+                            dict(target=Target.MAP, onchip=0, ext=base, n0=n0, n1=n1,
+                                 s1=224 * 4, n2=1, s2=0, dense=1),
+                            transfer_cycles(side, n1, n0 * 4, word_bytes=4)))
         if side != "act":
             for n0 in (1, 64):
                 out.append((f"LOAD weights {n0 * LW} B", side, Op.LOAD,
@@ -43,7 +52,8 @@ def _shapes(acfg):
             out.append((f"STORE {n1}×{n0 * LO} B", side, Op.STORE,
                         dict(target=Target.OUT, onchip=0, ext=base, n0=n0, n1=n1, s1=s1 * LO,
                              n2=1, s2=0),
-                        transfer_cycles(side, n1, n0 * LO, store=True, word_bytes=LO)))
+                        transfer_cycles(side, n1, n0 * LO, store=True, word_bytes=LO,
+                                        wide=wide and side == "act")))
         dst = base + (64 << 10 if side == "sdram" else 16 << 10)
         for nb, h, w, ho, wo, k, s in [(1, 8, 8, 6, 6, 3, 1), (2, 16, 16, 8, 8, 2, 2)]:
             a = dict(src=base, dst=dst, nb=nb, h=h, w=w, ho=ho, wo=wo, src_row=w,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Rate", "Word", "DmaTiming", "TIMINGS", "transfer_cycles", "fetch_cycles",
+__all__ = ["Rate", "Word", "DmaTiming", "TIMINGS", "WIDE_SETUP", "transfer_cycles", "fetch_cycles",
            "pool_cycles", "gap_cycles"]
 
 
@@ -68,11 +68,20 @@ TIMINGS = {
 }
 
 
+#: the activation buffer's wide port (``hw.soc.activation_buffer``): a map word per cycle
+#: after these cycles (a LOAD's last word reaches the engine two cycles after its read; a
+#: STORE reads the output memory's first word a cycle ahead)
+WIDE_SETUP = {False: 3, True: 1}
+
+
 def transfer_cycles(memory: str, rows: int, row_bytes: int, *, store: bool = False,
-                    word_bytes: int = 0) -> int:
+                    word_bytes: int = 0, wide: bool = False) -> int:
     """Cycles to move ``rows`` rows of ``row_bytes`` bytes (target words of ``word_bytes``)
     to (``store``) or from ``memory`` (a configuration's ``memory``: "sdram", "spram" or
-    "none"; or "act", the activation buffer)."""
+    "none"; or "act", the activation buffer; ``wide``: through its wide port, a target word
+    per cycle, ``hw.soc.isa.wide_transfer``)."""
+    if wide:
+        return WIDE_SETUP[store] + rows * -(-row_bytes // word_bytes)
     t = TIMINGS[memory].store if store else TIMINGS[memory].load
     if rows <= 0 or row_bytes <= 0:
         return t.setup

@@ -525,11 +525,13 @@ class _Compiler:
         key = ("map", src.addr, p.window, p.cb)
         m_at = self.bufs[Target.MAP].find(key)
         if m_at is None:
+            sl = src.lanes                     # fewer than L: a dense map (_dense_input)
             load = dict(target=Target.MAP, ext=src.word(p.cb[0], y0, x0), n0=x1 - x0,
-                        n1=y1 - y0, s1=src.w * L, n2=p.cb[1], s2=src.h * src.w * L)
+                        n1=y1 - y0, s1=src.w * sl, n2=p.cb[1], s2=src.h * src.w * sl,
+                        dense=sl // 4 if sl < L else 0)
             assert (x1 - x0) * (y1 - y0) * p.cb[1] == n_in
             if self.deferred:
-                lo, hi = _offchip_range(load, L)
+                lo, hi = _offchip_range(load, sl)
                 slo, shi = _offchip_range(self.deferred, L)
                 if lo < shi and slo < hi:
                     self.flush_store()             # this load reads what that store writes
@@ -829,8 +831,8 @@ class _Compiler:
         src, dst = self.places[n.inputs[0]], self.places[n.output]
         iy0, _, ix0, _ = in_bounds
         oy0, oy1, ox0, ox1 = out_region
-        local_src = MapPlace(src.word(0, iy0, ix0), src.channels, src.h, src.w, self.L)
-        local_dst = MapPlace(dst.word(0, oy0, ox0), dst.channels, dst.h, dst.w, self.L)
+        local_src = MapPlace(src.word(0, iy0, ix0), src.channels, src.h, src.w, src.lanes)
+        local_dst = MapPlace(dst.word(0, oy0, ox0), dst.channels, dst.h, dst.w, dst.lanes)
         saved = self.places[n.inputs[0]], self.places[n.output]
         self.places[n.inputs[0]], self.places[n.output] = local_src, local_dst
         try:
@@ -877,6 +879,18 @@ class _Compiler:
         self.counts["act_groups"] += bool(act)
         return act
 
+    def _dense_input(self, t: str, shape) -> int:
+        """Lanes of the stored input map ``t``: a map of fewer channels than the engine's lanes
+        (a 3-channel image) whose consumers are all convolutions is stored in words of its
+        channels rounded up to 4 bytes, and its LOADs read only those (``dense``), so its
+        traffic is not that of 16-byte words; any other input has the engine's lanes."""
+        words = -(-shape[0] // 4) * 4
+        users = [n for n in self.g.nodes if t in n.inputs]
+        if (words >= self.L or not users
+                or not all(isinstance(n, Conv) and n.groups == 1 for n in users)):
+            return self.L
+        return words
+
     def compile(self, until: str | None = None) -> Program:
         g = self.g
         nodes_in_order = [n.name for n in g.nodes]
@@ -888,8 +902,9 @@ class _Compiler:
         tin = g.tensors[first]
         shape = tuple(tin.shape) if len(tin.shape) == 3 else (int(np.prod(tin.shape)), 1, 1)
         arena = _Arena(0)
-        self.places[first] = MapPlace(arena.alloc(MapPlace(0, *shape, self.L).nbytes),
-                                      *shape, self.L)
+        lanes = self._dense_input(first, shape)
+        self.places[first] = MapPlace(arena.alloc(MapPlace(0, *shape, lanes).nbytes),
+                                      *shape, lanes)
         remaining = {}
         for n in g.nodes:
             for i in n.inputs:

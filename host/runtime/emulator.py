@@ -28,7 +28,7 @@ from host.runtime.engine_model import emulate, map_footprint, preloaded_cycles
 from host.compiler.pack import StepCodec
 from hw.engine.engine import block_entry_layout, layer_desc_layout
 from hw.soc.isa import (ACT_BASE, Op, Target, clash, decode_fields, dma_words, target_word_bytes,
-                        unpack)
+                        act_wide_words, unpack, wide_transfer)
 
 __all__ = ["Emulator", "HazardError", "ProgramFault", "RunStats", "predict"]
 
@@ -94,6 +94,7 @@ class Emulator:
             raise ValueError(f"program compiled for {program.board}, not {acfg.name}")
         cfg = self.cfg
         self.wb = target_word_bytes(cfg)
+        self.wide = act_wide_words(cfg, acfg.act_bytes)
         # off-chip memory, then the activation buffer (byte addresses from ACT_BASE)
         self.act_at = program.size
         self.mem = np.zeros(program.size + acfg.act_bytes, dtype=np.uint8)
@@ -189,8 +190,10 @@ class Emulator:
             t = Target(a["target"])
             if t == Target.OUT:
                 raise ProgramFault(f"instruction {pc}: LOAD into the output memory")
-            words = self._gather(pc, a, self.wb[t])
-            self._onchip(pc, t, a["onchip"], len(words))[:] = words
+            wb = self._word_bytes(t, a)
+            words = self._gather(pc, a, wb)
+            self._onchip(pc, t, a["onchip"], len(words))[:] = 0
+            self._onchip(pc, t, a["onchip"], len(words))[:, :wb] = words
             return self.cost(pc, op, a)
         if op == Op.STORE:
             t = Target(a["target"])
@@ -211,12 +214,22 @@ class Emulator:
         """The memory a byte address is in: the configuration's off-chip memory, or "act"."""
         return "act" if addr >= ACT_BASE else self.acfg.memory
 
-    def _transfer(self, addr: int, rows: int, row_bytes: int, write: bool, word_bytes: int = 0):
+    def _word_bytes(self, t: Target, a: dict) -> int:
+        """Bytes per target word a LOAD/STORE moves off chip (``dense``: fewer, zero-filled)."""
+        dense = a.get("dense", 0)
+        if dense and 4 * dense > self.wb[t]:
+            raise ProgramFault(f"dense LOAD of {4 * dense} bytes into {self.wb[t]}-byte words")
+        return 4 * dense if dense else self.wb[t]
+
+    def _transfer(self, addr: int, rows: int, row_bytes: int, write: bool, word_bytes: int = 0,
+                  wide: bool = False):
         """(cycles, off-chip bytes read, written, on-chip bytes) of moving ``rows`` rows of
-        ``row_bytes`` (target words of ``word_bytes``) at ``addr``."""
+        ``row_bytes`` (target words of ``word_bytes``) at ``addr`` (``wide``: through the
+        activation buffer's wide port)."""
         side = self._side(addr)
         n = rows * row_bytes
-        return ((transfer_cycles(side, rows, row_bytes, store=write, word_bytes=word_bytes),)
+        return ((transfer_cycles(side, rows, row_bytes, store=write, word_bytes=word_bytes,
+                                 wide=wide),)
                 + self._traffic(side, side, 0 if write else n, n if write else 0))
 
     def cost(self, pc: int, op: Op, a: dict) -> tuple[int, int, int, int]:
@@ -227,8 +240,10 @@ class Emulator:
             t = Target(a["target"])
             if t == Target.DESC:
                 self._static_desc = self.mem[a["ext"]:a["ext"] + self.wb[t]].copy()
-            return self._transfer(a["ext"], a["n1"] * a["n2"], a["n0"] * self.wb[t],
-                                  op == Op.STORE, self.wb[t])
+            wb = self._word_bytes(t, a)
+            return self._transfer(a["ext"], a["n1"] * a["n2"], a["n0"] * wb,
+                                  op == Op.STORE, wb,
+                                  wide_transfer(self.wide, op, a))
         if op == Op.CONV:
             d = decode_fields(self.desc_layout,
                               int.from_bytes(self._static_desc.tobytes(), "little"))

@@ -5,13 +5,17 @@ DMA built in.  Per instruction (``hw.soc.isa``, ``docs/isa.md``):
 
 * **fetch** the 256-bit word at ``program + 32·pc`` through the memory port;
 * **LOAD**: read the 3-D pattern's memory words in order (requests run ahead of the responses,
-  as the port allows), assemble each target word (``target_word_bytes``) and write it into the
-  engine through its load port (``sel`` = the target), or into the descriptor register;
+  as the port allows), assemble each target word (``target_word_bytes``; with ``dense``, that
+  many memory words and zeros above) and write it into the engine through its load port
+  (``sel`` = the target), or into the descriptor register;
 * **CONV**: once the engine is idle, copy the loaded descriptor into the run's descriptor
   register and pulse the engine's ``start``, then go on to the next instruction while the
   engine runs: the DMA works beside the engine;
 * **STORE**: read each output-memory word through the engine's read port and write it out by
   the pattern, one memory word per request;
+* a LOAD of the map memory from the activation buffer, or a STORE of the output memory into
+  it, whose pattern is map-word aligned (``hw.soc.isa.wide_transfer``), moves a map word per
+  cycle through the buffer's wide port instead (``LOAD_WIDE``, ``STORE_WIDE``);
 * **POOL**, **GAP**: hand the arguments and the memory port to the vector unit
   (``hw.soc.vector_unit``) until it is idle again;
 * **HALT**: DONE once the engine is idle.  An unused opcode stops the program with error
@@ -29,14 +33,14 @@ before it, and an instruction whose ``sync.engine`` bit is set waits until the e
 byte address, busy/done/error, the counters of :data:`PERF`; ``mem``: the SoC's memory port,
 shared with the link).
 """
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.link.command import EngineControlSignature
 from hw.memory.memport import MemPortSignature
 from hw.soc.activation_buffer import ActivationBuffer
-from hw.soc.isa import WORD_BITS, Insn, Op, Target, target_word_bytes
+from hw.soc.isa import WORD_BITS, Insn, Op, Target, act_wide_words, target_word_bytes
 from hw.soc.vector_unit import VectorUnit
 
 __all__ = ["Controller", "PERF", "ERR_OPCODE", "ERR_TARGET"]
@@ -65,6 +69,9 @@ class Controller(wiring.Component):
         self.mw = mem_width
         self.mem_addr_width = mem_addr_width
         self.act_depth = act_bytes * 8 // mem_width
+        #: memory words per map word on the activation buffer's wide port (1: none): LOADs of
+        #: maps from the buffer and STOREs into it move a map word per cycle through it
+        self.wide = act_wide_words(engine, act_bytes, mem_width)
         if WORD_BITS % mem_width or mem_width % 8:
             raise ValueError(f"memory words of {mem_width} bits do not tile an instruction")
         self.wpt = {t: b * 8 // mem_width for t, b in target_word_bytes(engine).items()}
@@ -86,6 +93,8 @@ class Controller(wiring.Component):
         MB = mw // 8                                   # bytes per memory word
         sh = (MB - 1).bit_length()                     # byte → word address
         NW = WORD_BITS // mw                           # memory words per instruction
+        WB = MB * self.wide                            # bytes per row of the wide port
+        lb = (WB - 1).bit_length()
         maxw = max(self.wpt.values())
 
         # the memory the DMA and the vector unit see: off chip, and the activation buffer
@@ -95,7 +104,7 @@ class Controller(wiring.Component):
         if self.act_depth:
             aw = 32 - sh
             m.submodules.act = act = ActivationBuffer(self.act_depth, aw, self.mem_addr_width,
-                                                      mw)
+                                                      mw, wide=self.wide)
             wiring.connect(m, act.mem, wiring.flipped(self.mem))
             mem = act.bus
             traffic = (act.offchip_read, act.offchip_write,
@@ -125,8 +134,9 @@ class Controller(wiring.Component):
                 m.d.sync += perf["bytes_read"].eq(perf["bytes_read"] + MB)
             with m.If(wr_off):
                 m.d.sync += perf["bytes_written"].eq(perf["bytes_written"] + MB)
-            with m.If(on_chip):
-                m.d.sync += perf["act_bytes"].eq(perf["act_bytes"] + MB)
+            wide_access = Signal()                         # a map word on the wide port
+            with m.If(on_chip | wide_access):
+                m.d.sync += perf["act_bytes"].eq(perf["act_bytes"] + Mux(wide_access, WB, MB))
 
         # ---- memory requests: one address generator for fetches, LOADs and STOREs --------
         # byte addresses: the current word, the current row's and plane's first word
@@ -137,6 +147,10 @@ class Controller(wiring.Component):
         wpt = Signal(range(maxw + 1))                      # memory words per target word
         req_done = Signal()                                # the pattern's last request is out
         outstanding = Signal(range(64))
+        # bytes a request moves the pattern on: a memory word, or a map word on the activation
+        # buffer's wide port (``fast``: this transfer takes it, hw.soc.isa.wide_transfer)
+        step = Signal(range(WB + 1))
+        fast = Signal()
         req_fire = mem.req.valid & mem.req.ready
         resp_fire = mem.resp.valid & mem.resp.ready
         m.d.comb += [mem.req.payload.addr.eq(cur >> sh)]
@@ -154,7 +168,7 @@ class Controller(wiring.Component):
             with m.Else():
                 m.d.sync += j.eq(0)
                 with m.If(i0 != 0):
-                    m.d.sync += [i0.eq(i0 - 1), cur.eq(cur + MB)]
+                    m.d.sync += [i0.eq(i0 - 1), cur.eq(cur + step)]
                 with m.Elif(i1 != 0):
                     m.d.sync += [i0.eq(a.n0 - 1), i1.eq(i1 - 1), row.eq(row + a.s1),
                                  cur.eq(row + a.s1)]
@@ -226,8 +240,18 @@ class Controller(wiring.Component):
                     with m.If(rj == NW - 1):
                         m.next = "DECODE"
             with m.State("DECODE"):
-                m.d.sync += [target.eq(a.target), k.eq(a.onchip), rj.eq(0)] + start_pattern()
+                m.d.sync += [target.eq(a.target), k.eq(a.onchip), rj.eq(0), step.eq(MB),
+                             fast.eq(0)] + start_pattern()
                 target_sizes()
+                with m.If((insn.op == Op.LOAD) & (a.dense != 0)):
+                    m.d.sync += wpt.eq(a.dense)        # fewer memory words, the rest zero
+                if self.wide > 1:
+                    aligned = ((a.ext[:lb] == 0) & (a.s1[:lb] == 0) & (a.s2[:lb] == 0)
+                               & a.ext[-1])
+                    moves_map = (((insn.op == Op.LOAD) & (a.target == Target.MAP))
+                                 | ((insn.op == Op.STORE) & (a.target == Target.OUT)))
+                    with m.If(aligned & moves_map):
+                        m.d.sync += [fast.eq(1), step.eq(WB), wpt.eq(1)]
                 with m.If(insn.sync.engine & (insn.op != Op.CONV) & ~engine_idle):
                     m.next = "WAIT_ENGINE"
                 with m.Else():
@@ -248,12 +272,16 @@ class Controller(wiring.Component):
                         with m.If(a.target == Target.OUT):
                             m.next = "FAULT_TARGET"
                         with m.Else():
-                            m.next = "LOAD"
+                            m.next = "LOAD_WIDE" if self.wide > 1 else "LOAD"
+                            with m.If(~fast):
+                                m.next = "LOAD"
                     with m.Case(Op.STORE):
                         with m.If(a.target != Target.OUT):
                             m.next = "FAULT_TARGET"
                         with m.Else():
-                            m.next = "STORE_READ"
+                            m.next = "STORE_WIDE_FIRST" if self.wide > 1 else "STORE_READ"
+                            with m.If(~fast):
+                                m.next = "STORE_READ"
                     with m.Case(Op.CONV):
                         m.next = "CONV"
                     with m.Case(Op.POOL, Op.GAP):
@@ -267,13 +295,45 @@ class Controller(wiring.Component):
                     advance()
                 m.d.comb += mem.resp.ready.eq(1)
                 with m.If(resp_fire):
-                    m.d.sync += word.word_select(rj, mw).eq(mem.resp.payload)
+                    with m.If(rj == 0):
+                        m.d.sync += word.eq(mem.resp.payload)  # a new word: zero beyond
+                    with m.Else():
+                        m.d.sync += word.word_select(rj, mw).eq(mem.resp.payload)
                     with m.If(rj + 1 == wpt):
                         m.d.sync += [rj.eq(0), ld_pending.eq(1)]
                     with m.Else():
                         m.d.sync += rj.eq(rj + 1)
                 with m.If(req_done & (outstanding == 0) & ~resp_fire & ~ld_pending):
                     m.next = "NEXT"
+            if self.wide > 1:
+                rows = act.rows
+                wide_row = cur[lb:lb + max(1, (rows - 1).bit_length())]
+                got = Signal()                         # a wide read answers this cycle
+                with m.State("LOAD_WIDE"):
+                    # a map word a cycle: read a row, its data the next cycle into ``word``,
+                    # written into the engine the cycle after (``ld_pending``)
+                    m.d.sync += perf["dma_cycles"].eq(perf["dma_cycles"] + 1)
+                    m.d.comb += [act.wide_addr.eq(wide_row), act.wide_re.eq(~req_done),
+                                 wide_access.eq(~req_done)]
+                    m.d.sync += got.eq(~req_done)
+                    with m.If(~req_done):
+                        advance()
+                    with m.If(got):
+                        m.d.sync += [word.eq(act.wide_rdata), ld_pending.eq(1)]
+                    with m.If(req_done & ~got & ~ld_pending):
+                        m.next = "NEXT"
+                with m.State("STORE_WIDE_FIRST"):
+                    # the output memory answers a cycle after ``rd_addr`` (= k)
+                    m.d.sync += [perf["dma_cycles"].eq(perf["dma_cycles"] + 1), k.eq(k + 1)]
+                    m.next = "STORE_WIDE"
+                with m.State("STORE_WIDE"):
+                    # a map word a cycle: the word read last cycle into its row, the next read
+                    m.d.sync += [perf["dma_cycles"].eq(perf["dma_cycles"] + 1), k.eq(k + 1)]
+                    m.d.comb += [act.wide_addr.eq(wide_row), act.wide_we.eq(1),
+                                 act.wide_wdata.eq(self.rd_data), wide_access.eq(1)]
+                    advance()
+                    with m.If((i0 == 0) & (i1 == 0) & (i2 == 0)):
+                        m.next = "NEXT"
             with m.State("STORE_READ"):
                 # the engine's output memory answers one cycle after rd_addr (= k)
                 m.d.sync += perf["dma_cycles"].eq(perf["dma_cycles"] + 1)

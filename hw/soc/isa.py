@@ -23,7 +23,8 @@ from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import data, enum
 
 __all__ = ["WORD_BITS", "ACT_BASE", "Op", "Target", "Sync", "DmaArgs", "PoolArgs", "GapArgs", "Insn",
-           "WORD_ALIGN", "target_word_bytes", "pack", "unpack", "decode_fields", "dma_words", "clash"]
+           "WORD_ALIGN", "target_word_bytes", "act_wide_words", "wide_transfer", "pack", "unpack",
+           "decode_fields", "dma_words", "clash"]
 
 #: bits per instruction word (the controller fetches 32 bytes per instruction)
 WORD_BITS = 256
@@ -65,7 +66,10 @@ class Sync(data.Struct):
 class DmaArgs(data.Struct):
     """A 3-D strided transfer of whole words: for ``i2 < n2, i1 < n1, i0 < n0`` the word at
     off-chip ``ext + i2·s2 + i1·s1 + i0·word`` and on-chip word ``onchip + (i2·n1 + i1)·n0 +
-    i0`` (``word`` = the target's word size, :func:`target_word_bytes`)."""
+    i0`` (``word`` = the target's word size, :func:`target_word_bytes`).  A LOAD with
+    ``dense`` ≠ 0 reads ``dense`` memory words (of 4 bytes) per target word (``word`` = 4 ·
+    dense) and fills the rest of the target word with zeros: a map stored with fewer lanes
+    than the engine's (a 3-channel image in 4-byte words, not 16-byte ones)."""
     target: Target
     onchip: 16          #: first on-chip word
     ext: 32             #: off-chip byte address of the first word
@@ -74,6 +78,7 @@ class DmaArgs(data.Struct):
     s1: 24              #: bytes between rows
     n2: 16              #: planes
     s2: 32              #: bytes between planes
+    dense: 4            #: (LOAD) memory words read per target word, the rest zero (0: all)
 
 
 class PoolArgs(data.Struct):
@@ -148,6 +153,30 @@ def target_word_bytes(engine) -> dict:
         Target.DESC: aligned(layer_desc_layout(A).size),
         Target.OUT: aligned(engine.cols * 8),
     }
+
+
+def act_wide_words(engine, act_bytes: int, mem_width: int = 32) -> int:
+    """Memory words (of ``mem_width`` bits) per row of the activation buffer's wide port: a map
+    word of ``engine``, when the configuration has a buffer and its map and output words are
+    the same whole number (a power of 2, above 1) of memory words; 1 (no wide port) otherwise."""
+    wb = target_word_bytes(engine)
+    n = wb[Target.MAP] * 8 // mem_width
+    if (not act_bytes or wb[Target.MAP] != wb[Target.OUT] or wb[Target.MAP] * 8 % mem_width
+            or n < 2 or n & (n - 1) or act_bytes * 8 // mem_width % n):
+        return 1
+    return n
+
+
+def wide_transfer(wide: int, op: Op, args: dict) -> bool:
+    """Whether the controller moves a LOAD/STORE through the activation buffer's wide port of
+    ``wide`` memory words (:func:`act_wide_words`): a LOAD of the map memory from the buffer or
+    a STORE of the output memory into it, its address and strides whole map words."""
+    if wide == 1 or args["ext"] < ACT_BASE:
+        return False
+    want = {Op.LOAD: Target.MAP, Op.STORE: Target.OUT}.get(op)
+    step = 4 * wide
+    return (Target(args["target"]) == want and args["ext"] % step == 0
+            and args["s1"] % step == 0 and args["s2"] % step == 0)
 
 
 _ARG = {Op.LOAD: "dma", Op.STORE: "dma", Op.POOL: "pool", Op.GAP: "gap"}
