@@ -231,3 +231,23 @@ def test_fused_group_keeps_its_intermediate_maps_in_the_activation_buffer():
     p0, st0, on0, _ = runs[1024]
     assert p0.counts["act_groups"] == 0 and not on0 and st0.act == 0
     assert st0.read + st0.written - (st.read + st.written) >= 2 * 32 * (12 * 10 + 6 * 5)
+
+
+def test_a_block_groups_weights_stay_while_its_blocks_run():
+    """Weights that fit the weight memory side by side are placed in words nothing holds, so a
+    block group's layers keep theirs from block to block: each constant of weights loads once
+    for six blocks (they used to alternate between the halves and reload every block)."""
+    from host.compiler.plan import Group, Plan
+    from host.model.builder import smooth_input
+    from host.runtime import golden
+    b = GraphBuilder("w", (16, 24, 18), seed=2, input_zero_point=1)
+    b.conv(b.conv(b.conv(b.input, 32, 3), 32, 1), 16, 3)
+    g = b.build()
+    plan = Plan("block", [Group([n.name for n in g.nodes], (8, 9))])
+    p = compile_program(g, B85, plan)
+    assert p.counts["act_groups"] == 1
+    weight_loads = [a["ext"] for op, _, a in _insns(p)
+                    if op == Op.LOAD and a["target"] == Target.WEIGHTS]
+    assert len(weight_loads) == len(set(weight_loads)) == 3
+    x = smooth_input(g, seed=3)
+    np.testing.assert_array_equal(Emulator(B85, p).run(x)[0], golden.run(g, x, plan=plan))

@@ -179,10 +179,15 @@ class _Buffer:
     goes to a half — the one not used last, unless the engine's current run or a pending store
     uses it — so the DMA fills or drains the other half while the engine runs; a run that needs
     more takes the whole memory (and the sync bits then serialise the units around it). The
-    step table, block table and descriptor are single (``share`` 1): loaded at word 0."""
+    step table, block table and descriptor are single (``share`` 1): loaded at word 0.
 
-    def __init__(self, depth: int):
-        self.half = depth // 2
+    With ``pack`` (the weight memory) a run that fits a half goes first into words nothing
+    holds, wherever they are: the weights of a group's several layers then stay side by side
+    while its blocks run, each loaded once instead of once per block; only when no such place
+    is left does it evict a half's contents."""
+
+    def __init__(self, depth: int, pack: bool = False):
+        self.depth, self.half, self.pack = depth, depth // 2, pack
         self.held: list = []             # (first word, last + 1, key, off-chip source range)
         self.recent = None
 
@@ -199,8 +204,22 @@ class _Buffer:
     def free_at(self, n: int, share: int, avoid=()) -> int | None:
         """The first word of a place for ``n`` words (``share``: 1 the whole memory, 2 a half)
         that overlaps none of the ranges ``avoid``; None if there is none."""
+        if self.pack and share == 2:
+            gap = self._gap(n, [(lo, hi) for lo, hi in avoid if lo < hi]
+                            + [(h[0], h[1]) for h in self.held])
+            if gap is not None:
+                return gap
         return next((o for o in self._offsets(share)
                      if not any(lo < o + n and o < hi for lo, hi in avoid if lo < hi)), None)
+
+    def _gap(self, n: int, used: list) -> int | None:
+        """The first word of ``n`` words of the memory that overlap none of ``used``."""
+        at = 0
+        for lo, hi in sorted(used):
+            if lo - at >= n:
+                return at
+            at = max(at, hi)
+        return at if self.depth - at >= n else None
 
     def place(self, n: int, share: int, avoid=(), key=None, source=None) -> int:
         """The first word of ``n`` words for a run compiled for ``share`` (1: the whole
@@ -267,7 +286,8 @@ class _Compiler:
         self.consts = bytearray()
         self.const_at: dict = {}
         self._digests: dict = {}
-        self.bufs = {Target.MAP: _Buffer(cfg.in_depth), Target.WEIGHTS: _Buffer(cfg.w_depth),
+        self.bufs = {Target.MAP: _Buffer(cfg.in_depth),
+                     Target.WEIGHTS: _Buffer(cfg.w_depth, pack=True),
                      Target.OUT: _Buffer(cfg.out_depth), Target.STEPS: _Buffer(cfg.step_depth),
                      Target.BLOCKS: _Buffer(cfg.ob_depth << cfg.group_bits),
                      Target.DESC: _Buffer(1)}
