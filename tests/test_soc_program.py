@@ -158,6 +158,24 @@ def test_a_block_group_on_chip_on_the_85f_configuration(b85_device):
 
 
 @pytest.mark.slow
+def test_a_block_group_on_chip_on_the_45f_configuration():
+    """The same block group on the ulx3s-45f: its 8-byte map words take a wide port of two
+    memory words (the 85F's takes four)."""
+    from host.compiler.plan import Group, Plan
+    acfg = get_config("ulx3s-45f")
+    b = GraphBuilder("b", (3, 20, 12), seed=8, input_zero_point=-5)
+    b.maxpool(b.conv(b.conv(b.input, 32, 3), 16, 3), 2)
+    g = b.build()
+    plan = Plan("block", [Group([n.name for n in g.nodes], (10, 12))])
+    dev = Device(SimTransport(config=soc_config(acfg)))
+    try:
+        pd = _check(dev, g, acfg, plan=plan)
+    finally:
+        dev.close()
+    assert pd.frames[-1]["act"] > 0
+
+
+@pytest.mark.slow
 def test_a_resident_map_on_the_85f_configuration(b85_device):
     """A block held once in the whole input memory while six weight chunks stream in halves
     (:func:`test_map_resident_is_chosen_where_halves_need_many_tiles`), through the SoC."""

@@ -119,7 +119,7 @@ def bench(outdir) -> list:
                   f"off chip only at the groups' borders: {b['traffic']['map']:,} bytes of "
                   f"maps against {l_['traffic']['map']:,} under `layer` "
                   f"({100 * b['traffic']['map'] / l_['traffic']['map']:.1f} %). Every block "
-                  f"reloads its group's weights ({b['traffic']['weights']:,} bytes against "
+                  f"reloads the weights its group's layers cannot keep side by side ({b['traffic']['weights']:,} bytes against "
                   f"{l_['traffic']['weights']:,}); the blocks are chosen so that those loads "
                   f"stay under the engine's runs.", ""]
     lines += ["Where the cycles go: the DMA works beside the engine (input, weight and output "
@@ -127,11 +127,12 @@ def bench(outdir) -> list:
               "chunk's weights in pieces beside the runs of the current one; `docs/isa.md`), so "
               "START→DONE is about the larger of the two per layer plus the pools (the vector "
               "unit, while the engine waits) and the waits where tables change. MobileNetV1 is "
-              "bound by its transfers: its depthwise layers take few engine cycles (two taps "
-              "per step on the two-port input memory) against their maps' moves, which the "
-              "DMA makes 32 bits at a time — from the SDRAM, or between the activation buffer "
-              "and the engine's memories; its first layer's 3-channel input is stored in "
-              "16-byte words, and its classifier's 1 MB of weights load while the engine "
-              "waits."]
+              "bound by its transfers where its layers change and at its end: its depthwise "
+              "layers take few engine cycles (two taps per step on the two-port input memory) "
+              "against their maps' loads from the SDRAM, so the next pointwise layer's first "
+              "weights load while the engine waits, and its last two pointwise layers and its "
+              "classifier (2.5 MB of weights at about 2 bytes a cycle) are bound by the SDRAM. "
+              "Maps move between the activation buffer and the engine a map word per cycle "
+              "(its wide port), and the 3-channel image travels in 4-byte words (`dense`)."]
     (outdir / "emu_bench.md").write_text("\n".join(lines) + "\n")
     return [outdir / "emu_bench.md", outdir / "emu_bench.json"]

@@ -83,12 +83,13 @@ class ActivationBuffer(wiring.Component):
             m.d.comb += wide_busy.eq(self.wide_re | self.wide_we)
         buf_ready = (~pipe.i.valid | pipe.i.ready) & ~wide_busy
         buf_take = req.valid & on & buf_ready & free
-        with m.If(buf_take & ~req.payload.write):
+        buf_read = buf_take & ~req.payload.write
+        with m.If(buf_read):
             m.d.sync += pipe.i.valid.eq(1)
         with m.Elif(pipe.i.ready):
             m.d.sync += pipe.i.valid.eq(0)
         read_lane = Signal(range(n))
-        with m.If(buf_take & ~req.payload.write):
+        with m.If(buf_read):
             m.d.sync += read_lane.eq(lane)
         rdata = []
         for b in range(n):
@@ -98,7 +99,7 @@ class ActivationBuffer(wiring.Component):
             rd = mem.read_port(transparent_for=(wr,))
             mine = lane == b if n > 1 else 1
             m.d.comb += [rd.addr.eq(row), wr.addr.eq(row), wr.data.eq(req.payload.data),
-                         rd.en.eq(buf_take & ~req.payload.write),
+                         rd.en.eq(buf_read),
                          wr.en.eq(buf_take & req.payload.write & mine)]
             if n > 1:
                 with m.If(self.wide_re | self.wide_we):

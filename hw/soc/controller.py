@@ -272,16 +272,18 @@ class Controller(wiring.Component):
                         with m.If(a.target == Target.OUT):
                             m.next = "FAULT_TARGET"
                         with m.Else():
-                            m.next = "LOAD_WIDE" if self.wide > 1 else "LOAD"
-                            with m.If(~fast):
-                                m.next = "LOAD"
+                            m.next = "LOAD"
+                            if self.wide > 1:
+                                with m.If(fast):
+                                    m.next = "LOAD_WIDE"
                     with m.Case(Op.STORE):
                         with m.If(a.target != Target.OUT):
                             m.next = "FAULT_TARGET"
                         with m.Else():
-                            m.next = "STORE_WIDE_FIRST" if self.wide > 1 else "STORE_READ"
-                            with m.If(~fast):
-                                m.next = "STORE_READ"
+                            m.next = "STORE_READ"
+                            if self.wide > 1:
+                                with m.If(fast):
+                                    m.next = "STORE_WIDE_FIRST"
                     with m.Case(Op.CONV):
                         m.next = "CONV"
                     with m.Case(Op.POOL, Op.GAP):
