@@ -13,6 +13,30 @@ AW, MAW, W, DEPTH = 12, 8, 32, 64
 ON = 1 << (AW - 1)
 
 
+def _offchip(dut, words: dict, latency: int, ready):
+    """The off-chip side of ``dut`` holding ``words``: answers each read ``latency`` cycles
+    later, in order, and takes a request on the cycles ``ready()`` allows."""
+    async def memory(ctx):
+        queue, cycle = deque(), 0
+        while True:
+            head = queue[0] if queue and queue[0][0] <= cycle else None
+            ctx.set(dut.mem.resp.valid, head is not None)
+            ctx.set(dut.mem.resp.payload, head[1] if head else 0)
+            take = ready()
+            ctx.set(dut.mem.req.ready, take)
+            _, _, rv, req, rr = await ctx.tick().sample(dut.mem.req.valid, dut.mem.req.payload,
+                                                        dut.mem.resp.ready)
+            if head is not None and rr:
+                queue.popleft()
+            if rv and take:
+                if req.write:
+                    words[req.addr] = req.data
+                else:
+                    queue.append((cycle + latency, words.get(req.addr, 0)))
+            cycle += 1
+    return memory
+
+
 def test_random_traffic_on_both_sides():
     dut = ActivationBuffer(DEPTH, AW, MAW, W)
     rng = random.Random(9)
@@ -54,30 +78,10 @@ def test_random_traffic_on_both_sides():
             for k, s in zip(counts, strobes):
                 counts[k] += s
 
-    async def memory(ctx):
-        """The off-chip side: answers each read 6 cycles later, in order, stalls at random."""
-        queue, cycle = deque(), 0
-        while True:
-            head = queue[0] if queue and queue[0][0] <= cycle else None
-            ctx.set(dut.mem.resp.valid, head is not None)
-            ctx.set(dut.mem.resp.payload, head[1] if head else 0)
-            ready = rng.random() < 0.7
-            ctx.set(dut.mem.req.ready, ready)
-            _, _, rv, req, rr = await ctx.tick().sample(dut.mem.req.valid, dut.mem.req.payload,
-                                                        dut.mem.resp.ready)
-            if head is not None and rr:
-                queue.popleft()
-            if rv and ready:
-                if req.write:
-                    offchip[req.addr] = req.data
-                else:
-                    queue.append((cycle + 6, offchip.get(req.addr, 0)))
-            cycle += 1
-
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(initiator)
-    sim.add_process(memory)
+    sim.add_process(_offchip(dut, offchip, 6, lambda: rng.random() < 0.7))
     sim.run()
     assert got == want
     for side, on in (("offchip", False), ("onchip", True)):
@@ -96,25 +100,6 @@ def test_wide_port_and_bus_see_the_same_bytes():
     rows = DEPTH // N
     model = [0] * DEPTH                                # the buffer's bus words
     offchip = {}
-
-    async def memory(ctx):
-        """The off-chip side: answers each read 3 cycles later, in order."""
-        queue, cycle = deque(), 0
-        while True:
-            head = queue[0] if queue and queue[0][0] <= cycle else None
-            ctx.set(dut.mem.resp.valid, head is not None)
-            ctx.set(dut.mem.resp.payload, head[1] if head else 0)
-            ctx.set(dut.mem.req.ready, 1)
-            _, _, rv, req, rr = await ctx.tick().sample(dut.mem.req.valid, dut.mem.req.payload,
-                                                        dut.mem.resp.ready)
-            if head is not None and rr:
-                queue.popleft()
-            if rv:
-                if req.write:
-                    offchip[req.addr] = req.data
-                else:
-                    queue.append((cycle + 3, offchip.get(req.addr, 0)))
-            cycle += 1
 
     async def initiator(ctx):
         ctx.set(dut.bus.resp.ready, 1)
@@ -180,5 +165,5 @@ def test_wide_port_and_bus_see_the_same_bytes():
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(initiator)
-    sim.add_process(memory)
+    sim.add_process(_offchip(dut, offchip, 3, lambda: True))
     sim.run()

@@ -32,7 +32,7 @@ def _chain():
 
 def _objective(g, acfg, plan):
     st = predict(compile_program(g, acfg, plan), acfg)
-    return st.cycles + PP.MAP_BYTE_CYCLES * st.traffic["map"], st
+    return st.cycles + PP.MAP_BYTE_CYCLES[plan.schedule] * st.traffic["map"], st
 
 
 def test_the_search_finds_the_best_plan_of_its_candidates():

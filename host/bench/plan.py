@@ -612,8 +612,10 @@ not built that way (engine memories that take one run at a time, an activation b
 group's intermediate blocks, weights reloaded per block), so for a board with a configuration
 `blockfuse plan`, `run`, `eval` and `demo` use plans searched on the compiled program's own cost
 (`host/compiler/program_plan.py`: each candidate group compiled and costed by the program
-emulator's `predict`, the cycles and bytes the RTL then counts). This page's scheduler plans
-the other boards, and any board with `blockfuse plan --scheduler` (or its tuning options).
+emulator's `predict`, the cycles and bytes the RTL then counts; under `block` a group costs its
+cycles plus one per feature-map byte it moves off chip, under `fused` its cycles). This page's
+scheduler plans the other boards, and any board with `blockfuse plan --scheduler` (or its
+tuning options).
 
 ## What the scheduler decides
 

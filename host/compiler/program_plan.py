@@ -13,8 +13,9 @@ layer runs on the whole map; a group of several runs block by block with its int
 in the activation buffer (groups whose blocks do not fit it are not offered: off chip they
 would only add block borders).  Each group of up to :data:`MAX_NODES` layers is offered with the
 :data:`BLOCKS_PER_GROUP` largest blocks that fit and tile it.  A group costs its cycles plus
-:data:`MAP_BYTE_CYCLES` per feature-map byte it moves off chip (under ``block`` and ``fused``
-fewer map bytes are the point; a cycle is the price of one).  A lower bound (the MACs on every
+:data:`MAP_BYTE_CYCLES` of its schedule per feature-map byte it moves off chip: under ``block``
+fewer map bytes are the point (DATE 2018) and a cycle is the price of one; ``fused`` plans
+minimise cycles, fusing where that pays in time.  A lower bound (the MACs on every
 PE, each block's weights at the memory's rate) skips groups that cannot beat the best found.
 """
 from __future__ import annotations
@@ -34,8 +35,8 @@ __all__ = ["plan_program", "MAX_NODES", "BLOCKS_PER_GROUP", "MAP_BYTE_CYCLES"]
 MAX_NODES = 8
 #: blocks offered per group: the largest (by area) that fit the activation buffer and tile it
 BLOCKS_PER_GROUP = 3
-#: cycles one feature-map byte moved off chip is worth in the objective
-MAP_BYTE_CYCLES = 1.0
+#: cycles one feature-map byte moved off chip is worth in the objective, per schedule
+MAP_BYTE_CYCLES = {"block": 1.0, "fused": 0.0}
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,9 @@ class GroupCost:
     map_bytes: int
     offchip_bytes: int
 
-    @property
-    def objective(self) -> float:
-        return self.cycles + MAP_BYTE_CYCLES * self.map_bytes
+    def objective(self, schedule: str) -> float:
+        """What the search minimises under ``schedule`` (:data:`MAP_BYTE_CYCLES`)."""
+        return self.cycles + MAP_BYTE_CYCLES.get(schedule, 0.0) * self.map_bytes
 
 
 def _sizes(n: int) -> list:
@@ -157,8 +158,8 @@ class _Planner:
                 if best[i][0] + lb >= top[0]:
                     continue
                 c = self.cost(group, block)
-                if c is not None and best[i][0] + c.objective < top[0]:
-                    top = (best[i][0] + c.objective, (i, c))
+                if c is not None and best[i][0] + c.objective(self.schedule) < top[0]:
+                    top = (best[i][0] + c.objective(self.schedule), (i, c))
             if top[1] is None:       # not even the layer alone compiles: nothing will
                 raise PlanError(f"{nodes[j - 1].name}: no group with it compiles on "
                                 f"{self.acfg.name}: {self.why.get(nodes[j - 1].name, '?')}")
