@@ -28,13 +28,13 @@ def _shapes(acfg):
     sides = [(acfg.memory, ext)] + ([("act", ACT_BASE)] if acfg.act_bytes else [])
     out = []
     for side, base in sides:
+        wide_here = wide and side == "act"
         for n0, n1, s1 in [(1, 1, 0), (16, 1, 0), (256, 1, 0), (16, 16, 56), (8, 32, 224),
                            (4, 64, 112)]:
             out.append((f"LOAD map {n1}×{n0 * L} B", side, Op.LOAD,
                         dict(target=Target.MAP, onchip=0, ext=base, n0=n0, n1=n1, s1=s1 * L,
                              n2=1, s2=0),
-                        transfer_cycles(side, n1, n0 * L, word_bytes=L,
-                                        wide=wide and side == "act")))
+                        transfer_cycles(side, n1, n0 * L, word_bytes=L, wide=wide_here)))
         if side != "act" and L > 4:
             # a 3-channel image stored in 4-byte words, zero-filled to map words (dense)
             for n0, n1 in [(224, 1), (38, 40)]:
@@ -53,7 +53,7 @@ def _shapes(acfg):
                         dict(target=Target.OUT, onchip=0, ext=base, n0=n0, n1=n1, s1=s1 * LO,
                              n2=1, s2=0),
                         transfer_cycles(side, n1, n0 * LO, store=True, word_bytes=LO,
-                                        wide=wide and side == "act")))
+                                        wide=wide_here)))
         dst = base + (64 << 10 if side == "sdram" else 16 << 10)
         for nb, h, w, ho, wo, k, s in [(1, 8, 8, 6, 6, 3, 1), (2, 16, 16, 8, 8, 2, 2)]:
             a = dict(src=base, dst=dst, nb=nb, h=h, w=w, ho=ho, wo=wo, src_row=w,

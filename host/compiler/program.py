@@ -37,7 +37,7 @@ from host.compiler.tiling import chunk_ranges, tilings
 from host.errors import UserError
 from host.model.ir import FC, Conv, Flatten, GlobalAvgPool, Graph, Pool, UnsupportedModel
 from host.runtime.golden import block_grid, intersect, need_region
-from hw.soc.isa import (ACT_BASE, WORD_BITS, Op, Target, clash, dma_words, pack,
+from hw.soc.isa import (ACT_BASE, WORD_ALIGN, WORD_BITS, Op, Target, clash, dma_words, pack,
                         target_word_bytes)
 from host.compiler.layer import EngineCapacityError, compile_conv, out_words
 from host.compiler.pack import put_fields
@@ -548,7 +548,7 @@ class _Compiler:
             sl = src.lanes                     # fewer than L: a dense map (_dense_input)
             load = dict(target=Target.MAP, ext=src.word(p.cb[0], y0, x0), n0=x1 - x0,
                         n1=y1 - y0, s1=src.w * sl, n2=p.cb[1], s2=src.h * src.w * sl,
-                        dense=sl // 4 if sl < L else 0)
+                        dense=sl // WORD_ALIGN if sl < L else 0)
             assert (x1 - x0) * (y1 - y0) * p.cb[1] == n_in
             if self.deferred:
                 lo, hi = _offchip_range(load, sl)
@@ -902,10 +902,10 @@ class _Compiler:
     def _dense_input(self, t: str, shape) -> int:
         """Lanes of the stored input map ``t``: a map of fewer channels than the engine's lanes
         (a 3-channel image) whose consumers are all convolutions is stored in words of its
-        channels rounded up to 4 bytes, and its LOADs read only those (``dense``), so its
-        traffic is not that of 16-byte words; any other input has the engine's lanes."""
-        words = -(-shape[0] // 4) * 4
-        users = [n for n in self.g.nodes if t in n.inputs]
+        channels rounded up to whole memory words, and its LOADs read only those (``dense``),
+        so its traffic is not that of 16-byte words; any other input has the engine's lanes."""
+        words = -(-shape[0] // WORD_ALIGN) * WORD_ALIGN
+        users = self.g.consumers(t)
         if (words >= self.L or not users
                 or not all(isinstance(n, Conv) and n.groups == 1 for n in users)):
             return self.L

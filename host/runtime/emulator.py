@@ -27,8 +27,8 @@ from host.model.quant import multiply_by_quantized_multiplier
 from host.runtime.engine_model import emulate, map_footprint, preloaded_cycles
 from host.compiler.pack import StepCodec
 from hw.engine.engine import block_entry_layout, layer_desc_layout
-from hw.soc.isa import (ACT_BASE, Op, Target, clash, decode_fields, dma_words, target_word_bytes,
-                        act_wide_words, unpack, wide_transfer)
+from hw.soc.isa import (ACT_BASE, WORD_ALIGN, Op, Target, act_wide_words, clash, decode_fields,
+                        dma_words, target_word_bytes, unpack, wide_transfer)
 
 __all__ = ["Emulator", "HazardError", "ProgramFault", "RunStats", "predict"]
 
@@ -192,8 +192,8 @@ class Emulator:
                 raise ProgramFault(f"instruction {pc}: LOAD into the output memory")
             wb = self._word_bytes(t, a)
             words = self._gather(pc, a, wb)
-            self._onchip(pc, t, a["onchip"], len(words))[:] = 0
-            self._onchip(pc, t, a["onchip"], len(words))[:, :wb] = words
+            dst = self._onchip(pc, t, a["onchip"], len(words))
+            dst[:, :wb], dst[:, wb:] = words, 0
             return self.cost(pc, op, a)
         if op == Op.STORE:
             t = Target(a["target"])
@@ -216,10 +216,10 @@ class Emulator:
 
     def _word_bytes(self, t: Target, a: dict) -> int:
         """Bytes per target word a LOAD/STORE moves off chip (``dense``: fewer, zero-filled)."""
-        dense = a.get("dense", 0)
-        if dense and 4 * dense > self.wb[t]:
-            raise ProgramFault(f"dense LOAD of {4 * dense} bytes into {self.wb[t]}-byte words")
-        return 4 * dense if dense else self.wb[t]
+        n = a.get("dense", 0) * WORD_ALIGN
+        if n > self.wb[t]:
+            raise ProgramFault(f"dense LOAD of {n} bytes into {self.wb[t]}-byte words")
+        return n or self.wb[t]
 
     def _transfer(self, addr: int, rows: int, row_bytes: int, write: bool, word_bytes: int = 0,
                   wide: bool = False):

@@ -174,7 +174,7 @@ def wide_transfer(wide: int, op: Op, args: dict) -> bool:
     if wide == 1 or args["ext"] < ACT_BASE:
         return False
     want = {Op.LOAD: Target.MAP, Op.STORE: Target.OUT}.get(op)
-    step = 4 * wide
+    step = WORD_ALIGN * wide
     return (Target(args["target"]) == want and args["ext"] % step == 0
             and args["s1"] % step == 0 and args["s2"] % step == 0)
 
