@@ -502,6 +502,11 @@ class _Compiler:
         self._tail = (len(self.insns), self.engine_words.get(Target.WEIGHTS, (0, 0)),
                       self._weight_loads, order[-1][0].share[1])
 
+    def _weights(self, part: _Part) -> tuple:
+        """(words, offset in the constants, bytes per word) of ``part``'s weights."""
+        raw, wb = part.run["weights"], self.wb[Target.WEIGHTS]
+        return len(raw) // wb, self.const(raw), wb
+
     def early_weights(self, part: _Part) -> None:
         """Load ``part``'s weights (the first of a layer) back where the last layer's last run
         was issued, into the weight half it does not use, when no weight load came since: the
@@ -511,8 +516,7 @@ class _Compiler:
         if tail is None or part.share[1] != 2:
             return
         at_insn, busy, loads, share = tail
-        raw, wb = part.run["weights"], self.wb[Target.WEIGHTS]
-        words, off = len(raw) // wb, self.const(raw)
+        words, off, _ = self._weights(part)
         buf = self.bufs[Target.WEIGHTS]
         if share != 2 or loads != self._weight_loads or buf.find(("const", off)) is not None:
             return
@@ -592,8 +596,7 @@ class _Compiler:
         """Piece ``i`` of ``n`` of ``part``'s weights into the half of the weight memory the
         engine's current run does not use (the first piece places them; nothing when a half
         already holds them)."""
-        raw, wb = part.run["weights"], self.wb[Target.WEIGHTS]
-        words, off = len(raw) // wb, self.const(raw)
+        words, off, wb = self._weights(part)
         buf = self.bufs[Target.WEIGHTS]
         if i == 0:
             self._prefetch = None
@@ -742,10 +745,7 @@ class _Compiler:
     def block_needs(self, nodes, block) -> list:
         """Block convolution's blocks: for each block of the group's input, the window
         (y0, y1, x0, x1) of every tensor of the chain (no halos: a block is its own image)."""
-        for n in nodes:
-            if not isinstance(n, (Conv, Pool)) or len(n.inputs) != 1:
-                raise ProgramError(f"{n.name}: {n.op} in a block-wise group is not in the "
-                                   f"network program yet")
+        self._check_chain(nodes, "block-wise")
         first = self.g.tensors[nodes[0].inputs[0]]
         _, H, W = first.shape
         bh, bw = block or (H, W)
@@ -772,13 +772,19 @@ class _Compiler:
         return [{t: (e[0][by][0], e[0][by][0] + e[0][by][1], e[1][bx][0], e[1][bx][0] + e[1][bx][1])
                  for t, e in ext.items()} for by in range(ny) for bx in range(nx)]
 
+    @staticmethod
+    def _check_chain(nodes, kind: str) -> None:
+        """A group of several layers runs block by block only as a chain of convolutions and
+        pools."""
+        for n in nodes:
+            if not isinstance(n, (Conv, Pool)) or len(n.inputs) != 1:
+                raise ProgramError(f"{n.name}: {n.op} in a {kind} group is not in the network "
+                                   f"program yet")
+
     def fused_needs(self, nodes, block) -> list:
         """Exact fusion's blocks: per output block, the region every tensor must provide (back
         to front, halos included), as the golden model computes them."""
-        for n in nodes:
-            if not isinstance(n, (Conv, Pool)) or len(n.inputs) != 1:
-                raise ProgramError(f"{n.name}: {n.op} in a fused group is not in the network "
-                                   f"program yet")
+        self._check_chain(nodes, "fused")
         _, H, W = self.g.tensors[nodes[0].inputs[0]].shape
         _, Ho, Wo = self.g.tensors[nodes[-1].output].shape
         bh, bw = block or (H, W)
