@@ -185,7 +185,7 @@ def program_handler(args, acfg, graph) -> int | None:
         lines.append(f"  layer groups   {sum(c.cycles for c in costs):,} cycles, "
                      f"{sum(c.map_bytes for c in costs):,} bytes of maps and "
                      f"{sum(c.offchip_bytes for c in costs):,} in all off chip (each group "
-                     f"compiled alone)")
+                     f"as it adds to the layer before it)")
     print("\n".join(x for x in lines if x is not None))
     try:
         report["program"] = program_cost(graph, plan, args.board)

@@ -190,6 +190,7 @@ class _Buffer:
         self.depth, self.half, self.pack = depth, depth // 2, pack
         self.held: list = []             # (first word, last + 1, key, off-chip source range)
         self.recent = None
+        self.reserved = None             # (first, last + 1) kept free for a load to come
 
     def find(self, key):
         for lo, _, k, _ in self.held:
@@ -205,8 +206,11 @@ class _Buffer:
         """The first word of a place for ``n`` words (``share``: 1 the whole memory, 2 a half)
         that overlaps none of the ranges ``avoid``; None if there is none."""
         if self.pack and share == 2:
-            gap = self._gap(n, [(lo, hi) for lo, hi in avoid if lo < hi]
-                            + [(h[0], h[1]) for h in self.held])
+            avoid = [(lo, hi) for lo, hi in avoid if lo < hi]
+            keep = [self.reserved] if self.reserved else []
+            gap = self._gap(n, avoid + keep + [(h[0], h[1]) for h in self.held])
+            if gap is None and keep:     # evict what is held rather than the reservation
+                gap = self._gap(n, avoid + keep)
             if gap is not None:
                 return gap
         return next((o for o in self._offsets(share)
@@ -225,8 +229,10 @@ class _Buffer:
         """The first word of ``n`` words for a run compiled for ``share`` (1: the whole
         memory, 2: a half) that overlap none of the ranges ``avoid`` if possible."""
         at = self.free_at(n, share, avoid)
-        if at is None:
-            at = self._offsets(share)[0]
+        return self.claim(at if at is not None else self._offsets(share)[0], n, key, source)
+
+    def claim(self, at: int, n: int, key=None, source=None) -> int:
+        """Words ``at … at + n`` now hold ``key``: what they held is gone."""
         self.held = [h for h in self.held if not (h[0] < at + n and at < h[1])]
         if key is not None:
             self.held.append((at, at + n, key, source))
@@ -238,10 +244,12 @@ class _Buffer:
         self.held = [h for h in self.held if not (h[3] and h[3][0] < hi and lo < h[3][1])]
 
 
-def _const_load(target: Target, onchip: int, ext: int, words: int) -> dict:
+def _const_load(target: Target, onchip: int, ext: int, words: int, dense: int = 0) -> dict:
     """The arguments of a LOAD of ``words`` consecutive words of a constant (``ext``: its
-    offset in the constants, relocated when the program is finished) to ``onchip``."""
-    return dict(target=target, onchip=onchip, ext=ext, n0=words, n1=1, s1=0, n2=1, s2=0)
+    offset in the constants, relocated when the program is finished) to ``onchip``; ``dense``:
+    stored as that many memory words per target word, the rest zero."""
+    return dict(target=target, onchip=onchip, ext=ext, n0=words, n1=1, s1=0, n2=1, s2=0,
+                dense=dense)
 
 
 def _offchip_range(a: dict, word: int) -> tuple:
@@ -252,6 +260,11 @@ def _offchip_range(a: dict, word: int) -> tuple:
 #: how a run shares the input, weight and output memories (1: the whole memory, 2: a half, so
 #: the DMA fills or drains the other half while the engine runs)
 HALVES, MAP_RESIDENT, WHOLE = (2, 2, 2), (1, 2, 2), (1, 1, 1)
+#: a layer's first weights under 1/SMALL_WEIGHTS of a weight half load where the last layer's
+#: last run was issued (a depthwise layer's: a few words), leaving the runs before to a larger
+SMALL_WEIGHTS = 8
+#: the most memory words a ``dense`` LOAD reads per target word (its field's range)
+MAX_DENSE = 15
 
 
 @dataclass
@@ -300,6 +313,8 @@ class _Compiler:
         self.counts = {"tiles": 0, "runs": 0, "loads_skipped": 0, "act_groups": 0}
         self._prefetch = None               # (constant, first word) of weights loading in pieces
         self._tail = None                   # see run_jobs / early_weights
+        self._slots: list = []              # CONVs of the last long row of runs (early_weights)
+        self._wuse: list = []               # (instruction, first, last + 1) weight words touched
         self._weight_loads = 0
         self._compiled: dict = {} if cache is None else cache   # runs compiled, by shape
 
@@ -319,6 +334,9 @@ class _Compiler:
         self.layers.append(self.layer)
         if op == Op.LOAD and args["target"] == Target.WEIGHTS:
             self._weight_loads += 1
+            self._wuse.append((len(self.insns) - 1, args["onchip"], args["onchip"] + args["n0"]))
+        elif op == Op.CONV:
+            self._wuse.append((len(self.insns) - 1, *run_words[Target.WEIGHTS]))
 
     def flush_store(self) -> None:
         """Emit the STORE of the last run's output (kept back so it runs beside the next run)."""
@@ -494,39 +512,102 @@ class _Compiler:
             else:
                 rows.append([job])
         self.early_weights(order[0][0])
+        big = self._big_weights(max(len(row[0][0].run["weights"]) for row in rows)
+                                // self.wb[Target.WEIGHTS])
         for r, row in enumerate(rows):
             nxt = rows[r + 1][0][0] if r + 1 < len(rows) else None
+            convs = []
             for i, (p, src, dst, origin) in enumerate(row):
                 self.run_part(p, src, dst, origin, nxt and (nxt, i, len(row)))
+                convs.append(self._conv_at)
+            if nxt is None and big:
+                self._reserve(convs)
         # where the next layer's first weights can still load beside this layer's last run
         self._tail = (len(self.insns), self.engine_words.get(Target.WEIGHTS, (0, 0)),
                       self._weight_loads, order[-1][0].share[1])
 
     def _weights(self, part: _Part) -> tuple:
-        """(words, offset in the constants, bytes per word) of ``part``'s weights."""
-        raw, wb = part.run["weights"], self.wb[Target.WEIGHTS]
-        return len(raw) // wb, self.const(raw), wb
+        """(words, offset in the constants, bytes per word stored, ``dense``) of ``part``'s
+        weights.  Words whose last bytes are zero in every word (a depthwise run's: two taps of
+        the array's nine rows) are stored and loaded ``dense``: their used memory words only."""
+        run = part.run
+        if "stored_weights" not in run:
+            raw, wbt = run["weights"], self.wb[Target.WEIGHTS]
+            w = np.frombuffer(raw, np.uint8).reshape(-1, wbt)
+            nz = np.flatnonzero(w.any(axis=0))
+            used = -(-(int(nz[-1]) + 1 if len(nz) else 1) // WORD_ALIGN)
+            dense = used if used * WORD_ALIGN < wbt and used <= MAX_DENSE else 0
+            run["stored_weights"] = (w[:, :used * WORD_ALIGN].tobytes() if dense else raw, dense)
+        raw, dense = run["stored_weights"]
+        wb = dense * WORD_ALIGN or self.wb[Target.WEIGHTS]
+        return len(raw) // wb, self.const(raw), wb, dense
 
     def early_weights(self, part: _Part) -> None:
-        """Load ``part``'s weights (the first of a layer) back where the last layer's last run
-        was issued, into the weight half it does not use, when no weight load came since: the
-        layer's first run then waits only for its map (the last layer's output, stored and
-        perhaps pooled first), not for its weights too."""
+        """Load ``part``'s weights (the first of a layer) before the layer starts, so its first
+        run waits only for its map (the last layer's output, stored and perhaps pooled first),
+        not for its weights too.  Best in pieces beside the runs of the last row of runs that
+        had nothing to load beside it (a pointwise layer's last output chunk, with a depthwise
+        layer after it whose runs are short and whose weights are small): into words that no
+        load or run has touched since; else whole, back where the last layer's last run was
+        issued, into the weight half it does not use, when no weight load came since."""
         tail, self._tail = self._tail, None
-        if tail is None or part.share[1] != 2:
+        words, off, wb, dense = self._weights(part)
+        buf = self.bufs[Target.WEIGHTS]
+        slots = []
+        if self._big_weights(words):           # small ones leave the slots to the next
+            slots, self._slots, buf.reserved = self._slots, [], None
+        if part.share[1] != 2 or buf.find(("const", off)) is not None or words > buf.half:
+            return
+        if slots:
+            used = [(lo, hi) for k, lo, hi in self._wuse if k >= slots[0]]
+            at = buf._gap(words, used + [(h[0], h[1]) for h in buf.held])   # keep what stays
+            if at is None:
+                at = buf._gap(words, used)
+            self._wuse = []
+            if at is not None:
+                buf.claim(at, words, ("const", off))
+                n = len(slots)
+                for i in reversed(range(n)):
+                    lo, hi = words * i // n, words * (i + 1) // n
+                    self._insert(slots[i] + 1, _const_load(Target.WEIGHTS, at + lo,
+                                                           off + lo * wb, hi - lo, dense))
+                return
+        if tail is None:
             return
         at_insn, busy, loads, share = tail
-        words, off, _ = self._weights(part)
-        buf = self.bufs[Target.WEIGHTS]
-        if share != 2 or loads != self._weight_loads or buf.find(("const", off)) is not None:
-            return
-        if words > buf.half or buf.free_at(words, 2, [busy]) is None:
+        if share != 2 or loads != self._weight_loads or buf.free_at(words, 2, [busy]) is None:
             return
         at = buf.place(words, 2, [busy], ("const", off))
-        self.insns.insert(at_insn,
-                          pack(Op.LOAD, {}, **_const_load(Target.WEIGHTS, at, off, words)))
-        self.layers.insert(at_insn, self.layer)
-        self._patch = [k + (k >= at_insn) for k in self._patch] + [at_insn]
+        self._insert(at_insn, _const_load(Target.WEIGHTS, at, off, words, dense))
+
+    def _big_weights(self, words: int) -> bool:
+        """Whether ``words`` of weights take 1/SMALL_WEIGHTS of a weight half or more."""
+        return words * SMALL_WEIGHTS >= self.bufs[Target.WEIGHTS].half
+
+    def _reserve(self, convs: list) -> None:
+        """The runs ``convs`` (a layer's last row) have nothing to load beside them: keep the
+        largest stretch of the weight memory they do not use free for the next layer's first
+        weights (less room for a small layer's weights in between), to be loaded beside them
+        (:meth:`early_weights`)."""
+        buf = self.bufs[Target.WEIGHTS]
+        self._wuse = [u for u in self._wuse if u[0] >= convs[0]]
+        at, best, free = 0, (0, 0), 0
+        for lo, hi in sorted((lo, hi) for _, lo, hi in self._wuse) + [(buf.depth, buf.depth)]:
+            free += max(0, lo - at)
+            if lo - at > best[1] - best[0]:
+                best = (at, lo)
+            at = max(at, hi)
+        room = free - (best[1] - best[0])             # free words beside the stretch
+        hi = best[1] - max(0, buf.half // SMALL_WEIGHTS - room)
+        self._slots, buf.reserved = (convs, (best[0], hi)) if hi > best[0] else ([], None)
+
+    def _insert(self, k: int, load: dict) -> None:
+        """Put a LOAD of a constant in at instruction ``k`` (of the current layer)."""
+        self.insns.insert(k, pack(Op.LOAD, {}, **load))
+        self.layers.insert(k, self.layer)
+        self._patch = [j + (j >= k) for j in self._patch] + [k]
+        self._wuse = [(j + (j >= k), lo, hi) for j, lo, hi in self._wuse]
+        self._wuse.append((k, load["onchip"], load["onchip"] + load["n0"]))
 
     def run_part(self, p: _Part, src: MapPlace, dst: MapPlace, dst_origin,
                  prefetch=None) -> None:
@@ -545,7 +626,9 @@ class _Compiler:
         n_in = run["in_words"]
         # the weights first: a map load may have to wait for the last run's STORE (the first
         # run of a layer reads what the layer before wrote), the weights never do
-        w_at = self.load_const(Target.WEIGHTS, run["weights"], p.share[1], busy)
+        _, _, _, dense = self._weights(p)
+        w_at = self.load_const(Target.WEIGHTS, p.run["stored_weights"][0], p.share[1], busy,
+                               dense)
         key = ("map", src.addr, p.window, p.cb)
         m_at = self.bufs[Target.MAP].find(key)
         if m_at is None:
@@ -576,6 +659,7 @@ class _Compiler:
         self.load_const(Target.DESC, self.packer.desc(
             dict(d, pix0=d["pix0"] + m_at, w_base=w_at, out_base=o_at)))
         n_w = len(run["weights"]) // self.wb[Target.WEIGHTS]
+        self._conv_at = len(self.insns)
         self.emit(Op.CONV, run_words={
             Target.MAP: (m_at, m_at + n_in), Target.WEIGHTS: (w_at, w_at + n_w),
             Target.STEPS: (0, d["steps"]), Target.BLOCKS: (0, d["n_ob"] << self.cfg.group_bits),
@@ -596,7 +680,7 @@ class _Compiler:
         """Piece ``i`` of ``n`` of ``part``'s weights into the half of the weight memory the
         engine's current run does not use (the first piece places them; nothing when a half
         already holds them)."""
-        words, off, wb = self._weights(part)
+        words, off, wb, dense = self._weights(part)
         buf = self.bufs[Target.WEIGHTS]
         if i == 0:
             self._prefetch = None
@@ -609,10 +693,12 @@ class _Compiler:
         at = self._prefetch[1]
         lo, hi = words * i // n, words * (i + 1) // n
         if hi > lo:
-            self.emit(Op.LOAD, **_const_load(Target.WEIGHTS, at + lo, off + lo * wb, hi - lo))
+            self.emit(Op.LOAD, **_const_load(Target.WEIGHTS, at + lo, off + lo * wb, hi - lo,
+                                             dense))
             self._patch.append(len(self.insns) - 1)
 
-    def load_const(self, target: Target, raw: bytes, share: int = 1, busy=None) -> int:
+    def load_const(self, target: Target, raw: bytes, share: int = 1, busy=None,
+                   dense: int = 0) -> int:
         """LOAD constant ``raw`` (whole words of ``target``) into a part of ``target``'s memory
         — for ``share`` 2 a half the engine's current run (``busy``) does not use — unless one
         holds it; returns its first word. The off-chip address is relocated to the constants'
@@ -623,9 +709,9 @@ class _Compiler:
         if at is not None:
             self.counts["loads_skipped"] += 1
             return at
-        n = len(raw) // self.wb[target]
+        n = len(raw) // (dense * WORD_ALIGN or self.wb[target])
         at = buf.place(n, share, [(busy or {}).get(target, (0, 0))], ("const", off))
-        self.emit(Op.LOAD, **_const_load(target, at, off, n))
+        self.emit(Op.LOAD, **_const_load(target, at, off, n, dense))
         self._patch.append(len(self.insns) - 1)
         return at
 

@@ -12,7 +12,11 @@ Search: a dynamic programme over the cut points of every run of spatial layers. 
 layer runs on the whole map; a group of several runs block by block with its intermediate maps
 in the activation buffer (groups whose blocks do not fit it are not offered: off chip they
 would only add block borders).  Each group of up to :data:`MAX_NODES` layers is offered with the
-:data:`BLOCKS_PER_GROUP` largest blocks that fit and tile it.  A group costs its cycles plus
+:data:`BLOCKS_PER_GROUP` largest blocks that fit and tile it.  A group's cycles and bytes are
+what it adds to a program after the layer before it (the two compiled together, less that
+layer alone): compiled alone, a group would pay at its start for loads that run beside the
+layer ahead of it (MobileNetV1 pairs each depthwise layer with the pointwise one after it
+only when so costed).  A group costs its cycles plus
 :data:`MAP_BYTE_CYCLES` of its schedule per feature-map byte it moves off chip: under ``block``
 fewer map bytes are the point (DATE 2018) and a cycle is the price of one; ``fused`` plans
 minimise cycles, fusing where that pays in time.  A lower bound (the MACs on every
@@ -84,6 +88,7 @@ class _Planner:
         self.progress = progress
         self.costed = 0
         self.why: dict = {}                  # layer → why it does not compile alone
+        self.alone: dict = {}                # layer → its cost as a program of its own
         pes = acfg.engine.rows * acfg.engine.cols
         from host.compiler.dma import TIMINGS
         rate = TIMINGS[acfg.memory].load.bytes_per_cycle
@@ -123,24 +128,42 @@ class _Planner:
             nb = -(-H // block[0]) * -(-W // block[1])
         return sum(max(c, nb * w) for c, w in (self._node_bound[n.name] for n in nodes))
 
-    def cost(self, nodes, block) -> GroupCost | None:
-        """The group compiled alone and its program's predicted cost (None if it does not
-        compile on this configuration)."""
+    def _predict(self, *groups) -> tuple | None:
+        """(cycles, map bytes, off-chip bytes) of ``groups`` ((names, block)) compiled as one
+        program, or None if it does not compile on this configuration."""
         from host.compiler.program import ProgramError, _Compiler
         from host.runtime.emulator import predict
-        names = [n.name for n in nodes]
-        plan = Plan(self.schedule, [Group(names, block)])
+        plan = Plan(self.schedule, [Group(list(names), block) for names, block in groups])
         try:
             prog = _Compiler(self.g, plan, self.acfg, self.cache).compile()
         except (ProgramError, PlanError) as e:
-            if len(nodes) == 1:
-                self.why[nodes[0].name] = str(e)
+            if len(groups) == 1 and len(groups[0][0]) == 1:
+                self.why[groups[0][0][0]] = str(e)
             return None
         st = predict(prog, self.acfg)
+        return st.cycles, st.traffic["map"], st.read + st.written
+
+    def cost(self, nodes, block, before=None) -> GroupCost | None:
+        """What the group adds to the program after the layer ``before`` (the last of the
+        group ahead; None at the start of a run): the two compiled together less that layer
+        alone. Compiled alone, a group would pay at its start for loads that, in the program,
+        run beside the layer ahead of it. None if the group does not compile on this
+        configuration."""
+        names = tuple(n.name for n in nodes)
+        both = self._predict(([before.name], None), (names, block)) if before else None
+        if both is None:
+            c = self._predict((names, block))
+            if c is None:
+                return None
+        else:
+            if before.name not in self.alone:
+                self.alone[before.name] = self._predict(([before.name], None))
+            alone = self.alone[before.name]
+            c = tuple(x - y for x, y in zip(both, alone)) if alone else both
         self.costed += 1
         if self.progress:
             self.progress(self.costed)
-        return GroupCost(tuple(names), block, st.cycles, st.traffic["map"], st.read + st.written)
+        return GroupCost(names, block, *c)
 
     def run(self, a: int, b: int) -> list:
         """The best groups for graph.nodes[a:b] (a run of spatial layers)."""
@@ -157,7 +180,7 @@ class _Planner:
             for lb, i, group, block in offers:
                 if best[i][0] + lb >= top[0]:
                     continue
-                c = self.cost(group, block)
+                c = self.cost(group, block, nodes[i - 1] if i > a else None)
                 if c is not None and best[i][0] + c.objective(self.schedule) < top[0]:
                     top = (best[i][0] + c.objective(self.schedule), (i, c))
             if top[1] is None:       # not even the layer alone compiles: nothing will
