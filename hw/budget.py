@@ -89,9 +89,10 @@ def engine_memories(cfg, family: str = "ecp5") -> list[Memory]:
     mems += [
         Memory("weights", C * 8, cfg.w_depth, R, R * C * cfg.w_depth, read_reg=True),
         Memory("output map", C * 8, cfg.out_depth, 1, C * cfg.out_depth, read_reg=True),
-        Memory("step table", step_word_layout(cfg).size, cfg.step_depth),
-        Memory("block base", cfg.addr_width, cfg.ob_depth),
-        Memory("requant parameters", P * (32 + 31 + 6), cfg.ob_depth << cfg.group_bits),
+        Memory("step table", step_word_layout(cfg).size, cfg.step_depth * cfg.table_banks),
+        Memory("block base", cfg.addr_width, cfg.ob_depth * cfg.table_banks),
+        Memory("requant parameters", P * (32 + 31 + 6),
+               (cfg.ob_depth << cfg.group_bits) * cfg.table_banks),
     ]
     if cfg.pool_width:
         mems.append(Memory("pool row", C * 8, max(1, cfg.pool_width // 2), async_read=True))

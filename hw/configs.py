@@ -95,12 +95,13 @@ BOARD_CONFIGS = {
         "ulx3s-85f", DEVICES["LFE5U-85F"],
         EngineConfig(rows=9, cols=16, post_lanes=16, lut_requant=True, in_depth=4096,
                      w_depth=1024, step_depth=32, ob_depth=8, out_depth=1024, read_ports=2,
-                     dsp_sites="ecp5-85f"),
+                     dsp_sites="ecp5-85f", table_banks=2),
         100.0, "sdram", engine_luts=43699, act_bytes=128 << 10, **_ECP5_SOC),
     "ulx3s-45f": AcceleratorConfig(
         "ulx3s-45f", DEVICES["LFE5U-45F"],
         EngineConfig(rows=8, cols=8, post_lanes=4, lut_requant=True, in_depth=4096,
-                     w_depth=1024, step_depth=32, ob_depth=8, out_depth=1024, read_ports=2),
+                     w_depth=1024, step_depth=32, ob_depth=8, out_depth=1024, read_ports=2,
+                     table_banks=2),
         100.0, "sdram", act_bytes=64 << 10, **_ECP5_SOC),
     # all 8 SB_MAC16 as PEs, one digit-serial requant lane, memories written straight from the
     # load port (the UP5K is short of logic cells)
@@ -115,7 +116,7 @@ BOARD_CONFIGS = {
 CI_CONFIG = AcceleratorConfig(
     "ci", DEVICES["LFE5U-25F"],
     EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=32, ob_depth=64,
-                 out_depth=2048, post_lanes=2, read_ports=2),
+                 out_depth=2048, post_lanes=2, read_ports=2, table_banks=2),
     100.0, "none", board=False, note="small instance of the same design for CI tests")
 
 #: engines the host simulated before the board engines could hold a layer; they fit no board

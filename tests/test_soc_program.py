@@ -143,9 +143,10 @@ def test_a_block_group_on_chip_on_the_85f_configuration(b85_device):
     """Block convolution on chip: two blocks through a 3×3 chain and a max pool, each block's
     intermediate maps in the activation buffer (padded at the block's borders by the engine,
     never stored), moved a map word per cycle through its wide port; the 3-channel input
-    stored in 4-byte words and loaded ``dense``. The RTL's output and counters equal the
-    emulator's."""
+    stored in 4-byte words and loaded ``dense``; the layers' step and block tables in both
+    banks. The RTL's output and counters equal the emulator's."""
     from host.compiler.plan import Group, Plan
+    from hw.soc.isa import Target
     acfg = get_config("ulx3s-85f")
     b = GraphBuilder("b", (3, 20, 12), seed=8, input_zero_point=-5)
     b.maxpool(b.conv(b.conv(b.input, 32, 3), 16, 3), 2)
@@ -153,6 +154,10 @@ def test_a_block_group_on_chip_on_the_85f_configuration(b85_device):
     plan = Plan("block", [Group([n.name for n in g.nodes], (10, 12))])
     p = compile_program(g, acfg, plan)
     assert p.counts["act_groups"] == 1 and p.input.lanes == 4
+    steps = {a["onchip"] for op, _, a in (unpack(p.code[k:k + 32])
+                                          for k in range(0, len(p.code), 32))
+             if op == Op.LOAD and a["target"] == Target.STEPS}
+    assert steps == {0, acfg.engine.step_depth}
     pd = _check(b85_device, g, acfg, plan=plan)
     assert pd.frames[-1]["act"] > 0 and pd.frames[-1]["written"] == 16 * 10 * 6
 

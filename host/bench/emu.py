@@ -129,10 +129,12 @@ def bench(outdir) -> list:
               "unit, while the engine waits) and the waits where tables change. MobileNetV1 is "
               "bound by its transfers where its layers change and at its end: its depthwise "
               "layers take few engine cycles (two taps per step on the two-port input memory) "
-              "against their maps' loads from the SDRAM, so the next pointwise layer's first "
-              "weights load while the engine waits, and its last two pointwise layers and its "
-              "classifier (2.5 MB of weights at about 2 bytes a cycle) are bound by the SDRAM. "
-              "Maps move between the activation buffer and the engine a map word per cycle "
-              "(its wide port), and the 3-channel image travels in 4-byte words (`dense`)."]
+              "against their maps' loads from the SDRAM, the first layer of each block group "
+              "waits for its block's map, and its last two pointwise layers and its classifier "
+              "(2.5 MB of weights at about 2 bytes a cycle) are bound by the SDRAM. A pointwise "
+              "layer's first weights stream beside the last output chunk of the pointwise layer "
+              "before it; depthwise weights and the 3-channel image travel `dense` (their used "
+              "4-byte words only); maps move between the activation buffer and the engine a map "
+              "word per cycle (its wide port)."]
     (outdir / "emu_bench.md").write_text("\n".join(lines) + "\n")
     return [outdir / "emu_bench.md", outdir / "emu_bench.json"]

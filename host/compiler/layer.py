@@ -139,7 +139,8 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
                 pad_t=pt, pad_l=pl, row_step=sh * w, pix0=-pt * w - pl,
                 depthwise=int(depthwise), x_zp=int(zx), y_zp=int(zy), lo=int(lo), hi=int(hi),
                 pool=int(bool(pool)), kh=kh, h_feed=max(0, min(h, (ho - 1) * sh - pt + kh)), plane=hw,
-                nb=nb, pool_w=n_ob * wo if line else wo, w_base=0, out_base=0)
+                nb=nb, pool_w=n_ob * wo if line else wo, w_base=0, out_base=0,
+                step_bank=0, ob_bank=0)
     out_shape = (o, ho // 2, wo // 2) if pool else (o, ho, wo)
     macs = int(o * ig * kh * kw * ho * wo)
     meta = dict(depthwise=depthwise, line=line)

@@ -301,8 +301,9 @@ class _Compiler:
         self._digests: dict = {}
         self.bufs = {Target.MAP: _Buffer(cfg.in_depth),
                      Target.WEIGHTS: _Buffer(cfg.w_depth, pack=True),
-                     Target.OUT: _Buffer(cfg.out_depth), Target.STEPS: _Buffer(cfg.step_depth),
-                     Target.BLOCKS: _Buffer(cfg.ob_depth << cfg.group_bits),
+                     Target.OUT: _Buffer(cfg.out_depth),
+                     Target.STEPS: _Buffer(cfg.step_depth * cfg.table_banks),
+                     Target.BLOCKS: _Buffer((cfg.ob_depth << cfg.group_bits) * cfg.table_banks),
                      Target.DESC: _Buffer(1)}
         self.engine_words: dict = {}        # on-chip words the engine's current run uses
         self.deferred = None                # the last run's STORE, emitted beside the next run
@@ -648,8 +649,10 @@ class _Compiler:
             self.emit(Op.LOAD, onchip=m_at, **load)
         else:
             self.counts["loads_skipped"] += 1
-        self.load_const(Target.STEPS, run["steps"])
-        self.load_const(Target.BLOCKS, run["blocks"])
+        # the tables: with two banks into the one the engine's current run does not read
+        banks = self.cfg.table_banks
+        s_at = self.load_const(Target.STEPS, run["steps"], banks, busy)
+        b_at = self.load_const(Target.BLOCKS, run["blocks"], banks, busy)
         n_out = run["out_words"]
         pending = dma_words(Op.STORE, self.deferred) if self.deferred else {}
         o_at = self.bufs[Target.OUT].place(n_out, p.share[2], list(pending.values()))
@@ -657,12 +660,15 @@ class _Compiler:
             self.flush_store()                     # the run would overwrite its words
         d = run["desc"]
         self.load_const(Target.DESC, self.packer.desc(
-            dict(d, pix0=d["pix0"] + m_at, w_base=w_at, out_base=o_at)))
+            dict(d, pix0=d["pix0"] + m_at, w_base=w_at, out_base=o_at,
+                 step_bank=s_at // self.cfg.step_depth,
+                 ob_bank=b_at // (self.cfg.ob_depth << self.cfg.group_bits))))
         n_w = len(run["weights"]) // self.wb[Target.WEIGHTS]
         self._conv_at = len(self.insns)
         self.emit(Op.CONV, run_words={
             Target.MAP: (m_at, m_at + n_in), Target.WEIGHTS: (w_at, w_at + n_w),
-            Target.STEPS: (0, d["steps"]), Target.BLOCKS: (0, d["n_ob"] << self.cfg.group_bits),
+            Target.STEPS: (s_at, s_at + d["steps"]),
+            Target.BLOCKS: (b_at, b_at + (d["n_ob"] << self.cfg.group_bits)),
             Target.OUT: (o_at, o_at + n_out)})
         self.flush_store()
         if prefetch and p.share[1] == prefetch[0].share[1] == 2:

@@ -26,7 +26,7 @@ from host.compiler.layer import LayerProgram
 from host.model.quant import multiply_by_quantized_multiplier
 from host.runtime.engine_model import emulate, map_footprint, preloaded_cycles
 from host.compiler.pack import StepCodec
-from hw.engine.engine import block_entry_layout, layer_desc_layout
+from hw.engine.engine import block_entry_layout, layer_desc_layout, table_bases
 from hw.soc.isa import (ACT_BASE, WORD_ALIGN, Op, Target, act_wide_words, clash, decode_fields,
                         dma_words, target_word_bytes, unpack, wide_transfer)
 
@@ -103,9 +103,10 @@ class Emulator:
         self.onchip = {
             Target.MAP: np.zeros((cfg.in_depth, self.wb[Target.MAP]), dtype=np.uint8),
             Target.WEIGHTS: np.zeros((cfg.w_depth, self.wb[Target.WEIGHTS]), dtype=np.uint8),
-            Target.STEPS: np.zeros((cfg.step_depth, self.wb[Target.STEPS]), dtype=np.uint8),
-            Target.BLOCKS: np.zeros((cfg.ob_depth << cfg.group_bits, self.wb[Target.BLOCKS]),
-                                    dtype=np.uint8),
+            Target.STEPS: np.zeros((cfg.step_depth * cfg.table_banks, self.wb[Target.STEPS]),
+                                   dtype=np.uint8),
+            Target.BLOCKS: np.zeros(((cfg.ob_depth << cfg.group_bits) * cfg.table_banks,
+                                     self.wb[Target.BLOCKS]), dtype=np.uint8),
             Target.DESC: np.zeros((1, self.wb[Target.DESC]), dtype=np.uint8),
             Target.OUT: np.zeros((cfg.out_depth, self.wb[Target.OUT]), dtype=np.uint8),
         }
@@ -299,12 +300,13 @@ class Emulator:
         cfg = self.cfg
         desc = self._decoded(Target.DESC, self.onchip[Target.DESC], lambda r: decode_fields(
             self.desc_layout, int.from_bytes(r[0].tobytes(), "little")))
-        steps = self._decoded(Target.STEPS, self.onchip[Target.STEPS][:desc["steps"]],
-                              self._decode_steps)
         nblk = desc["n_ob"] << cfg.group_bits
-        if nblk > len(self.onchip[Target.BLOCKS]) or desc["steps"] > cfg.step_depth:
+        if nblk > cfg.ob_depth << cfg.group_bits or desc["steps"] > cfg.step_depth:
             raise ProgramFault(f"instruction {pc}: descriptor exceeds the engine's tables")
-        blocks = self._decoded(Target.BLOCKS, self.onchip[Target.BLOCKS][:nblk],
+        s0, b0 = table_bases(desc, cfg)
+        steps = self._decoded(Target.STEPS, self.onchip[Target.STEPS][s0:s0 + desc["steps"]],
+                              self._decode_steps)
+        blocks = self._decoded(Target.BLOCKS, self.onchip[Target.BLOCKS][b0:b0 + nblk],
                                self._decode_blocks)
         R, C = cfg.rows, cfg.cols
         if desc["n_ob"] == 1:
@@ -324,8 +326,8 @@ class Emulator:
         self._run_words = {
             Target.MAP: map_footprint(prog),
             Target.WEIGHTS: (w_lo, w_lo + desc["n_ob"] * desc["w_ob"]),
-            Target.STEPS: (0, desc["steps"]),
-            Target.BLOCKS: (0, nblk),
+            Target.STEPS: (s0, s0 + desc["steps"]),
+            Target.BLOCKS: (b0, b0 + nblk),
             Target.OUT: (desc["out_base"], desc["out_base"] + len(words)),
         }
         return cycles

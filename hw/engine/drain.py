@@ -118,7 +118,11 @@ class Drain:
             m.d.sync += prm_addr.eq(Mux(g2 & l2, o2 << KB, Cat((dk_nx + 1)[:KB], d_ob_nx)))
         else:
             m.d.sync += prm_addr.eq(Mux(g2 & l2, o2, d_ob_nx))
-        m.d.comb += prm_rd.addr.eq(prm_addr)
+        if cfg.table_banks == 2:       # the bank's bit above the index, from the descriptor
+            bits = ((cfg.ob_depth << KB) - 1).bit_length()
+            m.d.comb += prm_rd.addr.eq(Cat(prm_addr[:bits], d.ob_bank))
+        else:
+            m.d.comb += prm_rd.addr.eq(prm_addr)
         # the output zero point and clamp bounds reach lane group g (4 groups at most) through
         # stage g of one chain (hw.engine.static_chain; one merged chain driving all 16 lanes
         # was the routed 85F critical path, 15 ns of routing); the first pixel reaches the

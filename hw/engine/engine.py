@@ -102,7 +102,18 @@ def layer_desc_layout(addr_width: int) -> data.StructLayout:
         # fill or drain the other part of a memory while the engine runs (double buffering)
         "w_base": addr_width,
         "out_base": addr_width,
+        # the bank of the step and block tables the run reads (EngineConfig.table_banks)
+        "step_bank": 1,
+        "ob_bank": 1,
     })
+
+
+def table_bases(desc: dict, cfg) -> tuple:
+    """(first step-table word, first block-table word) of the run ``desc`` describes: its
+    ``step_bank`` and ``ob_bank`` with two table banks (``EngineConfig.table_banks``), else 0."""
+    if cfg.table_banks == 1:
+        return 0, 0
+    return desc["step_bank"] * cfg.step_depth, desc["ob_bank"] * (cfg.ob_depth << cfg.group_bits)
 
 
 def port_entry_layout(addr_width: int) -> data.StructLayout:
@@ -150,8 +161,16 @@ class EngineConfig:
     def __init__(self, rows=4, cols=4, in_depth=4096, w_depth=2048, step_depth=512,
                  ob_depth=64, out_depth=4096, post_lanes=None, lut_requant=False,
                  serial_requant=False, pool_width=0, psum_hop=1, line_rows=0, line_words=0,
-                 dsp_sites=None, load_regs=True, read_ports=None):
+                 dsp_sites=None, load_regs=True, read_ports=None, table_banks=1):
         self.rows, self.cols = rows, cols
+        #: copies of the step and block tables (1 or 2): with 2 the DMA loads the next run's
+        #: tables into the bank the current run does not read (the descriptor's ``step_bank``
+        #: and ``ob_bank`` pick a run's), so a table change no longer waits for the engine
+        self.table_banks = int(table_banks)
+        if self.table_banks not in (1, 2):
+            raise ValueError(f"table_banks={table_banks} must be 1 or 2")
+        if self.table_banks == 2 and (step_depth & (step_depth - 1) or ob_depth & (ob_depth - 1)):
+            raise ValueError("two table banks need power-of-two step_depth and ob_depth")
         #: read ports of the input memory (copies of it in block RAM). Fewer than ``rows``:
         #: the ports read at the step and the array's rows take their bytes from those words,
         #: skewed after the read (each step's elements must come from ``read_ports`` words,
@@ -240,7 +259,8 @@ class EngineConfig:
             dict(read_ports=self.read_ports) if self.read_ports != self.rows else {}) | (
             dict(line_rows=self.line_rows, line_words=self.line_words) if self.line_rows else {}) | (
             dict(dsp_sites=self.dsp_sites) if self.dsp_sites else {}) | (
-            {} if self.load_regs else dict(load_regs=False))
+            {} if self.load_regs else dict(load_regs=False)) | (
+            dict(table_banks=self.table_banks) if self.table_banks != 1 else {})
 
     def __repr__(self):
         return "EngineConfig(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
@@ -282,7 +302,7 @@ class Engine(wiring.Component):
         mems.load(m, self.ld_en, self.ld_sel, self.ld_addr, self.ld_data)
         mems.read_back(m, self.rd_addr, self.rd_data)
         loop = IssueLoop(m, cfg, d, self.start, self.busy, self.done, self.cycles)
-        table = TableReads(m, cfg, mems, loop)
+        table = TableReads(m, cfg, d, mems, loop)
         addrs = RowAddresses(m, cfg, table, mems.feeder)
         feed_lines(m, cfg, d, mems, loop, self.ld_en, self.ld_sel, self.ld_addr, self.ld_data)
         array = feed_array(m, cfg, d, mems, addrs, platform)

@@ -169,11 +169,15 @@ class TableReads:
     (its pixel's last step), ``final`` (the run's last step), ``ob``, ``waddr``, the tap bounds
     with the iteration's row offset applied and ``pix`` with its address offset."""
 
-    def __init__(self, m, cfg, mems, loop):
+    def __init__(self, m, cfg, d, mems, loop):
         A = cfg.addr_width
         step_rd = mems.step_mem.read_port()
         base_rd = mems.base_mem.read_port()
-        m.d.comb += [step_rd.addr.eq(loop.s), base_rd.addr.eq(loop.ob)]
+        if cfg.table_banks == 2:       # the bank's bit above the index, from the descriptor
+            m.d.comb += [step_rd.addr.eq(Cat(loop.s[:(cfg.step_depth - 1).bit_length()], d.step_bank)),
+                         base_rd.addr.eq(Cat(loop.ob[:(cfg.ob_depth - 1).bit_length()], d.ob_bank))]
+        else:
+            m.d.comb += [step_rd.addr.eq(loop.s), base_rd.addr.eq(loop.ob)]
         self.step, self.in_base = step_rd.data, base_rd.data
         t_go, t_last, t_final = Signal(), Signal(), Signal()
         t_ob, t_waddr = Signal(12), Signal(A)

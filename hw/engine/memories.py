@@ -68,14 +68,18 @@ class EngineMemories:
         # for the same reason as the map and weight memories
         m.submodules.out_mem = self.out_mem = ReadRegRAM(C * 8, cfg.out_depth, name="out_mem",
                                                          registered=False)
+        NB = cfg.table_banks
+        # two banks of 32 entries would otherwise go to block RAM (yosys's choice at 64 deep);
+        # LUT RAM takes them in 16-deep cells, and the 85F's block RAM is full
         m.submodules.step_mem = self.step_mem = Memory(
-            shape=step_layout, depth=cfg.step_depth, init=[])
+            shape=step_layout, depth=cfg.step_depth * NB, init=[],
+            attrs={"ram_style": "distributed"} if NB > 1 else None)
         KB = cfg.group_bits
         self.prm_layout = data.ArrayLayout(data.StructLayout(
             {"bias": signed(32), "mult": unsigned(31), "shift": signed(6)}), P)
-        m.submodules.base_mem = self.base_mem = Memory(shape=A, depth=cfg.ob_depth, init=[])
+        m.submodules.base_mem = self.base_mem = Memory(shape=A, depth=cfg.ob_depth * NB, init=[])
         m.submodules.prm_mem = self.prm_mem = Memory(shape=self.prm_layout,
-                                                     depth=cfg.ob_depth << KB, init=[])
+                                                     depth=(cfg.ob_depth << KB) * NB, init=[])
         self.w_mems = []
         for r in range(R):
             wm = ReadRegRAM(C * 8, cfg.w_depth, name=f"w_mem_{r}")
