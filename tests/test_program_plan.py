@@ -117,3 +117,23 @@ def test_plan_and_run_agree(tmp_path, capsys):
     plan, _ = PP.plan_program(g, get_config("ulx3s-85f"), "block")
     assert Plan("block", [Group(grp["nodes"], tuple(grp["block"]) if grp["block"] else None)
                           for grp in d["groups"]]) == plan
+
+
+def test_groups_are_costed_after_the_layer_before_them(monkeypatch):
+    """MobileNet's pattern (pointwise, depthwise, pointwise, … at 14×14×512): the search costs
+    each group as what it adds after the layer ahead of it, and its plan runs faster, compiled
+    and predicted whole, than the plan searched on groups costed alone (which pay at their
+    start for loads the program runs beside the layer ahead)."""
+    b = GraphBuilder("mb", (512, 14, 14), seed=3)
+    t = b.conv(b.input, 512, 1, pad=0)
+    for _ in range(2):
+        t = b.conv(t, 512, 3, groups=512)
+        t = b.conv(t, 512, 1, pad=0)
+    g, acfg = b.build(), get_config("ulx3s-85f")
+    plan, _ = PP.plan_program(g, acfg, "fused")
+    alone = PP._Planner.cost
+    monkeypatch.setattr(PP._Planner, "cost",
+                        lambda self, nodes, block, before=None: alone(self, nodes, block))
+    other, _ = PP.plan_program(g, acfg, "fused")
+    assert plan != other
+    assert _objective(g, acfg, plan)[0] < _objective(g, acfg, other)[0]

@@ -316,6 +316,7 @@ class _Compiler:
         self._tail = None                   # see run_jobs / early_weights
         self._slots: list = []              # CONVs of the last long row of runs (early_weights)
         self._wuse: list = []               # (instruction, first, last + 1) weight words touched
+        self._conv_at = 0                   # the last CONV's instruction
         self._weight_loads = 0
         self._compiled: dict = {} if cache is None else cache   # runs compiled, by shape
 
@@ -527,10 +528,10 @@ class _Compiler:
         self._tail = (len(self.insns), self.engine_words.get(Target.WEIGHTS, (0, 0)),
                       self._weight_loads, order[-1][0].share[1])
 
-    def _weights(self, part: _Part) -> tuple:
-        """(words, offset in the constants, bytes per word stored, ``dense``) of ``part``'s
-        weights.  Words whose last bytes are zero in every word (a depthwise run's: two taps of
-        the array's nine rows) are stored and loaded ``dense``: their used memory words only."""
+    def _stored_weights(self, part: _Part) -> tuple:
+        """(bytes as stored, ``dense``) of ``part``'s weights: words whose last bytes are zero
+        in every word (a depthwise run's: two taps of the array's nine rows) are stored and
+        loaded ``dense``, their used memory words only; others whole (``dense`` 0)."""
         run = part.run
         if "stored_weights" not in run:
             raw, wbt = run["weights"], self.wb[Target.WEIGHTS]
@@ -539,7 +540,12 @@ class _Compiler:
             used = -(-(int(nz[-1]) + 1 if len(nz) else 1) // WORD_ALIGN)
             dense = used if used * WORD_ALIGN < wbt and used <= MAX_DENSE else 0
             run["stored_weights"] = (w[:, :used * WORD_ALIGN].tobytes() if dense else raw, dense)
-        raw, dense = run["stored_weights"]
+        return run["stored_weights"]
+
+    def _weights(self, part: _Part) -> tuple:
+        """(words, offset in the constants, bytes per word stored, ``dense``) of ``part``'s
+        weights (:meth:`_stored_weights`)."""
+        raw, dense = self._stored_weights(part)
         wb = dense * WORD_ALIGN or self.wb[Target.WEIGHTS]
         return len(raw) // wb, self.const(raw), wb, dense
 
@@ -627,9 +633,8 @@ class _Compiler:
         n_in = run["in_words"]
         # the weights first: a map load may have to wait for the last run's STORE (the first
         # run of a layer reads what the layer before wrote), the weights never do
-        _, _, _, dense = self._weights(p)
-        w_at = self.load_const(Target.WEIGHTS, p.run["stored_weights"][0], p.share[1], busy,
-                               dense)
+        raw, dense = self._stored_weights(p)
+        w_at = self.load_const(Target.WEIGHTS, raw, p.share[1], busy, dense)
         key = ("map", src.addr, p.window, p.cb)
         m_at = self.bufs[Target.MAP].find(key)
         if m_at is None:
