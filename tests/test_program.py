@@ -20,6 +20,18 @@ def _insns(p):
     return [unpack(p.code[k:k + 32]) for k in range(0, len(p.code), 32)]
 
 
+def _descs(p, cfg):
+    """The descriptors the program's LOADs bring, in order, decoded from its constants."""
+    from hw.engine.engine import layer_desc_layout
+    from hw.soc.isa import decode_fields
+    consts = np.frombuffer(p.consts, np.uint8)
+    lay = layer_desc_layout(cfg.addr_width)
+    n = target_word_bytes(cfg)[Target.DESC]
+    return [decode_fields(lay, int.from_bytes(consts[a["ext"] - p.consts_addr:][:n].tobytes(),
+                                              "little"))
+            for op, _, a in _insns(p) if op == Op.LOAD and a["target"] == Target.DESC]
+
+
 @pytest.mark.parametrize("shape,lanes", [((5, 3, 4), 4), ((16, 2, 2), 16), ((33, 1, 1), 16)])
 def test_map_layout_round_trip(shape, lanes):
     rng = np.random.default_rng(sum(shape))
@@ -162,8 +174,7 @@ def test_tables_alternate_between_their_banks_without_waiting_for_the_engine():
     from host.model.builder import smooth_input
     from host.runtime import golden
     from dataclasses import replace
-    from hw.engine.engine import EngineConfig, layer_desc_layout
-    from hw.soc.isa import decode_fields
+    from hw.engine.engine import EngineConfig
     b = GraphBuilder("t", (16, 20, 20), seed=7)
     t = b.conv(b.input, 48, 3)
     t = b.conv(t, 48, 3, groups=48)
@@ -178,12 +189,7 @@ def test_tables_alternate_between_their_banks_without_waiting_for_the_engine():
         loads = [(s, a) for op, s, a in ops if op == Op.LOAD and a["target"] == t]
         assert {a["onchip"] for _, a in loads} == {0, depth}
         assert any(not s["engine"] for s, _ in loads[1:])
-    consts = np.frombuffer(p.consts, np.uint8)
-    lay = layer_desc_layout(cfg.addr_width)
-    n = target_word_bytes(cfg)[Target.DESC]
-    descs = [decode_fields(lay, int.from_bytes(consts[a["ext"] - p.consts_addr:][:n].tobytes(),
-                                               "little"))
-             for op, _, a in ops if op == Op.LOAD and a["target"] == Target.DESC]
+    descs = _descs(p, cfg)
     assert {d["step_bank"] for d in descs} == {d["ob_bank"] for d in descs} == {0, 1}
     x = smooth_input(g, seed=2)
     y, st = Emulator(B85, p).run(x)
@@ -200,8 +206,6 @@ def test_runs_are_double_buffered_and_pipelined():
     output half and fills one input half while the engine works on the others. The emulator
     (which raises on any clash) then finishes in fewer cycles than the two units' sum."""
     from host.model.builder import smooth_input
-    from hw.engine.engine import layer_desc_layout
-    from hw.soc.isa import decode_fields
     b = GraphBuilder("t", (16, 40, 40), seed=2)
     b.conv(b.input, 16, 3)
     g = b.build()
@@ -220,12 +224,7 @@ def test_runs_are_double_buffered_and_pipelined():
         assert c < s and not ops[s][1]["engine"]
     assert ops[stores[-1]][1]["engine"]                         # the last one must wait
     # the descriptor of each run points at its halves (pix0 carries the input half)
-    consts = np.frombuffer(p.consts, np.uint8)
-    lay = layer_desc_layout(cfg.addr_width)
-    n = target_word_bytes(cfg)[Target.DESC]
-    descs = [decode_fields(lay, int.from_bytes(consts[a["ext"] - p.consts_addr:][:n].tobytes(),
-                                               "little"))
-             for op, _, a in ops if op == Op.LOAD and a["target"] == Target.DESC]
+    descs = _descs(p, cfg)
     assert [d["out_base"] for d in descs] == [ops[k][2]["onchip"] for k in stores]
     y, st = Emulator(B85, p).run(smooth_input(g))
     assert st.cycles < st.busy["engine"] + st.busy["dma"]
