@@ -167,15 +167,17 @@ class TableReads:
     they must start at a flip-flop. The data arrive a cycle later (``step``, ``in_base``); the
     loop state they belong to waits in the ``t_*`` registers: ``go`` (a step issued), ``last``
     (its pixel's last step), ``final`` (the run's last step), ``ob``, ``waddr``, the tap bounds
-    with the iteration's row offset applied and ``pix`` with its address offset."""
+    with the iteration's row offset applied and ``pix`` with its address offset. With two
+    table banks the descriptor's bank bits (registers too) sit above the counters."""
 
     def __init__(self, m, cfg, d, mems, loop):
         A = cfg.addr_width
         step_rd = mems.step_mem.read_port()
         base_rd = mems.base_mem.read_port()
         if cfg.table_banks == 2:       # the bank's bit above the index, from the descriptor
-            m.d.comb += [step_rd.addr.eq(Cat(loop.s[:(cfg.step_depth - 1).bit_length()], d.step_bank)),
-                         base_rd.addr.eq(Cat(loop.ob[:(cfg.ob_depth - 1).bit_length()], d.ob_bank))]
+            sb, ob = (cfg.step_depth - 1).bit_length(), (cfg.ob_depth - 1).bit_length()
+            m.d.comb += [step_rd.addr.eq(Cat(loop.s[:sb], d.step_bank)),
+                         base_rd.addr.eq(Cat(loop.ob[:ob], d.ob_bank))]
         else:
             m.d.comb += [step_rd.addr.eq(loop.s), base_rd.addr.eq(loop.ob)]
         self.step, self.in_base = step_rd.data, base_rd.data
