@@ -49,15 +49,18 @@ class Memory:
     #: a :class:`hw.memory.read_reg_ram.ReadRegRAM`: on ECP5 up to 512 words deep it is built
     #: from 512×36 DP16KD tiles, however shallow
     read_reg: bool = False
+    #: kept in LUT RAM on ECP5 by its ``ram_style`` attribute, however deep (the engine's
+    #: step table and block bases with two table banks)
+    distributed: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
 def tiles_for(width: int, depth: int, family: str, async_read: bool = False,
-              read_reg: bool = False) -> int:
+              read_reg: bool = False, distributed: bool = False) -> int:
     """Block RAM tiles of one copy of a ``depth`` × ``width`` memory on ``family``."""
-    if async_read:
+    if async_read or (distributed and family == "ecp5"):
         return 0
     if family == "ecp5" and read_reg and depth <= TILE_DEPTH:
         return -(-width // TILE_WIDTH)
@@ -89,8 +92,10 @@ def engine_memories(cfg, family: str = "ecp5") -> list[Memory]:
     mems += [
         Memory("weights", C * 8, cfg.w_depth, R, R * C * cfg.w_depth, read_reg=True),
         Memory("output map", C * 8, cfg.out_depth, 1, C * cfg.out_depth, read_reg=True),
-        Memory("step table", step_word_layout(cfg).size, cfg.step_depth * cfg.table_banks),
-        Memory("block base", cfg.addr_width, cfg.ob_depth * cfg.table_banks),
+        Memory("step table", step_word_layout(cfg).size, cfg.step_depth * cfg.table_banks,
+               distributed=cfg.table_banks > 1),
+        Memory("block base", cfg.addr_width, cfg.ob_depth * cfg.table_banks,
+               distributed=cfg.table_banks > 1),
         Memory("requant parameters", P * (32 + 31 + 6),
                (cfg.ob_depth << cfg.group_bits) * cfg.table_banks),
     ]
@@ -106,4 +111,4 @@ def engine_tiles(cfg, family: str = "ecp5") -> int:
 
 def m_tiles(m: Memory, family: str) -> int:
     """Tiles of one copy of memory ``m``."""
-    return tiles_for(m.width, m.depth, family, m.async_read, m.read_reg)
+    return tiles_for(m.width, m.depth, family, m.async_read, m.read_reg, m.distributed)

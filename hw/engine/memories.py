@@ -69,15 +69,16 @@ class EngineMemories:
         m.submodules.out_mem = self.out_mem = ReadRegRAM(C * 8, cfg.out_depth, name="out_mem",
                                                          registered=False)
         NB = cfg.table_banks
-        # two banks of 32 entries would otherwise go to block RAM (yosys's choice at 64 deep);
-        # LUT RAM takes them in 16-deep cells, and the 85F's block RAM is full
+        # with two banks the step table and the block bases stay in LUT RAM (yosys put the
+        # 85F's 64-entry step table in block RAM, which is full; hw.budget counts them so)
+        lutram = {"ram_style": "distributed"} if NB > 1 else None
         m.submodules.step_mem = self.step_mem = Memory(
-            shape=step_layout, depth=cfg.step_depth * NB, init=[],
-            attrs={"ram_style": "distributed"} if NB > 1 else None)
+            shape=step_layout, depth=cfg.step_depth * NB, init=[], attrs=lutram)
         KB = cfg.group_bits
         self.prm_layout = data.ArrayLayout(data.StructLayout(
             {"bias": signed(32), "mult": unsigned(31), "shift": signed(6)}), P)
-        m.submodules.base_mem = self.base_mem = Memory(shape=A, depth=cfg.ob_depth * NB, init=[])
+        m.submodules.base_mem = self.base_mem = Memory(shape=A, depth=cfg.ob_depth * NB, init=[],
+                                                       attrs=lutram)
         m.submodules.prm_mem = self.prm_mem = Memory(shape=self.prm_layout,
                                                      depth=(cfg.ob_depth << KB) * NB, init=[])
         self.w_mems = []
