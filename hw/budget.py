@@ -97,7 +97,7 @@ def engine_memories(cfg, family: str = "ecp5") -> list[Memory]:
         Memory("block base", cfg.addr_width, cfg.ob_depth * cfg.table_banks,
                distributed=cfg.table_banks > 1),
         Memory("requant parameters", P * (32 + 31 + 6),
-               (cfg.ob_depth << cfg.group_bits) * cfg.table_banks),
+               cfg.block_words * cfg.table_banks),
     ]
     if cfg.pool_width:
         mems.append(Memory("pool row", C * 8, max(1, cfg.pool_width // 2), async_read=True))

@@ -185,7 +185,7 @@ def test_tables_alternate_between_their_banks_without_waiting_for_the_engine():
     p = compile_program(g, B85, schedule="layer")
     ops = _insns(p)
     for t, depth in ((Target.STEPS, cfg.step_depth),
-                     (Target.BLOCKS, cfg.ob_depth << cfg.group_bits)):
+                     (Target.BLOCKS, cfg.block_words)):
         loads = [(s, a) for op, s, a in ops if op == Op.LOAD and a["target"] == t]
         assert {a["onchip"] for _, a in loads} == {0, depth}
         assert any(not s["engine"] for s, _ in loads[1:])

@@ -119,7 +119,8 @@ def bench(outdir) -> list:
                   f"off chip only at the groups' borders: {b['traffic']['map']:,} bytes of "
                   f"maps against {l_['traffic']['map']:,} under `layer` "
                   f"({100 * b['traffic']['map'] / l_['traffic']['map']:.1f} %). Every block "
-                  f"reloads the weights its group's layers cannot keep side by side ({b['traffic']['weights']:,} bytes against "
+                  f"reloads the weights its group's layers cannot keep side by side "
+                  f"({b['traffic']['weights']:,} bytes against "
                   f"{l_['traffic']['weights']:,}); the blocks are chosen so that those loads "
                   f"stay under the engine's runs.", ""]
     lines += ["Where the cycles go: the DMA works beside the engine (input, weight and output "

@@ -303,7 +303,7 @@ class _Compiler:
                      Target.WEIGHTS: _Buffer(cfg.w_depth, pack=True),
                      Target.OUT: _Buffer(cfg.out_depth),
                      Target.STEPS: _Buffer(cfg.step_depth * cfg.table_banks),
-                     Target.BLOCKS: _Buffer((cfg.ob_depth << cfg.group_bits) * cfg.table_banks),
+                     Target.BLOCKS: _Buffer(cfg.block_words * cfg.table_banks),
                      Target.DESC: _Buffer(1)}
         self.engine_words: dict = {}        # on-chip words the engine's current run uses
         self.deferred = None                # the last run's STORE, emitted beside the next run
@@ -518,6 +518,8 @@ class _Compiler:
                                 // self.wb[Target.WEIGHTS])
         for r, row in enumerate(rows):
             nxt = rows[r + 1][0][0] if r + 1 < len(rows) else None
+            if not self._slots:
+                self._wuse.clear()          # only a reservation looks back (_reserve, from here)
             convs = []
             for i, (p, src, dst, origin) in enumerate(row):
                 self.run_part(p, src, dst, origin, nxt and (nxt, i, len(row)))
@@ -667,7 +669,7 @@ class _Compiler:
         self.load_const(Target.DESC, self.packer.desc(
             dict(d, pix0=d["pix0"] + m_at, w_base=w_at, out_base=o_at,
                  step_bank=s_at // self.cfg.step_depth,
-                 ob_bank=b_at // (self.cfg.ob_depth << self.cfg.group_bits))))
+                 ob_bank=b_at // self.cfg.block_words)))
         n_w = len(run["weights"]) // self.wb[Target.WEIGHTS]
         self._conv_at = len(self.insns)
         self.emit(Op.CONV, run_words={

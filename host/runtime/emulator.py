@@ -105,8 +105,8 @@ class Emulator:
             Target.WEIGHTS: np.zeros((cfg.w_depth, self.wb[Target.WEIGHTS]), dtype=np.uint8),
             Target.STEPS: np.zeros((cfg.step_depth * cfg.table_banks, self.wb[Target.STEPS]),
                                    dtype=np.uint8),
-            Target.BLOCKS: np.zeros(((cfg.ob_depth << cfg.group_bits) * cfg.table_banks,
-                                     self.wb[Target.BLOCKS]), dtype=np.uint8),
+            Target.BLOCKS: np.zeros((cfg.block_words * cfg.table_banks, self.wb[Target.BLOCKS]),
+                                    dtype=np.uint8),
             Target.DESC: np.zeros((1, self.wb[Target.DESC]), dtype=np.uint8),
             Target.OUT: np.zeros((cfg.out_depth, self.wb[Target.OUT]), dtype=np.uint8),
         }
@@ -301,7 +301,7 @@ class Emulator:
         desc = self._decoded(Target.DESC, self.onchip[Target.DESC], lambda r: decode_fields(
             self.desc_layout, int.from_bytes(r[0].tobytes(), "little")))
         nblk = desc["n_ob"] << cfg.group_bits
-        if nblk > cfg.ob_depth << cfg.group_bits or desc["steps"] > cfg.step_depth:
+        if nblk > cfg.block_words or desc["steps"] > cfg.step_depth:
             raise ProgramFault(f"instruction {pc}: descriptor exceeds the engine's tables")
         s0, b0 = table_bases(desc, cfg)
         steps = self._decoded(Target.STEPS, self.onchip[Target.STEPS][s0:s0 + desc["steps"]],

@@ -119,7 +119,7 @@ class Drain:
         else:
             m.d.sync += prm_addr.eq(Mux(g2 & l2, o2, d_ob_nx))
         if cfg.table_banks == 2:       # the bank's bit above the index, from the descriptor
-            bits = ((cfg.ob_depth << KB) - 1).bit_length()
+            bits = (cfg.block_words - 1).bit_length()
             m.d.comb += prm_rd.addr.eq(Cat(prm_addr[:bits], d.ob_bank))
         else:
             m.d.comb += prm_rd.addr.eq(prm_addr)

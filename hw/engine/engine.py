@@ -113,7 +113,7 @@ def table_bases(desc: dict, cfg) -> tuple:
     ``step_bank`` and ``ob_bank`` with two table banks (``EngineConfig.table_banks``), else 0."""
     if cfg.table_banks == 1:
         return 0, 0
-    return desc["step_bank"] * cfg.step_depth, desc["ob_bank"] * (cfg.ob_depth << cfg.group_bits)
+    return desc["step_bank"] * cfg.step_depth, desc["ob_bank"] * cfg.block_words
 
 
 def port_entry_layout(addr_width: int) -> data.StructLayout:
@@ -222,6 +222,11 @@ class EngineConfig:
         self.in_depth, self.w_depth, self.step_depth = in_depth, w_depth, step_depth
         self.ob_depth, self.out_depth = ob_depth, out_depth
         self.addr_width = _bits(max(in_depth, w_depth, out_depth, 2))
+
+    @property
+    def block_words(self) -> int:
+        """Words of one bank of the block table: ``ob_depth`` blocks of 2^group_bits."""
+        return self.ob_depth << self.group_bits
 
     @property
     def latency(self) -> int:

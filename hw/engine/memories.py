@@ -74,13 +74,12 @@ class EngineMemories:
         lutram = {"ram_style": "distributed"} if NB > 1 else None
         m.submodules.step_mem = self.step_mem = Memory(
             shape=step_layout, depth=cfg.step_depth * NB, init=[], attrs=lutram)
-        KB = cfg.group_bits
         self.prm_layout = data.ArrayLayout(data.StructLayout(
             {"bias": signed(32), "mult": unsigned(31), "shift": signed(6)}), P)
         m.submodules.base_mem = self.base_mem = Memory(shape=A, depth=cfg.ob_depth * NB, init=[],
                                                        attrs=lutram)
         m.submodules.prm_mem = self.prm_mem = Memory(shape=self.prm_layout,
-                                                     depth=(cfg.ob_depth << KB) * NB, init=[])
+                                                     depth=cfg.block_words * NB, init=[])
         self.w_mems = []
         for r in range(R):
             wm = ReadRegRAM(C * 8, cfg.w_depth, name=f"w_mem_{r}")
