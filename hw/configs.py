@@ -64,6 +64,9 @@ class AcceleratorConfig:
     #: the activation buffer (``hw.soc.activation_buffer``): on-chip bytes where fused groups
     #: keep their intermediate blocks (0: none; maps then always go off chip)
     act_bytes: int = 0
+    #: the DMA unit's pooling (``hw.soc.vector_unit``: ``POOL`` and ``GAP``); without it those
+    #: opcodes fault and the compiler refuses networks that pool
+    vector: bool = True
     #: False for configurations that are simulation-only: they fit no board
     board: bool = True
     note: str = ""
@@ -76,7 +79,8 @@ class AcceleratorConfig:
 
     def as_dict(self) -> dict:
         return dict(name=self.name, device=self.device.name, clock_mhz=self.clock_mhz,
-                    memory=self.memory, act_bytes=self.act_bytes, board=self.board,
+                    memory=self.memory, act_bytes=self.act_bytes, vector=self.vector,
+                    board=self.board,
                     engine=self.engine.as_dict())
 
 
@@ -104,12 +108,12 @@ BOARD_CONFIGS = {
                      table_banks=2),
         100.0, "sdram", act_bytes=64 << 10, **_ECP5_SOC),
     # all 8 SB_MAC16 as PEs, one digit-serial requant lane, memories written straight from the
-    # load port (the UP5K is short of logic cells)
+    # load port, no vector unit (the UP5K is short of logic cells; the digits CNN does not pool)
     "icebreaker": AcceleratorConfig(
         "icebreaker", DEVICES["iCE40UP5K"],
         EngineConfig(rows=2, cols=4, post_lanes=1, serial_requant=True, in_depth=512,
                      w_depth=256, step_depth=32, ob_depth=2, out_depth=256, load_regs=False),
-        42.0, "spram", engine_luts=4680, **_ICE40_SOC),
+        42.0, "spram", engine_luts=4680, vector=False, **_ICE40_SOC),
 }
 
 #: the small instance for fast RTL tests (ECP5 geometry, no board of its own)

@@ -61,3 +61,21 @@ def test_ci_configuration_is_a_small_instance():
 def test_unknown_configuration():
     with pytest.raises(KeyError, match="no accelerator configuration 'nope'"):
         get_config("nope")
+
+
+def test_the_configurations_table_takes_the_whole_soc_synthesis(tmp_path):
+    """``blockfuse bench configs`` reports each board's whole-SoC yosys counts where
+    ``bench soc-synth`` wrote them, and a SoC over its device's logic does not fit."""
+    import json
+    from host.bench.configs import bench
+    rows = [dict(board="icebreaker", used=dict(luts=6000, ffs=5000),
+                 available=dict(luts=5280, ffs=5280), fits=dict(luts=False, ffs=True)),
+            dict(board="ulx3s-85f", used=dict(luts=50000, ffs=40000),
+                 available=dict(luts=83640, ffs=83640), fits=dict(luts=True, ffs=True))]
+    (tmp_path / "soc_synth.json").write_text(json.dumps(rows))
+    text = (bench(tmp_path)[0]).read_text()
+    ice = next(ln for ln in text.splitlines() if ln.startswith("| icebreaker |"))
+    b85 = next(ln for ln in text.splitlines() if ln.startswith("| ulx3s-85f |"))
+    assert "6,000 / 5,000 of 5,280" in ice and ice.endswith("| **no** |")
+    assert "50,000 / 40,000 of 83,640" in b85 and b85.endswith("| yes |")
+    assert "6,000 LUT4s and 5,000 FFs" in text and "14 % over" in text

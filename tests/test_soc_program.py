@@ -64,20 +64,48 @@ def test_single_layers_on_the_icebreaker_configuration(ice_device, case):
     _check(ice_device, b.build(), get_config("icebreaker"))
 
 
+@pytest.fixture(scope="module")
+def b45_device():
+    dev = Device(SimTransport(config=soc_config(get_config("ulx3s-45f"))))
+    yield dev
+    dev.close()
+
+
 @pytest.mark.parametrize("k,s,pad,h,w", [(2, 2, 0, 5, 7), (3, 2, 1, 6, 5)])
-def test_max_pooling(ice_device, k, s, pad, h, w):
+def test_max_pooling(b45_device, k, s, pad, h, w):
     """POOL through the vector unit: odd sizes (the floor pool drops a row), overlapping padded
     windows."""
     b = GraphBuilder("p", (6, h, w), seed=k + h)
     b.maxpool(b.conv(b.input, 6, 3), k, s, pad=pad)
-    _check(ice_device, b.build(), get_config("icebreaker"))
+    _check(b45_device, b.build(), get_config("ulx3s-45f"))
 
 
-def test_global_average_pooling(ice_device):
+def test_global_average_pooling(b45_device):
     """GAP through the vector unit and its requantisation lane, then an FC on its vector."""
     b = GraphBuilder("g", (5, 6, 7), seed=3, input_zero_point=-9)
     b.fc(b.flatten(b.gap(b.conv(b.input, 8, 3))), 3)
-    _check(ice_device, b.build(), get_config("icebreaker"))
+    _check(b45_device, b.build(), get_config("ulx3s-45f"))
+
+
+def test_pooling_faults_where_there_is_no_vector_unit(ice_device):
+    """The iCEBreaker's controller has no vector unit: a POOL (from a program compiled as if it
+    had one) stops the program with the unused-opcode error at that instruction, as the
+    emulator faults there too; the compiler refuses such a network for it in one line."""
+    import dataclasses
+    from host.compiler.program import ProgramError
+    from host.runtime.emulator import ProgramFault
+    acfg = get_config("icebreaker")
+    b = GraphBuilder("p", (4, 6, 6), seed=2)
+    b.maxpool(b.conv(b.input, 4, 3), 2)
+    g = b.build()
+    with pytest.raises(ProgramError, match="no vector unit"):
+        compile_program(g, acfg)
+    p = compile_program(g, dataclasses.replace(acfg, vector=True))
+    at = next(k for k in range(p.n_insns) if unpack(p.code[32 * k:32 * k + 32])[0] == Op.POOL)
+    with pytest.raises(ProgramFault, match=f"instruction {at}: POOL"):
+        Emulator(acfg, p).run(smooth_input(g))
+    with pytest.raises(DeviceError, match=f"error 0x01 at instruction {at}"):
+        ProgramDevice(ice_device, p).run(smooth_input(g))
 
 
 def test_an_unused_opcode_is_an_error_in_one_line(ice_device):
@@ -163,7 +191,7 @@ def test_a_block_group_on_chip_on_the_85f_configuration(b85_device):
 
 
 @pytest.mark.slow
-def test_a_block_group_on_chip_on_the_45f_configuration():
+def test_a_block_group_on_chip_on_the_45f_configuration(b45_device):
     """The same block group on the ulx3s-45f: its 8-byte map words take a wide port of two
     memory words (the 85F's takes four)."""
     from host.compiler.plan import Group, Plan
@@ -172,11 +200,7 @@ def test_a_block_group_on_chip_on_the_45f_configuration():
     b.maxpool(b.conv(b.conv(b.input, 32, 3), 16, 3), 2)
     g = b.build()
     plan = Plan("block", [Group([n.name for n in g.nodes], (10, 12))])
-    dev = Device(SimTransport(config=soc_config(acfg)))
-    try:
-        pd = _check(dev, g, acfg, plan=plan)
-    finally:
-        dev.close()
+    pd = _check(b45_device, g, acfg, plan=plan)
     assert pd.frames[-1]["act"] > 0
 
 

@@ -13,19 +13,31 @@ def _all_configs():
     return list(BOARD_CONFIGS.values()) + [CI_CONFIG] + list(SIMULATION_ONLY.values())
 
 
-def _table(reports: list) -> str:
+def soc_synthesis(docs: Path) -> dict:
+    """The whole-SoC yosys counts ``blockfuse bench soc-synth`` committed, by board."""
+    path = Path(docs) / "soc_synth.json"
+    if not path.exists():
+        return {}
+    return {r["board"]: r for r in json.loads(path.read_text())}
+
+
+def _table(reports: list, socs: dict) -> str:
     rows = ["| configuration | device | PEs | clock | block RAM tiles (engine + activation buffer "
             "+ SoC) / device "
-            "| multipliers | logic (LUT4 / LC) | on-chip data | fits |",
-            "|---|---|---:|---:|---|---|---|---:|---|"]
+            "| multipliers | logic (LUT4 / LC) | whole SoC, yosys: LUT4 / FFs | on-chip data "
+            "| fits |",
+            "|---|---|---:|---:|---|---|---|---|---:|---|"]
     for r, cfg in reports:
         b, m, lut = r["bram_tiles"], r["multipliers"], r["luts"]
         logic = "no report" if lut["used"] is None else f"{lut['used']:,} / {lut['available']:,}"
-        fits = "yes" if r["fits"] else "**no**"
+        soc = socs.get(cfg.name)
+        whole = "—" if soc is None else (
+            f"{soc['used']['luts']:,} / {soc['used']['ffs']:,} of {soc['available']['luts']:,}")
+        fits = "yes" if r["fits"] and (soc is None or all(soc["fits"].values())) else "**no**"
         label = cfg.name + ("" if cfg.board else " (" + (cfg.note or "not a board") + ")")
         rows.append(f"| {label} | {r['device']} | {r['pes']} | {r['clock_mhz']:.0f} MHz | "
                     f"{b['used']} ({b['engine']} + {b['act']} + {b['soc']}) / {b['available']} | "
-                    f"{m['used']} / {m['available']} | {logic} | "
+                    f"{m['used']} / {m['available']} | {logic} | {whole} | "
                     f"{r['onchip_bytes'] / 1024:,.0f} KiB | {fits} |")
     return "\n".join(rows)
 
@@ -81,6 +93,17 @@ def bench(outdir) -> list:
          for r, cfg in reports], indent=1) + "\n")
     _plot(reports, outdir / "configs.png")
     ice = BOARD_CONFIGS["icebreaker"]
+    socs = soc_synthesis(outdir)
+    ice_soc = socs.get("icebreaker")
+    if ice_soc:
+        u, a = ice_soc["used"], ice_soc["available"]
+        ice_logic = (f"its whole SoC synthesises to {u['luts']:,} LUT4s and {u['ffs']:,} FFs "
+                     f"against the UP5K's {a['luts']:,} logic cells (`docs/soc_synth.md`), "
+                     f"{100 * (u['luts'] / a['luts'] - 1):.0f} % over in LUTs, though it has no "
+                     f"vector unit (the digits CNN does not pool)")
+    else:
+        ice_logic = (f"the engine ({ice.engine_luts:,} logic cells) and the link SoC "
+                     f"({ice.soc_luts:,}) exceed the UP5K's {ice.device.luts:,}")
     text = f"""# Accelerator configurations and what they take of their boards
 
 One configuration per board (`hw/configs.py`), used by synthesis, `--target sim`, the scheduler
@@ -88,11 +111,12 @@ and the demo. Block RAM tiles are counted from each memory's geometry by `hw/bud
 18 Kbit; SB_RAM40_4K: 4 Kbit; one copy per read port), which equals yosys's count on these
 engines (`tests/test_budget.py`), plus the link SoC's own tiles (`bitstreams/*/report.json`).
 Logic is the engine's synthesis report (`docs/engine_synth_*.json`) plus the link SoC's, where
-both exist. "On-chip data" is the input map, weight and output memories' bytes.
+both exist; the whole SoC with the accelerator, synthesised by yosys (`docs/soc_synth.md`), where
+that exists. "On-chip data" is the input map, weight and output memories' bytes.
 
 Written by `blockfuse bench configs`.
 
-{_table(reports)}
+{_table(reports, socs)}
 
 ![block RAM per configuration](configs.png)
 
@@ -107,9 +131,8 @@ Written by `blockfuse bench configs`.
   (`docs/isa.md`), and the 128 KiB activation buffer where fused groups keep their
   intermediate maps (`docs/accelerator.md`). Layers larger than a half run as engine passes
   over tiles of the output map and output-channel chunks (`host.compiler.program`).
-- **icebreaker** fits its block RAM and multipliers but **not its logic**: the engine
-  ({ice.engine_luts:,} logic cells) and the link SoC ({ice.soc_luts:,}) exceed the UP5K's
-  {ice.device.luts:,}. No iCEBreaker figure is that of a bitstream until that changes.
+- **icebreaker** fits its block RAM and multipliers but **not its logic**: {ice_logic}.
+  No iCEBreaker figure is that of a bitstream until that changes.
 - **sim-8x8** and **sim-8x8-line** are simulation-only: they need four to five times the 85F's
   block RAM and are labelled wherever they are used (`--engine sim-8x8`).
 """

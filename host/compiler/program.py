@@ -1167,11 +1167,25 @@ def _relocate(code: bytearray, const_loads: list, consts_addr: int, arena_addr: 
         code[k * INSN_BYTES:(k + 1) * INSN_BYTES] = word.to_bytes(INSN_BYTES, "little")
 
 
+def check_operators(graph: Graph, acfg) -> None:
+    """Refuse, in one line, a network whose pooling ``acfg`` has no hardware for (a
+    configuration without the vector unit: ``hw.configs.AcceleratorConfig.vector``)."""
+    if acfg.vector:
+        return
+    for n in graph.nodes:
+        if isinstance(n, (Pool, GlobalAvgPool)):
+            raise ProgramError(f"{n.name}: the {acfg.name} configuration has no vector unit, "
+                               f"so no {'global average' if isinstance(n, GlobalAvgPool) else 'max'}"
+                               f" pooling (its FPGA is too small); use a network without "
+                               f"pooling or another board")
+
+
 def compile_program(graph: Graph, acfg, plan: Plan | None = None, schedule: str = "layer",
                     until: str | None = None) -> Program:
     """Compile ``graph`` under ``plan`` (default: ``default_plan(graph, schedule)``) for the
     accelerator configuration ``acfg`` (``hw.configs.AcceleratorConfig``).  ``until``: stop
     after that layer (its output becomes the program's)."""
+    check_operators(graph, acfg)
     plan = (plan or default_plan(graph, schedule)).check(graph)
     try:
         return _Compiler(graph, plan, acfg).compile(until)

@@ -81,7 +81,8 @@ def _spatial_runs(graph) -> list:
 
 class _Planner:
     def __init__(self, graph, acfg, schedule: str, progress=None):
-        from host.compiler.program import _Compiler
+        from host.compiler.program import _Compiler, check_operators
+        check_operators(graph, acfg)
         self.g, self.acfg, self.schedule = graph, acfg, schedule
         self.cache: dict = {}
         self.probe = _Compiler(graph, Plan(schedule, []), acfg, self.cache)

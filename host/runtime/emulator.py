@@ -205,6 +205,9 @@ class Emulator:
             return self.cost(pc, op, a)
         if op == Op.CONV:
             return self._conv(pc), 0, 0, 0
+        if op in (Op.POOL, Op.GAP) and not self.acfg.vector:
+            raise ProgramFault(f"instruction {pc}: {op.name} on the {self.acfg.name} "
+                               f"configuration, which has no vector unit")
         if op == Op.POOL:
             return self._pool(pc, a)
         if op == Op.GAP:

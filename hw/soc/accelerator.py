@@ -27,7 +27,7 @@ class Accelerator(wiring.Component):
         e = self.engine
         self.controller = Controller(acfg.engine, mem_addr_width, mem_width, e.ld_width,
                                      e.desc_layout, acfg.engine.cols * 8,
-                                     act_bytes=acfg.act_bytes)
+                                     act_bytes=acfg.act_bytes, vector=acfg.vector)
         super().__init__({"ctrl": In(EngineControlSignature(len(PERF))),
                           "mem": Out(MemPortSignature(mem_addr_width, mem_width))})
 

@@ -17,7 +17,8 @@ DMA built in.  Per instruction (``hw.soc.isa``, ``docs/isa.md``):
   it, whose pattern is map-word aligned (``hw.soc.isa.wide_transfer``), moves a map word per
   cycle through the buffer's wide port instead (``LOAD_WIDE``, ``STORE_WIDE``);
 * **POOL**, **GAP**: hand the arguments and the memory port to the vector unit
-  (``hw.soc.vector_unit``) until it is idle again;
+  (``hw.soc.vector_unit``) until it is idle again; a controller built without one
+  (``vector=False``, for the smallest FPGAs) treats them as unused opcodes;
 * **HALT**: DONE once the engine is idle.  An unused opcode stops the program with error
   :data:`ERR_OPCODE`.
 
@@ -61,11 +62,12 @@ class Controller(wiring.Component):
     port of ``mem_addr_width``-bit word addresses and ``mem_width``-bit words; ``ld_width``,
     ``desc_layout`` and ``rd_width`` are the engine's load port, descriptor and read port;
     ``act_bytes``: the activation buffer (``hw.soc.activation_buffer``) in its address space
-    from ``ACT_BASE`` (0: none)."""
+    from ``ACT_BASE`` (0: none); ``vector``: with the vector unit (``POOL``, ``GAP``)."""
 
     def __init__(self, engine, mem_addr_width: int, mem_width: int, ld_width: int,
-                 desc_layout, rd_width: int, act_bytes: int = 0):
+                 desc_layout, rd_width: int, act_bytes: int = 0, vector: bool = True):
         self.cfg = engine
+        self.vector = vector
         self.mw = mem_width
         self.mem_addr_width = mem_addr_width
         self.act_depth = act_bytes * 8 // mem_width
@@ -95,7 +97,10 @@ class Controller(wiring.Component):
         NW = WORD_BITS // mw                           # memory words per instruction
         WB = MB * self.wide                            # bytes per row of the wide port
         lb = (WB - 1).bit_length()
-        maxw = max(self.wpt.values())
+        # the widest target word assembled in ``word`` (a descriptor shifts straight into its
+        # register instead), and the output memory's word that a STORE writes out
+        maxw = max(n for t, n in self.wpt.items() if t != Target.DESC)
+        outw = self.wpt[Target.OUT]
 
         # the memory the DMA and the vector unit see: off chip, and the activation buffer
         # from ACT_BASE (the top address bit) when there is one
@@ -113,8 +118,9 @@ class Controller(wiring.Component):
             taken = mem.req.valid & mem.req.ready
             traffic = (taken & ~mem.req.payload.write, taken & mem.req.payload.write, 0)
 
-        m.submodules.vector = vu = VectorUnit(self.cfg.lanes, aw, mw,
-                                              serial=self.cfg.serial_requant)
+        if self.vector:
+            m.submodules.vector = vu = VectorUnit(self.cfg.lanes, aw, mw,
+                                                  serial=self.cfg.serial_requant)
         insn = Signal(Insn)
         pc = Signal(32)
         base = Signal(32)                              # the program's byte address
@@ -140,11 +146,14 @@ class Controller(wiring.Component):
 
         # ---- memory requests: one address generator for fetches, LOADs and STOREs --------
         # byte addresses: the current word, the current row's and plane's first word
-        cur, row, plane = Signal(32), Signal(32), Signal(32)
+        # (as wide as the memory's byte addresses: the port drops the bits above anyway)
+        ab = 32 if self.act_depth else min(32, self.mem_addr_width + sh)
+        cur, row, plane = Signal(ab), Signal(ab), Signal(ab)
         a = insn.args.dma
         i0, i1, i2 = Signal(16), Signal(16), Signal(16)   # words, rows, planes left − 1
-        j = Signal(range(max(maxw, NW) + 1))               # memory word within a target word
-        wpt = Signal(range(maxw + 1))                      # memory words per target word
+        dw = self.wpt[Target.DESC]
+        j = Signal(range(max(maxw, dw, NW) + 1))           # memory word within a target word
+        wpt = Signal(range(max(maxw, dw) + 1))             # memory words per target word
         req_done = Signal()                                # the pattern's last request is out
         outstanding = Signal(range(64))
         # bytes a request moves the pattern on: a memory word, or a map word on the activation
@@ -182,21 +191,20 @@ class Controller(wiring.Component):
         # ---- the target word being assembled (LOAD) or written out (STORE) --------------
         word = Signal(maxw * mw)
         k = Signal(self.cfg.addr_width)                    # on-chip word address
-        rj = Signal(range(maxw + 1))                       # LOAD: memory word of the response
+        rj = Signal(range(max(maxw, dw, NW) + 1))          # LOAD: memory word of the response
         ld_pending = Signal()
         target = Signal(Target)
         m.d.comb += [self.ld_data.eq(word[:len(self.ld_data)]), self.ld_addr.eq(k),
                      self.ld_sel.eq(target.as_value()[:2]),
                      self.ld_en.eq(ld_pending & (target != Target.DESC))]
-        # LOAD DESC fills ``desc``; a CONV copies it into ``desc_run``, which the engine reads
-        # for the whole run, so the next run's descriptor may load while this one runs
-        desc = Signal(len(self.desc.as_value()))
+        # LOAD DESC shifts its memory words into ``desc`` as they arrive; a CONV copies it into
+        # ``desc_run``, which the engine reads for the whole run, so the next run's descriptor
+        # may load while this one runs
+        desc = Signal(dw * mw)
         desc_run = Signal(len(self.desc.as_value()))
         m.d.comb += self.desc.eq(desc_run)
         with m.If(ld_pending):
             m.d.sync += [ld_pending.eq(0), k.eq(k + 1)]
-            with m.If(target == Target.DESC):
-                m.d.sync += desc.eq(word[:len(desc)])
 
         # the engine is idle: not busy, and not just started (``busy`` rises a cycle after
         # ``start``)
@@ -286,8 +294,9 @@ class Controller(wiring.Component):
                                     m.next = "STORE_WIDE_FIRST"
                     with m.Case(Op.CONV):
                         m.next = "CONV"
-                    with m.Case(Op.POOL, Op.GAP):
-                        m.next = "VECTOR"
+                    if self.vector:
+                        with m.Case(Op.POOL, Op.GAP):
+                            m.next = "VECTOR"
                     with m.Default():
                         m.next = "FAULT_OPCODE"
             with m.State("LOAD"):
@@ -297,7 +306,9 @@ class Controller(wiring.Component):
                     advance()
                 m.d.comb += mem.resp.ready.eq(1)
                 with m.If(resp_fire):
-                    with m.If(rj == 0):
+                    with m.If(target == Target.DESC):
+                        m.d.sync += desc.eq(Cat(desc[mw:], mem.resp.payload))
+                    with m.Elif(rj == 0):
                         m.d.sync += word.eq(mem.resp.payload)  # a new word: zero beyond
                     with m.Else():
                         m.d.sync += word.word_select(rj, mw).eq(mem.resp.payload)
@@ -347,7 +358,8 @@ class Controller(wiring.Component):
             with m.State("STORE_WRITE"):
                 m.d.sync += perf["dma_cycles"].eq(perf["dma_cycles"] + 1)
                 m.d.comb += [mem.req.valid.eq(1), mem.req.payload.write.eq(1),
-                             mem.req.payload.data.eq(word.word_select(rj, mw))]
+                             mem.req.payload.data.eq(word[:outw * mw].word_select(rj, mw)
+                                                     if outw > 1 else word[:mw])]
                 with m.If(req_fire):
                     advance()
                     with m.If(rj + 1 == wpt):
@@ -361,7 +373,7 @@ class Controller(wiring.Component):
             with m.State("CONV"):
                 # in order: the run before this one must have finished
                 with m.If(engine_idle):
-                    m.d.sync += desc_run.eq(desc)
+                    m.d.sync += desc_run.eq(desc[:len(desc_run)])
                     m.next = "CONV_START"
                 with m.Else():
                     m.d.sync += perf["wait_cycles"].eq(perf["wait_cycles"] + 1)
@@ -369,21 +381,22 @@ class Controller(wiring.Component):
                 m.d.comb += self.start.eq(1)
                 m.d.sync += kicked.eq(1)
                 m.next = "NEXT"
-            with m.State("VECTOR"):
-                m.d.comb += [vu.go.eq(1), vu.gap.eq(insn.op == Op.GAP),
-                             vu.args.eq(insn.args.as_value())]
-                m.next = "VECTOR_WAIT"
-            with m.State("VECTOR_WAIT"):
-                # the vector unit has the memory port until it is idle again
-                m.d.sync += perf["dma_cycles"].eq(perf["dma_cycles"] + 1)
-                m.d.comb += [mem.req.valid.eq(vu.mem.req.valid),
-                             mem.req.payload.eq(vu.mem.req.payload),
-                             vu.mem.req.ready.eq(mem.req.ready),
-                             vu.mem.resp.valid.eq(mem.resp.valid),
-                             vu.mem.resp.payload.eq(mem.resp.payload),
-                             mem.resp.ready.eq(vu.mem.resp.ready)]
-                with m.If(vu.idle):
-                    m.next = "NEXT"
+            if self.vector:
+                with m.State("VECTOR"):
+                    m.d.comb += [vu.go.eq(1), vu.gap.eq(insn.op == Op.GAP),
+                                 vu.args.eq(insn.args.as_value())]
+                    m.next = "VECTOR_WAIT"
+                with m.State("VECTOR_WAIT"):
+                    # the vector unit has the memory port until it is idle again
+                    m.d.sync += perf["dma_cycles"].eq(perf["dma_cycles"] + 1)
+                    m.d.comb += [mem.req.valid.eq(vu.mem.req.valid),
+                                 mem.req.payload.eq(vu.mem.req.payload),
+                                 vu.mem.req.ready.eq(mem.req.ready),
+                                 vu.mem.resp.valid.eq(mem.resp.valid),
+                                 vu.mem.resp.payload.eq(mem.resp.payload),
+                                 mem.resp.ready.eq(vu.mem.resp.ready)]
+                    with m.If(vu.idle):
+                        m.next = "NEXT"
             with m.State("NEXT"):
                 m.d.sync += [pc.eq(pc + 1), perf["insns"].eq(perf["insns"] + 1)]
                 m.next = "FETCH"
