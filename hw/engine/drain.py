@@ -30,7 +30,7 @@ class BeatFlags:
         for k in range(1 + MEM_LATENCY + sum_latency):
             g, l, fin, o = flags[-1]
             n = (Signal(name=f"b_go_{k}"), Signal(name=f"b_last_{k}"),
-                 Signal(name=f"b_final_{k}"), Signal(12, name=f"b_ob_{k}"))
+                 Signal(name=f"b_final_{k}"), Signal.like(o, name=f"b_ob_{k}"))
             m.d.sync += [n[0].eq(g), n[1].eq(l), n[2].eq(fin), n[3].eq(o)]
             flags.append(n)
         self.stages = flags
@@ -74,10 +74,10 @@ class Drain:
         cap = flags.go & flags.last               # the pixel's sums are complete this cycle
         d_act, dk = Signal(), Signal(range(max(D, 2)))
         dii = Signal(range(max(II, 2)))
-        d_ob, sh_fin = Signal(12), Signal()
+        d_ob, sh_fin = Signal(cfg.ob_bits), Signal()
         # the group counter and block in next-state form: the parameter read address below is
         # registered from them
-        dk_nx, d_ob_nx = Signal(range(max(D, 2))), Signal(12)
+        dk_nx, d_ob_nx = Signal(range(max(D, 2))), Signal(cfg.ob_bits)
         m.d.comb += [dk_nx.eq(dk), d_ob_nx.eq(d_ob)]
         m.d.sync += [dk.eq(dk_nx), d_ob.eq(d_ob_nx)]
         with m.If(cap):

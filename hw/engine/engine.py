@@ -223,6 +223,35 @@ class EngineConfig:
         self.ob_depth, self.out_depth = ob_depth, out_depth
         self.addr_width = _bits(max(in_depth, w_depth, out_depth, 2))
 
+    # Widths of the loop state: what the memories and tables bound (the compiler keeps every
+    # run inside them, ``host.compiler.layer.check_capacity``), not the descriptor's 12 bits
+    @property
+    def ob_bits(self) -> int:
+        """Output-channel block counters: a run has at most ``ob_depth`` blocks."""
+        return _bits(self.ob_depth)
+
+    @property
+    def slot_bits(self) -> int:
+        """Step counters: a pixel's slot is at most ``max(step_depth, drain)`` cycles."""
+        return _bits(max(self.step_depth, self.drain))
+
+    @property
+    def it_bits(self) -> int:
+        """Iteration counters: a block's ``n_it·steps`` weight words fit the weight memory."""
+        return _bits(self.w_depth)
+
+    @property
+    def xy_bits(self) -> int:
+        """Output row and column counters: the run's outputs fit the output memory (line mode
+        streams whole maps: the descriptor's 12 bits)."""
+        return 12 if self.line_rows else min(12, _bits(self.out_depth))
+
+    @property
+    def coord_bits(self) -> int:
+        """Signed tap bounds (``ylo``…``xhi``): within a stored map's height or width and 15
+        rows of padding (line mode: the descriptor's 12-bit map height)."""
+        return 14 if self.line_rows else min(14, _bits(self.in_depth) + 2)
+
     @property
     def block_words(self) -> int:
         """Words of one bank of the block table: ``ob_depth`` blocks of 2^group_bits."""

@@ -31,29 +31,30 @@ class IssueLoop:
     def __init__(self, m, cfg, d, start, busy, done, cycles_out):
         A = cfg.addr_width
         line = bool(cfg.line_rows)
+        OB, S, XY, IT, Y = cfg.ob_bits, cfg.slot_bits, cfg.xy_bits, cfg.it_bits, cfg.coord_bits
         run = Signal()
-        ob, s = Signal(12), Signal(12)
-        s_left, x_left, y_left, ob_left = Signal(12), Signal(12), Signal(12), Signal(12)
+        ob, s = Signal(OB), Signal(S)
+        s_left, x_left, y_left, ob_left = Signal(S), Signal(XY), Signal(XY), Signal(OB)
         # tap bounds: a tap (dy, dx) of the current pixel lies inside the map iff
         # ylo <= dy < yhi and xlo <= dx < xhi (ylo = −iy0, yhi = H − iy0, likewise x)
-        ylo, yhi = Signal(signed(14)), Signal(signed(14))
-        xlo, xhi = Signal(signed(14)), Signal(signed(14))
+        ylo, yhi = Signal(signed(Y)), Signal(signed(Y))
+        xlo, xhi = Signal(signed(Y)), Signal(signed(Y))
         pix, rowpix = Signal(signed(A + 3)), Signal(signed(A + 3))
         waddr, wbase = Signal(A), Signal(A)
         # reduction iterations of the current pixel: what is left, whether this is the last,
         # and the offsets iteration i adds (i·it_stride to addresses, i·it_dy to tap rows)
-        it_left, last_it = Signal(12), Signal()
-        ioff, ydoff = Signal(A + 2), Signal(signed(14))
+        it_left, last_it = Signal(IT), Signal()
+        ioff, ydoff = Signal(A + 2), Signal(signed(Y))
         cycles = Signal(32)
         m.d.comb += cycles_out.eq(cycles)
         # next values of s and ob (the counters' next-state logic)
-        s_nx, ob_nx = Signal(12), Signal(12)
+        s_nx, ob_nx = Signal(S), Signal(OB)
         m.d.comb += [s_nx.eq(s), ob_nx.eq(ob)]
         m.d.sync += [s.eq(s_nx), ob.eq(ob_nx)]
 
         # a pixel occupies max(n_it·steps, drain) cycles so the shared requant lanes keep up:
         # its last iteration lasts ``slot`` (host-computed) cycles, the others ``steps``
-        slot_m1, steps_m1, first_m1 = Signal(12), Signal(12), Signal(12)
+        slot_m1, steps_m1, first_m1 = Signal(S), Signal(S), Signal(S)
         slot_one, steps_one, first_one = Signal(), Signal(), Signal()
         first_d = Mux(d.n_it == 1, d.slot, d.steps) - 1
         last_step = (s + 1 == d.steps) & last_it
@@ -182,9 +183,10 @@ class TableReads:
             m.d.comb += [step_rd.addr.eq(loop.s), base_rd.addr.eq(loop.ob)]
         self.step, self.in_base = step_rd.data, base_rd.data
         t_go, t_last, t_final = Signal(), Signal(), Signal()
-        t_ob, t_waddr = Signal(12), Signal(A)
-        t_ylo, t_yhi = Signal(signed(14)), Signal(signed(14))
-        t_xlo, t_xhi = Signal(signed(14)), Signal(signed(14))
+        Y = cfg.coord_bits
+        t_ob, t_waddr = Signal(cfg.ob_bits), Signal(A)
+        t_ylo, t_yhi = Signal(signed(Y)), Signal(signed(Y))
+        t_xlo, t_xhi = Signal(signed(Y)), Signal(signed(Y))
         t_pix = Signal(signed(A + 3))
         m.d.sync += [t_go.eq(loop.issue), t_last.eq(loop.last_step),
                      t_final.eq(loop.last_step & loop.last_x & loop.last_y & loop.last_ob),
