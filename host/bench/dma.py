@@ -54,6 +54,8 @@ def _shapes(acfg):
                              n2=1, s2=0),
                         transfer_cycles(side, n1, n0 * LO, store=True, word_bytes=LO,
                                         wide=wide_here)))
+        if not acfg.vector:                 # no vector unit: POOL and GAP would fault
+            continue
         dst = base + (64 << 10 if side == "sdram" else 16 << 10)
         for nb, h, w, ho, wo, k, s in [(1, 8, 8, 6, 6, 3, 1), (2, 16, 16, 8, 8, 2, 2)]:
             a = dict(src=base, dst=dst, nb=nb, h=h, w=w, ho=ho, wo=wo, src_row=w,
