@@ -16,6 +16,9 @@ def test_icebreaker_soc_with_the_accelerator(tmp_path):
     assert u["bram"] >= engine_tiles
     assert r["fits"] == {k: u[k] <= a[k] for k in a}
     assert u["luts"] > 0 and u["ffs"] > 0
+    # packed, every LUT4 and every flip-flop needs a logic cell of its own or shared
+    assert u["logic_cells"] >= max(u["luts"], u["ffs"])
+    assert a["logic_cells"] == cfg.device.luts
 
     # where the logic goes: every part of the hierarchy lands in one named part, the engine,
     # the controller and the link each take some, and the sum is the hierarchical synthesis's

@@ -101,6 +101,9 @@ def bench(outdir) -> list:
                      f"against the UP5K's {a['luts']:,} logic cells (`docs/soc_synth.md`), "
                      f"{100 * (u['luts'] / a['luts'] - 1):.0f} % over in LUTs, though it has no "
                      f"vector unit (the digits CNN does not pool)")
+        if "logic_cells" in u:
+            ice_logic += (f"; packed by nextpnr it needs {u['logic_cells']:,} logic cells, "
+                          f"{100 * (u['logic_cells'] / a['luts'] - 1):.0f} % over")
     else:
         ice_logic = (f"the engine ({ice.engine_luts:,} logic cells) and the link SoC "
                      f"({ice.soc_luts:,}) exceed the UP5K's {ice.device.luts:,}")
