@@ -21,6 +21,7 @@ BENCHES = {
     "dma": ("host.bench.dma", "bench"),          # the controller's cycles per instruction shape
     "soc": ("host.bench.soc", "bench"),          # networks on the whole simulated 85F SoC (~30 min)
     "soc-synth": ("host.bench.soc_synth", "bench"),  # each board SoC with the accelerator, yosys only
+    "soc-place": ("host.bench.soc_place", "bench"),  # the 85F SoC placed: nextpnr's clock estimate
 }
 
 
