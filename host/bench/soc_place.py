@@ -3,7 +3,7 @@ soc-synth`` synthesises) placed by nextpnr-ecp5, not routed, and the clock nextp
 for the placement beside the configuration's. Routing the whole SoC is the bitstream's job,
 not yet done (a first try had not converged after 45 minutes here); the estimate says early
 whether the clock the figures use is within reach. Writes ``docs/soc_place.md`` and
-``docs/soc_place.json``. About 20 minutes here (yosys 3, placement 14).
+``docs/soc_place.json``. About 20–30 minutes here (yosys 3, placement 14–20).
 """
 from __future__ import annotations
 
@@ -30,44 +30,56 @@ def place(board: str = BOARD, seed: int = SEED, build_root: Path | None = None) 
     from hw.configs import BOARD_CONFIGS
     acfg = BOARD_CONFIGS[board]
     root = Path(build_root or ROOT / "build" / "soc-place")
+    t0 = time.monotonic()
     cells = synth(board, build_root=root)
     bdir = root / board
     script = (bdir / "build_top.sh").read_text().splitlines()
     line = next(ln for ln in script if ln.startswith('"$NEXTPNR_ECP5"'))
     line = line.replace("--quiet", f"--quiet --no-route --seed {seed} "
                                    f"--freq {acfg.clock_mhz:g} --timing-allow-fail")
-    t0 = time.monotonic()
     proc = subprocess.run(["sh", "-c", 'set -e\n: ${NEXTPNR_ECP5:=nextpnr-ecp5}\n' + line],
                           cwd=bdir, env=tool_env(), capture_output=True, text=True)
-    log = (bdir / "top.tim").read_text(errors="replace") if (bdir / "top.tim").exists() else ""
-    est = estimate(log)
-    if proc.returncode != 0 or not est:
+    if proc.returncode != 0:
         raise RuntimeError(f"nextpnr-ecp5 could not place {board}'s SoC; see {bdir / 'top.tim'}")
-    # the system clock: the slowest of the clocks the log names (the SDRAM clock is far faster)
-    net, mhz = min(est.items(), key=lambda kv: kv[1])
-    util = dict(re.findall(r"^Info:\s+(TRELLIS_COMB|TRELLIS_FF|DP16KD|MULT18X18D):\s+(\d+)/",
-                           log, re.MULTILINE))
-    return dict(board=board, seed=seed, clock_mhz=acfg.clock_mhz, estimate_mhz=mhz, net=net,
-                clocks=est, placed={k: int(v) for k, v in util.items()},
+    return dict(placement(bdir), board=board, seed=seed, clock_mhz=acfg.clock_mhz,
                 yosys=cells["used"], seconds=round(time.monotonic() - t0))
 
 
+def placement(bdir: Path) -> dict:
+    """What nextpnr's log in ``bdir`` says of a placement: the system clock's estimate (the
+    slowest clock it names; the SDRAM clock is far faster), every clock's, the cells placed."""
+    log = (bdir / "top.tim").read_text(errors="replace") if (bdir / "top.tim").exists() else ""
+    est = estimate(log)
+    if not est:
+        raise RuntimeError(f"no clock estimate in {bdir / 'top.tim'}")
+    net, mhz = min(est.items(), key=lambda kv: kv[1])
+    util = dict(re.findall(r"^Info:\s+(TRELLIS_COMB|TRELLIS_FF|DP16KD|MULT18X18D):\s+(\d+)/",
+                           log, re.MULTILINE))
+    return dict(estimate_mhz=mhz, net=net, clocks=est, placed={k: int(v) for k, v in util.items()})
+
+
 def bench(outdir) -> list:
+    return write(place(), outdir)
+
+
+def write(r: dict, outdir) -> list:
+    """``docs/soc_place.md`` and ``.json`` for the placement ``r`` (:func:`place`)."""
     outdir = Path(outdir)
-    r = place()
     (outdir / "soc_place.json").write_text(json.dumps(r, indent=1) + "\n")
     p = r["placed"]
     short = r["estimate_mhz"] < r["clock_mhz"]
+    about = " ".join(__doc__.split()).split("Writes")[0].split(": ", 1)[1].strip()
+    about = about[0].upper() + about[1:]
     text = "\n".join([
         "# The ulx3s-85f SoC placed (not routed)", "",
-        __doc__.split("\n\n", 1)[1].strip().replace("\n", " "), "",
+        about, "",
         "Written by `blockfuse bench soc-place`.", "",
         "| board | seed | placed: TRELLIS_COMB / FF / DP16KD / MULT18X18D | clock the figures use "
-        "| nextpnr's estimate after placement | placement |",
+        "| nextpnr's estimate after placement | yosys + placement |",
         "|---|---:|---|---:|---:|---:|",
         f"| {r['board']} | {r['seed']} | {p.get('TRELLIS_COMB', 0):,} / {p.get('TRELLIS_FF', 0):,}"
         f" / {p.get('DP16KD', 0)} / {p.get('MULT18X18D', 0)} | {r['clock_mhz']:g} MHz | "
-        f"**{r['estimate_mhz']:.1f} MHz** | {r['seconds']} s |", "",
+        f"**{r['estimate_mhz']:.1f} MHz** | {r['seconds'] / 60:.0f} min |", "",
         ("The estimate is **short of the configuration's clock**: every frames-per-second figure "
          f"in `docs/` is at {r['clock_mhz']:g} MHz, the clock the engine alone routes at "
          "(`docs/engine.md`), not yet the whole SoC's. Cycle counts and utilisation do not "
