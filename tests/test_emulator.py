@@ -68,6 +68,10 @@ def test_faults():
     with pytest.raises(ProgramFault, match="STORE from"):
         em.execute(0, Op.STORE, dict(target=Target.MAP, onchip=0, ext=0, n0=1, n1=1, s1=0,
                                      n2=1, s2=0))
+    # the controller shifts a descriptor in whole: no dense descriptor loads
+    with pytest.raises(ProgramFault, match="dense LOAD of a descriptor"):
+        em.execute(0, Op.LOAD, dict(target=Target.DESC, onchip=0, ext=0, n0=1, n1=1, s1=0,
+                                    n2=1, s2=0, dense=2))
 
 
 @pytest.mark.parametrize("k,s,pad,h,w", [(2, 2, 0, 6, 8), (3, 2, 1, 7, 5), (3, 1, 1, 4, 4),

@@ -223,6 +223,8 @@ class Emulator:
         n = a.get("dense", 0) * WORD_ALIGN
         if n > self.wb[t]:
             raise ProgramFault(f"dense LOAD of {n} bytes into {self.wb[t]}-byte words")
+        if n and t == Target.DESC:      # the controller shifts a descriptor in whole
+            raise ProgramFault("dense LOAD of a descriptor")
         return n or self.wb[t]
 
     def _transfer(self, addr: int, rows: int, row_bytes: int, write: bool, word_bytes: int = 0,
