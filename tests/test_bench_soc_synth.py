@@ -3,7 +3,7 @@
 configuration's budget predicts; the report's verdicts follow its counts."""
 from hw.budget import engine_memories, m_tiles
 from hw.configs import BOARD_CONFIGS
-from host.bench.soc_synth import PARTS, logic_breakdown, synth
+from host.bench.soc_synth import PARTS, synth
 
 
 def test_icebreaker_soc_with_the_accelerator(tmp_path):
@@ -23,7 +23,7 @@ def test_icebreaker_soc_with_the_accelerator(tmp_path):
     # where the logic goes: every part of the hierarchy lands in one named part, the engine,
     # the controller and the link each take some, and the sum is the hierarchical synthesis's
     # (no ABC: above the flat count, never below it)
-    parts = {b["part"]: b for b in logic_breakdown(tmp_path / "icebreaker")}
+    parts = {b["part"]: b for b in r["breakdown"]}
     assert set(parts) <= {name for _, name in PARTS}
     for name in ("engine: loops, addresses, drain", "controller and DMA",
                  "link: command processor", "engine: requantisation lane(s)"):

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 from pathlib import Path
 
-from host.bench.soc_synth import ROOT, synth
+from host.bench.soc_synth import ROOT, run_step, synth
 
 BOARD = "ulx3s-85f"
 SEED = 1
@@ -26,19 +25,14 @@ def estimate(log: str) -> dict:
 
 
 def place(board: str = BOARD, seed: int = SEED, build_root: Path | None = None) -> dict:
-    from host.synthesis import tool_env
     from hw.configs import BOARD_CONFIGS
     acfg = BOARD_CONFIGS[board]
     root = Path(build_root or ROOT / "build" / "soc-place")
     t0 = time.monotonic()
     cells = synth(board, build_root=root)
     bdir = root / board
-    script = (bdir / "build_top.sh").read_text().splitlines()
-    line = next(ln for ln in script if ln.startswith('"$NEXTPNR_ECP5"'))
-    line = line.replace("--quiet", f"--quiet --no-route --seed {seed} "
-                                   f"--freq {acfg.clock_mhz:g} --timing-allow-fail")
-    proc = subprocess.run(["sh", "-c", 'set -e\n: ${NEXTPNR_ECP5:=nextpnr-ecp5}\n' + line],
-                          cwd=bdir, env=tool_env(), capture_output=True, text=True)
+    proc = run_step(bdir, "NEXTPNR_ECP5", f"--no-route --seed {seed} "
+                                          f"--freq {acfg.clock_mhz:g} --timing-allow-fail")
     if proc.returncode != 0:
         raise RuntimeError(f"nextpnr-ecp5 could not place {board}'s SoC; see {bdir / 'top.tim'}")
     return dict(placement(bdir), board=board, seed=seed, clock_mhz=acfg.clock_mhz,

