@@ -30,3 +30,17 @@ def test_the_report_says_when_the_estimate_is_short_of_the_clock(tmp_path):
     assert text.startswith("# The ulx3s-85f SoC placed (not routed)\n\nThe ulx3s-85f SoC with")
     text = write(dict(r, estimate_mhz=104.0), tmp_path)[0].read_text()
     assert "reaches the configuration's clock" in text
+
+
+def test_the_report_names_the_slow_paths(tmp_path):
+    from host.bench.soc_place import write
+    r = dict(estimate_mhz=43.1, net="n", clocks={}, board="ulx3s-85f", seed=1, clock_mhz=100.0,
+             yosys={}, seconds=1600, placed={},
+             slow_paths=[dict(ns=15.5, logic_cells=7, from_unit="link.engine.controller",
+                              to_unit="link.engine.engine", from_cell="x.fsm",
+                              to_cell="link.engine.engine.ld_data_FF_99.CE")])
+    text = write(r, tmp_path)[0].read_text()
+    assert "## Where the time goes" in text
+    assert ("| 15.5 ns | 7 | `link.engine.controller` | `link.engine.engine` | `CE` of "
+            "`link.engine.engine.ld_data_FF_99` |") in text
+    assert "Where the time goes" not in write(dict(r, slow_paths=[]), tmp_path)[0].read_text()

@@ -12,6 +12,7 @@ import re
 import time
 from pathlib import Path
 
+from host.bench.placed_paths import slow_paths
 from host.bench.soc_synth import ROOT, run_step, synth
 
 BOARD = "ulx3s-85f"
@@ -32,7 +33,8 @@ def place(board: str = BOARD, seed: int = SEED, build_root: Path | None = None) 
     cells = synth(board, build_root=root)
     bdir = root / board
     proc = run_step(bdir, "NEXTPNR_ECP5", f"--no-route --seed {seed} "
-                                          f"--freq {acfg.clock_mhz:g} --timing-allow-fail")
+                                          f"--freq {acfg.clock_mhz:g} --timing-allow-fail "
+                                          "--write placed.json")
     if proc.returncode != 0:
         raise RuntimeError(f"nextpnr-ecp5 could not place {board}'s SoC; see {bdir / 'top.tim'}")
     return dict(placement(bdir), board=board, seed=seed, clock_mhz=acfg.clock_mhz,
@@ -49,7 +51,12 @@ def placement(bdir: Path) -> dict:
     net, mhz = min(est.items(), key=lambda kv: kv[1])
     util = dict(re.findall(r"^Info:\s+(TRELLIS_COMB|TRELLIS_FF|DP16KD|MULT18X18D):\s+(\d+)/",
                            log, re.MULTILINE))
-    return dict(estimate_mhz=mhz, net=net, clocks=est, placed={k: int(v) for k, v in util.items()})
+    r = dict(estimate_mhz=mhz, net=net, clocks=est, placed={k: int(v) for k, v in util.items()})
+    placed = bdir / "placed.json"
+    if placed.exists():                    # 180 MB: the slow paths are what is kept of it
+        r["slow_paths"] = slow_paths(placed, 10)
+        placed.unlink()
+    return r
 
 
 def bench(outdir) -> list:
@@ -80,5 +87,17 @@ def write(r: dict, outdir) -> list:
          "depend on it." if short else
          "The estimate reaches the configuration's clock; only a routed build says it holds."),
     ])
+    if r.get("slow_paths"):
+        text += "\n".join([
+            "", "", "## Where the time goes", "",
+            "nextpnr names no critical path before routing, so `host.bench.placed_paths` "
+            "estimates the slowest register-to-register paths of this placement (cell delays "
+            "and a distance-based wire delay fitted to the routed link SoC; no congestion or "
+            "fanout, so its times are below nextpnr's estimate — the ranking is what counts), "
+            "the slowest per pair of units:", "",
+            "| estimate | logic cells | from | to | endpoint |", "|---:|---:|---|---|---|"] + [
+            f"| {p['ns']:.1f} ns | {p['logic_cells']} | `{p['from_unit']}` | `{p['to_unit']}` "
+            f"| `{p['to_cell'].rsplit('.', 1)[-1]}` of `{p['to_cell'].rsplit('.', 1)[0][:60]}` |"
+            for p in r["slow_paths"]])
     (outdir / "soc_place.md").write_text(text + "\n")
     return [outdir / "soc_place.md", outdir / "soc_place.json"]
