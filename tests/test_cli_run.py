@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from onnx import helper
 
@@ -19,6 +18,7 @@ from host.cli.main import main
 from host.model.onnx_import import input_quant, load_onnx, output_dequant
 
 import onnx_models as M
+from host.model.onnx_compare import ort_session
 
 logging.getLogger().setLevel(logging.ERROR)
 
@@ -47,7 +47,7 @@ def _input(path: Path, model_path: Path, n=1, seed=0) -> np.ndarray:
 
 
 def _ort(model_path: Path, x: np.ndarray) -> np.ndarray:
-    s = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    s = ort_session(model_path)
     return np.concatenate([s.run(None, {s.get_inputs()[0].name: xi[None]})[0] for xi in x])
 
 

@@ -2,7 +2,6 @@
 against ONNX Runtime and under every schedule of the golden model.  Nothing is trained here
 (``python -m host.train.digits`` does that); the trainer is checked on tiny shapes."""
 import numpy as np
-import onnxruntime as ort
 import pytest
 
 from host.model import datasets
@@ -14,6 +13,7 @@ from host.model.onnx_import import input_quant, output_dequant
 from host.compiler.plan import default_plan
 from host.compiler.scheduler import plan_network
 from host.train.digits import DIGITS_SPECS
+from host.model.onnx_compare import ort_session
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,7 @@ def test_shipped_model_accuracy_and_onnx_runtime(data, model):
     g, q = model
     pred = _predict(g, q, schedule="layer")
     assert np.mean(pred == data.y_test) >= 0.97
-    s = ort.InferenceSession(str(zoo.TRAINED["digits"]), providers=["CPUExecutionProvider"])
+    s = ort_session(zoo.TRAINED["digits"])
     ref = s.run(None, {"input": data.x_test})[0].argmax(1)
     assert np.mean(ref == pred) >= 0.99
 

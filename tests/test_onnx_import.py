@@ -15,6 +15,7 @@ from host.model.onnx_export import to_onnx
 from host.model.onnx_import import input_quant, load_onnx, output_dequant
 
 import onnx_models as M
+from host.model.onnx_compare import ort_session
 
 logging.getLogger().setLevel(logging.ERROR)
 
@@ -399,7 +400,6 @@ def test_zero_pad_before_conv_is_folded():
 
 
 def test_quantize_static_pad_conv_matches_onnx_runtime():
-    import onnxruntime as ort
 
     n = M._Net("pad", (1, 3, 7, 7), 0)
     n.nodes.append(helper.make_node("Pad", ["x", n._const("pads", np.array([0, 0, 1, 2, 0, 0, 2, 1], np.int64))],
@@ -410,7 +410,7 @@ def test_quantize_static_pad_conv_matches_onnx_runtime():
     g = load_onnx(m)
     assert g.nodes[0].pads == (1, 2, 2, 1)
     x = np.random.default_rng(2).normal(0, 1, (1, 3, 7, 7)).astype(np.float32)
-    ref = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    ref = ort_session(m).run(None, {"x": x})[0]
     y = output_dequant(g, golden.run(g, input_quant(g, x)[0]))
     assert np.abs(y - ref).max() <= g.output_tensor.scale * 1.001
 
@@ -455,8 +455,6 @@ def test_rejects_asymmetric_weights():
 @pytest.mark.parametrize("act", ["int8", "uint8"])
 def test_model_with_quantised_output_gives_codes_like_onnx_runtime(act):
     """A model whose output is the last QuantizeLinear (int codes, no DequantizeLinear)."""
-    import onnxruntime as ort
-
     m = M.quantize(M.net_flat_fc(), act)
     last_dq = [n for n in m.graph.node if n.op_type == "DequantizeLinear"][-1]
     m.graph.node.remove(last_dq)
@@ -464,7 +462,7 @@ def test_model_with_quantised_output_gives_codes_like_onnx_runtime(act):
     m.graph.output[0].type.tensor_type.elem_type = onnx.TensorProto.UINT8 if act == "uint8" else onnx.TensorProto.INT8
     g = load_onnx(m)
     x = np.random.default_rng(1).normal(0, 1, (1, 2, 6, 6)).astype(np.float32)
-    ref = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    ref = ort_session(m).run(None, {"x": x})[0]
     y = output_dequant(g, golden.run(g, input_quant(g, x)[0]))
     assert y.dtype == np.float32 and np.abs(y - ref.astype(np.float32)).max() <= 1
     assert ref.dtype == (np.uint8 if act == "uint8" else np.int8)

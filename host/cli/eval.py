@@ -138,10 +138,10 @@ def _reference(spec: str, graph):
 def onnxruntime_predictions(model, x: np.ndarray) -> np.ndarray:
     """Top-1 classes ONNX Runtime predicts for float images ``x`` (N, C, H, W); one batch if
     the model's batch axis is dynamic, image by image otherwise."""
-    import onnxruntime as ort
+    from host.model.onnx_compare import ort_session
 
     try:
-        s = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+        s = ort_session(model, threads=0)
         inp = s.get_inputs()[0]
         if isinstance(inp.shape[0], int):
             out = np.concatenate([s.run(None, {inp.name: xi[None]})[0] for xi in x])

@@ -14,17 +14,28 @@ from host.runtime.golden import eval_whole
 from host.model.ir import ChannelSlice, Clamp, Flatten, GlobalMaxPool, Permute, Pool
 
 
-def ort_session(model, optimize: bool = True):
-    """A one-thread CPU session; ``optimize=False`` runs every QDQ operator unfused
-    (DequantizeLinear → float operator → QuantizeLinear, the graph's ONNX semantics)."""
+def ort_session(model, optimize: bool = True, threads: int = 1):
+    """A CPU session (``threads``; 0: ONNX Runtime's choice) of ``model`` (a ModelProto, its bytes or a file path);
+    ``optimize=False`` runs every QDQ operator unfused (DequantizeLinear → float operator →
+    QuantizeLinear, the graph's ONNX semantics).
+
+    ``session.x64quantprecision``: on an x86 CPU without VNNI (AVX2 only, e.g. the AMD EPYC of
+    some machines here) ONNX Runtime's u8×s8 integer matrix kernel adds pairs of products in
+    saturating 16-bit lanes, so MatMulInteger, ConvInteger and the fused QDQ convolutions
+    drift from the exact int32 sums by up to hundreds of LSB; with the option it takes its exact
+    u8×u8 path on every CPU. Every comparison with ONNX Runtime here goes through this."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
+    so.intra_op_num_threads = threads
     so.log_severity_level = 3
+    so.add_session_config_entry("session.x64quantprecision", "1")
     if not optimize:
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    if hasattr(model, "SerializeToString"):
+        model = model.SerializeToString()
+    return ort.InferenceSession(model if isinstance(model, bytes) else str(model), so,
+                                providers=["CPUExecutionProvider"])
 
 
 def ort_codes(model, graph, x: np.ndarray, session=ort_session) -> tuple:
