@@ -15,10 +15,10 @@ from onnx import helper
 from host.model import zoo
 from host.runtime import golden
 from host.cli.main import main
+from host.model.onnx_compare import ort_session
 from host.model.onnx_import import input_quant, load_onnx, output_dequant
 
 import onnx_models as M
-from host.model.onnx_compare import ort_session
 
 logging.getLogger().setLevel(logging.ERROR)
 

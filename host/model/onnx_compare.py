@@ -15,15 +15,16 @@ from host.model.ir import ChannelSlice, Clamp, Flatten, GlobalMaxPool, Permute, 
 
 
 def ort_session(model, optimize: bool = True, threads: int = 1):
-    """A CPU session (``threads``; 0: ONNX Runtime's choice) of ``model`` (a ModelProto, its bytes or a file path);
-    ``optimize=False`` runs every QDQ operator unfused (DequantizeLinear → float operator →
-    QuantizeLinear, the graph's ONNX semantics).
+    """A CPU session of ``model`` (a ModelProto, its bytes or a file path) on ``threads``
+    threads (0: ONNX Runtime's choice); ``optimize=False`` runs every QDQ operator unfused
+    (DequantizeLinear → float operator → QuantizeLinear, the graph's ONNX semantics).
 
     ``session.x64quantprecision``: on an x86 CPU without VNNI (AVX2 only, e.g. the AMD EPYC of
     some machines here) ONNX Runtime's u8×s8 integer matrix kernel adds pairs of products in
     saturating 16-bit lanes, so MatMulInteger, ConvInteger and the fused QDQ convolutions
     drift from the exact int32 sums by up to hundreds of LSB; with the option it takes its exact
-    u8×u8 path on every CPU. Every comparison with ONNX Runtime here goes through this."""
+    u8×u8 path for constant weights (a model's) on every CPU. Every comparison with ONNX
+    Runtime here goes through this."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
