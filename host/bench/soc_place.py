@@ -3,8 +3,9 @@ soc-synth`` synthesises) placed by nextpnr-ecp5, not routed, and the clock nextp
 for the placement beside the configuration's. Routing the whole SoC is the bitstream's job,
 not yet done (router1 still had 262,000 arcs to route after 44,000 iterations, 30 minutes,
 here); the estimate says early whether the clock the figures use is within reach, and the
-slowest paths of the placement (``host.bench.placed_paths``) say where the time goes. Writes ``docs/soc_place.md`` and
-``docs/soc_place.json``. About 20–30 minutes here (yosys 3, placement 14–20).
+slowest paths of the placement (``host.bench.placed_paths``) say where the time goes.
+Writes ``docs/soc_place.md`` and ``docs/soc_place.json``. About 20–30 minutes here (yosys 3,
+placement 14–20).
 """
 from __future__ import annotations
 
