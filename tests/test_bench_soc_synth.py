@@ -1,11 +1,14 @@
 """host.bench.soc_synth on the iCEBreaker: the board top with the accelerator core synthesises
 (yosys only) with every PE on a hard multiplier, the SPRAM as its memory, and the block RAM the
 configuration's budget predicts; the report's verdicts follow its counts."""
+import pytest
+
 from hw.budget import engine_memories, m_tiles
 from hw.configs import BOARD_CONFIGS
 from host.bench.soc_synth import PARTS, synth
 
 
+@pytest.mark.slow        # two yosys runs and a packing, ~100 s (make test-slow; bench soc-synth)
 def test_icebreaker_soc_with_the_accelerator(tmp_path):
     r = synth("icebreaker", build_root=tmp_path)
     u, a = r["used"], r["available"]

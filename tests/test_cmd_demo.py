@@ -1,5 +1,7 @@
 """``blockfuse demo``: a zoo network on the accelerator RTL, compared with the golden model."""
 
+import pytest
+
 from host.cli.main import main
 
 
@@ -28,6 +30,7 @@ def test_demo_unknown_model_is_one_line_error(capsys):
     assert len(err.strip().splitlines()) == 1 and "nope" in err
 
 
+@pytest.mark.slow                  # a simulation-only engine of its own (~90 s); make test-slow
 def test_demo_line_mode_reports_map_reads(capsys):
     """``--line-mode``: the same network with the row feeder; each layer's map words read are
     reported and the result is still bit-exact."""

@@ -37,7 +37,7 @@ def stream(seed, n=600, width=20):
 
 
 @pytest.mark.parametrize("build_kind", ["behavioural", "mult18x18d"])
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_pe_matches_reference(build_kind, seed):
     width = 20
     x, w, psum = stream(seed, width=width)
@@ -87,7 +87,10 @@ class _Mult(wiring.Component):
         return m
 
 
-@pytest.mark.parametrize("regs,signed_", [((1, 1, 0, 1), 1), ((0, 0, 1, 0), 0), ((1, 0, 1, 1), 1)])
+@pytest.mark.parametrize("regs,signed_", [
+    ((1, 1, 0, 1), 1),                          # the PE's own options; the others: slow tier
+    pytest.param((0, 0, 1, 0), 0, marks=pytest.mark.slow),
+    pytest.param((1, 0, 1, 1), 1, marks=pytest.mark.slow)])
 def test_mult18x18d_model(regs, signed_):
     """The model's product, signedness and latency (one cycle per register on the A path,
     where A and B registers differ) against integer arithmetic."""

@@ -44,9 +44,22 @@ def expected(d, depth, nbytes, latency):
     return want
 
 
-@pytest.mark.parametrize("tiles", [False, True], ids=["memory", "dp16kd"])
-@pytest.mark.parametrize("width,depth,ports,registered", [
-    (128, 512, 3, True), (20, 37, 2, True), (36, 2, 1, True), (128, 512, 1, False)])
+def _shapes():
+    """Both builds of an odd depth with two read ports and of a one-word-wide unregistered
+    memory in ``make test``; the wide, three-port and two-word shapes in the slow tier (each
+    is a Verilator build of its own, ~25 s)."""
+    default = {(20, 37, 2, True), (128, 512, 1, False)}
+    for width, depth, ports, registered in [(128, 512, 3, True), (20, 37, 2, True),
+                                            (36, 2, 1, True), (128, 512, 1, False)]:
+        for tiles in (False, True):
+            fast = (width, depth, ports, registered) in default and (tiles or ports == 2)
+            yield pytest.param(tiles, width, depth, ports, registered,
+                               id=f"{'dp16kd' if tiles else 'memory'}-{width}x{depth}-{ports}"
+                                  f"{'' if registered else '-unregistered'}",
+                               marks=() if fast else pytest.mark.slow)
+
+
+@pytest.mark.parametrize("tiles,width,depth,ports,registered", list(_shapes()))
 def test_read_reg_ram_bit_exact(tiles, width, depth, ports, registered):
     d = traffic(width, depth, ports, 1500, seed=width + depth + ports)
     dut = ReadRegRAM(width, depth, ports, tiles=tiles, registered=registered)

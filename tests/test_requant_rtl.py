@@ -56,8 +56,11 @@ def cases(seed: int, n: int):
     return dict(acc=acc, bias=bias, mult=mult, shift=shift, zp=zp, lo=lo, hi=hi)
 
 
-@pytest.mark.parametrize("lut_mul,bias,cells", [(False, True, "generic"), (True, True, "generic"),
-                                                (True, False, "generic"), (True, True, "ecp5")])
+# make test: the hard-multiplier lane and the logic-multiplier lane as the ECP5 builds it; the
+# logic lane in generic cells and without its bias stage in the slow tier
+@pytest.mark.parametrize("lut_mul,bias,cells", [
+    (False, True, "generic"), pytest.param(True, True, "generic", marks=pytest.mark.slow),
+    pytest.param(True, False, "generic", marks=pytest.mark.slow), (True, True, "ecp5")])
 def test_requant_bit_exact(lut_mul, bias, cells):
     """``cells="ecp5"``: the partial-product pairs are the hand-instantiated CCU2C carry cells
     the FPGA build uses, simulated with yosys's own cell models."""

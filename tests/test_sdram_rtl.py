@@ -43,8 +43,8 @@ def expected_reads(ops):
 
 @pytest.mark.parametrize("clk_freq,io_delay,ready_p,seed,bl", [
     (25e6, 0, 0.6, 21, 1),
-    (100e6, 1, 0.8, 22, 1),
-    (50e6, 1, 0.7, 23, 2),
+    pytest.param(100e6, 1, 0.8, 22, 1, marks=pytest.mark.slow),
+    pytest.param(50e6, 1, 0.7, 23, 2, marks=pytest.mark.slow),
     (100e6, 1, 0.7, 24, 2),      # the ULX3S SoC's clock and burst (its pins: test_sdram_pins.py)
 ])
 def test_rtl_random_traffic(clk_freq, io_delay, ready_p, seed, bl):

@@ -22,7 +22,7 @@ def run(dut, ops, *, seed=1, ready_p=0.7, max_cycles=200_000, idle=20):
         ready_p=ready_p, seed=seed, max_cycles=max_cycles, idle=idle))
 
 
-@pytest.mark.parametrize("seed,ready_p", [(5, 0.7), (6, 1.0)])
+@pytest.mark.parametrize("seed,ready_p", [(5, 0.7), pytest.param(6, 1.0, marks=pytest.mark.slow)])
 def test_random_traffic_reads_back_and_keeps_every_rule(seed, ready_p):
     dut = SimSDRAM(CLK, fatal=False)
     ops = make_ops(seed, 1200, bl=2)
@@ -35,9 +35,10 @@ def test_random_traffic_reads_back_and_keeps_every_rule(seed, ready_p):
 
 @pytest.mark.parametrize("change,rule,idle", [
     (dict(tRCD=6.0), "tRCD", 20),
-    (dict(tWR=2.0), "tWR", 20),
-    (dict(tRAS=10.0, tRC=30.0), "tRAS", 20),
-    (dict(tREF_ms=640.0), "refresh interval", 120_000),
+    # each rule is a Verilator build of its own (~35 s): one in make test, the rest slow
+    pytest.param(dict(tWR=2.0), "tWR", 20, marks=pytest.mark.slow),
+    pytest.param(dict(tRAS=10.0, tRC=30.0), "tRAS", 20, marks=pytest.mark.slow),
+    pytest.param(dict(tREF_ms=640.0), "refresh interval", 120_000, marks=pytest.mark.slow),
 ])
 def test_a_controller_shorter_than_the_part_is_caught(change, rule, idle):
     dut = SimSDRAM(CLK, controller_chip=dataclasses.replace(WORST_CASE, **change), fatal=False)
