@@ -152,14 +152,15 @@ def test_wide_port_and_bus_see_the_same_bytes():
             else:
                 reads = [rng.randrange(rows) for _ in range(rng.randrange(1, 8))]
                 seen = []
-                for r in reads + [None]:
+                lat = ActivationBuffer.WIDE_LATENCY
+                for r in reads + [None] * lat:
                     ctx.set(dut.wide_re, r is not None)
                     ctx.set(dut.wide_addr, r or 0)
                     _, _, d = await ctx.tick().sample(dut.wide_rdata)
                     seen.append(d)
                 ctx.set(dut.wide_re, 0)
-                # the data of the read issued in a cycle appears in the next
-                for r, d in zip(reads, seen[1:]):
+                # the data of the read issued in a cycle appears WIDE_LATENCY cycles later
+                for r, d in zip(reads, seen[lat:]):
                     assert d == sum(model[r * N + b] << (W * b) for b in range(N))
 
     sim = Simulator(dut)

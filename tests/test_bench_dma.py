@@ -7,7 +7,8 @@ import pytest
 from host.bench.dma import measure
 
 
-@pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f"])
+# the 85F's whole SoC (SDRAM and activation buffer) takes ~90 s: slow tier, and bench dma
+@pytest.mark.parametrize("board", ["icebreaker", pytest.param("ulx3s-85f", marks=pytest.mark.slow)])
 def test_the_cycle_model_follows_the_rtl(board):
     rows = measure(board)
     assert len({r["memory"] for r in rows}) == (1 if board == "icebreaker" else 2)
@@ -17,5 +18,12 @@ def test_the_cycle_model_follows_the_rtl(board):
     for r in rows:
         tol = 0.10 if r["shape"].startswith("POOL") or (r["shape"].startswith("GAP")
                                                          and r["memory"] == "sdram") else 0.03
-        assert abs(r["model"] / r["rtl"] - 1) <= tol or abs(r["model"] - r["rtl"]) <= 2, r
-        assert abs(r["fetch_model"] / r["fetch_rtl"] - 1) <= 0.15, r
+        model, rtl = r["model"], r["rtl"]
+        if r["memory"] == "sdram" and r["shape"].split()[0] in ("STORE", "POOL", "GAP"):
+            # an instruction ends when its last writes are queued (the register slices on the
+            # way to the SDRAM take them), and they drain while the next one is fetched: the
+            # model counts them in the instruction, so the two are compared together
+            model, rtl = model + r["fetch_model"], rtl + r["fetch_rtl"]
+        else:
+            assert abs(r["fetch_model"] / r["fetch_rtl"] - 1) <= 0.15, r
+        assert abs(model / rtl - 1) <= tol or abs(model - rtl) <= 2, r

@@ -50,8 +50,8 @@ class DmaTiming:
     word: Word                   #: the vector unit's accesses (POOL, GAP)
 
 
-_SDRAM = DmaTiming(load=Rate(1.955, 4, 15), store=Rate(1.952, 3, 0), fetch=38,
-                   word=Word(12, 2, 8, 2))
+_SDRAM = DmaTiming(load=Rate(1.955, 4, 17), store=Rate(1.952, 3, 4), fetch=41,
+                   word=Word(13, 2, 8, 2))
 
 TIMINGS = {
     # the ULX3S's SDRAM (16 bits at the system clock, bursts of 2) behind the board's controller
@@ -62,16 +62,17 @@ TIMINGS = {
     # the activation buffer (block RAM in the controller's address space, a word per cycle);
     # instructions are never fetched from it
     "act": DmaTiming(load=Rate(4.0, 0, 4), store=Rate(4.0, 0, 0, per_word=2), fetch=0,
-                     word=Word(2, 1, 0, 1)),
+                     word=Word(5, 1, 0, 1)),
     # simulation-only engines (no SoC): assume the ULX3S's SDRAM
     "none": _SDRAM,
 }
 
 
 #: the activation buffer's wide port (``hw.soc.activation_buffer``): a map word per cycle
-#: after these cycles (a LOAD's last word reaches the engine two cycles after its read; a
-#: STORE reads the output memory's first word a cycle ahead)
-WIDE_SETUP = {False: 3, True: 1}
+#: after these cycles (a LOAD's last word reaches the engine three cycles after its read:
+#: the buffer's registered read data, then the engine's load register; a STORE reads the
+#: output memory's first word a cycle ahead)
+WIDE_SETUP = {False: 4, True: 1}
 
 
 def transfer_cycles(memory: str, rows: int, row_bytes: int, *, store: bool = False,

@@ -20,17 +20,17 @@ With ``wide`` > 1 the buffer is built as ``wide`` banks of ``bus``-word width si
 a second port reaches a whole row of them at once: a map word of the engine (16 bytes on the
 ulx3s-85f) in one cycle, where ``bus`` takes four.  The DMA moves maps between the buffer and
 the engine's memories through it (``wide_addr`` a row, ``wide_re`` reads it — ``wide_rdata``
-holds it the next cycle — ``wide_we`` writes ``wide_wdata``).  ``bus`` word ``a`` is bank
+holds it two cycles later, :attr:`ActivationBuffer.WIDE_LATENCY` — ``wide_we`` writes ``wide_wdata``).  ``bus`` word ``a`` is bank
 ``a mod wide`` of row ``a // wide``, so both ports see the same bytes.  The controller uses one
 port at a time (an instruction's transfer finishes before the next begins).
 """
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.memory.memport import MemPortSignature
-from hw.stream_slice import StreamSlice
 
 __all__ = ["ActivationBuffer"]
 
@@ -39,6 +39,9 @@ class ActivationBuffer(wiring.Component):
     """``depth`` words of ``width`` bits on chip in front of a memory port of
     ``mem_addr_width``-bit word addresses; ``bus`` has ``addr_width``-bit word addresses whose
     top bit selects the buffer; ``wide``: words per row of the wide port (1: none)."""
+
+    #: cycles from ``wide_re`` to its row on ``wide_rdata`` (the banks' read data is registered)
+    WIDE_LATENCY = 2
 
     def __init__(self, depth: int, addr_width: int, mem_addr_width: int, width: int,
                  wide: int = 1):
@@ -75,22 +78,23 @@ class ActivationBuffer(wiring.Component):
         # writes have no response to keep in order: they never wait
         free = (pending == 0) | (pending_on == on) | req.payload.write
 
-        # the buffer's side of ``bus``: a read answers two cycles later through a register
-        # slice, so ``ready`` never waits combinationally on the controller
-        m.submodules.resp_pipe = pipe = StreamSlice(W)
+        # the buffer's side of ``bus``: each bank's read data is registered beside it (the
+        # banks' block RAMs spread over the die; on the placed 85F SoC their data reached the
+        # response register unregistered), and a read answers three cycles later from a small
+        # FIFO; a read is issued only when the FIFO will have room for it, so ``ready`` never
+        # waits combinationally on the controller
+        m.submodules.resp_fifo = fifo = SyncFIFO(width=W, depth=4)
+        in_flight = Signal(range(3))                   # reads issued, not yet in the FIFO
         wide_busy = Signal()                           # the wide port has the banks
         if n > 1:
             m.d.comb += wide_busy.eq(self.wide_re | self.wide_we)
-        buf_ready = (~pipe.i.valid | pipe.i.ready) & ~wide_busy
+        buf_ready = (fifo.level + in_flight < fifo.depth) & ~wide_busy
         buf_take = req.valid & on & buf_ready & free
         buf_read = buf_take & ~req.payload.write
-        with m.If(buf_read):
-            m.d.sync += pipe.i.valid.eq(1)
-        with m.Elif(pipe.i.ready):
-            m.d.sync += pipe.i.valid.eq(0)
-        read_lane = Signal(range(n))
-        with m.If(buf_read):
-            m.d.sync += read_lane.eq(lane)
+        v1, v2 = Signal(), Signal()                    # a narrow read's data: at the bank, registered
+        lane1, lane2 = Signal(range(n)), Signal(range(n))
+        m.d.sync += [v1.eq(buf_read), v2.eq(v1), lane1.eq(lane), lane2.eq(lane1),
+                     in_flight.eq(in_flight + buf_read - v2)]
         rdata = []
         for b in range(n):
             mem = Memory(shape=W, depth=self.rows, init=[])
@@ -101,27 +105,30 @@ class ActivationBuffer(wiring.Component):
             m.d.comb += [rd.addr.eq(row), wr.addr.eq(row), wr.data.eq(req.payload.data),
                          rd.en.eq(buf_read),
                          wr.en.eq(buf_take & req.payload.write & mine)]
+            q = Signal(W, name=f"bank{b}_q")
+            m.d.sync += q.eq(rd.data)
             if n > 1:
                 with m.If(self.wide_re | self.wide_we):
                     m.d.comb += [rd.addr.eq(self.wide_addr), wr.addr.eq(self.wide_addr),
                                  wr.data.eq(self.wide_wdata[b * W:(b + 1) * W]),
                                  rd.en.eq(self.wide_re), wr.en.eq(self.wide_we)]
-                m.d.comb += self.wide_rdata[b * W:(b + 1) * W].eq(rd.data)
-            rdata.append(rd.data)
-        with m.Switch(read_lane):
+                m.d.comb += self.wide_rdata[b * W:(b + 1) * W].eq(q)
+            rdata.append(q)
+        m.d.comb += fifo.w_en.eq(v2)
+        with m.Switch(lane2):
             for b in range(n):
                 with m.Case(b):
-                    m.d.comb += pipe.i.payload.eq(rdata[b])
+                    m.d.comb += fifo.w_data.eq(rdata[b])
 
         m.d.comb += [self.mem.req.payload.addr.eq(req.payload.addr),
                      self.mem.req.payload.write.eq(req.payload.write),
                      self.mem.req.payload.data.eq(req.payload.data),
                      self.mem.req.valid.eq(req.valid & ~on & free),
-                     self.mem.resp.ready.eq(resp.ready), pipe.o.ready.eq(resp.ready)]
+                     self.mem.resp.ready.eq(resp.ready), fifo.r_en.eq(resp.ready)]
         m.d.comb += req.ready.eq(free & ((on & buf_ready) | (~on & self.mem.req.ready)))
         # only the side with reads in flight can answer
-        with m.If(pipe.o.valid):
-            m.d.comb += [resp.valid.eq(1), resp.payload.eq(pipe.o.payload)]
+        with m.If(fifo.r_rdy):
+            m.d.comb += [resp.valid.eq(1), resp.payload.eq(fifo.r_data)]
         with m.Else():
             m.d.comb += [resp.valid.eq(self.mem.resp.valid),
                          resp.payload.eq(self.mem.resp.payload)]

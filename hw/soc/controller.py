@@ -43,6 +43,7 @@ from hw.memory.memport import MemPortSignature
 from hw.soc.activation_buffer import ActivationBuffer
 from hw.soc.isa import WORD_BITS, Insn, Op, Target, act_wide_words, target_word_bytes
 from hw.soc.vector_unit import VectorUnit
+from hw.stream_slice import MemPortSlice
 
 __all__ = ["Controller", "PERF", "ERR_OPCODE", "ERR_TARGET"]
 
@@ -111,10 +112,18 @@ class Controller(wiring.Component):
             m.submodules.act = act = ActivationBuffer(self.act_depth, aw, self.mem_addr_width,
                                                       mw, wide=self.wide)
             wiring.connect(m, act.mem, wiring.flipped(self.mem))
-            mem = act.bus
+            # every request and response crosses a register slice on its way to and from the
+            # buffer: the DMA's and the vector unit's address adders, the state machine's
+            # handshakes and the buffer's far block RAMs never share a clock period (on the
+            # placed 85F SoC they did: `docs/soc_place.md`); a cycle each way
+            m.submodules.act_slice = act_slice = MemPortSlice(MemPortSignature(aw, mw))
+            wiring.connect(m, act_slice.initiator, act.bus)
+            mem = act_slice.target
+            drained = ~act.bus.req.valid       # the slice has passed every request on
             traffic = (act.offchip_read, act.offchip_write,
                        act.onchip_read | act.onchip_write)
         else:
+            drained = 1
             taken = mem.req.valid & mem.req.ready
             traffic = (taken & ~mem.req.payload.write, taken & mem.req.payload.write, 0)
 
@@ -224,7 +233,7 @@ class Controller(wiring.Component):
         err = Signal(8)
         m.d.comb += c.error.eq(err)
 
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(c.start.valid & ~busy):
                     m.d.sync += [busy.eq(1), c.done.eq(0), err.eq(0), pc.eq(0),
@@ -321,19 +330,20 @@ class Controller(wiring.Component):
             if self.wide > 1:
                 rows = act.rows
                 wide_row = cur[lb:lb + max(1, (rows - 1).bit_length())]
-                got = Signal()                         # a wide read answers this cycle
+                # a wide read's row: on its way, and on ``wide_rdata`` this cycle
+                reading, got = Signal(ActivationBuffer.WIDE_LATENCY - 1), Signal()
                 with m.State("LOAD_WIDE"):
-                    # a map word a cycle: read a row, its data the next cycle into ``word``,
-                    # written into the engine the cycle after (``ld_pending``)
+                    # a map word a cycle: read a row, its data into ``word`` when the buffer
+                    # has it, written into the engine the cycle after (``ld_pending``)
                     m.d.sync += perf["dma_cycles"].eq(perf["dma_cycles"] + 1)
                     m.d.comb += [act.wide_addr.eq(wide_row), act.wide_re.eq(~req_done),
                                  wide_access.eq(~req_done)]
-                    m.d.sync += got.eq(~req_done)
+                    m.d.sync += Cat(reading, got).eq(Cat(~req_done, reading))
                     with m.If(~req_done):
                         advance()
                     with m.If(got):
                         m.d.sync += [word.eq(act.wide_rdata), ld_pending.eq(1)]
-                    with m.If(req_done & ~got & ~ld_pending):
+                    with m.If(req_done & (reading == 0) & ~got & ~ld_pending):
                         m.next = "NEXT"
                 with m.State("STORE_WIDE_FIRST"):
                     # the output memory answers a cycle after ``rd_addr`` (= k)
@@ -398,12 +408,21 @@ class Controller(wiring.Component):
                     with m.If(vu.idle):
                         m.next = "NEXT"
             with m.State("NEXT"):
-                m.d.sync += [pc.eq(pc + 1), perf["insns"].eq(perf["insns"] + 1)]
-                m.next = "FETCH"
+                # the instruction's last requests have left the slice before the next fetch
+                # (the traffic counters, which leave fetches out, count them where the buffer
+                # takes them)
+                with m.If(drained):
+                    m.d.sync += [pc.eq(pc + 1), perf["insns"].eq(perf["insns"] + 1)]
+                    m.next = "FETCH"
             with m.State("FAULT_OPCODE"):
                 m.d.sync += [err.eq(ERR_OPCODE), busy.eq(0), c.done.eq(1)]
                 m.next = "IDLE"
             with m.State("FAULT_TARGET"):
                 m.d.sync += [err.eq(ERR_TARGET), busy.eq(0), c.done.eq(1)]
                 m.next = "IDLE"
+        if self.act_depth:
+            # one-hot state where the clock matters (the ULX3S configurations): a state's
+            # decoding is one flip-flop, not a compare of the state number, on the enables of
+            # the assembly word's ~1,000 flip-flops; the UP5K keeps its few flip-flops
+            fsm.state.attrs["fsm_encoding"] = "one-hot"
         return m
