@@ -26,3 +26,28 @@ def test_a_cached_build_keeps_only_what_runs_and_still_runs(tmp_path, monkeypatc
     before = built.read_text()
     runner.build(runner.to_verilog(dut))
     assert built.read_text() == before                  # not compiled again
+
+
+def test_no_more_compiles_than_cores_at_once():
+    """Compile slots: callers beyond ``os.cpu_count()`` wait, and all of them get one."""
+    import os
+    import threading
+    import time
+
+    from sim import runner
+    active, peak, done = [], [0], []
+
+    def compile_one():
+        with runner._compile_slot():
+            active.append(1)
+            peak[0] = max(peak[0], len(active))
+            time.sleep(0.3)
+            active.pop()
+        done.append(1)
+    threads = [threading.Thread(target=compile_one) for _ in range(os.cpu_count() + 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(done) == len(threads)
+    assert peak[0] == os.cpu_count()
