@@ -19,8 +19,9 @@ def test_lut_truth_table_and_its_generate_corner():
 
 
 # the requant lane's width in the ECP5's carry cells in make test; the others slow (a build each)
-@pytest.mark.parametrize("width,cells", [(31, "ecp5"), pytest.param(8, "ecp5", marks=pytest.mark.slow),
-                                         pytest.param(31, "generic", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("width,cells", [
+    (31, "ecp5"), pytest.param(8, "ecp5", marks=pytest.mark.slow),
+    pytest.param(31, "generic", marks=pytest.mark.slow)])
 def test_and_pair_sum(width, cells):
     rng = np.random.default_rng(width)
     n = 300

@@ -20,9 +20,10 @@ With ``wide`` > 1 the buffer is built as ``wide`` banks of ``bus``-word width si
 a second port reaches a whole row of them at once: a map word of the engine (16 bytes on the
 ulx3s-85f) in one cycle, where ``bus`` takes four.  The DMA moves maps between the buffer and
 the engine's memories through it (``wide_addr`` a row, ``wide_re`` reads it — ``wide_rdata``
-holds it two cycles later, :attr:`ActivationBuffer.WIDE_LATENCY` — ``wide_we`` writes ``wide_wdata``).  ``bus`` word ``a`` is bank
-``a mod wide`` of row ``a // wide``, so both ports see the same bytes.  The controller uses one
-port at a time (an instruction's transfer finishes before the next begins).
+holds it two cycles later, :attr:`ActivationBuffer.WIDE_LATENCY` — ``wide_we`` writes
+``wide_wdata``).  ``bus`` word ``a`` is bank ``a mod wide`` of row ``a // wide``, so both
+ports see the same bytes.  The controller uses one port at a time (an instruction's transfer
+finishes before the next begins).
 """
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
@@ -91,7 +92,8 @@ class ActivationBuffer(wiring.Component):
         buf_ready = (fifo.level + in_flight < fifo.depth) & ~wide_busy
         buf_take = req.valid & on & buf_ready & free
         buf_read = buf_take & ~req.payload.write
-        v1, v2 = Signal(), Signal()                    # a narrow read's data: at the bank, registered
+        # a narrow read's data: at the bank (v1), registered beside it (v2)
+        v1, v2 = Signal(), Signal()
         lane1, lane2 = Signal(range(n)), Signal(range(n))
         m.d.sync += [v1.eq(buf_read), v2.eq(v1), lane1.eq(lane), lane2.eq(lane1),
                      in_flight.eq(in_flight + buf_read - v2)]
