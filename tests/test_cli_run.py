@@ -358,9 +358,15 @@ def test_stats_file(tmp_path, capsys):
 
 
 @contextlib.contextmanager
-def _pty_to(dev):
-    """A pseudo-terminal relayed to a simulated device's socket, both ways; yields its name."""
+def _pty_to(dev, monkeypatch):
+    """A pseudo-terminal relayed to a simulated device's socket, both ways; yields its name.
+
+    The simulation behind it moves some 10^5 bits a second, not the 3 Mbaud a board's link
+    does, and slower still beside other work: a serial request waits as long as a ``sim`` one
+    (a board's one-second timeout made CI fail when a Verilator build ran beside the test)."""
     import os
+    from host.runtime.driver import SerialTransport, SimTransport
+    monkeypatch.setattr(SerialTransport, "default_timeout", SimTransport.default_timeout)
     import select
     import threading
     import tty
@@ -390,7 +396,7 @@ def _pty_to(dev):
         os.close(slave)
 
 
-def test_serial_target_reaches_the_simulated_board(tmp_path, capsys):
+def test_serial_target_reaches_the_simulated_board(tmp_path, capsys, monkeypatch):
     """``--target serial:PORT`` runs for real: the CLI opens a pseudo-terminal that relays to
     the link SoC simulated under Verilator and identifies the board over the protocol; that
     gateware has no engine, so it ends in one line saying so (nothing written)."""
@@ -398,12 +404,12 @@ def test_serial_target_reaches_the_simulated_board(tmp_path, capsys):
     g = zoo.get("digits")
     inp = tmp_path / "x.npy"
     np.save(inp, np.zeros((1,) + g.input_tensor.shape, np.float32))
-    with SimDevice(SimConfig()) as dev, _pty_to(dev) as port:
+    with SimDevice(SimConfig()) as dev, _pty_to(dev, monkeypatch) as port:
         _expect_error(capsys, tmp_path, "zoo:digits", inp, "--target", f"serial:{port}@3000000",
                       fragment="is a sim board with no convolution engine")
 
 
-def test_serial_target_runs_the_network_on_an_accelerator(tmp_path, capsys):
+def test_serial_target_runs_the_network_on_an_accelerator(tmp_path, capsys, monkeypatch):
     """The same through a pseudo-terminal to the simulated accelerator SoC of the icebreaker
     configuration: the program is written over the link, run, and read back — equal to the
     golden target; ``--stats`` carries the board's counters; another ``--board`` is refused."""
@@ -420,7 +426,8 @@ def test_serial_target_runs_the_network_on_an_accelerator(tmp_path, capsys):
     code, _, err = _run(capsys, "zoo:digits", "--input", inp, "--output", tmp_path / "e.npy",
                         "--target", "emu", "--board", "icebreaker", "--stats", tmp_path / "e.json")
     assert code == 0, err
-    with SimDevice(soc_config(get_config("icebreaker"))) as dev, _pty_to(dev) as port:
+    config = soc_config(get_config("icebreaker"))
+    with SimDevice(config) as dev, _pty_to(dev, monkeypatch) as port:
         code, out, err = _run(capsys, "zoo:digits", "--input", inp, "--output",
                               tmp_path / "s.npy", "--target", f"serial:{port}@3000000",
                               "--board", "icebreaker", "--stats", tmp_path / "s.json")
