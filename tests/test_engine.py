@@ -116,33 +116,28 @@ def test_engine_conv(case):
     check(random_layer(rng, *CI_CASES[case]), CI_CFG)
 
 
-#: all requant lanes (drain 1 cycle per pixel, as the ECP5-85F build): the drain enters the latency
-CI_CFG_FULL = EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=256,
-                           ob_depth=64, out_depth=2048, post_lanes=3)
+#: the array's optional features in one build (one Verilator compile for the three tests
+#: below, not three): all requant lanes (drain 1 cycle per pixel, as the ECP5-85F build: the
+#: drain enters the latency), a register between array rows (``psum_hop=2``: partial sums take
+#: two cycles per row, the skew doubles) and the fused 2×2 max-pool (descriptor bit ``pool``)
+CI_CFG_FEATURES = EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=256,
+                               ob_depth=64, out_depth=2048, post_lanes=3, psum_hop=2,
+                               pool_width=16)
 
 
 @pytest.mark.parametrize("case", [0, 2, 3])
 def test_engine_conv_all_lanes(case):
     rng = np.random.default_rng(200 + case)
-    check(random_layer(rng, *CI_CASES[case]), CI_CFG_FULL)
-
-
-#: a register between array rows (partial sums take two cycles per row; the skew doubles)
-CI_CFG_HOP = EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=256,
-                          ob_depth=64, out_depth=2048, post_lanes=2, psum_hop=2)
+    check(random_layer(rng, *CI_CASES[case]), CI_CFG_FEATURES)
 
 
 @pytest.mark.parametrize("case", [0, 2])
 def test_engine_with_psum_hop(case):
     """``psum_hop=2``: same results, cycles = the formula with the longer skew."""
     rng = np.random.default_rng(300 + case)
-    check(random_layer(rng, *CI_CASES[case]), CI_CFG_HOP)
-    assert CI_CFG_HOP.latency == CI_CFG.latency + CI_CFG.rows - 1
-
-
-#: with the fused 2×2 max-pool on the output (descriptor bit ``pool``)
-CI_CFG_POOL = EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=256,
-                           ob_depth=64, out_depth=2048, post_lanes=2, pool_width=16)
+    check(random_layer(rng, *CI_CASES[case]), CI_CFG_FEATURES)
+    one_hop = EngineConfig(**(CI_CFG_FEATURES.as_dict() | dict(psum_hop=1)))
+    assert CI_CFG_FEATURES.latency == one_hop.latency + CI_CFG_FEATURES.rows - 1
 
 
 @pytest.mark.parametrize("case,pool", [(0, True), (1, True), (2, True), (6, True), (0, False)])
@@ -150,7 +145,7 @@ def test_engine_conv_fused_maxpool(case, pool):
     """conv → requant → 2×2/2 max-pool in the engine equals the reference conv then pool
     (odd maps drop their last row/column); the same build without ``pool`` is unchanged."""
     rng = np.random.default_rng(400 + case)
-    check(random_layer(rng, *CI_CASES[case]), CI_CFG_POOL, pool=pool)
+    check(random_layer(rng, *CI_CASES[case]), CI_CFG_FEATURES, pool=pool)
 
 
 #: digit-serial requant lanes (the iCE40 build): 2 lanes for 4 columns, 8 cycles per value,

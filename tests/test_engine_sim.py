@@ -61,11 +61,11 @@ def test_run_conv_tiles_a_map_larger_than_the_engine(c, h, w, stride, expect):
 
 def test_run_conv_tiles_with_the_fused_pool():
     """Tiles of even size keep the fused 2×2 pool's windows whole."""
-    from tests.test_engine import CI_CFG_POOL, reference_maxpool
+    from tests.test_engine import CI_CFG_FEATURES, reference_maxpool
     rng = np.random.default_rng(12)
     node = _node(rng, Conv, (5, 16, 3, 3), pads=[1, 1, 1, 1])
     x = rng.integers(-128, 128, (16, 22, 23), dtype=np.int8)      # 4 blocks × 24×25 > 2048
-    y, _ = run_conv(node, x, zx=-2, zy=1, config=CI_CFG_POOL, pool=True)
+    y, _ = run_conv(node, x, zx=-2, zy=1, config=CI_CFG_FEATURES, pool=True)
     np.testing.assert_array_equal(y, reference_maxpool(golden.conv_layer(node, x, -2, 1)))
 
 
@@ -121,10 +121,11 @@ def test_emulated_engine_equals_the_rtl(schedule, block):
     assert runs[True][1] == runs[False][1]
 
 
-def _pool_net():
+def _pool_net(size=14):
     """conv → max-pool pairs the engine fuses (odd 7×7 map: floor pooling), one it must not
-    (the conv output also feeds the residual add) and a 3×3 pool it cannot."""
-    b = GraphBuilder("pooly", (3, 14, 14), seed=9)
+    (the conv output also feeds the residual add) and a 3×3 pool it cannot; ``size``: the
+    input's height and width (the comments are for 14)."""
+    b = GraphBuilder("pooly", (3, size, size), seed=9)
     x = b.conv(b.input, 4, 3, name="c1")
     x = b.maxpool(x, 2, name="p1")                       # 7×7
     y = b.conv(x, 4, 3, name="c2")
@@ -155,9 +156,7 @@ def run_pool_net(cfg, schedule, block, seed):
 def test_network_with_fused_pools_bit_exact(schedule, block):
     """``conv_pool_fn``: convolutions whose only consumer is a 2×2/2 max-pool run with the
     engine's fused pool, under every schedule, bit-exact with the golden model."""
-    from hw.engine.engine import EngineConfig
-    cfg = EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=256,
-                       ob_depth=64, out_depth=2048, post_lanes=2, pool_width=16)
+    from tests.test_engine import CI_CFG_FEATURES as cfg
     got, want, sim = run_pool_net(cfg, schedule, block, seed=2)
     np.testing.assert_array_equal(got, want)
     names = [s["name"] for s in sim.stats]
@@ -167,11 +166,10 @@ def test_network_with_fused_pools_bit_exact(schedule, block):
 
 
 def test_fused_pool_falls_back_when_the_map_is_too_wide():
-    """An engine whose pool row buffer is narrower than the map pools on the host instead."""
-    from hw.engine.engine import EngineConfig
-    cfg = EngineConfig(rows=5, cols=3, in_depth=2048, w_depth=1024, step_depth=256,
-                       ob_depth=64, out_depth=2048, post_lanes=2, pool_width=4)
-    g = _pool_net()
+    """An engine whose pool row buffer is narrower than the map pools on the host instead
+    (a 16-word buffer; pooled rows of 34 and 17 words)."""
+    from tests.test_engine import CI_CFG_FEATURES as cfg
+    g = _pool_net(68)
     x = smooth_input(g, seed=3)
     sim = EngineSim(cfg)
     got = golden.run(g, x, conv_fn=sim.conv_fn, fc_fn=sim.fc_fn, conv_pool_fn=sim.conv_pool_fn)

@@ -59,7 +59,8 @@ def test_ecp5_build_instantiates_the_cell():
 
 
 def test_build_is_cached():
-    text = to_verilog(PE())
+    """A second build of one design reuses the first (the PE the reference test builds)."""
+    text = to_verilog(PE(psum_width=20))
     a = build(text)
     t = (a / ".built").stat().st_mtime
     b = build(text)
