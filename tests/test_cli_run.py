@@ -365,11 +365,12 @@ def _pty_to(dev, monkeypatch):
     does, and slower still beside other work: a serial request waits as long as a ``sim`` one
     (a board's one-second timeout made CI fail when a Verilator build ran beside the test)."""
     import os
-    from host.runtime.driver import SerialTransport, SimTransport
-    monkeypatch.setattr(SerialTransport, "default_timeout", SimTransport.default_timeout)
     import select
     import threading
     import tty
+
+    from host.runtime.driver import SerialTransport, SimTransport
+    monkeypatch.setattr(SerialTransport, "default_timeout", SimTransport.default_timeout)
     master, slave = os.openpty()
     tty.setraw(master)
     tty.setraw(slave)

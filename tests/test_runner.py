@@ -50,11 +50,9 @@ def test_a_cached_build_keeps_only_what_runs_and_still_runs(tmp_path, monkeypatc
 def test_no_more_compiles_than_cores_at_once(tmp_path, monkeypatch):
     """Compile slots: callers beyond ``os.cpu_count()`` wait, and all of them get one (slots
     of their own: another test worker's real compile must not hold one of them)."""
-    import os
     import threading
     import time
 
-    from sim import runner
     monkeypatch.setattr(runner, "BUILD_ROOT", tmp_path)
     active, peak, done = [], [0], []
 
