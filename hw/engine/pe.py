@@ -5,7 +5,7 @@ multiplier (ECP5 MULT18X18D with its input/output registers, iCE40 SB_MAC16).
 operands, registered product, then a registered partial-sum add (``psum_out = psum_in + x·w``
 three cycles after the operands); partial sums flow down a column.
 """
-from amaranth.hdl import ClockSignal, Instance, Module, Signal, signed
+from amaranth.hdl import Cat, ClockSignal, Instance, Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -18,11 +18,17 @@ def psum_width(rows: int) -> int:
     return (rows * (1 << 14)).bit_length() + 1
 
 
+def _sext16(v):
+    """An int8 as the 16-bit two's-complement operand of a 16×16 signed multiplier."""
+    return Cat(v, v[7].replicate(8))
+
+
 class PE(wiring.Component):
     """``x_r, w_r <= x, w``; ``prod <= x_r*w_r``; ``psum_out <= psum_in + prod`` (latency 3 for
     x/w, 1 for psum_in).  Register → multiplier → register, no logic in the multiplier's path;
-    on ECP5 the operand and product registers are MULT18X18D's own (instantiated), elsewhere
-    yosys maps the multiply (iCE40: SB_MAC16 with the registers in the fabric beside it)."""
+    on ECP5 the operand and product registers are MULT18X18D's own (instantiated), on iCE40
+    the whole PE is one SB_MAC16 (registers and adder its own); elsewhere (simulation) it is
+    behavioural."""
     LATENCY = 3
 
     def __init__(self, psum_width: int = 32, bel: str | None = None):
@@ -56,6 +62,31 @@ class PE(wiring.Component):
                 p_REG_INPUTC_CLK="NONE", p_REG_PIPELINE_CLK="NONE",
                 i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0,
                 i_CLK0=ClockSignal(), i_CE0=1, i_RST0=0, **ports)
+        elif str(getattr(platform, "family", "")).lower() == "ice40":   # Amaranth: "iCE40"
+            # SB_MAC16 does the whole PE: operand registers (A_REG, B_REG), the product
+            # register (PIPELINE_16x16_MULT_REG2) and the partial-sum add with its output
+            # register (C:D + product, the carry from the low half into the high half), so no
+            # fabric logic cell holds a PE register (the UP5K is short of them)
+            psum = Signal(signed(32))
+            o = Signal(32)
+            m.d.comb += [psum.eq(self.psum_in), self.psum_out.eq(o[:self.psum_width])]
+            m.submodules.mac = Instance(
+                "SB_MAC16",
+                p_A_REG=1, p_B_REG=1, p_C_REG=0, p_D_REG=0,
+                p_PIPELINE_16x16_MULT_REG2=1, p_A_SIGNED=1, p_B_SIGNED=1,
+                p_TOPADDSUB_UPPERINPUT=1, p_TOPADDSUB_LOWERINPUT=2,
+                p_TOPADDSUB_CARRYSELECT=2, p_TOPOUTPUT_SELECT=1,
+                p_BOTADDSUB_UPPERINPUT=1, p_BOTADDSUB_LOWERINPUT=2,
+                p_BOTADDSUB_CARRYSELECT=0, p_BOTOUTPUT_SELECT=1,
+                i_CLK=ClockSignal(), i_CE=1,
+                i_A=_sext16(self.x),
+                i_B=_sext16(self.w), i_C=psum[16:], i_D=psum[:16],
+                **{f"i_{n}": 0 for n in ("AHOLD", "BHOLD", "CHOLD", "DHOLD", "IRSTTOP",
+                                         "IRSTBOT", "ORSTTOP", "ORSTBOT", "OLOADTOP",
+                                         "OLOADBOT", "ADDSUBTOP", "ADDSUBBOT", "OHOLDTOP",
+                                         "OHOLDBOT", "CI", "ACCUMCI", "SIGNEXTIN")},
+                o_O=o)
+            return m
         else:
             x_r, w_r = Signal(signed(8)), Signal(signed(8))
             m.d.sync += [x_r.eq(self.x), w_r.eq(self.w)]
