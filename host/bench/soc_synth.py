@@ -67,12 +67,12 @@ def run_step(bdir: Path, tool: str, extra: str = "") -> subprocess.CompletedProc
 
 def synth(board: str, build_root: Path | None = None) -> dict:
     """Elaborate and run yosys on ``board``'s SoC with the accelerator; returns its cells."""
-    from host.synthesis import ICE40_SYNTH_OPTS, _yosys_cells
+    from host.synthesis import ICE40_SYNTH_OPTS, _yosys_cells, prepare
     from hw.soc.top import make_platform
     acfg, top = _top(board)
     platform = make_platform(board)
     opts = {"synth_opts": ICE40_SYNTH_OPTS} if acfg.device.family == "ice40" else {}
-    plan = platform.prepare(top, name="top", **opts)
+    plan = prepare(platform, top, acfg.device.family, **opts)
     bdir = Path(build_root or ROOT / "build" / "soc-synth") / board
     plan.extract(str(bdir))
     t0 = time.monotonic()

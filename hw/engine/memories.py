@@ -9,7 +9,7 @@ from amaranth.lib import data
 from amaranth.lib.memory import Memory
 
 from hw.memory.bram import BRAMTarget
-from hw.memory.read_reg_ram import ReadRegRAM
+from hw.memory.read_reg_ram import NO_RW_CHECK, ReadRegRAM
 from hw.engine.row_feeder import RowFeeder
 
 __all__ = ["EngineMemories", "write_port"]
@@ -69,9 +69,12 @@ class EngineMemories:
         m.submodules.out_mem = self.out_mem = ReadRegRAM(C * 8, cfg.out_depth, name="out_mem",
                                                          registered=False)
         NB = cfg.table_banks
+        # the engine never reads a table word the load port is writing (a run reads one bank
+        # while the controller loads the other): no read-during-write logic in the block RAMs
+        undefined = {NO_RW_CHECK: 1}
         # with two banks the step table and the block bases stay in LUT RAM (yosys put the
         # 85F's 64-entry step table in block RAM, which is full; hw.budget counts them so)
-        lutram = {"ram_style": "distributed"} if NB > 1 else None
+        lutram = {"ram_style": "distributed"} | undefined if NB > 1 else undefined
         m.submodules.step_mem = self.step_mem = Memory(
             shape=step_layout, depth=cfg.step_depth * NB, init=[], attrs=lutram)
         self.prm_layout = data.ArrayLayout(data.StructLayout(
@@ -79,7 +82,8 @@ class EngineMemories:
         m.submodules.base_mem = self.base_mem = Memory(shape=A, depth=cfg.ob_depth * NB, init=[],
                                                        attrs=lutram)
         m.submodules.prm_mem = self.prm_mem = Memory(shape=self.prm_layout,
-                                                     depth=cfg.block_words * NB, init=[])
+                                                     depth=cfg.block_words * NB, init=[],
+                                                     attrs=undefined)
         self.w_mems = []
         for r in range(R):
             wm = ReadRegRAM(C * 8, cfg.w_depth, name=f"w_mem_{r}")

@@ -29,6 +29,7 @@ from amaranth.utils import ceil_log2
 from host.runtime.protocol import (CRC32_RESIDUE, REQUEST_ARGS, STATUS_FIELDS, WRITE_HEADER, Cmd,
                            DeviceInfo, Status)
 
+from hw.memory.read_reg_ram import NO_RW_CHECK
 from hw.link.framing import crc32_byte, decoded_layout, frame_byte_layout
 from hw.memory.memport import MemPortSignature
 from hw.stream_slice import StreamSlice
@@ -90,7 +91,9 @@ class CommandProcessor(wiring.Component):
 
         # ---------------------------------------------------------------- receive
         buf_words = info.max_payload // wb      # WRITE data only; the CRC is checked on the fly
-        m.submodules.fbuf = fbuf = Memory(shape=8 * wb, depth=buf_words, init=[])
+        # read only once the frame has ended and the receiver has stopped (no collisions)
+        m.submodules.fbuf = fbuf = Memory(shape=8 * wb, depth=buf_words, init=[],
+                                          attrs={NO_RW_CHECK: 1})
         fwr = fbuf.write_port()
         frd = fbuf.read_port(transparent_for=())
 

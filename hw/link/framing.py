@@ -15,6 +15,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hw.memory.read_reg_ram import NO_RW_CHECK
 from hw.stream_slice import StreamSlice
 
 CRC32_POLY = 0xEDB88320
@@ -140,7 +141,8 @@ class COBSEncoder(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.buf = buf = Memory(shape=8, depth=254, init=[])
+        # the block is read out only after it is complete: a read beside a write is unused
+        m.submodules.buf = buf = Memory(shape=8, depth=254, init=[], attrs={NO_RW_CHECK: 1})
         wr = buf.write_port()
         rd = buf.read_port(transparent_for=())
 

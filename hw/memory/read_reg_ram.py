@@ -22,6 +22,10 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+#: the memory attribute (yosys's name) for "a read of the word being written in the same cycle
+#: may return anything: the design never uses it" (``host.synthesis.undefined_collisions``)
+NO_RW_CHECK = "no_rw_check"
+
 #: cycles from a read address to its data at ``r_data``
 LATENCY = 2
 
@@ -79,7 +83,10 @@ class ReadRegRAM(wiring.Component):
             for p in range(self.read_ports):
                 self._tiles(m, p, n_tiles, w_data, wa)
             return m
-        m.submodules.mem = mem = Memory(shape=self.width, depth=self.depth, init=[])
+        # a read of the word being written is undefined (above): no emulation of it in the
+        # block RAMs (host.synthesis.undefined_collisions)
+        m.submodules.mem = mem = Memory(shape=self.width, depth=self.depth, init=[],
+                                        attrs={NO_RW_CHECK: 1})
         wp = mem.write_port()
         m.d.comb += [wp.addr.eq(self.w_addr), wp.data.eq(self.w_data), wp.en.eq(self.w_en)]
         for p in range(self.read_ports):
