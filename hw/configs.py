@@ -69,6 +69,17 @@ class AcceleratorConfig:
     vector: bool = True
     #: False for configurations that are simulation-only: they fit no board
     board: bool = True
+    #: the board top's power-up memory self-test (``hw.soc.top.BoardTop(memtest=…)``); the
+    #: host's ``blockfuse device selftest`` tests the memory over the link either way
+    selftest: bool = True
+    #: the controller's descriptor registers: 2 = the next run's descriptor loads while the
+    #: engine runs (a CONV copies it); 1 = one register the engine reads, so a descriptor's
+    #: LOAD waits for the run before it (``hw.soc.isa.dma_words``): 254 flip-flops fewer
+    desc_buffers: int = 2
+    #: register slices on every memory-port side of the board top's arbiter
+    #: (``hw.soc.top.BoardTop(mem_slices=…)``): the ULX3S's 100 MHz needs them; the iCEBreaker's
+    #: link SoC meets its 42 MHz without them (45.3 MHz placed, 2,262 logic cells against 3,249)
+    mem_slices: bool = True
     note: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -108,12 +119,15 @@ BOARD_CONFIGS = {
                      table_banks=2),
         100.0, "sdram", act_bytes=64 << 10, **_ECP5_SOC),
     # all 8 SB_MAC16 as PEs, one digit-serial requant lane, memories written straight from the
-    # load port, no vector unit (the UP5K is short of logic cells; the digits CNN does not pool)
+    # load port, no vector unit (the UP5K is short of logic cells; the digits CNN does not pool),
+    # no power-up self-test (its memory is the UP5K's own SPRAM: nothing on the board to test),
+    # one descriptor register, no register slices around the memory arbiter
     "icebreaker": AcceleratorConfig(
         "icebreaker", DEVICES["iCE40UP5K"],
         EngineConfig(rows=2, cols=4, post_lanes=1, serial_requant=True, in_depth=512,
                      w_depth=256, step_depth=32, ob_depth=2, out_depth=256, load_regs=False),
-        42.0, "spram", engine_luts=4680, vector=False, **_ICE40_SOC),
+        42.0, "spram", engine_luts=4680, vector=False, selftest=False, desc_buffers=1,
+        mem_slices=False, **_ICE40_SOC),
 }
 
 #: the small instance for fast RTL tests (ECP5 geometry, no board of its own)

@@ -50,7 +50,8 @@ def _top(board: str):
             m = Module()
             wiring.connect(m, held["acc"].mem, wiring.flipped(self.bus))
             return m
-    return acfg, BoardTop(board, link_factory=link_factory, extra_initiators=[CoreMemory])
+    return acfg, BoardTop(board, link_factory=link_factory, extra_initiators=[CoreMemory],
+                          memtest=acfg.selftest, mem_slices=acfg.mem_slices)
 
 
 def run_step(bdir: Path, tool: str, extra: str = "") -> subprocess.CompletedProcess:

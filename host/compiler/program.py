@@ -38,7 +38,7 @@ from host.errors import UserError
 from host.model.ir import FC, Conv, Flatten, GlobalAvgPool, Graph, Pool, UnsupportedModel
 from host.runtime.golden import block_grid, intersect, need_region
 from hw.soc.isa import (ACT_BASE, WORD_ALIGN, WORD_BITS, Op, Target, clash, dma_words, pack,
-                        target_word_bytes)
+                        run_desc_words, target_word_bytes)
 from host.compiler.layer import EngineCapacityError, compile_conv, out_words
 from host.compiler.pack import put_fields
 
@@ -330,7 +330,8 @@ class _Compiler:
         sync = {}
         if op == Op.CONV:
             self.engine_words = run_words
-        elif op != Op.HALT and clash(dma_words(op, args), self.engine_words):
+        elif op != Op.HALT and clash(dma_words(op, args, self.acfg.desc_buffers),
+                                     self.engine_words):
             sync["engine"], self.engine_words = 1, {}
         self.insns.append(pack(op, sync, **args))
         self.layers.append(self.layer)
@@ -676,7 +677,7 @@ class _Compiler:
             Target.MAP: (m_at, m_at + n_in), Target.WEIGHTS: (w_at, w_at + n_w),
             Target.STEPS: (s_at, s_at + d["steps"]),
             Target.BLOCKS: (b_at, b_at + (d["n_ob"] << self.cfg.group_bits)),
-            Target.OUT: (o_at, o_at + n_out)})
+            Target.OUT: (o_at, o_at + n_out)} | run_desc_words(self.acfg.desc_buffers))
         self.flush_store()
         if prefetch and p.share[1] == prefetch[0].share[1] == 2:
             self.prefetch_weights(*prefetch)

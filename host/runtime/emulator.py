@@ -28,7 +28,7 @@ from host.runtime.engine_model import emulate, map_footprint, preloaded_cycles
 from host.compiler.pack import StepCodec
 from hw.engine.engine import block_entry_layout, layer_desc_layout, table_bases
 from hw.soc.isa import (ACT_BASE, WORD_ALIGN, Op, Target, act_wide_words, clash, decode_fields,
-                        dma_words, target_word_bytes, unpack, wide_transfer)
+                        dma_words, run_desc_words, target_word_bytes, unpack, wide_transfer)
 
 __all__ = ["Emulator", "HazardError", "ProgramFault", "RunStats", "predict"]
 
@@ -155,7 +155,7 @@ class Emulator:
                 if sync["engine"]:
                     start = max(start, engine_free)
                 elif engine_free > start:
-                    hit = clash(dma_words(op, args), engine_uses)
+                    hit = clash(dma_words(op, args, self.acfg.desc_buffers), engine_uses)
                     if hit:
                         raise HazardError(
                             f"instruction {pc} ({op.name}, {p.layers[pc]}) touches the "
@@ -334,7 +334,7 @@ class Emulator:
             Target.STEPS: (s0, s0 + desc["steps"]),
             Target.BLOCKS: (b0, b0 + nblk),
             Target.OUT: (desc["out_base"], desc["out_base"] + len(words)),
-        }
+        } | run_desc_words(self.acfg.desc_buffers)
         return cycles
 
     def _decode_steps(self, rows: np.ndarray) -> list:

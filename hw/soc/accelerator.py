@@ -27,7 +27,8 @@ class Accelerator(wiring.Component):
         e = self.engine
         self.controller = Controller(acfg.engine, mem_addr_width, mem_width, e.ld_width,
                                      e.desc_layout, acfg.engine.cols * 8,
-                                     act_bytes=acfg.act_bytes, vector=acfg.vector)
+                                     act_bytes=acfg.act_bytes, vector=acfg.vector,
+                                     desc_buffers=acfg.desc_buffers)
         super().__init__({"ctrl": In(EngineControlSignature(len(PERF))),
                           "mem": Out(MemPortSignature(mem_addr_width, mem_width))})
 

@@ -63,12 +63,18 @@ class Controller(wiring.Component):
     port of ``mem_addr_width``-bit word addresses and ``mem_width``-bit words; ``ld_width``,
     ``desc_layout`` and ``rd_width`` are the engine's load port, descriptor and read port;
     ``act_bytes``: the activation buffer (``hw.soc.activation_buffer``) in its address space
-    from ``ACT_BASE`` (0: none); ``vector``: with the vector unit (``POOL``, ``GAP``)."""
+    from ``ACT_BASE`` (0: none); ``vector``: with the vector unit (``POOL``, ``GAP``);
+    ``desc_buffers``: 2 = a CONV copies the loaded descriptor into the run's register, 1 = the
+    engine reads the loaded one (its LOAD must wait for the run: ``hw.soc.isa.dma_words``)."""
 
     def __init__(self, engine, mem_addr_width: int, mem_width: int, ld_width: int,
-                 desc_layout, rd_width: int, act_bytes: int = 0, vector: bool = True):
+                 desc_layout, rd_width: int, act_bytes: int = 0, vector: bool = True,
+                 desc_buffers: int = 2):
         self.cfg = engine
         self.vector = vector
+        if desc_buffers not in (1, 2):
+            raise ValueError(f"a controller has 1 or 2 descriptor registers, not {desc_buffers}")
+        self.desc_buffers = desc_buffers
         self.mw = mem_width
         self.mem_addr_width = mem_addr_width
         self.act_depth = act_bytes * 8 // mem_width
@@ -208,10 +214,11 @@ class Controller(wiring.Component):
                      self.ld_en.eq(ld_pending & (target != Target.DESC))]
         # LOAD DESC shifts its memory words into ``desc`` as they arrive; a CONV copies it into
         # ``desc_run``, which the engine reads for the whole run, so the next run's descriptor
-        # may load while this one runs
+        # may load while this one runs (with one register the engine reads ``desc`` itself)
         desc = Signal(dw * mw)
-        desc_run = Signal(len(self.desc.as_value()))
-        m.d.comb += self.desc.eq(desc_run)
+        n_desc = len(self.desc.as_value())
+        desc_run = Signal(n_desc) if self.desc_buffers > 1 else None
+        m.d.comb += self.desc.eq(desc_run if desc_run is not None else desc[:n_desc])
         with m.If(ld_pending):
             m.d.sync += [ld_pending.eq(0), k.eq(k + 1)]
 
@@ -383,7 +390,8 @@ class Controller(wiring.Component):
             with m.State("CONV"):
                 # in order: the run before this one must have finished
                 with m.If(engine_idle):
-                    m.d.sync += desc_run.eq(desc[:len(desc_run)])
+                    if desc_run is not None:
+                        m.d.sync += desc_run.eq(desc[:n_desc])
                     m.next = "CONV_START"
                 with m.Else():
                     m.d.sync += perf["wait_cycles"].eq(perf["wait_cycles"] + 1)

@@ -24,7 +24,7 @@ from amaranth.lib import data, enum
 
 __all__ = ["WORD_BITS", "ACT_BASE", "Op", "Target", "Sync", "DmaArgs", "PoolArgs", "GapArgs", "Insn",
            "WORD_ALIGN", "target_word_bytes", "act_wide_words", "wide_transfer", "pack", "unpack",
-           "decode_fields", "dma_words", "clash"]
+           "decode_fields", "dma_words", "run_desc_words", "clash"]
 
 #: bits per instruction word (the controller fetches 32 bytes per instruction)
 WORD_BITS = 256
@@ -273,17 +273,25 @@ def address_fields(opcode: int) -> tuple:
                  _field_list(_cast(_args_layout(op))) if name in ("ext", "src", "dst"))
 
 
-def dma_words(op: Op, args: dict) -> dict:
+def dma_words(op: Op, args: dict, desc_buffers: int = 2) -> dict:
     """The on-chip words a DMA-unit instruction touches, ``{target: (first, last + 1)}``: what
     it must not share with the engine's current run (``docs/isa.md``, "Synchronisation").
-    A LOAD of the descriptor touches nothing the engine reads (the controller copies the
-    descriptor when a CONV starts); POOL and GAP touch off-chip memory only."""
+    A LOAD of the descriptor touches nothing the engine reads when the controller has two
+    descriptor registers (it copies the loaded one when a CONV starts); with one
+    (``desc_buffers=1``) it loads the register the engine reads: word 0 of :data:`Target.DESC`,
+    which every run uses (:func:`run_desc_words`).  POOL and GAP touch off-chip memory only."""
     if op in (Op.LOAD, Op.STORE):
         t = Target(args["target"])
         if t == Target.DESC:
-            return {}
+            return {} if desc_buffers > 1 else run_desc_words(desc_buffers)
         return {t: (args["onchip"], args["onchip"] + args["n0"] * args["n1"] * args["n2"])}
     return {}
+
+
+def run_desc_words(desc_buffers: int) -> dict:
+    """The descriptor words an engine run uses, as :func:`dma_words` counts them: none with two
+    descriptor registers (the run has its own copy), else the one register."""
+    return {} if desc_buffers > 1 else {Target.DESC: (0, 1)}
 
 
 def clash(a: dict, b: dict) -> list:

@@ -14,7 +14,8 @@
   iCEBreaker: :class:`hw.memory.spram.SPRAMMemory` (128 KB as 32 K × 32-bit words).
 * **initiators** on a :class:`hw.memory.memarb.MemPortArbiter`: port 0 = power-up self-test
   (:class:`hw.memory.memtest.MemTest`, starts when the memory is ready — on the ULX3S after the
-  read calibration — runs once over the memory then hands it over); then the host link (:class:`BoardLink`: UART + the link core
+  read calibration — runs once over the memory then hands it over; ``memtest=False`` leaves
+  it out); then the host link (:class:`BoardLink`: UART + the link core
   of ``hw/soc/link_soc.py``; ``link_factory`` replaces it); further ports (``extra_initiators``)
   are where the engine's memory traffic plugs in, and ``BoardLink(engine=…)`` is where its
   control port plugs in.
@@ -198,7 +199,9 @@ class BoardTop(Elaboratable):
     make; see :attr:`clk_freq` after construction).  ``link_factory`` replaces the host link
     (``None`` result → no link, UART TX idles high).  ``extra_initiators`` is a list of callables
     ``f(mem_signature) -> component with a 'bus' initiator`` (the engine controller's hook).
-    ``memtest_words`` limits the self-test (default: the whole memory).  ULX3S only:
+    ``memtest_words`` limits the self-test (default: the whole memory); ``memtest=False``
+    leaves it out (the LEDs then show no self-test: green blinks on the iCEBreaker; the host's
+    ``blockfuse device selftest`` still tests the memory over the link).  ULX3S only:
     ``sdram_part`` builds the controller for one part of ``hw.memory.sdram_parts.PARTS``
     (default: the worst case of all), ``sdram_phase`` overrides the planned SDRAM clock phase
     (degrees behind the system clock).  Bad values raise ``ValueError`` with one line.
@@ -206,7 +209,8 @@ class BoardTop(Elaboratable):
 
     def __init__(self, board: str, *, clk_freq: float | None = None, link_factory=None,
                  link: bool = True,
-                 extra_initiators=(), memtest_words: int | None = None,
+                 extra_initiators=(), memtest_words: int | None = None, memtest: bool = True,
+                 mem_slices: bool = True,
                  version_hash: int = 0, sdram_burst: int = 2, sdram_part: str | None = None,
                  sdram_phase: float | None = None):
         if board not in BOARDS:
@@ -233,6 +237,8 @@ class BoardTop(Elaboratable):
             self.link_factory = lambda **kw: None
         self.extra_initiators = list(extra_initiators)
         self.memtest_words = memtest_words
+        self.memtest = memtest
+        self.mem_slices = mem_slices
         self.version_hash = version_hash
         self.sdram_burst = sdram_burst
         self.has_link = None        # set at elaboration
@@ -289,10 +295,11 @@ class BoardTop(Elaboratable):
                                  mem_bytes=mem_bytes, version_hash=self.version_hash)
         self.has_link = link is not None
         inits = []
-        words = self.memtest_words or (1 << aw)
-        m.submodules.memtest = memtest = MemTest(aw, dw, words)
-        m.d.comb += memtest.start.eq(mem_ready)
-        inits.append(memtest)
+        if self.memtest:
+            words = self.memtest_words or (1 << aw)
+            m.submodules.memtest = memtest = MemTest(aw, dw, words)
+            m.d.comb += memtest.start.eq(mem_ready)
+            inits.append(memtest)
         if link is not None:
             m.submodules.link = link
             inits.append(link)
@@ -303,18 +310,27 @@ class BoardTop(Elaboratable):
             m.submodules[f"initiator{i}"] = c
             inits.append(c)
 
+        if not inits:
+            raise ValueError(f"{spec.name}: a top without the self-test, the host link and an "
+                             f"engine leaves its memory unused")
         # enough read tags for every read the memory can have outstanding
-        # Register slices on every side of the arbiter: its grant and read-tag logic then sees
-        # only registers, not the initiators' state machines or the memory's ready logic.
+        # Register slices on every side of the arbiter (unless ``mem_slices=False``): its grant
+        # and read-tag logic then sees only registers, not the initiators' state machines or the
+        # memory's ready logic.
         m.submodules.arb = arb = MemPortArbiter(len(inits), aw, dw,
                                                 max_reads=16 if ecp5 else 8)
-        m.submodules.mem_slice = mem_slice = MemPortSlice(sig)
-        wiring.connect(m, arb.out, mem_slice.target)
-        wiring.connect(m, mem_slice.initiator, mem.bus)
-        for i, c in enumerate(inits):
-            m.submodules[f"bus_slice{i}"] = bus_slice = MemPortSlice(sig)
-            wiring.connect(m, c.bus, bus_slice.target)
-            wiring.connect(m, bus_slice.initiator, arb.bus(i))
+        if not self.mem_slices:
+            wiring.connect(m, arb.out, mem.bus)
+            for i, c in enumerate(inits):
+                wiring.connect(m, c.bus, arb.bus(i))
+        else:
+            m.submodules.mem_slice = mem_slice = MemPortSlice(sig)
+            wiring.connect(m, arb.out, mem_slice.target)
+            wiring.connect(m, mem_slice.initiator, mem.bus)
+            for i, c in enumerate(inits):
+                m.submodules[f"bus_slice{i}"] = bus_slice = MemPortSlice(sig)
+                wiring.connect(m, c.bus, bus_slice.target)
+                wiring.connect(m, bus_slice.initiator, arb.bus(i))
 
         # ---- UART pins --------------------------------------------------------------------
         m.submodules.uart_tx = tx_buf = io.Buffer("o", uart.tx)
@@ -335,12 +351,17 @@ class BoardTop(Elaboratable):
         beat = Signal(max(1, int(self.clk_freq).bit_length() - 1))   # ~0.5-1 Hz blink
         m.d.sync += beat.eq(beat + 1)
         blink = beat[-1]
-        passed = memtest.done & (memtest.errors == 0)
-        failed = memtest.errors != 0
+        if self.memtest:
+            passed = memtest.done & (memtest.errors == 0)
+            failed = memtest.errors != 0
+            running = memtest.busy
+        else:
+            passed = failed = 0
+            running = 1
         if ecp5:
             leds = [blink, mem.init_done, passed, failed, activity, mem.cal.ok, 0, clkgen.locked]
         else:
-            leds = [failed, passed | (memtest.busy & blink)]
+            leds = [failed, passed | (running & blink)]
         for i, v in enumerate(leds):
             led = self._request(platform, "led", i, _="o")
             m.submodules[f"led{i}"] = buf = io.Buffer("o", led)
