@@ -18,7 +18,6 @@ Each row's weight word comes from its own weight memory at the skewed weight add
 """
 from amaranth.hdl import Mux, Signal
 
-from hw.memory.read_reg_ram import LATENCY as MEM_LATENCY
 from hw.engine.static_chain import static_chain
 from hw.engine.systolic import SystolicArray
 
@@ -44,7 +43,9 @@ def feed_array(m, cfg, d, mems, addrs, platform=None) -> SystolicArray:
     if cfg.dsp_sites and getattr(platform, "family", None) == "ecp5":
         from hw.engine.dsp_sites import SCHEMES
         bels = SCHEMES[cfg.dsp_sites](R, C)
-    array = m.submodules.array = SystolicArray(R, C, hop=cfg.psum_hop, bels=bels)
+    array = m.submodules.array = SystolicArray(R, C, hop=cfg.psum_hop, bels=bels,
+                                               fabric_regs=cfg.fabric_regs)
+    ML = cfg.mem_latency
     # the input zero point reaches row r through stage r of one chain (hw.engine.static_chain),
     # not one descriptor net fanning out to every row's padding multiplexers
     zp_rows = static_chain(m, d.x_zp, R, "x_zp")
@@ -63,10 +64,11 @@ def feed_array(m, cfg, d, mems, addrs, platform=None) -> SystolicArray:
         for c in range(C):
             m.d.comb += array.w[r][c].eq(mems.w_mems[r].r_data[0][c * 8:(c + 1) * 8])
         if P < R:
-            # validity, lane and port follow the read (1) and its output register (1)
-            ok = _delay(m, ok, MEM_LATENCY, f"ok_d_{r}")
-            ln = _delay(m, ln, MEM_LATENCY, f"lane_d_{r}")
-            port = _delay(m, addrs.port[r], MEM_LATENCY, f"port_d_{r}")
+            # validity, lane and port follow the read (1) and its output register (1, with
+            # fabric_regs)
+            ok = _delay(m, ok, ML, f"ok_d_{r}")
+            ln = _delay(m, ln, ML, f"lane_d_{r}")
+            port = _delay(m, addrs.port[r], ML, f"port_d_{r}")
             word = Signal(L * 8, name=f"x_port_word_{r}")
             # an explicit multiplexer chain: dynamic word selection here made yosys 0.70's
             # ABC9 assert (docs/soc_synth.md)
@@ -103,9 +105,9 @@ def feed_array(m, cfg, d, mems, addrs, platform=None) -> SystolicArray:
         else:
             m.d.comb += mems.in_mem.r_addr[r].eq(addr)
             x_q = mems.in_mem.r_data[r]
-        # validity and lane follow the data: read (1) + output register (1)
-        _word_to_row(m, array, r, x_q, _delay(m, ok, MEM_LATENCY, f"ok_d_{r}"),
-                     _delay(m, ln, MEM_LATENCY, f"lane_d_{r}"), zp_rows[r])
+        # validity and lane follow the data: read (1) + output register (1, with fabric_regs)
+        _word_to_row(m, array, r, x_q, _delay(m, ok, ML, f"ok_d_{r}"),
+                     _delay(m, ln, ML, f"lane_d_{r}"), zp_rows[r])
     return array
 
 

@@ -11,7 +11,6 @@ Each adds its logic to the engine's module (parts of ``Engine.elaborate``).
 from amaranth.hdl import Cat, Mux, Signal, signed
 from amaranth.lib import data
 
-from hw.memory.read_reg_ram import LATENCY as MEM_LATENCY
 from hw.engine.requant import Requant, RequantSerial
 from hw.engine.static_chain import static_chain
 
@@ -21,13 +20,13 @@ __all__ = ["BeatFlags", "column_accumulators", "Drain"]
 class BeatFlags:
     """The flags of each issued step (``go``, ``last`` step of its pixel, ``final`` step of the
     run, block ``ob``) follow the data down the array: stage T → stage A (1) → row 0's memory
-    read and output register (``MEM_LATENCY``) → array (``sum_latency``) → column sums.
+    read and output register (``mem_latency``) → array (``sum_latency``) → column sums.
     ``stages[k]`` is the tuple ``k`` cycles after stage T; ``go``, ``last``, ``final``, ``ob``
     are the last stage's, aligned with the array's ``psum``."""
 
-    def __init__(self, m, table, sum_latency):
+    def __init__(self, m, table, mem_latency, sum_latency):
         flags = [(table.go, table.last, table.final, table.ob)]
-        for k in range(1 + MEM_LATENCY + sum_latency):
+        for k in range(1 + mem_latency + sum_latency):
             g, l, fin, o = flags[-1]
             n = (Signal(name=f"b_go_{k}"), Signal(name=f"b_last_{k}"),
                  Signal(name=f"b_final_{k}"), Signal.like(o, name=f"b_ob_{k}"))

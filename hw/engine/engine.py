@@ -161,8 +161,17 @@ class EngineConfig:
     def __init__(self, rows=4, cols=4, in_depth=4096, w_depth=2048, step_depth=512,
                  ob_depth=64, out_depth=4096, post_lanes=None, lut_requant=False,
                  serial_requant=False, pool_width=0, psum_hop=1, line_rows=0, line_words=0,
-                 dsp_sites=None, load_regs=True, read_ports=None, table_banks=1):
+                 dsp_sites=None, load_regs=True, read_ports=None, table_banks=1,
+                 fabric_regs=True):
         self.rows, self.cols = rows, cols
+        #: the registers a big die's routes need between the memories and the multipliers: the
+        #: map and weight memories' output registers, the array's row fan-out registers and the
+        #: PEs' operand registers in the fabric.  False (small FPGAs short of logic cells, the
+        #: UP5K) feeds the multipliers' own input registers straight from the block RAMs'
+        #: registered outputs: 3 cycles less latency, ~400 flip-flops fewer on a 2×4 array
+        self.fabric_regs = bool(fabric_regs)
+        if line_rows and not self.fabric_regs:
+            raise ValueError("line mode keeps the fabric registers (fabric_regs=True)")
         #: copies of the step and block tables (1 or 2): with 2 the DMA loads the next run's
         #: tables into the bank the current run does not read (the descriptor's ``step_bank``
         #: and ``ob_bank`` pick a run's), so a table change no longer waits for the engine
@@ -258,18 +267,30 @@ class EngineConfig:
         return self.ob_depth << self.group_bits
 
     @property
+    def mem_latency(self) -> int:
+        """Cycles from a row's read address to its data at the array: the block-RAM read and,
+        with ``fabric_regs``, the output register behind it (``hw.memory.read_reg_ram``)."""
+        return MEM_LATENCY if self.fabric_regs else MEM_LATENCY - 1
+
+    @property
+    def array_latency(self) -> int:
+        """``SystolicArray.latency(fabric_regs)``: row operands to the row's partial sum."""
+        return SystolicArray.latency(self.fabric_regs)
+
+    @property
     def latency(self) -> int:
         """Pipeline fill and drain of one run: with ``slot = max(steps, drain)``,
         cycles = n_ob·Ho·Wo·slot − (slot − steps) + latency,
-        latency = 2 + (rows − 1)·hop + MEM_LATENCY + A_lat + 1 + R_lat + drain − II:
+        latency = 2 + (rows − 1)·hop + M_lat + A_lat + 1 + R_lat + drain − II:
         stages T and A (2: the table reads, then the addresses), the skew over the rows
-        ((rows − 1)·hop), the memory read and its output register (``MEM_LATENCY`` = 2), the
-        array (``A_lat = SystolicArray.LATENCY`` = 5: row fan-out register, the PE's operand
-        registers in the fabric and in the multiplier, product, partial sum), the requant lane
+        ((rows − 1)·hop), the memory read and its output register (``M_lat = mem_latency``:
+        2, 1 without ``fabric_regs``), the array (``A_lat = array_latency``: 5 = row fan-out
+        register, the PE's operand registers in the fabric and in the multiplier, product,
+        partial sum; 3 without ``fabric_regs``), the requant lane
         (R_lat = 11, 12 with ``lut_requant``, 19 serial; bias add included), and with the
         accumulator, the last pixel's drain (groups of ``post_lanes`` columns, one every ``II``
         cycles) and ``done``, ``1 + drain − II``."""
-        return (2 + (self.rows - 1) * self.psum_hop + MEM_LATENCY + SystolicArray.LATENCY + 1
+        return (2 + (self.rows - 1) * self.psum_hop + self.mem_latency + self.array_latency + 1
                 + self.requant_latency + self.drain - self.requant_ii)
 
     @property
@@ -294,7 +315,8 @@ class EngineConfig:
             dict(line_rows=self.line_rows, line_words=self.line_words) if self.line_rows else {}) | (
             dict(dsp_sites=self.dsp_sites) if self.dsp_sites else {}) | (
             {} if self.load_regs else dict(load_regs=False)) | (
-            dict(table_banks=self.table_banks) if self.table_banks != 1 else {})
+            dict(table_banks=self.table_banks) if self.table_banks != 1 else {}) | (
+            {} if self.fabric_regs else dict(fabric_regs=False))
 
     def __repr__(self):
         return "EngineConfig(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
@@ -340,7 +362,7 @@ class Engine(wiring.Component):
         addrs = RowAddresses(m, cfg, table, mems.feeder)
         feed_lines(m, cfg, d, mems, loop, self.ld_en, self.ld_sel, self.ld_addr, self.ld_data)
         array = feed_array(m, cfg, d, mems, addrs, platform)
-        flags = BeatFlags(m, table, array.sum_latency)
+        flags = BeatFlags(m, table, cfg.mem_latency, array.sum_latency)
         accs, totals = column_accumulators(m, array.psum, flags.go, flags.last)
         drain = Drain(m, cfg, d, mems, flags, accs, totals)
         write_output(m, cfg, d, mems, drain, loop, self.done)

@@ -63,7 +63,8 @@ class EngineMemories:
             # read-during-write emulation: hw.memory.read_reg_ram)
             m.submodules.in_mem = self.in_mem = ReadRegRAM(L * 8, cfg.in_depth,
                                                            read_ports=cfg.read_ports,
-                                                           name="in_mem")
+                                                           name="in_mem",
+                                                           registered=cfg.fabric_regs)
         # read back by the host one cycle after rd_addr; tiles on ECP5 (hw.memory.read_reg_ram),
         # for the same reason as the map and weight memories
         m.submodules.out_mem = self.out_mem = ReadRegRAM(C * 8, cfg.out_depth, name="out_mem",
@@ -86,7 +87,7 @@ class EngineMemories:
                                                      attrs=undefined)
         self.w_mems = []
         for r in range(R):
-            wm = ReadRegRAM(C * 8, cfg.w_depth, name=f"w_mem_{r}")
+            wm = ReadRegRAM(C * 8, cfg.w_depth, name=f"w_mem_{r}", registered=cfg.fabric_regs)
             m.submodules[f"w_mem_{r}"] = wm
             self.w_mems.append(wm)
 

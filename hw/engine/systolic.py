@@ -26,12 +26,16 @@ from hw.engine.static_chain import static_chain
 class SystolicArray(wiring.Component):
     """``hop``: cycles a partial sum takes from one row to the next (1: PE to PE directly;
     2: one more register between them, for arrays whose multipliers sit far apart on the die —
-    row ``r`` is then fed ``2r`` cycles after row 0)."""
+    row ``r`` is then fed ``2r`` cycles after row 0).  ``fabric_regs=False`` leaves out the row
+    fan-out and operand registers in the fabric: the operands go straight to the multipliers' own
+    input registers (small arrays on small FPGAs)."""
 
-    def __init__(self, rows: int, cols: int, hop: int = 1, bels: dict | None = None):
+    def __init__(self, rows: int, cols: int, hop: int = 1, bels: dict | None = None,
+                 fabric_regs: bool = True):
         if hop < 1:
             raise ValueError("hop must be at least 1")
         self.rows, self.cols, self.hop = rows, cols, hop
+        self.fabric_regs = bool(fabric_regs)
         #: ``{(r, c): site}``: fixed multiplier sites (ECP5, ``hw.engine.dsp_sites``), or None
         self.bels = bels or {}
         self.lanes = max(rows, cols)
@@ -43,15 +47,17 @@ class SystolicArray(wiring.Component):
             "psum": Out(data.ArrayLayout(ACC, cols)),
         })
 
-    #: cycles from a row's operands to its PE's partial sum: the row fan-out register, the
-    #: PE's operand register in the fabric, then the PE (operand register, product register,
-    #: partial-sum register)
-    LATENCY = 2 + PE.LATENCY
+    @staticmethod
+    def latency(fabric_regs: bool = True) -> int:
+        """Cycles from a row's operands to its PE's partial sum: the row fan-out register and
+        the PE's operand register in the fabric (``fabric_regs``), then the PE (operand
+        register, product register, partial-sum register)."""
+        return (2 if fabric_regs else 0) + PE.LATENCY
 
     @property
     def sum_latency(self) -> int:
         """Cycles from row 0's operands to the column sum at ``psum``."""
-        return self.LATENCY + (self.rows - 1) * self.hop
+        return self.latency(self.fabric_regs) + (self.rows - 1) * self.hop
 
     def elaborate(self, platform):
         m = Module()
@@ -72,8 +78,9 @@ class SystolicArray(wiring.Component):
             xw = Signal(data.ArrayLayout(signed(8), self.cols), name=f"x_word_{r}")
             wr = Signal(data.ArrayLayout(signed(8), self.cols), name=f"w_row_{r}")
             dw = dw_chain[r]
-            m.d.sync += [xr.eq(self.x[r].as_value().word_select(self.lane[r], 8)),
-                         xw.eq(self.x[r].as_value()[:8 * self.cols]), wr.eq(self.w[r])]
+            regs = m.d.sync if self.fabric_regs else m.d.comb
+            regs += [xr.eq(self.x[r].as_value().word_select(self.lane[r], 8)),
+                     xw.eq(self.x[r].as_value()[:8 * self.cols]), wr.eq(self.w[r])]
             for c in range(self.cols):
                 pe = PE(width, bel=self.bels.get((r, c)))
                 m.submodules[f"pe_{r}_{c}"] = pe
@@ -83,7 +90,7 @@ class SystolicArray(wiring.Component):
                 # input, xw[c], so synthesis cannot merge them back into one per row)
                 xp = Signal(signed(8), name=f"x_pe_{r}_{c}")
                 wp = Signal(signed(8), name=f"w_pe_{r}_{c}")
-                m.d.sync += [xp.eq(Mux(dw, xw[c], xr)), wp.eq(wr[c])]
+                regs += [xp.eq(Mux(dw, xw[c], xr)), wp.eq(wr[c])]
                 m.d.comb += [pe.x.eq(xp), pe.w.eq(wp), pe.psum_in.eq(below[c])]
                 below[c] = pe.psum_out
                 for k in range(self.hop - 1 if r < self.rows - 1 else 0):
