@@ -29,8 +29,11 @@ def _table(reports: list, socs: dict) -> str:
             "|---|---|---:|---:|---|---|---|---|---:|---|"]
     for r, cfg in reports:
         b, m, lut = r["bram_tiles"], r["multipliers"], r["luts"]
-        logic = "no report" if lut["used"] is None else f"{lut['used']:,} / {lut['available']:,}"
         soc = socs.get(cfg.name)
+        # the engine's and the link SoC's own reports added up, where no synthesis of the whole
+        # SoC (the figure that counts) exists
+        logic = ("see whole SoC" if soc is not None else "no report" if lut["used"] is None
+                 else f"{lut['used']:,} / {lut['available']:,}")
         whole = "—" if soc is None else (
             f"{soc['used']['luts']:,} / {soc['used']['ffs']:,} of {soc['available']['luts']:,}")
         fits = "yes" if r["fits"] and (soc is None or all(soc["fits"].values())) else "**no**"
@@ -98,9 +101,9 @@ def bench(outdir) -> list:
     if ice_soc:
         u, a = ice_soc["used"], ice_soc["available"]
         ice_logic = (f"its whole SoC synthesises to {u['luts']:,} LUT4s and {u['ffs']:,} FFs "
-                     f"against the UP5K's {a['luts']:,} logic cells (`docs/soc_synth.md`), "
-                     f"{100 * (u['luts'] / a['luts'] - 1):.0f} % over in LUTs, though it has no "
-                     f"vector unit (the digits CNN does not pool)")
+                     f"(`docs/soc_synth.md`; the UP5K has {a['luts']:,} logic cells of one LUT4 "
+                     f"and one FF each), though it has no vector unit (the digits CNN does not "
+                     f"pool)")
         if "logic_cells" in u:
             ice_logic += (f"; packed by nextpnr it needs {u['logic_cells']:,} logic cells, "
                           f"{100 * (u['logic_cells'] / a['luts'] - 1):.0f} % over")

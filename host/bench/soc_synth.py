@@ -186,6 +186,12 @@ def bench(outdir, boards=BOARDS) -> list:
     outdir = Path(outdir)
     rows = [synth(b) for b in boards]
     (outdir / "soc_synth.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (outdir / "soc_synth.md").write_text(render(rows))
+    return [outdir / "soc_synth.md", outdir / "soc_synth.json"]
+
+
+def render(rows: list) -> str:
+    """``docs/soc_synth.md`` from :func:`synth`'s results (``soc_synth.json``)."""
     lines = ["# Whole SoCs with the accelerator, synthesised (yosys only)", "",
              __doc__.split("\n\n", 1)[1].strip().replace("\n", " "), "",
              "Written by `blockfuse bench soc-synth`. LUTs count ECP5 carry cells as two LUT4s "
@@ -224,15 +230,15 @@ def bench(outdir, boards=BOARDS) -> list:
         lines += ["", f"Packed, {lone:,} of the {u['ffs']:,} flip-flops take a logic cell of "
                   f"their own (no LUT drives them alone: a register loaded from another "
                   f"register, a block RAM or a multiplier), which is most of the gap between "
-                  f"the {u['luts']:,} LUT4s and the {u['logic_cells']:,} cells. The "
-                  f"flip-flops alone are {100 * u['ffs'] / r['available']['logic_cells']:.0f} % "
-                  f"of the device's cells: packing better cannot make this design fit; it "
-                  f"needs less state."]
+                  f"the {u['luts']:,} LUT4s and the {u['logic_cells']:,} cells."]
+        over = u["logic_cells"] - r["available"]["logic_cells"]
+        if over > 0:
+            lines[-1] += (f" The design is {over:,} cells over: it needs that many fewer LUT4s "
+                          f"or flip-flops without a LUT of their own.")
     lines += ["", "A trap found on the way: yosys 0.70's ABC9 (the only mapping flow of "
               "`synth_ecp5` now) stopped with `Assert GetSize(conn.first) == "
               "GetSize(conn.second)` in `ABC_OPS_REINTEGRATE` when the engine picked a read "
               "port's word and validity bit by dynamic selection (`Cat(...).word_select(port, "
               "…)`, `.bit_select(port, 1)`); explicit multiplexer chains over the two ports "
               "(`hw/engine/array_feed.py`, `hw/engine/issue.py`) synthesise."]
-    (outdir / "soc_synth.md").write_text("\n".join(lines) + "\n")
-    return [outdir / "soc_synth.md", outdir / "soc_synth.json"]
+    return "\n".join(lines) + "\n"
