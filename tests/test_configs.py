@@ -69,8 +69,9 @@ def test_the_configurations_table_takes_the_whole_soc_synthesis(tmp_path):
     ``bench soc-synth`` wrote them, and a SoC over its device's logic does not fit."""
     import json
     from host.bench.configs import bench
-    rows = [dict(board="icebreaker", used=dict(luts=6000, ffs=5000),
-                 available=dict(luts=5280, ffs=5280), fits=dict(luts=False, ffs=True)),
+    rows = [dict(board="icebreaker", used=dict(luts=6000, ffs=5000, logic_cells=7000),
+                 available=dict(luts=5280, ffs=5280, logic_cells=5280),
+                 fits=dict(luts=False, ffs=True, logic_cells=False)),
             dict(board="ulx3s-85f", used=dict(luts=50000, ffs=40000),
                  available=dict(luts=83640, ffs=83640), fits=dict(luts=True, ffs=True))]
     (tmp_path / "soc_synth.json").write_text(json.dumps(rows))
@@ -79,4 +80,4 @@ def test_the_configurations_table_takes_the_whole_soc_synthesis(tmp_path):
     b85 = next(ln for ln in text.splitlines() if ln.startswith("| ulx3s-85f |"))
     assert "6,000 / 5,000 of 5,280" in ice and ice.endswith("| **no** |")
     assert "50,000 / 40,000 of 83,640" in b85 and b85.endswith("| yes |")
-    assert "6,000 LUT4s and 5,000 FFs" in text and "14 % over" in text
+    assert "6,000 LUT4s and 5,000 FFs" in text and "7,000 logic cells, 33 % over" in text
