@@ -280,23 +280,23 @@ class RequantSerial(wiring.Component):
         a0 = Signal(signed(32))
         sh0 = Signal(signed(6))
         m0 = Signal(unsigned(31))
-        m.d.sync += [v0.eq(self.i.valid), a0.eq(p.acc + p.bias), sh0.eq(p.shift), m0.eq(p.mult)]
+        m.d.sync += [v0.eq(self.i.valid), a0.eq(p.acc + p.bias), sh0.eq(p.shift)]
+        # the multiplier waits here until S3 loads it into the digit loop: no input comes
+        # within II cycles, so it needs no copy per stage
+        with m.If(self.i.valid):
+            m.d.sync += m0.eq(p.mult)
         # S1: sign, magnitude, split shift
         v1, neg1 = Signal(), Signal()
         mag1 = Signal(unsigned(32))
         left1, right1 = Signal(unsigned(5)), Signal(unsigned(5))
-        m1 = Signal(unsigned(31))
         m.d.sync += [v1.eq(v0), neg1.eq(a0 < 0),
                      mag1.eq(Mux(a0 < 0, -a0, a0)),
-                     left1.eq(Mux(sh0 > 0, sh0, 0)), right1.eq(Mux(sh0 < 0, -sh0, 0)),
-                     m1.eq(m0)]
+                     left1.eq(Mux(sh0 > 0, sh0, 0)), right1.eq(Mux(sh0 < 0, -sh0, 0))]
         # S2: left shift (barrel)
         v2, neg2 = Signal(), Signal()
         wide = Signal(unsigned(63))
         right2 = Signal(unsigned(5))
-        m2 = Signal(unsigned(31))
-        m.d.sync += [v2.eq(v1), neg2.eq(neg1), wide.eq(mag1 << left1), right2.eq(right1),
-                     m2.eq(m1)]
+        m.d.sync += [v2.eq(v1), neg2.eq(neg1), wide.eq(mag1 << left1), right2.eq(right1)]
         # S3: saturate and load the digit loop
         big = wide[31:] != 0
         over_neg = (wide[32:] != 0) | (wide[31] & (wide[:31] != 0))
@@ -306,7 +306,7 @@ class RequantSerial(wiring.Component):
         cnt = Signal(range(self.II + 1))
         ld_neg, ld_right = Signal(), Signal(unsigned(5))
         with m.If(v2):
-            m.d.sync += [xm.eq(sat), mm.eq(m2), cnt.eq(self.II), ld_neg.eq(neg2),
+            m.d.sync += [xm.eq(sat), mm.eq(m0), cnt.eq(self.II), ld_neg.eq(neg2),
                          ld_right.eq(right2)]
         with m.Elif(cnt != 0):
             m.d.sync += [mm.eq(mm >> 4), cnt.eq(cnt - 1)]
