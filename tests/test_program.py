@@ -343,3 +343,41 @@ def test_a_block_groups_weights_stay_while_its_blocks_run():
     assert len(weight_loads) == len(set(weight_loads)) == 3
     x = smooth_input(g, seed=3)
     np.testing.assert_array_equal(Emulator(B85, p).run(x)[0], golden.run(g, x, plan=plan))
+
+
+def test_one_descriptor_register_makes_each_descriptor_wait_for_the_run():
+    """With one descriptor register (``desc_buffers=1``, the iCEBreaker's) no descriptor loads
+    while a run is on: between each CONV and the next LOAD of a descriptor some instruction
+    waits for the engine; with two most descriptors load beside the run.  The emulator (which
+    raises on a missing sync bit) runs both programs bit-exact, the single register costs
+    cycles, and a two-register program on the one-register controller is a hazard."""
+    from dataclasses import replace
+    from host.model.builder import smooth_input
+    from host.runtime import golden
+    from host.runtime.emulator import HazardError
+    b = GraphBuilder("t", (16, 20, 20), seed=7)
+    t = b.conv(b.input, 48, 3)
+    t = b.conv(t, 48, 3, groups=48)
+    b.conv(t, 32, 1, pad=0)
+    g = b.build()
+    x = smooth_input(g, seed=2)
+    want = golden.run(g, x)
+    stats, beside = {}, {}
+    for n in (1, 2):
+        acfg = replace(B85, desc_buffers=n)
+        p = compile_program(g, acfg, schedule="layer")
+        ops, last_conv, waits = _insns(p), None, []
+        for k, (op, s, a) in enumerate(ops):
+            if op == Op.CONV:
+                last_conv = k
+            elif op == Op.LOAD and a["target"] == Target.DESC and last_conv is not None:
+                waits.append(any(ops[j][1]["engine"] for j in range(last_conv + 1, k + 1)))
+        beside[n] = waits.count(False)
+        assert len(waits) > 3
+        y, stats[n] = Emulator(acfg, p).run(x)
+        np.testing.assert_array_equal(y, want)
+    assert beside[1] == 0 and beside[2] > len(waits) // 2
+    assert stats[1].cycles > stats[2].cycles
+    with pytest.raises(HazardError, match="desc"):
+        Emulator(replace(B85, desc_buffers=1),
+                 compile_program(g, replace(B85, desc_buffers=2), schedule="layer")).run(x)
