@@ -68,12 +68,13 @@ def undefined_collisions(text: str) -> str:
     return _MODULE.sub(module, text)
 
 
-def prepare(platform, top, family: str, **opts):
+def prepare(platform, top, **opts):
     """``platform.prepare(top, name="top", **opts)``; on iCE40 with :func:`undefined_collisions`
     applied to the design (the ECP5 builds keep yosys's emulation until their placement is
     measured again: ``docs/soc_place.md``)."""
+    from hw import fpga_family
     plan = platform.prepare(top, name="top", **opts)
-    if family == "ice40":
+    if fpga_family(platform) == "ice40":
         plan.files["top.il"] = undefined_collisions(plan.files["top.il"])
     return plan
 
@@ -279,7 +280,7 @@ def build(board: str, *, out_root: Path | None = None, build_root: Path | None =
                                    sdram_phase=sdram_phase)
                 except ValueError as e:
                     raise UserError(str(e)) from None
-            plan = prepare(platform, top, spec.family, **opts)
+            plan = prepare(platform, top, **opts)
             if source_files() == srcs:
                 break
             srcs = source_files()

@@ -121,9 +121,10 @@ BOARD_CONFIGS = {
                      table_banks=2),
         100.0, "sdram", act_bytes=64 << 10, **_ECP5_SOC),
     # all 8 SB_MAC16 as PEs fed straight from the block RAMs (no fabric registers), one
-    # digit-serial requant lane, memories written straight from the load port, no vector unit (the UP5K is short of logic cells; the digits CNN does not pool),
-    # no power-up self-test (its memory is the UP5K's own SPRAM: nothing on the board to test),
-    # one descriptor register, no register slices around the memory arbiter
+    # digit-serial requant lane, memories written straight from the load port, no vector unit
+    # (the UP5K is short of logic cells; the digits CNN does not pool), no power-up self-test
+    # (its memory is the UP5K's own SPRAM: nothing on the board to test), one descriptor
+    # register, no register slices around the memory arbiter
     "icebreaker": AcceleratorConfig(
         "icebreaker", DEVICES["iCE40UP5K"],
         EngineConfig(rows=2, cols=4, post_lanes=1, serial_requant=True, in_depth=512,

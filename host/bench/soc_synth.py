@@ -73,7 +73,7 @@ def synth(board: str, build_root: Path | None = None) -> dict:
     acfg, top = _top(board)
     platform = make_platform(board)
     opts = {"synth_opts": ICE40_SYNTH_OPTS} if acfg.device.family == "ice40" else {}
-    plan = prepare(platform, top, acfg.device.family, **opts)
+    plan = prepare(platform, top, **opts)
     bdir = Path(build_root or ROOT / "build" / "soc-synth") / board
     plan.extract(str(bdir))
     t0 = time.monotonic()

@@ -18,6 +18,8 @@ from amaranth.hdl import Instance, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from hw import fpga_family
+
 
 def ccu2c_init() -> int:
     """LUT4 truth table (index ``D·8 + C·4 + B·2 + A``) of ``(A & B) ^ (C & D)``."""
@@ -43,7 +45,7 @@ class AndPairSum(wiring.Component):
         n = self.width
         cells = self.cells
         if cells == "auto":
-            cells = "ecp5" if getattr(platform, "family", None) == "ecp5" else "generic"
+            cells = "ecp5" if fpga_family(platform) == "ecp5" else "generic"
         if cells == "generic":
             m.d.comb += self.o.eq(Mux(self.s0, self.a, 0) + (Mux(self.s1, self.a, 0) << 1))
             return m

@@ -18,6 +18,7 @@ Each row's weight word comes from its own weight memory at the skewed weight add
 """
 from amaranth.hdl import Mux, Signal
 
+from hw import fpga_family
 from hw.engine.static_chain import static_chain
 from hw.engine.systolic import SystolicArray
 
@@ -40,7 +41,7 @@ def feed_array(m, cfg, d, mems, addrs, platform=None) -> SystolicArray:
     A, R, C, L, P = cfg.addr_width, cfg.rows, cfg.cols, cfg.lanes, cfg.read_ports
     AW = addrs.width
     bels = None
-    if cfg.dsp_sites and getattr(platform, "family", None) == "ecp5":
+    if cfg.dsp_sites and fpga_family(platform) == "ecp5":
         from hw.engine.dsp_sites import SCHEMES
         bels = SCHEMES[cfg.dsp_sites](R, C)
     array = m.submodules.array = SystolicArray(R, C, hop=cfg.psum_hop, bels=bels,

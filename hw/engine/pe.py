@@ -9,6 +9,8 @@ from amaranth.hdl import Cat, ClockSignal, Instance, Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from hw import fpga_family
+
 #: the column sums' width (int32 accumulation)
 ACC = signed(32)
 
@@ -43,7 +45,7 @@ class PE(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         prod = Signal(signed(16))
-        if getattr(platform, "family", None) == "ecp5":
+        if fpga_family(platform) == "ecp5":
             # yosys maps a multiply to a bare MULT18X18D and leaves the registers in slices
             # (route → multiplier → route); instantiated, the operand and product registers
             # are the block's own (same cycle behaviour as the behavioural version below)
@@ -62,7 +64,7 @@ class PE(wiring.Component):
                 p_REG_INPUTC_CLK="NONE", p_REG_PIPELINE_CLK="NONE",
                 i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0,
                 i_CLK0=ClockSignal(), i_CE0=1, i_RST0=0, **ports)
-        elif str(getattr(platform, "family", "")).lower() == "ice40":   # Amaranth: "iCE40"
+        elif fpga_family(platform) == "ice40":
             # SB_MAC16 does the whole PE: operand registers (A_REG, B_REG), the product
             # register (PIPELINE_16x16_MULT_REG2) and the partial-sum add with its output
             # register (C:D + product, the carry from the low half into the high half), so no

@@ -11,6 +11,8 @@ travels with a pipeline), :func:`own_copy` makes a copy that synthesis keeps apa
 """
 from amaranth.hdl import Shape, Signal
 
+from hw import fpga_family
+
 
 def static_chain(m, value, stages: int, name: str) -> list:
     """``stages`` registers in series after ``value`` (synchronous domain); element ``k`` is
@@ -33,7 +35,7 @@ def own_copy(m, value, name: str, platform=None) -> Signal:
     requantisation lane's clamp bounds."""
     from amaranth.hdl import ClockSignal, Instance
     reg = Signal(Shape.cast(value.shape()), name=name)
-    if getattr(platform, "family", None) != "ecp5":
+    if fpga_family(platform) != "ecp5":
         m.d.sync += reg.eq(value)
         return reg
     bits = Signal(len(reg), name=f"{name}_d")

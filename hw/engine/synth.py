@@ -22,6 +22,7 @@ from pathlib import Path
 
 from amaranth.hdl import Cat, Elaboratable, Module, Signal
 
+from hw import fpga_family
 from hw.configs import BOARD_CONFIGS
 from hw.engine.engine import Engine, EngineConfig
 
@@ -75,7 +76,7 @@ class EngineSynthTop(Elaboratable):
         sreg = Signal(width)
         # (the UP5K has no logic cells to spare for a second copy, nor a die large enough for
         # the aliasing to matter: there the shift register drives the engine directly)
-        capture = getattr(platform, "family", None) == "ecp5"
+        capture = fpga_family(platform) == "ecp5"
         held = Signal(width) if capture else sreg
         if self.untimed_inputs:
             from amaranth.hdl import ClockDomain, ClockSignal

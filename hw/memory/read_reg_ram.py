@@ -22,6 +22,8 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hw import fpga_family
+
 #: the memory attribute (yosys's name) for "a read of the word being written in the same cycle
 #: may return anything: the design never uses it" (``host.synthesis.undefined_collisions``)
 NO_RW_CHECK = "no_rw_check"
@@ -66,7 +68,7 @@ class ReadRegRAM(wiring.Component):
         """Whether this instance is built from DP16KD tiles (ECP5, depth ≤ 512)."""
         if self.tiles is not None:
             return self.tiles
-        return getattr(platform, "family", None) == "ecp5" and self.depth <= TILE_DEPTH
+        return fpga_family(platform) == "ecp5" and self.depth <= TILE_DEPTH
 
     @property
     def _out_domain(self):

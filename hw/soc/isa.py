@@ -283,7 +283,7 @@ def dma_words(op: Op, args: dict, desc_buffers: int = 2) -> dict:
     if op in (Op.LOAD, Op.STORE):
         t = Target(args["target"])
         if t == Target.DESC:
-            return {} if desc_buffers > 1 else run_desc_words(desc_buffers)
+            return run_desc_words(desc_buffers)
         return {t: (args["onchip"], args["onchip"] + args["n0"] * args["n1"] * args["n2"])}
     return {}
 
