@@ -16,7 +16,10 @@ Semantics are those of ``host.runtime.protocol.DeviceModel`` (the tests run it b
   words (``host.runtime.protocol.STATUS_FIELDS``) and the engine's performance counters.
 
 The engine plugs into ``engine`` (:class:`EngineControlSignature`): a ``start`` stream carrying
-the program address, and ``busy``, ``done``, ``error`` and ``perf`` counters coming back.
+the program address, and ``busy``, ``done``, ``error`` and the increments of its performance
+counters coming back.  Those counters and the link's own (``engine_cycles``, ``frames_ok``,
+``frames_bad``, ``rx_errors``) are one :class:`hw.link.counter_bank.CounterBank` in a block
+RAM, read a word at a time as STATUS goes out.
 ``mem_status`` (16 bits, e.g. the SDRAM read calibration result) is sent as bits 16…31 of the
 STATUS ``flags`` word.
 """
@@ -30,7 +33,8 @@ from host.runtime.protocol import (CRC32_RESIDUE, REQUEST_ARGS, STATUS_FIELDS, W
                            DeviceInfo, Status)
 
 from hw.memory.read_reg_ram import NO_RW_CHECK
-from hw.link.framing import crc32_byte, decoded_layout, frame_byte_layout
+from hw.link.counter_bank import CounterBank
+from hw.link.framing import SerialCRC32, decoded_layout, frame_byte_layout
 from hw.memory.memport import MemPortSignature
 from hw.stream_slice import StreamSlice
 
@@ -42,18 +46,27 @@ class EngineControlSignature(wiring.Signature):
     * ``busy`` (in): the engine is running a program (START is refused while high).
     * ``done`` (in): the last program finished (the engine clears it on the next start).
     * ``error`` (in, 8 bits): the engine's error code, 0 when none.
-    * ``perf`` (in): ``n_perf`` 32-bit performance counters reported by STATUS.
+    * ``perf_inc`` (in): this cycle's increments of the ``n_perf`` performance counters STATUS
+      reports (``inc_bits`` each); the counters themselves live in the command processor
+      (:class:`hw.link.counter_bank.CounterBank`);
+    * ``perf_clear`` (in, ``n_perf`` bits): those counters restart from zero.
     """
 
-    def __init__(self, n_perf: int):
-        self.n_perf = n_perf
+    def __init__(self, n_perf: int, inc_bits: int = 1):
+        self.n_perf, self.inc_bits = n_perf, inc_bits
         super().__init__({
             "start": Out(stream.Signature(32)),
             "busy": In(1),
             "done": In(1),
             "error": In(8),
-            "perf": In(data.ArrayLayout(32, n_perf)),
+            "perf_inc": In(data.ArrayLayout(inc_bits, n_perf)),
+            "perf_clear": In(n_perf),
         })
+
+
+def perf_inc_bits(engine) -> int:
+    """The counter increment width of ``engine``'s control port (its ``ctrl`` member)."""
+    return engine.signature.members["ctrl"].signature.inc_bits
 
 
 class CommandProcessor(wiring.Component):
@@ -64,7 +77,8 @@ class CommandProcessor(wiring.Component):
     addresses of ``addr_width`` bits.
     """
 
-    def __init__(self, info: DeviceInfo, addr_width: int | None = None):
+    def __init__(self, info: DeviceInfo, addr_width: int | None = None,
+                 perf_inc_bits: int = 1):
         wb = info.word_bytes
         if wb not in (1, 2, 4, 8):
             raise ValueError("word_bytes must be 1, 2, 4 or 8")
@@ -77,7 +91,7 @@ class CommandProcessor(wiring.Component):
             "rx": In(stream.Signature(decoded_layout)),
             "tx": Out(stream.Signature(frame_byte_layout)),
             "mem": Out(MemPortSignature(self.addr_width, 8 * wb)),
-            "engine": Out(EngineControlSignature(info.n_perf)),
+            "engine": Out(EngineControlSignature(info.n_perf, perf_inc_bits)),
             "rx_error": In(1),
             "mem_status": In(16),
             "idle": Out(1),
@@ -98,7 +112,9 @@ class CommandProcessor(wiring.Component):
         frd = fbuf.read_port(transparent_for=())
 
         n = Signal(range(max_frame + 2))      # decoded bytes in this frame, saturating
-        crc = Signal(32, init=0xFFFFFFFF)
+        # the CRC folds each byte in over 8 cycles; the receiver waits for it
+        m.submodules.crc = crc_unit = SerialCRC32()
+        crc = crc_unit.value
         cobs_err = Signal()
         cmd = Signal(8)
         tag = Signal(8)
@@ -116,20 +132,24 @@ class CommandProcessor(wiring.Component):
         # ---------------------------------------------------------------- counters
         uptime = Signal(64)
         uptime_snap = Signal(64)
-        engine_cycles = Signal(32)
-        frames_ok = Signal(32)
-        frames_bad = Signal(32)
-        rx_errors = Signal(32)
+        # the link's counters (STATUS_FIELDS after flags and uptime), then the engine's
+        own = ("engine_cycles", "frames_ok", "frames_bad", "rx_errors")
+        assert STATUS_FIELDS[3:] == own
+        eng = self.engine
+        m.submodules.counters = counters = CounterBank(len(own) + info.n_perf,
+                                                       eng.signature.inc_bits)
+        frame_ok, frame_bad = Signal(), Signal()
+        m.d.comb += [counters.inc[0].eq(eng.busy), counters.inc[1].eq(frame_ok),
+                     counters.inc[2].eq(frame_bad), counters.inc[3].eq(self.rx_error),
+                     counters.clear.eq(eng.perf_clear << len(own))]
+        for i in range(info.n_perf):
+            m.d.comb += counters.inc[len(own) + i].eq(eng.perf_inc[i])
         # 64-bit uptime as two 32-bit halves (a 64-bit carry chain is slow on iCE40); the high
         # half steps one cycle after the low half wraps
         lo_wrap = Signal()
         m.d.sync += [uptime[:32].eq(uptime[:32] + 1), lo_wrap.eq(uptime[:32] == 0xFFFFFFFE)]
         with m.If(lo_wrap):
             m.d.sync += uptime[32:].eq(uptime[32:] + 1)
-        with m.If(self.engine.busy):
-            m.d.sync += engine_cycles.eq(engine_cycles + 1)
-        with m.If(self.rx_error):
-            m.d.sync += rx_errors.eq(rx_errors + 1)
 
         # ---------------------------------------------------------------- decide
         status = Signal(8)
@@ -187,14 +207,12 @@ class CommandProcessor(wiring.Component):
         info_bytes = info.pack()
         m.submodules.rom = rom = Memory(shape=8, depth=len(info_bytes), init=list(info_bytes))
         rom_rd = rom.read_port(domain="comb")
-        status_words = Array([
+        # STATUS: three words from registers, then the counters from the bank
+        status_regs = Array([
             Cat(self.engine.busy, self.engine.done, C(0, 6), self.engine.error,
                 self.mem_status),
-            uptime_snap[:32], uptime_snap[32:], engine_cycles, frames_ok, frames_bad, rx_errors,
-            *[self.engine.perf[i] for i in range(info.n_perf)],
-        ])
-        assert len(status_words) == len(STATUS_FIELDS) + info.n_perf
-        status_len = 4 * len(status_words)
+            uptime_snap[:32], uptime_snap[32:]])
+        status_len = 4 * (len(STATUS_FIELDS) + info.n_perf)
 
         k = Signal(range(max(4, wb, len(info_bytes), status_len)))  # byte counter in a reply part
         words_left = Signal(range(info.max_payload // wb + 1))
@@ -220,7 +238,7 @@ class CommandProcessor(wiring.Component):
         is_start = Signal()
         is_reply_cmd = Signal()
         ok_r = Signal()
-        frame_reset = [n.eq(0), crc.eq(0xFFFFFFFF), cmd.eq(0), tag.eq(0)]
+        frame_reset = [n.eq(0), cmd.eq(0), tag.eq(0)]
 
         # The receiver runs outside the state machine, from a handful of registers (``receiving``,
         # the one-hot header position ``hdr``, ``in_buf``), so no state decoding reaches the
@@ -231,8 +249,10 @@ class CommandProcessor(wiring.Component):
         rearm = Signal()            # pulse from FINISH: reset the frame registers, receive again
         hdr = Signal(8, init=1)     # one-hot position within the 8 header bytes
         in_buf = Signal()           # registered (n >= 8) & (n < 8 + max_payload)
-        take = self.rx.valid & receiving
-        m.d.comb += [self.rx.ready.eq(receiving),
+        take = self.rx.valid & self.rx.ready
+        m.d.comb += [crc_unit.i.valid.eq(self.rx.valid & receiving & ~rxp.end),
+                     crc_unit.i.payload.eq(byte), crc_unit.reset.eq(rearm),
+                     self.rx.ready.eq(receiving & crc_unit.i.ready),
                      self.idle.eq(receiving & (n == 0) & ~tx_pipe.o.valid)]
         m.d.sync += [frame_end.eq(0), rearm.eq(0)]
         with m.If(rearm):
@@ -242,7 +262,7 @@ class CommandProcessor(wiring.Component):
         with m.Elif(take):
             with m.If(n <= max_frame):
                 m.d.sync += n.eq(n + 1)
-            m.d.sync += [crc.eq(crc32_byte(crc, byte)), hdr.eq(hdr << 1),
+            m.d.sync += [hdr.eq(hdr << 1),
                          in_buf.eq((n >= 7) & (n < 7 + info.max_payload))]
             with m.If(hdr[0]):
                 m.d.sync += cmd.eq(byte)
@@ -279,7 +299,7 @@ class CommandProcessor(wiring.Component):
             with m.State("DISPATCH"):      # acts on the registered decision (timing)
                 m.d.sync += has_payload.eq(ok_r & is_reply_cmd)
                 with m.If(ok_r):
-                    m.d.sync += frames_ok.eq(frames_ok + 1)
+                    m.d.comb += frame_ok.eq(1)
                     with m.If(is_write):
                         m.next = "W_FETCH"
                     with m.Elif(is_start):
@@ -287,7 +307,7 @@ class CommandProcessor(wiring.Component):
                     with m.Else():
                         m.next = "HEADER"
                 with m.Else():
-                    m.d.sync += frames_bad.eq(frames_bad + 1)
+                    m.d.comb += frame_bad.eq(1)
                     m.next = "HEADER"
 
             with m.State("FINISH"):     # the receiver resets the frame registers (timing)
@@ -373,10 +393,22 @@ class CommandProcessor(wiring.Component):
 
             # STATUS: status words, little-endian
             with m.State("S_FETCH"):   # a word is loaded at its first byte, then shifted out
-                with m.If(k[:2] == 0):
-                    m.d.sync += status_word.eq(status_words[k >> 2])
                 m.d.sync += part_end.eq(k == status_len - 1)
-                m.next = "S_EMIT"
+                word_idx = k >> 2
+                with m.If(k[:2] != 0):
+                    m.next = "S_EMIT"
+                with m.Elif(word_idx < len(status_regs)):
+                    m.d.sync += status_word.eq(status_regs[word_idx[:2]])
+                    m.next = "S_EMIT"
+                with m.Else():
+                    m.next = "S_COUNT"
+            with m.State("S_COUNT"):   # the bank answers at its sweep's next visit
+                m.d.comb += [counters.req.valid.eq(1),
+                             counters.req.payload.eq((k >> 2) - len(status_regs)),
+                             counters.resp.ready.eq(1)]
+                with m.If(counters.resp.valid):
+                    m.d.sync += status_word.eq(counters.resp.payload)
+                    m.next = "S_EMIT"
             with m.State("S_EMIT"):
                 m.d.comb += [tx.valid.eq(1), tx.payload.data.eq(status_word[:8]),
                              tx.payload.last.eq(part_end)]

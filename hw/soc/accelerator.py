@@ -29,7 +29,8 @@ class Accelerator(wiring.Component):
                                      e.desc_layout, acfg.engine.cols * 8,
                                      act_bytes=acfg.act_bytes, vector=acfg.vector,
                                      desc_buffers=acfg.desc_buffers)
-        super().__init__({"ctrl": In(EngineControlSignature(len(PERF))),
+        super().__init__({"ctrl": In(EngineControlSignature(len(PERF),
+                                                            self.controller.perf_inc_bits)),
                           "mem": Out(MemPortSignature(mem_addr_width, mem_width))})
 
     def elaborate(self, platform):

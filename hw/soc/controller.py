@@ -87,8 +87,10 @@ class Controller(wiring.Component):
         if any(b * 8 % mem_width for b in target_word_bytes(engine).values()):
             raise ValueError("target words must be whole memory words")
         A = engine.addr_width
+        #: counter increments: a memory word's bytes, or a map word's on the wide port
+        self.perf_inc_bits = (mem_width // 8 * self.wide).bit_length()
         super().__init__({
-            "ctrl": In(EngineControlSignature(len(PERF))),
+            "ctrl": In(EngineControlSignature(len(PERF), self.perf_inc_bits)),
             "mem": Out(MemPortSignature(mem_addr_width, mem_width)),
             # the engine (hw.engine.engine.Engine)'s ports, from its side flipped
             "ld_en": Out(1), "ld_sel": Out(2), "ld_addr": Out(A), "ld_data": Out(ld_width),
@@ -139,25 +141,22 @@ class Controller(wiring.Component):
         insn = Signal(Insn)
         pc = Signal(32)
         base = Signal(32)                              # the program's byte address
-        perf = {name: Signal(32, name=f"perf_{name}") for name in PERF}
-        for k, name in enumerate(PERF):
-            m.d.comb += c.perf[k].eq(perf[name])
+        # the counters live in the link's counter bank: this cycle's increments go out
+        # (``pc`` and ``insns`` both count retired instructions from the START)
+        inc = {name: c.perf_inc[k] for k, name in enumerate(PERF)}
+        dma_cycle, wait_cycle, retire = Signal(), Signal(), Signal()
         busy = Signal()
-        m.d.comb += [c.busy.eq(busy), c.start.ready.eq(~busy), perf["pc"].eq(pc)]
-        with m.If(busy):
-            m.d.sync += perf["cycles"].eq(perf["cycles"] + 1)
-        with m.If(self.busy):
-            m.d.sync += perf["engine_cycles"].eq(perf["engine_cycles"] + 1)
+        m.d.comb += [c.busy.eq(busy), c.start.ready.eq(~busy),
+                     inc["cycles"].eq(busy), inc["engine_cycles"].eq(self.busy),
+                     inc["dma_cycles"].eq(dma_cycle), inc["wait_cycles"].eq(wait_cycle),
+                     inc["insns"].eq(retire), inc["pc"].eq(retire)]
         # data traffic, a memory word at a time on each side (instruction fetches not counted)
         rd_off, wr_off, on_chip = traffic
+        wide_access = Signal()                             # a map word on the wide port
         with m.If(~fetching):
-            with m.If(rd_off):
-                m.d.sync += perf["bytes_read"].eq(perf["bytes_read"] + MB)
-            with m.If(wr_off):
-                m.d.sync += perf["bytes_written"].eq(perf["bytes_written"] + MB)
-            wide_access = Signal()                         # a map word on the wide port
-            with m.If(on_chip | wide_access):
-                m.d.sync += perf["act_bytes"].eq(perf["act_bytes"] + Mux(wide_access, WB, MB))
+            m.d.comb += [inc["bytes_read"].eq(Mux(rd_off, MB, 0)),
+                         inc["bytes_written"].eq(Mux(wr_off, MB, 0)),
+                         inc["act_bytes"].eq(Mux(wide_access, WB, Mux(on_chip, MB, 0)))]
 
         # ---- memory requests: one address generator for fetches, LOADs and STOREs --------
         # byte addresses: the current word, the current row's and plane's first word
@@ -245,7 +244,7 @@ class Controller(wiring.Component):
                 with m.If(c.start.valid & ~busy):
                     m.d.sync += [busy.eq(1), c.done.eq(0), err.eq(0), pc.eq(0),
                                  base.eq(c.start.payload)]
-                    m.d.sync += [perf[n].eq(0) for n in PERF if n != "pc"]
+                    m.d.comb += c.perf_clear.eq((1 << len(PERF)) - 1)
                     m.next = "FETCH"
             with m.State("FETCH"):
                 # the instruction's memory words, requests ahead of responses
@@ -287,7 +286,7 @@ class Controller(wiring.Component):
                 with m.Else():
                     m.next = "DISPATCH"
             with m.State("WAIT_ENGINE"):
-                m.d.sync += perf["wait_cycles"].eq(perf["wait_cycles"] + 1)
+                m.d.comb += wait_cycle.eq(1)
                 with m.If(engine_idle):
                     m.next = "DISPATCH"
             with m.State("DISPATCH"):
@@ -297,7 +296,7 @@ class Controller(wiring.Component):
                             m.d.sync += [busy.eq(0), c.done.eq(1)]
                             m.next = "IDLE"
                         with m.Else():
-                            m.d.sync += perf["wait_cycles"].eq(perf["wait_cycles"] + 1)
+                            m.d.comb += wait_cycle.eq(1)
                     with m.Case(Op.LOAD):
                         with m.If(a.target == Target.OUT):
                             m.next = "FAULT_TARGET"
@@ -322,7 +321,7 @@ class Controller(wiring.Component):
                     with m.Default():
                         m.next = "FAULT_OPCODE"
             with m.State("LOAD"):
-                m.d.sync += perf["dma_cycles"].eq(perf["dma_cycles"] + 1)
+                m.d.comb += dma_cycle.eq(1)
                 m.d.comb += mem.req.valid.eq(~req_done & (outstanding < 60))
                 with m.If(req_fire):
                     advance()
@@ -348,7 +347,7 @@ class Controller(wiring.Component):
                 with m.State("LOAD_WIDE"):
                     # a map word a cycle: read a row, its data into ``word`` when the buffer
                     # has it, written into the engine the cycle after (``ld_pending``)
-                    m.d.sync += perf["dma_cycles"].eq(perf["dma_cycles"] + 1)
+                    m.d.comb += dma_cycle.eq(1)
                     m.d.comb += [act.wide_addr.eq(wide_row), act.wide_re.eq(~req_done),
                                  wide_access.eq(~req_done)]
                     m.d.sync += Cat(reading, got).eq(Cat(~req_done, reading))
@@ -360,11 +359,13 @@ class Controller(wiring.Component):
                         m.next = "NEXT"
                 with m.State("STORE_WIDE_FIRST"):
                     # the output memory answers a cycle after ``rd_addr`` (= k)
-                    m.d.sync += [perf["dma_cycles"].eq(perf["dma_cycles"] + 1), k.eq(k + 1)]
+                    m.d.comb += dma_cycle.eq(1)
+                    m.d.sync += k.eq(k + 1)
                     m.next = "STORE_WIDE"
                 with m.State("STORE_WIDE"):
                     # a map word a cycle: the word read last cycle into its row, the next read
-                    m.d.sync += [perf["dma_cycles"].eq(perf["dma_cycles"] + 1), k.eq(k + 1)]
+                    m.d.comb += dma_cycle.eq(1)
+                    m.d.sync += k.eq(k + 1)
                     m.d.comb += [act.wide_addr.eq(wide_row), act.wide_we.eq(1),
                                  act.wide_wdata.eq(self.rd_data), wide_access.eq(1)]
                     advance()
@@ -372,14 +373,14 @@ class Controller(wiring.Component):
                         m.next = "NEXT"
             with m.State("STORE_READ"):
                 # the engine's output memory answers one cycle after rd_addr (= k)
-                m.d.sync += perf["dma_cycles"].eq(perf["dma_cycles"] + 1)
+                m.d.comb += dma_cycle.eq(1)
                 m.next = "STORE_LATCH"
             with m.State("STORE_LATCH"):
-                m.d.sync += [perf["dma_cycles"].eq(perf["dma_cycles"] + 1),
-                             word.eq(self.rd_data), rj.eq(0)]
+                m.d.comb += dma_cycle.eq(1)
+                m.d.sync += [word.eq(self.rd_data), rj.eq(0)]
                 m.next = "STORE_WRITE"
             with m.State("STORE_WRITE"):
-                m.d.sync += perf["dma_cycles"].eq(perf["dma_cycles"] + 1)
+                m.d.comb += dma_cycle.eq(1)
                 m.d.comb += [mem.req.valid.eq(1), mem.req.payload.write.eq(1),
                              mem.req.payload.data.eq(word[:outw * mw].word_select(rj, mw)
                                                      if outw > 1 else word[:mw])]
@@ -400,7 +401,7 @@ class Controller(wiring.Component):
                         m.d.sync += desc_run.eq(desc[:n_desc])
                     m.next = "CONV_START"
                 with m.Else():
-                    m.d.sync += perf["wait_cycles"].eq(perf["wait_cycles"] + 1)
+                    m.d.comb += wait_cycle.eq(1)
             with m.State("CONV_START"):
                 m.d.comb += self.start.eq(1)
                 m.d.sync += kicked.eq(1)
@@ -412,7 +413,7 @@ class Controller(wiring.Component):
                     m.next = "VECTOR_WAIT"
                 with m.State("VECTOR_WAIT"):
                     # the vector unit has the memory port until it is idle again
-                    m.d.sync += perf["dma_cycles"].eq(perf["dma_cycles"] + 1)
+                    m.d.comb += dma_cycle.eq(1)
                     m.d.comb += [mem.req.valid.eq(vu.mem.req.valid),
                                  mem.req.payload.eq(vu.mem.req.payload),
                                  vu.mem.req.ready.eq(mem.req.ready),
@@ -426,7 +427,8 @@ class Controller(wiring.Component):
                 # (the traffic counters, which leave fetches out, count them where the buffer
                 # takes them)
                 with m.If(drained):
-                    m.d.sync += [pc.eq(pc + 1), perf["insns"].eq(perf["insns"] + 1)]
+                    m.d.sync += pc.eq(pc + 1)
+                    m.d.comb += retire.eq(1)
                     m.next = "FETCH"
             with m.State("FAULT_OPCODE"):
                 m.d.sync += [err.eq(ERR_OPCODE), busy.eq(0), c.done.eq(1)]

@@ -19,14 +19,15 @@ Layers (each a small component with stream interfaces)::
   crosses the SoC's real UART at the line level.
 """
 from amaranth.hdl import *
-from amaranth.lib import fifo, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 from amaranth.utils import ceil_log2
 
 from host.runtime.protocol import DeviceInfo
 
 from hw.memory.bram import BRAMTarget
-from hw.link.command import CommandProcessor, EngineControlSignature
+from hw.memory.fifo import BufferedFIFO
+from hw.link.command import CommandProcessor, EngineControlSignature, perf_inc_bits
 from hw.link.framing import COBSDecoder, COBSEncoder, CRCAppender
 from hw.memory.memarb import MemPortArbiter
 from hw.memory.memport import MemPortSignature
@@ -34,7 +35,8 @@ from hw.link.uart import UARTRx, UARTTx
 
 
 class StreamFIFO(wiring.Component):
-    """``lib.fifo.SyncFIFOBuffered`` with stream ports; ``empty`` when it holds nothing."""
+    """A buffered FIFO (:class:`hw.memory.fifo.BufferedFIFO`) with stream ports; ``empty`` when it
+    holds nothing."""
 
     def __init__(self, width: int, depth: int):
         self.width, self.depth = width, depth
@@ -43,7 +45,7 @@ class StreamFIFO(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.fifo = f = fifo.SyncFIFOBuffered(width=self.width, depth=self.depth)
+        m.submodules.fifo = f = BufferedFIFO(width=self.width, depth=self.depth)
         m.d.comb += [
             f.w_data.eq(self.i.payload), f.w_en.eq(self.i.valid), self.i.ready.eq(f.w_rdy),
             self.o.payload.eq(f.r_data), self.o.valid.eq(f.r_rdy), f.r_en.eq(self.o.ready),
@@ -55,14 +57,15 @@ class StreamFIFO(wiring.Component):
 class LinkCore(wiring.Component):
     """Wire bytes in (``rx``), wire bytes out (``tx``); memory and engine ports to the SoC."""
 
-    def __init__(self, info: DeviceInfo, addr_width: int | None = None):
+    def __init__(self, info: DeviceInfo, addr_width: int | None = None,
+                 perf_inc_bits: int = 1):
         self.info = info
-        self.cp = CommandProcessor(info, addr_width)
+        self.cp = CommandProcessor(info, addr_width, perf_inc_bits)
         super().__init__({
             "rx": In(stream.Signature(8)),
             "tx": Out(stream.Signature(8)),
             "mem": Out(self.cp.mem.signature),
-            "engine": Out(EngineControlSignature(info.n_perf)),
+            "engine": Out(self.cp.engine.signature),
             "rx_error": In(1),
             "idle": Out(1),
         })
@@ -96,7 +99,7 @@ class EngineStub(wiring.Component):
       (modulo 2**32) and writes the sum into the word after those;
     * bit 31 set: also reports error code ``0xEE``.
 
-    ``perf[0]`` counts starts, ``perf[1]`` the busy cycles of the last run.
+    Its counters: ``perf[0]`` counts starts, ``perf[1]`` the busy cycles of the last run.
     """
 
     def __init__(self, n_perf: int = 2, mem_addr_width: int | None = None, word_bytes: int = 4):
@@ -112,13 +115,12 @@ class EngineStub(wiring.Component):
         c = self.ctrl
         left = Signal(16)
         m.d.comb += c.start.ready.eq(~c.busy)
-        with m.If(c.busy):
-            m.d.sync += c.perf[1].eq(c.perf[1] + 1)
         started = c.start.valid & c.start.ready
+        m.d.comb += [c.perf_inc[0].eq(started), c.perf_inc[1].eq(c.busy),
+                     c.perf_clear.eq(started << 1)]
         with m.If(started):
             m.d.sync += [left.eq(c.start.payload[:16]), c.busy.eq(1), c.done.eq(0),
-                         c.error.eq(Mux(c.start.payload[31], 0xEE, 0)),
-                         c.perf[0].eq(c.perf[0] + 1), c.perf[1].eq(0)]
+                         c.error.eq(Mux(c.start.payload[31], 0xEE, 0))]
         has_mem = hasattr(self, "mem")
         if has_mem:
             mem = self.mem
@@ -228,7 +230,7 @@ class LinkSoC(wiring.Component):
         m.submodules.uart_tx = utx = UARTTx(self.divisor)
         m.submodules.rx_fifo = rxf = StreamFIFO(8, self.rx_fifo)
         m.submodules.tx_fifo = txf = StreamFIFO(8, self.tx_fifo)
-        m.submodules.core = core = LinkCore(info, self.addr_width)
+        m.submodules.core = core = LinkCore(info, self.addr_width, perf_inc_bits(self.engine))
         m.submodules.ram = ram = self.memory or BRAMTarget(info.mem_bytes // info.word_bytes,
                                                            8 * info.word_bytes)
         m.submodules.engine = eng = self.engine

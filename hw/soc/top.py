@@ -123,7 +123,7 @@ class BoardLink(wiring.Component):
                  max_payload: int = 1024):
         from host.runtime.protocol import DeviceInfo
 
-        from hw.link.command import CommandProcessor
+        from hw.link.command import CommandProcessor, perf_inc_bits
         from hw.soc.link_soc import EngineStub
         from hw.link.uart import divisor_for
         self.divisor = divisor_for(int(clk_freq), baud)
@@ -131,8 +131,9 @@ class BoardLink(wiring.Component):
             board=board, clock_hz=int(clk_freq), baud=int(clk_freq) // self.divisor,
             mem_bytes=mem_bytes, word_bytes=mem_signature.data_width // 8,
             max_payload=max_payload, n_perf=n_perf, version_hash=version_hash)
-        self.cp = CommandProcessor(self.info, mem_signature.addr_width)
         self.engine = engine if engine is not None else EngineStub(n_perf)
+        self.cp = CommandProcessor(self.info, mem_signature.addr_width,
+                                   perf_inc_bits(self.engine))
         super().__init__({"bus": Out(mem_signature), "rx": In(1, init=1), "tx": Out(1, init=1),
                           "activity": Out(1), "mem_status": In(16)})
 
