@@ -10,9 +10,10 @@ may be outstanding (requests wait when the FIFO is full).
 from __future__ import annotations
 
 from amaranth.hdl import Module, Signal
-from amaranth.lib import fifo, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.memory.fifo import BufferedFIFO
 from hw.memory.memport import MemPortSignature
 
 __all__ = ["MemPortArbiter"]
@@ -34,7 +35,7 @@ class MemPortArbiter(wiring.Component):
         m = Module()
         n = self.n
         buses = [self.bus(i) for i in range(n)]
-        m.submodules.ids = ids = fifo.SyncFIFOBuffered(width=max(1, (n - 1).bit_length()),
+        m.submodules.ids = ids = BufferedFIFO(width=max(1, (n - 1).bit_length()),
                                                        depth=self.max_reads)
 
         held = Signal()

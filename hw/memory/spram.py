@@ -18,10 +18,11 @@ while the response is consumed.  Writes are always accepted.
 from __future__ import annotations
 
 from amaranth.hdl import Cat, ClockSignal, Instance, Module, Signal
-from amaranth.lib import fifo, memory, wiring
+from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In
 from amaranth.vendor import LatticeICE40Platform
 
+from hw.memory.fifo import BufferedFIFO
 from hw.memory.memport import MemPortSignature
 
 __all__ = ["SPRAMMemory"]
@@ -60,7 +61,7 @@ class SPRAMMemory(wiring.Component):
         # clock-to-out does not reach the consumer).  A read is accepted only if the FIFO will
         # have room for it (a credit counter, so the decision is one register compare).
         depth = 6
-        m.submodules.rbuf = rbuf = fifo.SyncFIFOBuffered(width=self.data_width, depth=depth)
+        m.submodules.rbuf = rbuf = BufferedFIFO(width=self.data_width, depth=depth)
         rdata = Signal(self.data_width)
         s_read = Signal()
         s_write = Signal()
