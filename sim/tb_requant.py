@@ -28,7 +28,7 @@ async def requant_stream(dut):
     dut.rst.value = 0
     gap = int(d["gap"][0]) if "gap" in d else 1        # cycles between input beats
     got, when = [], []
-    for i in range(n * gap + 32):
+    for i in range(n * gap + 128):        # the longest lane latency, with room
         await FallingEdge(dut.clk)
         k, beat = divmod(i, gap)
         if k < n and beat == 0:

@@ -9,7 +9,7 @@ from host.compiler.reduction import plan_reduction
 from host.model.quant import quantize_multipliers, requantize
 from hw.configs import CI_CONFIG
 from hw.engine.engine import EngineConfig
-from host.compiler.layer import compile_conv
+from host.compiler.layer import EngineCapacityError, compile_conv
 from host.runtime.engine_model import preloaded_cycles
 from sim.engine_rtl import simulate
 
@@ -148,7 +148,7 @@ def test_engine_conv_fused_maxpool(case, pool):
     check(random_layer(rng, *CI_CASES[case]), CI_CFG_FEATURES, pool=pool)
 
 
-#: digit-serial requant lanes (the iCE40 build): 2 lanes for 4 columns, 8 cycles per value,
+#: digit-serial requant lanes (the iCE40 build): 2 lanes for 4 columns, II cycles per value,
 #: memories written straight from the load port (``load_regs=False``, as on the UP5K)
 CI_CFG_SERIAL = EngineConfig(rows=3, cols=4, in_depth=1024, w_depth=512, step_depth=128,
                              ob_depth=16, out_depth=1024, post_lanes=2, serial_requant=True,
@@ -159,6 +159,20 @@ CI_CFG_SERIAL = EngineConfig(rows=3, cols=4, in_depth=1024, w_depth=512, step_de
 def test_engine_conv_serial_requant(case):
     rng = np.random.default_rng(300 + case)
     check(random_layer(rng, *CI_CASES[case]), CI_CFG_SERIAL)
+
+
+def test_serial_lane_refuses_left_shifts_beyond_its_reach():
+    """The serial lane shifts left at most RequantSerial.MAX_LEFT bits: the compiler refuses a
+    layer that needs more, and takes one at the limit."""
+    from hw.engine.requant import RequantSerial
+    layer = random_layer(np.random.default_rng(310), *CI_CASES[0])
+    args = lambda shift: (layer["weight"], layer["bias_folded"], layer["mult"],
+                          np.full_like(layer["shift"], shift), layer["x"], layer["zx"],
+                          layer["zy"], layer["lo"], layer["hi"], layer["stride"],
+                          layer["pads"], layer["groups"], CI_CFG_SERIAL)
+    compile_conv(*args(RequantSerial.MAX_LEFT), check_only=True)
+    with pytest.raises(EngineCapacityError, match="left shift"):
+        compile_conv(*args(RequantSerial.MAX_LEFT + 1), check_only=True)
 
 
 @pytest.mark.slow

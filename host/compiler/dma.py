@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hw.engine.requant import RequantSerial
+
 __all__ = ["Rate", "Word", "DmaTiming", "TIMINGS", "WIDE_SETUP", "transfer_cycles", "fetch_cycles",
            "pool_cycles", "gap_cycles"]
 
@@ -102,8 +104,9 @@ MEMORY_WORD_BYTES = 4
 # the vector unit's state machine (hw/soc/vector_unit.py): cycles besides its memory accesses
 POOL_SETUP, POOL_OUT = 19, 4
 GAP_SETUP, GAP_READ, GAP_OUT = 1, 1, 2
-#: cycles per lane of GAP's requantisation (the engine's lane: LUT multiplier / digit-serial)
-REQUANT_LANE = {False: 13, True: 20}
+#: cycles per lane of GAP's requantisation (the engine's lane: LUT multiplier / digit-serial):
+#: the lane's latency and a cycle
+REQUANT_LANE = {False: 13, True: RequantSerial.LATENCY + 1}
 
 
 def _read(memory: str, words: int) -> int:

@@ -13,6 +13,7 @@ import numpy as np
 from host.compiler.reduction import last_slot, plan_reduction
 from hw.configs import SIMULATION_ONLY
 from hw.engine.engine import EngineConfig
+from hw.engine.requant import RequantSerial
 
 __all__ = ["DEFAULT_CONFIG", "EngineCapacityError", "SPATIAL", "LayerProgram", "compile_conv",
            "check_capacity", "out_words"]
@@ -112,6 +113,11 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
         raise EngineCapacityError("folded bias does not fit int32")
     mult = np.asarray(mult, dtype=np.int64)
     shift = np.asarray(shift, dtype=np.int64)
+    if cfg.serial_requant and shift.size and shift.max() > RequantSerial.MAX_LEFT:
+        raise EngineCapacityError(
+            f"a requantisation left shift of {int(shift.max())} exceeds the serial lane's "
+            f"{RequantSerial.MAX_LEFT} (an output scale over 2^{RequantSerial.MAX_LEFT - 1} "
+            "times the input's)")
 
     # layout: sizes and the descriptor (all a capacity check needs)
     n_it, it_stride, it_dy, red = 1, 0, 0, None

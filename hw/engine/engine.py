@@ -287,7 +287,7 @@ class EngineConfig:
         2, 1 without ``fabric_regs``), the array (``A_lat = array_latency``: 5 = row fan-out
         register, the PE's operand registers in the fabric and in the multiplier, product,
         partial sum; 3 without ``fabric_regs``), the requant lane
-        (R_lat = 11, 12 with ``lut_requant``, 19 serial; bias add included), and with the
+        (R_lat = 11, 12 with ``lut_requant``, 53 serial; bias add included), and with the
         accumulator, the last pixel's drain (groups of ``post_lanes`` columns, one every ``II``
         cycles) and ``done``, ``1 + drain − II``."""
         return (2 + (self.rows - 1) * self.psum_hop + self.mem_latency + self.array_latency + 1

@@ -252,21 +252,32 @@ class Requant(wiring.Component):
 
 
 class RequantSerial(wiring.Component):
-    """A small requantisation lane for small FPGAs: the same function as :class:`Requant`, but
-    the 32×31 multiply runs four bits of the multiplier per cycle
-    (``II = 8`` cycles per value, ~1/4 of the logic of ``Requant(lut_mul=True)``).
+    """A small requantisation lane for small FPGAs: the same function as :class:`Requant`, every
+    wide operation done a few bits per cycle in three phases of ``II`` cycles each, which work
+    on three values at once (the iCE40 has no barrel shifters or wide multiplexers to spare):
+
+    * **left shift**: ``|acc + bias|`` shifted left ``DIGIT_BITS`` bits per cycle, the bits
+      leaving at the top kept as an overflow flag, then saturated to 2^31 − 1 (positive) or
+      2^31 (negative);
+    * **multiply**: ``S = c + |x|·m`` with ``c = 2^30 − [x<0]``, ``DIGIT_BITS`` bits of ``m``
+      per cycle, least significant first; the sum shifts right as its low bits are done, so
+      no carry chain is wider than 34 bits; of those low bits only the last two (bits 30 and
+      31 of ``S``) are kept;
+    * **right shift**: ``T = (S >> 30) >> right``, ``DIGIT_BITS`` bits per cycle, then
+      ``|r| = (T + [right > 0]) >> 1``: ``(S >> 31 + 2^(right−1)) >> right`` in one rounding
+      (nested floors), then the sign, the zero point and the clamp.
 
     An input beat may come at most once every :attr:`II` cycles; ``zp``, ``lo`` and ``hi`` are
     read at the output stage and must not change while a value is in flight (the engine takes
     them from the layer descriptor).  Fixed latency :attr:`LATENCY` from the input beat to
-    ``o.valid``.
-
-    Magnitude product, least significant digit first: with ``c = 2^30 − [x<0]``,
-    ``S = c + Σ_i |x|·d_i·16^i`` (``d_i`` the 4-bit digits of ``m``) accumulates in a 37-bit
-    register that shifts 4 bits out per digit, so ``|q| = S >> 31`` with no long carry chain.
-    """
-    II = 8
-    LATENCY = 19
+    ``o.valid``.  The left shift has ``II − 2`` cycles: shifts up to :attr:`MAX_LEFT`
+    (``host.model.quant`` allows 30; real layers stay far below, and the compiler refuses a
+    larger one for this lane)."""
+    #: bits of the multiplier per cycle (1: II = 32; 2: II = 16)
+    DIGIT_BITS = 2
+    II = 32 // DIGIT_BITS
+    MAX_LEFT = DIGIT_BITS * (II - 2)
+    LATENCY = 3 * II + 4 + (DIGIT_BITS > 1)
 
     def __init__(self):
         super().__init__(lane_signature())
@@ -274,87 +285,112 @@ class RequantSerial(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p = self.i.payload
+        r, II = self.DIGIT_BITS, self.II
 
-        # S0: bias add
+        def step(rem, amount):
+            """How far a serial shift moves this cycle: ``min(rem, r)``."""
+            return Mux(rem >= r, r, rem) if r > 1 else amount
+
+        # S0: bias add; the multiplier waits here until the multiply phase takes it (an input
+        # comes at most every II cycles, and the phase takes it on the II-th)
         v0 = Signal()
         a0 = Signal(signed(32))
         sh0 = Signal(signed(6))
         m0 = Signal(unsigned(31))
-        m.d.sync += [v0.eq(self.i.valid), a0.eq(p.acc + p.bias), sh0.eq(p.shift)]
-        # the multiplier waits here until S3 loads it into the digit loop: no input comes
-        # within II cycles, so it needs no copy per stage
+        m.d.sync += v0.eq(self.i.valid)
         with m.If(self.i.valid):
-            m.d.sync += m0.eq(p.mult)
-        # S1: sign, magnitude, split shift
-        v1, neg1 = Signal(), Signal()
-        mag1 = Signal(unsigned(32))
-        left1, right1 = Signal(unsigned(5)), Signal(unsigned(5))
-        m.d.sync += [v1.eq(v0), neg1.eq(a0 < 0),
-                     mag1.eq(Mux(a0 < 0, -a0, a0)),
-                     left1.eq(Mux(sh0 > 0, sh0, 0)), right1.eq(Mux(sh0 < 0, -sh0, 0))]
-        # S2: left shift (barrel)
-        v2, neg2 = Signal(), Signal()
-        wide = Signal(unsigned(63))
-        right2 = Signal(unsigned(5))
-        m.d.sync += [v2.eq(v1), neg2.eq(neg1), wide.eq(mag1 << left1), right2.eq(right1)]
-        # S3: saturate and load the digit loop
-        big = wide[31:] != 0
-        over_neg = (wide[32:] != 0) | (wide[31] & (wide[:31] != 0))
-        sat = Mux(neg2, Mux(over_neg, 1 << 31, wide[:32]), Mux(big, (1 << 31) - 1, wide[:31]))
-        xm = Signal(unsigned(32))
-        mm = Signal(unsigned(32))
-        cnt = Signal(range(self.II + 1))
-        ld_neg, ld_right = Signal(), Signal(unsigned(5))
-        with m.If(v2):
-            m.d.sync += [xm.eq(sat), mm.eq(m0), cnt.eq(self.II), ld_neg.eq(neg2),
-                         ld_right.eq(right2)]
-        with m.Elif(cnt != 0):
-            m.d.sync += [mm.eq(mm >> 4), cnt.eq(cnt - 1)]
-        # digit products in two registered halves, then their sum; beside them: first/last
-        # digit, sign, right shift
-        d4 = mm[:4]
-        t0, t1 = Signal(unsigned(34)), Signal(unsigned(36))
-        t_v, t_first, t_last, t_neg = Signal(), Signal(), Signal(), Signal()
-        t_right = Signal(unsigned(5))
-        m.d.sync += [t0.eq(Mux(d4[0], xm, 0) + Mux(d4[1], xm << 1, 0)),
-                     t1.eq(Mux(d4[2], xm << 2, 0) + Mux(d4[3], xm << 3, 0)),
-                     t_v.eq(cnt != 0), t_first.eq(cnt == self.II), t_last.eq(cnt == 1),
-                     t_neg.eq(ld_neg), t_right.eq(ld_right)]
-        pp = Signal(unsigned(36))
-        pp_v, pp_first, pp_last, pp_neg = Signal(), Signal(), Signal(), Signal()
-        pp_right = Signal(unsigned(5))
-        m.d.sync += [pp.eq(t0 + t1), pp_v.eq(t_v), pp_first.eq(t_first), pp_last.eq(t_last),
-                     pp_neg.eq(t_neg), pp_right.eq(t_right)]
-        # accumulate: S = c + Σ pp_i·16^i, four bits leave per digit
-        acc = Signal(unsigned(37))
-        low = Signal(unsigned(32))
-        t = Signal(unsigned(38))
-        m.d.comb += t.eq(Mux(pp_first, (1 << 30) - pp_neg, acc) + pp)
-        a_last, a_neg = Signal(), Signal()
-        a_right = Signal(unsigned(5))
-        a_half = Signal(unsigned(32))           # 2^right >> 1, decoded a stage ahead of its add
-        m.d.sync += [a_last.eq(pp_v & pp_last), a_neg.eq(pp_neg), a_right.eq(pp_right),
-                     a_half.eq((1 << pp_right) >> 1)]
-        with m.If(pp_v):
-            m.d.sync += [acc.eq(t >> 4), low.eq(Cat(low[4:], t[:4]))]
-        # F1: |q| + half  (|q| = S >> 31 = 2·acc + low[31])
+            m.d.sync += [a0.eq(p.acc + p.bias), sh0.eq(p.shift), m0.eq(p.mult)]
+
+        # phase 1: |a0| into X, shifted left by `left`, r bits a cycle for II − 2 cycles
+        X = Signal(32)
+        ovf, p_neg = Signal(), Signal()
+        lrem, p_right = Signal(5), Signal(5)
+        pc = Signal(range(II))
+        p_last = Signal()
+        m.d.sync += p_last.eq(pc == 1)
+        with m.If(v0):
+            m.d.sync += [X.eq(Mux(a0 < 0, -a0, a0)), ovf.eq(0), p_neg.eq(a0 < 0),
+                         lrem.eq(Mux(sh0 > 0, sh0, 0)), p_right.eq(Mux(sh0 < 0, -sh0, 0)),
+                         pc.eq(II - 2)]
+        with m.Elif(pc != 0):
+            m.d.sync += pc.eq(pc - 1)
+            with m.If(lrem >= r):
+                m.d.sync += [X.eq(X << r), ovf.eq(ovf | (X[32 - r:] != 0)), lrem.eq(lrem - r)]
+            for k in range(r - 1, 0, -1):
+                with m.Elif(lrem == k):
+                    m.d.sync += [X.eq(X << k), ovf.eq(ovf | (X[32 - k:] != 0)), lrem.eq(0)]
+
+        # phase 2: S = c + x·m, r bits of m a cycle; the digit products registered a cycle
+        # ahead of the sum when r > 1 (two carry chains in series would not meet the clock)
+        sat = ovf | X[31]
+        xm = Signal(32)
+        mm = Signal(31)
+        mc = Signal(range(II + 1))
+        m_neg, m_first = Signal(), Signal()
+        m_right = Signal(5)
+        with m.If(p_last):
+            m.d.sync += [xm.eq(Mux(sat, Mux(p_neg, 1 << 31, (1 << 31) - 1), X)), mm.eq(m0),
+                         mc.eq(II), m_neg.eq(p_neg), m_right.eq(p_right), m_first.eq(1)]
+        with m.Elif(mc != 0):
+            m.d.sync += [mm.eq(mm >> r), mc.eq(mc - 1), m_first.eq(0)]
+        prod = sum(Mux(mm[j], xm << j, 0) for j in range(r))
+        # the sign and right shift travel with the digits: the next value's phase 2 starts
+        # while this one's last digits are still being added
+        d_go, d_first, d_last, d_neg, d_right = mc != 0, m_first, mc == 1, m_neg, m_right
+        if r > 1:
+            pp = Signal(32 + r)
+            pp_go, pp_first, pp_last, pp_neg = Signal(), Signal(), Signal(), Signal()
+            pp_right = Signal(5)
+            m.d.sync += [pp.eq(prod), pp_go.eq(d_go), pp_first.eq(d_first),
+                         pp_last.eq(d_go & d_last), pp_neg.eq(d_neg), pp_right.eq(d_right)]
+            prod, d_go, d_first, d_last, d_neg, d_right = (pp, pp_go, pp_first, pp_last,
+                                                           pp_neg, pp_right)
+        else:
+            d_last = d_go & d_last
+        acc = Signal(32)
+        low2 = Signal(2)                      # the last two bits shifted out: S[30], S[31]
+        t = Signal(33 + r)
+        m.d.comb += t.eq(Mux(d_first, (1 << 30) - d_neg, acc) + prod)
+        s_last, s_neg = Signal(), Signal()
+        s_right = Signal(5)
+        m.d.sync += [s_last.eq(d_last), s_neg.eq(d_neg), s_right.eq(d_right)]
+        with m.If(d_go):
+            m.d.sync += [acc.eq(t >> r), low2.eq(Cat(low2, t[:r])[-2:])]
+
+        # phase 3: Q = S >> 30, shifted right by `right`: r bits on loading, then r bits a
+        # cycle for II − 1 cycles
+        Q = Signal(34)
+        rrem = Signal(5)
+        q_neg, q_inc = Signal(), Signal()
+        qc = Signal(range(II))
+        q_last = Signal()
+        m.d.sync += q_last.eq(qc == 1)
+        with m.If(s_last):
+            # the first r bits of the shift on the way in: II − 1 cycles then shift the rest
+            with m.If(s_right >= r):
+                m.d.sync += [Q.eq(Cat(low2, acc) >> r), rrem.eq(s_right - r)]
+            with m.Else():
+                m.d.sync += [Q.eq(Cat(low2, acc)), rrem.eq(s_right)]
+            m.d.sync += [q_neg.eq(s_neg), q_inc.eq(s_right != 0), qc.eq(II - 1)]
+        with m.Elif(qc != 0):
+            m.d.sync += qc.eq(qc - 1)
+            with m.If(rrem >= r):
+                m.d.sync += [Q.eq(Q >> r), rrem.eq(rrem - r)]
+            for k in range(r - 1, 0, -1):
+                with m.Elif(rrem == k):
+                    m.d.sync += [Q.eq(Q >> k), rrem.eq(0)]
+
+        # F1: |r| = (T + inc) >> 1, saturated to 9 bits (|r| ≥ 256 clamps whatever the zero
+        # point);  F2: sign and zero point;  F3: clamp
+        u = Signal(11)
+        m.d.comb += u.eq(Q[:10] + q_inc)
         f1_v, f1_neg = Signal(), Signal()
-        qh = Signal(unsigned(36))
-        f1_right = Signal(unsigned(5))
-        m.d.sync += [f1_v.eq(a_last), f1_neg.eq(a_neg), f1_right.eq(a_right),
-                     qh.eq(Cat(low[31], acc) + a_half)]
-        # F2: right shift (barrel);  F2b: saturate to 9 bits (|r| ≥ 256 clamps whatever the
-        # zero point)
-        f2a_v, f2a_neg = Signal(), Signal()
-        rs = Signal(unsigned(36))
-        m.d.sync += [f2a_v.eq(f1_v), f2a_neg.eq(f1_neg), rs.eq(qh >> f1_right)]
-        f2_v, f2_neg = Signal(), Signal()
-        r = Signal(unsigned(9))
-        m.d.sync += [f2_v.eq(f2a_v), f2_neg.eq(f2a_neg), r.eq(Mux(rs[9:] != 0, 511, rs[:9]))]
-        # F3: sign and zero point;  F4: clamp
-        f3_v = Signal()
+        rr = Signal(9)
+        m.d.sync += [f1_v.eq(q_last), f1_neg.eq(q_neg),
+                     rr.eq(Mux((Q[10:] != 0) | u[10], 511, u[1:10]))]
+        f2_v = Signal()
         y = Signal(signed(11))
-        m.d.sync += [f3_v.eq(f2_v), y.eq(Mux(f2_neg, p.zp - r, p.zp + r))]
-        m.d.sync += [self.o.valid.eq(f3_v),
+        m.d.sync += [f2_v.eq(f1_v), y.eq(Mux(f1_neg, p.zp - rr, p.zp + rr))]
+        m.d.sync += [self.o.valid.eq(f2_v),
                      self.o.payload.eq(Mux(y < p.lo, p.lo, Mux(y > p.hi, p.hi, y)))]
         return m

@@ -17,13 +17,30 @@ def write_output(m, cfg, d, mems, drain, loop, done):
     rises (and ``busy`` falls) when the run's last word is written."""
     A, C, P, D = cfg.addr_width, cfg.cols, cfg.post_lanes, cfg.groups
     lanes_out, busy_r = drain.lanes, loop.busy
-    # group index and final marker travel beside the requant pipeline
-    o_k, fin = drain.k, drain.beat & (drain.k == D - 1) & drain.final
-    for k in range(drain.latency):
-        k2, f2 = Signal(range(max(D, 2)), name=f"ok_{k}"), Signal(name=f"fin_{k}")
-        m.d.sync += [k2.eq(o_k), f2.eq(fin)]
-        o_k, fin = k2, f2
     o_valid = lanes_out[0].valid
+    fin = drain.beat & (drain.k == D - 1) & drain.final
+    if cfg.serial_requant:
+        # long lanes (tens of cycles): the groups leave in order, so a counter of outputs
+        # names them, and a timer delays the run's one final marker (carried beside the lane
+        # they were ~3 flip-flops a cycle of latency, each in a logic cell of its own)
+        o_k = Signal(range(max(D, 2)), name="out_k")
+        with m.If(loop.starting):
+            m.d.sync += o_k.eq(0)
+        with m.Elif(o_valid):
+            m.d.sync += o_k.eq(Mux(o_k == D - 1, 0, o_k + 1))
+        timer = Signal(range(drain.latency + 1), name="fin_timer")
+        with m.If(fin):
+            m.d.sync += timer.eq(drain.latency)
+        with m.Elif(timer != 0):
+            m.d.sync += timer.eq(timer - 1)
+        fin = timer == 1
+    else:
+        # group index and final marker travel beside the requant pipeline
+        o_k = drain.k
+        for k in range(drain.latency):
+            k2, f2 = Signal(range(max(D, 2)), name=f"ok_{k}"), Signal(name=f"fin_{k}")
+            m.d.sync += [k2.eq(o_k), f2.eq(fin)]
+            o_k, fin = k2, f2
     held = Signal(data.ArrayLayout(data.ArrayLayout(signed(8), P), D), name="out_held")
     if D > 1:
         with m.If(o_valid):
