@@ -20,14 +20,27 @@ __all__ = ["StreamSlice", "MemPortSlice"]
 class StreamSlice(wiring.Component):
     """Stream pipeline register with a skid buffer: registered ``valid``/``payload`` and
     ``ready``, full throughput; cuts combinational paths between stream stages.
-    ``empty``: nothing held."""
+    ``empty``: nothing held.
 
-    def __init__(self, shape):
+    ``full_rate=False``: no skid buffer (``ready`` is "the register is empty"), so a beat
+    every second cycle — for byte streams that never come faster (the host link's stages:
+    a byte is ten bit times of at least four clocks), a register of the payload's width less
+    in a logic cell of its own per bit on the iCE40."""
+
+    def __init__(self, shape, full_rate: bool = True):
+        self.full_rate = full_rate
         super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape)),
                           "empty": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
+        if not self.full_rate:
+            m.d.comb += [self.i.ready.eq(~self.o.valid), self.empty.eq(~self.o.valid)]
+            with m.If(self.o.valid & self.o.ready):
+                m.d.sync += self.o.valid.eq(0)
+            with m.Elif(~self.o.valid):
+                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
+            return m
         skid_valid = Signal()
         skid = Signal.like(self.i.payload)
         m.d.comb += [self.i.ready.eq(~skid_valid),

@@ -131,7 +131,7 @@ class CommandProcessor(wiring.Component):
 
         # ---------------------------------------------------------------- counters
         uptime = Signal(64)
-        uptime_snap = Signal(64)
+        uptime_hi = Signal(32)      # the high half, taken with the low half as STATUS sends it
         # the link's counters (STATUS_FIELDS after flags and uptime), then the engine's
         own = ("engine_cycles", "frames_ok", "frames_bad", "rx_errors")
         assert STATUS_FIELDS[3:] == own
@@ -211,7 +211,7 @@ class CommandProcessor(wiring.Component):
         status_regs = Array([
             Cat(self.engine.busy, self.engine.done, C(0, 6), self.engine.error,
                 self.mem_status),
-            uptime_snap[:32], uptime_snap[32:]])
+            uptime[:32], uptime_hi])
         status_len = 4 * (len(STATUS_FIELDS) + info.n_perf)
 
         k = Signal(range(max(4, wb, len(info_bytes), status_len)))  # byte counter in a reply part
@@ -219,16 +219,16 @@ class CommandProcessor(wiring.Component):
         last_word = Signal()        # registered words_left == 1 (timing)
         waddr = Signal(self.addr_width)
         ridx = Signal(range(buf_words + 1))
-        rword = Signal(8 * wb)
         reply_byte = Signal(8)      # INFO byte, registered before it is sent
-        status_word = Signal(32)    # STATUS word being sent, shifted a byte at a time
+        # the READ word or STATUS word being sent, shifted out a byte at a time
+        out_word = Signal(max(32, 8 * wb))
         part_end = Signal()         # the byte being sent is the last of the INFO/STATUS payload
         m.d.comb += [frd.addr.eq(ridx), rom_rd.addr.eq(k)]
 
         req, resp = self.mem.req, self.mem.resp
         # replies leave through a register stage: the payload multiplexers below do not reach
         # into the CRC appender's logic (this path limited the UP5K to ~22 MHz)
-        m.submodules.tx_pipe = tx_pipe = StreamSlice(frame_byte_layout)
+        m.submodules.tx_pipe = tx_pipe = StreamSlice(frame_byte_layout, full_rate=False)
         wiring.connect(m, tx_pipe.o, wiring.flipped(self.tx))
         tx = tx_pipe.i
         has_payload = Signal()      # decoded once per frame in DECIDE (timing)
@@ -288,7 +288,7 @@ class CommandProcessor(wiring.Component):
             with m.State("CHECK2"):
                 m.next = "DECIDE"
             with m.State("DECIDE"):
-                m.d.sync += [status.eq(decided), uptime_snap.eq(uptime), k.eq(0),
+                m.d.sync += [status.eq(decided), k.eq(0),
                              words_left.eq(length >> wshift), waddr.eq(addr >> wshift),
                              last_word.eq((length >> wshift) == 1),
                              ridx.eq(0), ok_r.eq(decided == Status.OK),
@@ -360,13 +360,13 @@ class CommandProcessor(wiring.Component):
             with m.State("R_RESP"):
                 m.d.comb += resp.ready.eq(1)
                 with m.If(resp.valid):
-                    m.d.sync += [rword.eq(resp.payload), k.eq(0)]
+                    m.d.sync += [out_word.eq(resp.payload), k.eq(0)]
                     m.next = "R_EMIT"
             with m.State("R_EMIT"):
-                m.d.comb += [tx.valid.eq(1), tx.payload.data.eq(rword[:8]),
+                m.d.comb += [tx.valid.eq(1), tx.payload.data.eq(out_word[:8]),
                              tx.payload.last.eq((k == wb - 1) & last_word)]
                 with m.If(tx.ready):
-                    m.d.sync += [rword.eq(rword >> 8), k.eq(k + 1)]
+                    m.d.sync += [out_word.eq(out_word >> 8), k.eq(k + 1)]
                     with m.If(k == wb - 1):
                         m.d.sync += [words_left.eq(words_left - 1),
                                      last_word.eq(words_left == 2)]
@@ -398,22 +398,25 @@ class CommandProcessor(wiring.Component):
                 with m.If(k[:2] != 0):
                     m.next = "S_EMIT"
                 with m.Elif(word_idx < len(status_regs)):
-                    m.d.sync += status_word.eq(status_regs[word_idx[:2]])
+                    m.d.sync += out_word.eq(status_regs[word_idx[:2]])
+                    with m.If(word_idx == 1):
+                        m.d.sync += uptime_hi.eq(uptime[32:])
                     m.next = "S_EMIT"
                 with m.Else():
                     m.next = "S_COUNT"
             with m.State("S_COUNT"):   # the bank answers at its sweep's next visit
                 m.d.comb += [counters.req.valid.eq(1),
-                             counters.req.payload.eq((k >> 2) - len(status_regs)),
-                             counters.resp.ready.eq(1)]
-                with m.If(counters.resp.valid):
-                    m.d.sync += status_word.eq(counters.resp.payload)
+                             counters.req.payload.eq((k >> 2) - len(status_regs))]
+                with m.If(counters.rd_lo):
+                    m.d.sync += out_word[:16].eq(counters.rd_data)
+                with m.If(counters.rd_hi):
+                    m.d.sync += out_word[16:32].eq(counters.rd_data)
                     m.next = "S_EMIT"
             with m.State("S_EMIT"):
-                m.d.comb += [tx.valid.eq(1), tx.payload.data.eq(status_word[:8]),
+                m.d.comb += [tx.valid.eq(1), tx.payload.data.eq(out_word[:8]),
                              tx.payload.last.eq(part_end)]
                 with m.If(tx.ready):
-                    m.d.sync += [k.eq(k + 1), status_word.eq(status_word >> 8)]
+                    m.d.sync += [k.eq(k + 1), out_word.eq(out_word >> 8)]
                     with m.If(part_end):
                         m.next = "FINISH"
                     with m.Else():

@@ -12,9 +12,11 @@ needs only the bits of ``2n + 1`` cycles of increments.
 * ``inc[c]``: counter ``c``'s increment this cycle (``inc_bits`` wide);
 * ``clear[c]``: counter ``c`` restarts from zero; this cycle's increment is dropped, as with a
   register reset in the same cycle;
-* ``req`` (counter index) → ``resp`` (its 32-bit count): a read waits for the sweep's next visit
-  of the counter (at most ``2n + 2`` cycles) and returns the count of the increments of every
-  cycle before that visit.  One read at a time.
+* ``req`` (a stream of counter indices): a read waits for the sweep's next visit of the
+  counter (at most ``2n + 2`` cycles) and answers with the count of the increments of every
+  cycle before that visit as it is written back: ``rd_data`` holds its low half while
+  ``rd_lo`` is high, its high half on the next cycle, while ``rd_hi`` is.  The reader takes
+  them as they come (they are not held: no 32-bit register here), one read at a time.
 
 :class:`CounterBankModel` is the reference the tests run beside it.
 """
@@ -46,7 +48,9 @@ class CounterBank(wiring.Component):
             "inc": In(data.ArrayLayout(inc_bits, n)),
             "clear": In(n),
             "req": In(stream.Signature(range(n))),
-            "resp": Out(stream.Signature(32)),
+            "rd_data": Out(16),
+            "rd_lo": Out(1),
+            "rd_hi": Out(1),
         })
 
     def elaborate(self, platform):
@@ -94,20 +98,18 @@ class CounterBank(wiring.Component):
                      wr.addr.eq(r_ptr), wr.data.eq(total[:16]), wr.en.eq(1)]
         m.d.sync += carry.eq(total[16])
 
-        # reads: the value written at the counter's next visit, low half then high half
+        # reads: the halves written at the counter's next visit, as they are written
         want, got_lo = Signal(), Signal()
         widx = Signal(range(n))
-        value = Signal(32)
-        m.d.comb += [self.req.ready.eq(~want & ~self.resp.valid), self.resp.payload.eq(value)]
+        m.d.comb += [self.req.ready.eq(~want), self.rd_data.eq(total[:16])]
         with m.If(self.req.valid & self.req.ready):
             m.d.sync += [want.eq(1), widx.eq(self.req.payload)]
         with m.If(want & r_lo & ((r_ptr >> 1) == widx)):
-            m.d.sync += [value[:16].eq(total[:16]), got_lo.eq(1)]
+            m.d.comb += self.rd_lo.eq(1)
+            m.d.sync += got_lo.eq(1)
         with m.Elif(got_lo):
-            m.d.sync += [value[16:].eq(total[:16]), got_lo.eq(0), want.eq(0),
-                         self.resp.valid.eq(1)]
-        with m.If(self.resp.valid & self.resp.ready):
-            m.d.sync += self.resp.valid.eq(0)
+            m.d.comb += self.rd_hi.eq(1)
+            m.d.sync += [got_lo.eq(0), want.eq(0)]
         return m
 
 

@@ -74,7 +74,7 @@ class COBSDecoder(wiring.Component):
         # the input stage also decodes "byte is 0" and "byte is 1", so the ready logic below
         # starts from flip-flops instead of 8-bit compares (UP5K timing)
         in_layout = data.StructLayout({"byte": 8, "zero": 1, "one": 1})
-        m.submodules.in_pipe = in_pipe = StreamSlice(in_layout)
+        m.submodules.in_pipe = in_pipe = StreamSlice(in_layout, full_rate=False)
         m.d.comb += [
             in_pipe.i.valid.eq(self.i.valid), self.i.ready.eq(in_pipe.i.ready),
             in_pipe.i.payload.byte.eq(self.i.payload),
@@ -82,7 +82,7 @@ class COBSDecoder(wiring.Component):
             in_pipe.i.payload.one.eq(self.i.payload == 1),
         ]
         i = in_pipe.o
-        m.submodules.pipe = pipe = StreamSlice(decoded_layout)
+        m.submodules.pipe = pipe = StreamSlice(decoded_layout, full_rate=False)
         wiring.connect(m, pipe.o, wiring.flipped(self.o))
         o = pipe.i
         count = Signal(8)        # data bytes still to come in the current block
@@ -212,7 +212,7 @@ class CRCAppender(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.pipe = pipe = StreamSlice(frame_byte_layout)
+        m.submodules.pipe = pipe = StreamSlice(frame_byte_layout, full_rate=False)
         m.submodules.crc = crc = SerialCRC32()
         wiring.connect(m, pipe.o, wiring.flipped(self.o))
         o = pipe.i

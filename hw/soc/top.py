@@ -151,9 +151,9 @@ class BoardLink(wiring.Component):
         m.submodules.cp = cp = self.cp
         m.submodules.crc = crc = CRCAppender()
         m.submodules.enc = enc = COBSEncoder()
-        m.submodules.s_dec = s_dec = StreamSlice(decoded_layout)
-        m.submodules.s_cp = s_cp = StreamSlice(frame_byte_layout)
-        m.submodules.s_crc = s_crc = StreamSlice(frame_byte_layout)
+        m.submodules.s_dec = s_dec = StreamSlice(decoded_layout, full_rate=False)
+        m.submodules.s_cp = s_cp = StreamSlice(frame_byte_layout, full_rate=False)
+        m.submodules.s_crc = s_crc = StreamSlice(frame_byte_layout, full_rate=False)
         m.submodules.engine = eng = self.engine
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
         wiring.connect(m, urx.data, rxf.i)
