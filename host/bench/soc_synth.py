@@ -235,6 +235,9 @@ def render(rows: list) -> str:
         if over > 0:
             lines[-1] += (f" The design is {over:,} cells over: it needs that many fewer LUT4s "
                           f"or flip-flops without a LUT of their own.")
+        else:
+            lines[-1] += (f" It fits with {-over:,} cells to spare "
+                          f"({-100 * over / r['available']['logic_cells']:.1f} % of the device).")
     lines += ["", "A trap found on the way: yosys 0.70's ABC9 (the only mapping flow of "
               "`synth_ecp5` now) stopped with `Assert GetSize(conn.first) == "
               "GetSize(conn.second)` in `ABC_OPS_REINTEGRATE` when the engine picked a read "

@@ -106,7 +106,7 @@ class Controller(wiring.Component):
         NW = WORD_BITS // mw                           # memory words per instruction
         WB = MB * self.wide                            # bytes per row of the wide port
         lb = (WB - 1).bit_length()
-        # the widest target word assembled in ``word`` (a descriptor shifts straight into its
+        # the widest target word assembled in ``word`` (a descriptor goes straight into its
         # register instead), and the output memory's word that a STORE writes out
         maxw = max(n for t, n in self.wpt.items() if t != Target.DESC)
         outw = self.wpt[Target.OUT]
@@ -211,7 +211,7 @@ class Controller(wiring.Component):
         m.d.comb += [self.ld_data.eq(word[:len(self.ld_data)]), self.ld_addr.eq(k),
                      self.ld_sel.eq(target.as_value()[:2]),
                      self.ld_en.eq(ld_pending & (target != Target.DESC))]
-        # LOAD DESC shifts its memory words into ``desc`` as they arrive; a CONV copies it into
+        # LOAD DESC writes its memory words into ``desc`` as they arrive; a CONV copies it into
         # ``desc_run``, which the engine reads for the whole run, so the next run's descriptor
         # may load while this one runs (with one register the engine reads ``desc`` itself)
         desc = Signal(dw * mw)
@@ -328,7 +328,12 @@ class Controller(wiring.Component):
                 m.d.comb += mem.resp.ready.eq(1)
                 with m.If(resp_fire):
                     with m.If(target == Target.DESC):
-                        m.d.sync += desc.eq(Cat(desc[mw:], mem.resp.payload))
+                        # each word into its place, not shifted through: a descriptor bit
+                        # the engine does not read is then no flip-flop (~45 on the UP5K)
+                        with m.Switch(rj):
+                            for w in range(dw):
+                                with m.Case(w):
+                                    m.d.sync += desc.word_select(w, mw).eq(mem.resp.payload)
                     with m.Elif(rj == 0):
                         m.d.sync += word.eq(mem.resp.payload)  # a new word: zero beyond
                     with m.Else():
