@@ -34,6 +34,16 @@ class EngineCapacityError(ValueError):
         self.resource = resource
 
 
+def check_left_shift(cfg: EngineConfig, shift: int, what: str) -> None:
+    """Raise :class:`EngineCapacityError` if ``what``'s requantisation left shift ``shift`` is
+    beyond ``cfg``'s lanes (the serial lane's :attr:`RequantSerial.MAX_LEFT`)."""
+    if cfg.serial_requant and shift > RequantSerial.MAX_LEFT:
+        raise EngineCapacityError(
+            f"{what} requantisation left shift of {shift} exceeds the serial lane's "
+            f"{RequantSerial.MAX_LEFT} (an output scale over 2^{RequantSerial.MAX_LEFT - 1} "
+            "times the input's)")
+
+
 #: memories whose need shrinks when the output map is cut into stripes of rows
 SPATIAL = ("input memory", "output memory", "pool row")
 
@@ -113,11 +123,8 @@ def compile_conv(weight, bias_folded, mult, shift, x, zx: int, zy: int, lo: int,
         raise EngineCapacityError("folded bias does not fit int32")
     mult = np.asarray(mult, dtype=np.int64)
     shift = np.asarray(shift, dtype=np.int64)
-    if cfg.serial_requant and shift.size and shift.max() > RequantSerial.MAX_LEFT:
-        raise EngineCapacityError(
-            f"a requantisation left shift of {int(shift.max())} exceeds the serial lane's "
-            f"{RequantSerial.MAX_LEFT} (an output scale over 2^{RequantSerial.MAX_LEFT - 1} "
-            "times the input's)")
+    if shift.size:
+        check_left_shift(cfg, int(shift.max()), "a")
 
     # layout: sizes and the descriptor (all a capacity check needs)
     n_it, it_stride, it_dy, red = 1, 0, 0, None

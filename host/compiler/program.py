@@ -39,8 +39,7 @@ from host.model.ir import FC, Conv, Flatten, GlobalAvgPool, Graph, Pool, Unsuppo
 from host.runtime.golden import block_grid, intersect, need_region
 from hw.soc.isa import (ACT_BASE, WORD_ALIGN, WORD_BITS, Op, Target, clash, dma_words, pack,
                         run_desc_words, target_word_bytes)
-from host.compiler.layer import EngineCapacityError, compile_conv, out_words
-from hw.engine.requant import RequantSerial
+from host.compiler.layer import EngineCapacityError, check_left_shift, compile_conv, out_words
 from host.compiler.pack import put_fields
 
 __all__ = ["Program", "MapPlace", "compile_program", "ProgramError"]
@@ -799,9 +798,7 @@ class _Compiler:
         n = src.h * src.w
         headroom = max(0, min(ADD_LEFT_SHIFT, 30 - int(np.ceil(np.log2(n * 256)))))
         m, s = quantize_multiplier(tin.scale / (tout.scale * n) / (1 << headroom))
-        if self.cfg.serial_requant and s > RequantSerial.MAX_LEFT:
-            raise EngineCapacityError(f"GAP's requantisation left shift of {s} exceeds the "
-                                      f"serial lane's {RequantSerial.MAX_LEFT}")
+        check_left_shift(self.cfg, s, "GAP's")
         self.emit(Op.GAP, src=src.addr, dst=dst.addr, nb=src.nb, hw=n, zp_in=tin.zero_point,
                   zp_out=tout.zero_point, mult=m, shift=s, headroom=headroom)
         self.written(dst)

@@ -76,11 +76,15 @@ def crc32(data: bytes) -> int:
     return zlib.crc32(data) & 0xFFFFFFFF
 
 
+#: the CRC-32's reflected polynomial (zlib's, IEEE 802.3)
+CRC32_POLY = 0xEDB88320
+
+
 def crc32_update(reg: int, byte: int) -> int:
-    """Bit-serial reference of the hardware's per-byte CRC step (reflected, poly 0xEDB88320)."""
+    """Bit-serial reference of the hardware's per-byte CRC step (reflected, :data:`CRC32_POLY`)."""
     reg ^= byte
     for _ in range(8):
-        reg = (reg >> 1) ^ (0xEDB88320 if reg & 1 else 0)
+        reg = (reg >> 1) ^ (CRC32_POLY if reg & 1 else 0)
     return reg
 
 

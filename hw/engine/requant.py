@@ -287,9 +287,14 @@ class RequantSerial(wiring.Component):
         p = self.i.payload
         r, II = self.DIGIT_BITS, self.II
 
-        def step(rem, amount):
-            """How far a serial shift moves this cycle: ``min(rem, r)``."""
-            return Mux(rem >= r, r, rem) if r > 1 else amount
+        def serial_shift(rem, by):
+            """One cycle of a serial shift: ``min(rem, r)`` bits (``by(k)``: the statements that
+            shift by ``k``), taken off ``rem``."""
+            with m.If(rem >= r):
+                m.d.sync += by(r) + [rem.eq(rem - r)]
+            for k in range(r - 1, 0, -1):
+                with m.Elif(rem == k):
+                    m.d.sync += by(k) + [rem.eq(0)]
 
         # S0: bias add; the multiplier waits here until the multiply phase takes it (an input
         # comes at most every II cycles, and the phase takes it on the II-th)
@@ -314,11 +319,7 @@ class RequantSerial(wiring.Component):
                          pc.eq(II - 2)]
         with m.Elif(pc != 0):
             m.d.sync += pc.eq(pc - 1)
-            with m.If(lrem >= r):
-                m.d.sync += [X.eq(X << r), ovf.eq(ovf | (X[32 - r:] != 0)), lrem.eq(lrem - r)]
-            for k in range(r - 1, 0, -1):
-                with m.Elif(lrem == k):
-                    m.d.sync += [X.eq(X << k), ovf.eq(ovf | (X[32 - k:] != 0)), lrem.eq(0)]
+            serial_shift(lrem, lambda k: [X.eq(X << k), ovf.eq(ovf | (X[32 - k:] != 0))])
 
         # phase 2: S = c + x·m, r bits of m a cycle; the digit products registered a cycle
         # ahead of the sum when r > 1 (two carry chains in series would not meet the clock)
@@ -374,11 +375,7 @@ class RequantSerial(wiring.Component):
             m.d.sync += [q_neg.eq(s_neg), q_inc.eq(s_right != 0), qc.eq(II - 1)]
         with m.Elif(qc != 0):
             m.d.sync += qc.eq(qc - 1)
-            with m.If(rrem >= r):
-                m.d.sync += [Q.eq(Q >> r), rrem.eq(rrem - r)]
-            for k in range(r - 1, 0, -1):
-                with m.Elif(rrem == k):
-                    m.d.sync += [Q.eq(Q >> k), rrem.eq(0)]
+            serial_shift(rrem, lambda k: [Q.eq(Q >> k)])
 
         # F1: |r| = (T + inc) >> 1, saturated to 9 bits (|r| ≥ 256 clamps whatever the zero
         # point);  F2: sign and zero point;  F3: clamp

@@ -215,6 +215,7 @@ class CommandProcessor(wiring.Component):
         status_len = 4 * (len(STATUS_FIELDS) + info.n_perf)
 
         k = Signal(range(max(4, wb, len(info_bytes), status_len)))  # byte counter in a reply part
+        word_idx = k >> 2           # STATUS: the word whose bytes are being sent
         words_left = Signal(range(info.max_payload // wb + 1))
         last_word = Signal()        # registered words_left == 1 (timing)
         waddr = Signal(self.addr_width)
@@ -394,7 +395,6 @@ class CommandProcessor(wiring.Component):
             # STATUS: status words, little-endian
             with m.State("S_FETCH"):   # a word is loaded at its first byte, then shifted out
                 m.d.sync += part_end.eq(k == status_len - 1)
-                word_idx = k >> 2
                 with m.If(k[:2] != 0):
                     m.next = "S_EMIT"
                 with m.Elif(word_idx < len(status_regs)):
@@ -406,7 +406,7 @@ class CommandProcessor(wiring.Component):
                     m.next = "S_COUNT"
             with m.State("S_COUNT"):   # the bank answers at its sweep's next visit
                 m.d.comb += [counters.req.valid.eq(1),
-                             counters.req.payload.eq((k >> 2) - len(status_regs))]
+                             counters.req.payload.eq(word_idx - len(status_regs))]
                 with m.If(counters.rd_lo):
                     m.d.sync += out_word[:16].eq(counters.rd_data)
                 with m.If(counters.rd_hi):

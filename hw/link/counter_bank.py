@@ -20,7 +20,7 @@ needs only the bits of ``2n + 1`` cycles of increments.
 
 :class:`CounterBankModel` is the reference the tests run beside it.
 """
-from amaranth.hdl import Array, Cat, Module, Mux, Signal
+from amaranth.hdl import Array, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out

@@ -15,10 +15,9 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from host.runtime.protocol import CRC32_POLY
 from hw.memory.read_reg_ram import NO_RW_CHECK
 from hw.stream_slice import StreamSlice
-
-CRC32_POLY = 0xEDB88320
 
 #: decoded beat: a data byte, or (``end`` = 1) the end of a frame with its COBS ``error`` flag
 decoded_layout = data.StructLayout({"data": 8, "end": 1, "error": 1})
