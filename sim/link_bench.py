@@ -7,6 +7,9 @@
   (with idle gaps listed in ``gaps.json``), records every byte the SoC sends and the simulated
   time, and writes ``out.bin`` and ``stats.json``.  ``BLOCKFUSE_LINK_WAIT=1`` makes it
   stop-and-wait: each chunk is sent only after the reply to the previous one arrived.
+
+The simulated top makes its own clock (``sim.link_sim.CLOCKED_TOP``); the benches only wait for
+its edges.
 """
 from __future__ import annotations
 
@@ -17,7 +20,6 @@ import socket
 from pathlib import Path
 
 import cocotb
-from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, Timer
 
@@ -34,7 +36,6 @@ class Port:
 
     async def reset(self):
         d = self.dut
-        Clock(d.clk, PERIOD_NS, unit="ns").start()
         d.rst.value = 1
         d.h_in__valid.value = 0
         d.h_out__ready.value = 0

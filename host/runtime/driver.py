@@ -381,8 +381,12 @@ class Device:
             raise DeviceError(f"{self.name}: STATUS reply has {len(r.payload)} bytes")
         return P.parse_status(r.payload, n_perf)
 
-    def wait_idle(self, timeout: float = 60.0, poll: float = 0.01) -> dict:
-        """Poll STATUS until the engine is not busy; returns the last status."""
+    def wait_idle(self, timeout: float = 60.0, poll: float = 0.01,
+                  max_poll: float = 0.1) -> dict:
+        """Poll STATUS until the engine is not busy; returns the last status.  The pause
+        between polls starts at ``poll`` seconds and doubles up to ``max_poll``: a short run is
+        seen ending soon, and a long one does not keep the link busy with STATUS (a simulated
+        SoC polled every 10 ms was sending STATUS replies for the whole run)."""
         t_end = time.monotonic() + timeout
         while True:
             st = self.status()
@@ -391,6 +395,7 @@ class Device:
             if time.monotonic() > t_end:
                 raise DeviceError(f"{self.name}: engine still busy after {timeout:g} s")
             time.sleep(poll)
+            poll = min(2 * poll, max(poll, max_poll))
 
     def selftest(self, nbytes: int | None = None, seed: int = 1, addr: int = 0) -> dict:
         """Write random data, read it back, compare; returns figures, raises on a mismatch."""

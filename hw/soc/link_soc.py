@@ -265,16 +265,28 @@ class SimLinkTop(wiring.Component):
     the SoC's rx pin).  ``h_out``: bytes the SoC sent, as the host UART RX received them.
     ``quiet``: nothing in flight anywhere and the engine not busy — a bench may then stop
     simulated time until the host sends something.
+
+    ``clk`` and ``rst`` are ports of their own: the reset input is registered before it resets
+    the ``sync`` domain.  Amaranth's reset is combinational in every register's next value, so
+    a reset port straight from the top made Verilator evaluate the whole design's next-state
+    logic whenever an input might have changed, on both clock edges (a sixth of the simulated
+    SoC's time); behind a register it is evaluated once a cycle.
     """
 
     def __init__(self, soc: LinkSoC, host_fifo: int = 256):
         self.soc = soc
         self.host_fifo = host_fifo
-        super().__init__({"h_in": In(stream.Signature(8)), "h_out": Out(stream.Signature(8)),
+        super().__init__({"clk": In(1), "rst": In(1),
+                          "h_in": In(stream.Signature(8)), "h_out": Out(stream.Signature(8)),
                           "quiet": Out(1), "line_rx": Out(1), "line_tx": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
+        m.domains.sync = sync = ClockDomain()
+        m.domains.rst_reg = rst_reg = ClockDomain(reset_less=True)
+        rst_q = Signal(init=1)
+        m.d.rst_reg += rst_q.eq(self.rst)
+        m.d.comb += [sync.clk.eq(self.clk), rst_reg.clk.eq(self.clk), sync.rst.eq(rst_q)]
         d = self.soc.divisor
         m.submodules.soc = soc = self.soc
         m.submodules.h_fifo = hf = StreamFIFO(8, self.host_fifo)
