@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-BOARDS = ("icebreaker", "ulx3s-85f")
+BOARDS = ("icebreaker", "ulx3s-45f", "ulx3s-85f")
 
 
 def _top(board: str):
