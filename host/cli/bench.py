@@ -19,7 +19,7 @@ BENCHES = {
     "engine-line": ("sim.bench_engine", "bench_line"),   # the same in line mode: map traffic
     "emu": ("host.bench.emu", "bench"),          # whole networks at 224×224 as programs, emulated
     "dma": ("host.bench.dma", "bench"),          # the controller's cycles per instruction shape
-    "soc": ("host.bench.soc", "bench"),          # networks on the whole simulated 85F SoC (~30 min)
+    "soc": ("host.bench.soc", "bench"),          # networks on the whole simulated 85F SoC (~18 min)
     "soc-synth": ("host.bench.soc_synth", "bench"),  # each board SoC with the accelerator, yosys only
     "soc-place": ("host.bench.soc_place", "bench"),  # the 85F SoC placed: nextpnr's clock estimate
 }

@@ -165,6 +165,6 @@ def _whole_soc(args, graph, plan, x, config) -> int:
     print(f"on {config.name} at {config.clock_mhz:.0f} MHz: {fps:,.1f} frames/s"
           + (" (with this simulation's one-cycle memory)" if soc.memory == "ram" else ""))
     print(f"simulation: start {t_up:.1f} s (build cached per configuration), run {t_run:.1f} s "
-          f"→ {f['cycles'] / t_run:,.0f} cycles/s")
+          f"({f['seconds']:.1f} s START to DONE → {f['cycles'] / f['seconds']:,.0f} cycles/s)")
     print("bit-exact with the golden model: " + ("YES" if exact else "NO"))
     return 0 if exact else 1
