@@ -342,12 +342,17 @@ def test_stats_file(tmp_path, capsys):
         assert "scheduler" in s["predicted"] and s["predicted"]["cycles"] > 0
         assert {r["name"] for r in s["layers"]} == {"conv1", "conv2", "fc"}
         assert s["source"].startswith(target)
+        # feature maps off chip: the input image and the output at least, within the data bytes
+        total = s["offchip_bytes"]["read"] + s["offchip_bytes"]["written"]
+        assert g.input_tensor.size < s["offchip_map_bytes"] < total
+        assert s["offchip_map_bytes_per_mac"] == pytest.approx(s["offchip_map_bytes"] / s["macs"])
     # the RTL and the emulator ran the same program: same output, engine cycles and bytes
     np.testing.assert_array_equal(np.load(tmp_path / "emu.npy"), np.load(tmp_path / "sim.npy"))
     np.testing.assert_array_equal(np.load(tmp_path / "emu.npy"), np.load(tmp_path / "golden.npy"))
     assert got["sim"]["busy"]["engine"] == got["emu"]["busy"]["engine"] == \
         sum(r["engine_cycles"] for r in got["emu"]["layers"])
     assert got["sim"]["offchip_bytes"] == got["emu"]["offchip_bytes"]
+    assert got["sim"]["offchip_map_bytes"] == got["emu"]["offchip_map_bytes"]
     # the fused plan keeps digits' intermediate maps in the activation buffer: the RTL's
     # counter of that traffic equals the emulator's
     assert got["sim"]["activation_buffer_traffic_bytes"] == \

@@ -5,13 +5,18 @@ Keys (per frame: a batch of N images reports the mean of its N runs):
 ``board``, ``engine``, ``clock_mhz``, ``pe_count``, ``target``, ``schedule``, ``frames``
     where it ran;
 ``cycles``, ``macs``, ``utilisation``
-    ``emu``: the program's cycles from START to DONE (DMA included); ``sim``: the engine's
-    cycles (counted by the RTL, each engine run from ``start`` to ``done``); the MACs of the
-    layers the accelerator ran, MACs / (PEs × cycles);
+    on a board configuration (a network program): its cycles from START to DONE, DMA
+    included — ``emu`` the emulator's, ``sim`` and ``serial`` the controller's counters; with a
+    simulation-only engine (``--engine sim-8x8``, ``sim``): the engine's cycles (each engine run
+    from ``start`` to ``done``); the MACs of the layers the accelerator ran, MACs / (PEs ×
+    cycles);
 ``offchip_bytes`` {``read``, ``written``}
-    ``emu``: the data bytes the program's DMA read from and wrote to off-chip memory
-    (instruction fetches apart, in ``instruction_bytes``); ``sim``: bytes moved into and out of
-    the engine's memories (input map, weights, tables; outputs);
+    a network program: the data bytes its DMA read from and wrote to off-chip memory
+    (instruction fetches apart, in ``instruction_bytes``); a simulation-only engine: bytes moved
+    into and out of the engine's memories (input map, weights, tables; outputs);
+``offchip_map_bytes``, ``offchip_map_bytes_per_mac`` (network programs)
+    the feature-map bytes the program moves off chip (read and written; weights, tables and
+    instructions apart), in all and per MAC;
 ``onchip_buffer_bytes``
     the configuration's map, weight and output memories;
 ``layers``
@@ -28,9 +33,8 @@ Keys (per frame: a batch of N images reports the mean of its N runs):
     what measured the figures and what they leave out.
 
 With ``--target golden`` nothing is measured: the figures are the cost model's (``source``
-says so). Until the on-chip controller exists, the host loads every engine run and computes
-pooling, additions and concatenations itself between runs: ``sim``'s ``cycles`` are engine
-cycles only.
+says so). With a simulation-only engine the host loads every engine run and computes pooling,
+additions and concatenations itself between runs: ``sim``'s ``cycles`` are engine cycles only.
 """
 from __future__ import annotations
 
@@ -92,6 +96,12 @@ def run_stats(graph, plan, report, args, target: tuple, engine, record, frames: 
             off = dict(read=sum(f["read"] for f in counters) // frames,
                        written=sum(f["written"] for f in counters) // frames)
             out["instruction_bytes"] = sum(f["fetched"] for f in counters) // frames
+            if all("traffic" in f for f in counters):
+                # feature-map bytes off chip (read and written; weights and tables apart), and
+                # per MAC: what row reuse and fusion leave of the maps' traffic
+                maps = sum(f["traffic"]["map"] for f in counters) // frames
+                out["offchip_map_bytes"] = maps
+                out["offchip_map_bytes_per_mac"] = maps / macs if macs else 0.0
             # maps a fused group kept on chip, moved between the activation buffer and the
             # engine's memories (never off chip)
             out["activation_buffer_traffic_bytes"] = sum(f.get("act", 0)

@@ -77,7 +77,11 @@ class ProgramDevice:
                                 fetched=perf["insns"] * 32, insns=perf["insns"],
                                 # wall seconds from START until STATUS said idle (the device's
                                 # speed: not the input, the output or the emulator's check)
-                                seconds=t_done - t_start))
+                                seconds=t_done - t_start,
+                                # the program's off-chip bytes by kind (map, weights, tables):
+                                # the emulator's split; the RTL's totals equal its (checked by
+                                # tests/test_cli_run.py::test_stats_file)
+                                traffic=dict(self.emu.frames[-1]["traffic"])))
         return y
 
 
