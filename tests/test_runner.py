@@ -7,6 +7,7 @@ import os
 import subprocess
 
 import numpy as np
+import pytest
 
 from hw.engine.and_pair import AndPairSum
 from sim import runner
@@ -70,3 +71,32 @@ def test_no_more_compiles_than_cores_at_once(tmp_path, monkeypatch):
         t.join()
     assert len(done) == len(threads)
     assert peak[0] == os.cpu_count()
+
+
+def test_only_the_top_modules_ports_are_public():
+    """The control file names the top's ports and nothing else: a VPI-writable signal is an
+    input to Verilator, recomputed before every evaluation (``docs/toolchain.md``)."""
+    from amaranth.hdl import Module, Signal
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    class Top(wiring.Component):
+        def __init__(self):
+            super().__init__({"a": In(8), "y": Out(8)})
+
+        def elaborate(self, platform):
+            m = Module()
+            inner = Signal(8)
+            m.d.sync += inner.eq(self.a + 1)
+            m.d.comb += self.y.eq(inner)
+            return m
+
+    vlt = runner.public_ports_vlt(runner.to_verilog(Top()))
+    named = sorted(line.split('"')[3] for line in vlt.splitlines()[1:])
+    assert vlt.startswith("`verilator_config\n") and named == ["a", "clk", "rst", "y"]
+    # ANSI headers (hand-written tops) and a module that is not there
+    ansi = "module top(input clk, input [7:0] d,\n  output reg [1:0] q);\nendmodule\n"
+    assert [line.split('"')[3] for line in runner.public_ports_vlt(ansi).splitlines()[1:]] \
+        == ["clk", "d", "q"]
+    with pytest.raises(runner.SimulationError):
+        runner.public_ports_vlt(ansi, top="other")
