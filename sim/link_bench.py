@@ -8,8 +8,8 @@
   time, and writes ``out.bin`` and ``stats.json``.  ``BLOCKFUSE_LINK_WAIT=1`` makes it
   stop-and-wait: each chunk is sent only after the reply to the previous one arrived.
 
-The simulated top makes its own clock (``sim.link_sim.CLOCKED_TOP``); the benches only wait for
-its edges.
+The simulated top makes its own clock (``sim.runner.self_clocked_top``); the benches only wait
+for its edges.
 """
 from __future__ import annotations
 

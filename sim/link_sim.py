@@ -153,35 +153,16 @@ class SimConfig:
         return SimLinkTop(self.soc(), host_fifo=self.host_fifo)
 
 
-#: The simulated top: the SoC's top (``soc_top``) and its clock, generated in the Verilog, not
-#: by the bench.  A clock driven from cocotb costs two VPI writes and two timed callbacks a
-#: cycle, through the bench's scheduler; Verilator's own timing (``--timing``) toggles it
-#: inside the model.  ``clk`` is an output so benches can wait for its edges.
-CLOCKED_TOP = """
-module top(input rst, input h_in__valid, input [7:0] h_in__payload, output h_in__ready,
-           output h_out__valid, output [7:0] h_out__payload, input h_out__ready,
-           output quiet, output line_rx, output line_tx, output reg clk);
-  initial clk = 1'b0;
-  always #(HALF_NS) clk = ~clk;
-  soc_top soc_top(.clk(clk), .rst(rst), .h_in__valid(h_in__valid),
-                  .h_in__payload(h_in__payload), .h_in__ready(h_in__ready),
-                  .h_out__valid(h_out__valid), .h_out__payload(h_out__payload),
-                  .h_out__ready(h_out__ready), .quiet(quiet), .line_rx(line_rx),
-                  .line_tx(line_tx));
-endmodule
-"""
-#: Verilator arguments of the clocked top: its timing, and 1 ns as the unit of its delays
-TIMING_ARGS = ("--timing", "--timescale", "1ns/1ps")
-
-
 def build(config: SimConfig = SimConfig()) -> Path:
     """Verilate the sim top for ``config`` (cached) and return its build directory."""
     from sim import runner
     from sim.link_bench import PERIOD_NS
     extra = config._kind.verilog() if config.accel else ""
-    top = CLOCKED_TOP.replace("HALF_NS", str(PERIOD_NS // 2))
-    return runner.build(runner.to_verilog(config.top(), name="soc_top") + extra + top,
-                        build_args=runner.BUILD_ARGS + TIMING_ARGS)
+    top = config.top()
+    # the top makes its own clock (sim.runner.self_clocked_top): the benches only wait for it
+    return runner.build(runner.to_verilog(top, name="soc_top") + extra
+                        + runner.self_clocked_top(top, "soc_top", PERIOD_NS // 2),
+                        build_args=runner.BUILD_ARGS + runner.TIMING_ARGS)
 
 
 def write_image(path: Path, image: bytes, word_bytes: int = 4) -> Path:

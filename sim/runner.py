@@ -167,19 +167,58 @@ def to_verilog(component, name: str = TOP, platform=None) -> str:
     ``platform``: what the design elaborates for (e.g. :data:`ECP5`, so it instantiates the
     FPGA's cells; simulate them with the models of ``sim.ecp5_cells``)."""
     from amaranth.back import verilog
+    from amaranth.hdl._ir import PortDirection
+    ports = {n: (v, PortDirection.Input if inp else PortDirection.Output)
+             for n, (v, inp) in _ports(component).items()}
+    text = verilog.convert(component, name=name, ports=ports, emit_src=False, platform=platform)
+    return _ZERO_INIT.sub("", text)
+
+
+def _ports(component) -> dict:
+    """Port name → (value, is an input) of ``component``'s signature members, constants apart."""
     from amaranth.hdl import Const, ValueCastable
     from amaranth.lib import wiring
-    from amaranth.hdl._ir import PortDirection
     ports = {}
     for path, member, value in component.signature.flatten(component):
         if isinstance(value, ValueCastable):
             value = value.as_value()
         if isinstance(value, Const):
             continue
-        flow = PortDirection.Input if member.flow == wiring.In else PortDirection.Output
-        ports["__".join(map(str, path))] = (value, flow)
-    text = verilog.convert(component, name=name, ports=ports, emit_src=False, platform=platform)
-    return _ZERO_INIT.sub("", text)
+        ports["__".join(map(str, path))] = (value, member.flow == wiring.In)
+    return ports
+
+
+#: Verilator arguments of a self-clocked top (:func:`self_clocked_top`): its timing, and 1 ns as
+#: the unit of its delays
+TIMING_ARGS = ("--timing", "--timescale", "1ns/1ps")
+
+
+def self_clocked_top(component, inner: str, half_period_ns: int, top: str = TOP,
+                     clock: str = "clk") -> str:
+    """Verilog of module ``top`` that makes ``component``'s clock input ``clock`` itself
+    (``always #half_period_ns``) and passes every other port through to ``inner``, the module
+    :func:`to_verilog` wrote for ``component``; ``clock`` becomes an output, so benches can wait
+    for its edges.  Build with :data:`TIMING_ARGS`.
+
+    Why: a clock driven from cocotb (whose ``Clock`` is a Python coroutine unless inertial
+    writes are trusted) costs a wake-up, a VPI write and a timed callback every half period;
+    Verilator's own timing toggles it inside the model (``docs/toolchain.md``)."""
+    from amaranth.hdl import Value
+    ports = _ports(component)
+    if clock not in ports or not ports[clock][1]:
+        raise ValueError(f"{type(component).__name__} has no clock input {clock!r}")
+    decls = []
+    for n, (v, inp) in ports.items():
+        width = len(Value.cast(v))
+        rng = f"[{width - 1}:0] " if width > 1 else ""
+        decls.append(f"output reg {n}" if n == clock else
+                     f"{'input' if inp else 'output'} {rng}{n}")
+    conns = ", ".join(f".{n}({n})" for n in ports)
+    return (f"\nmodule {top}({', '.join(decls)});\n"
+            f"  initial {clock} = 1'b0;\n"
+            f"  always #({half_period_ns}) {clock} = ~{clock};\n"
+            f"  {inner} {inner}({conns});\n"
+            "endmodule\n")
 
 
 class FamilyOnly:

@@ -100,3 +100,24 @@ def test_only_the_top_modules_ports_are_public():
         == ["clk", "d", "q"]
     with pytest.raises(runner.SimulationError):
         runner.public_ports_vlt(ansi, top="other")
+
+
+def test_a_self_clocked_top_passes_every_other_port_through():
+    """The wrapper declares the component's ports with their widths, makes the clock an output
+    it toggles, and refuses a component without that clock input."""
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    class Clocked(wiring.Component):
+        def __init__(self):
+            super().__init__({"clk": In(1), "a": In(8), "y": Out(3)})
+
+        def elaborate(self, platform):
+            raise AssertionError("the wrapper reads the signature only")
+
+    v = runner.self_clocked_top(Clocked(), "inner", 7)
+    assert "module top(output reg clk, input [7:0] a, output [2:0] y);" in v
+    assert "always #(7) clk = ~clk;" in v and "inner inner(.clk(clk), .a(a), .y(y));" in v
+    assert runner.public_ports_vlt(v).count("public_flat_rw") == 3
+    with pytest.raises(ValueError, match="no clock input"):
+        runner.self_clocked_top(Clocked(), "inner", 7, clock="ck")

@@ -96,12 +96,11 @@ def run_stats(graph, plan, report, args, target: tuple, engine, record, frames: 
             off = dict(read=sum(f["read"] for f in counters) // frames,
                        written=sum(f["written"] for f in counters) // frames)
             out["instruction_bytes"] = sum(f["fetched"] for f in counters) // frames
-            if all("traffic" in f for f in counters):
-                # feature-map bytes off chip (read and written; weights and tables apart), and
-                # per MAC: what row reuse and fusion leave of the maps' traffic
-                maps = sum(f["traffic"]["map"] for f in counters) // frames
-                out["offchip_map_bytes"] = maps
-                out["offchip_map_bytes_per_mac"] = maps / macs if macs else 0.0
+            # feature-map bytes off chip (read and written; weights and tables apart), and per
+            # MAC: what row reuse and fusion leave of the maps' traffic
+            maps = sum(f["traffic"]["map"] for f in counters) // frames
+            out["offchip_map_bytes"] = maps
+            out["offchip_map_bytes_per_mac"] = maps / macs if macs else 0.0
             # maps a fused group kept on chip, moved between the activation buffer and the
             # engine's memories (never off chip)
             out["activation_buffer_traffic_bytes"] = sum(f.get("act", 0)
